@@ -1,0 +1,54 @@
+"""What the server knows about each resource type: names, scope, verbs, subresources, schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+ALL_VERBS: tuple[str, ...] = (
+    "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
+)
+
+
+@dataclass
+class ResourceType:
+    """One served resource (built-in or from a CRD) in one group/version."""
+
+    group: str
+    version: str
+    plural: str
+    singular: str
+    kind: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ALL_VERBS
+    # "status", "scale" (and for built-ins e.g. "finalize", "token", "binding")
+    subresources: tuple[str, ...] = ()
+    # openAPIV3Schema of the kind: a CRD's, or the generated one of a built-in; None = unknown
+    schema: dict[str, Any] | None = None
+    # CRD additionalPrinterColumns (None for built-ins, which have their own printers)
+    printer_columns: list[dict[str, Any]] | None = None
+    # CRD `scale` subresource paths (specReplicasPath, statusReplicasPath, labelSelectorPath)
+    scale_paths: dict[str, str] | None = None
+    is_crd: bool = False
+    deprecated: bool = False
+    deprecation_warning: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    @property
+    def qualified(self) -> str:
+        """`deployments.apps`: how error messages name the resource."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def has_status(self) -> bool:
+        return "status" in self.subresources

@@ -1,0 +1,241 @@
+"""The objects of one logical cluster: current state, resourceVersions, watch history, watchers.
+
+All state lives in memory (reads and watches never touch SQLite) and every change is also
+written to SQLite, so a restart on the same directory brings back every object, the
+resourceVersion counter and the watch history window. Mutations are synchronous on the event
+loop: a watch registered between two writes sees exactly the events after its snapshot.
+Stored dicts are never mutated; writers store new dicts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from clusterset.apiserver.sqlite import Database
+
+Obj = dict[str, Any]
+ObjKey = tuple[str, str]  # (namespace or "", name)
+
+DEFAULT_HISTORY = 10_000
+
+
+class Entry:
+    """A stored object and its JSON, encoded once and shared by GET, LIST and watch events."""
+
+    __slots__ = ("_raw", "obj")
+
+    def __init__(self, obj: Obj, raw: bytes | None = None) -> None:
+        self.obj = obj
+        self._raw = raw
+
+    @property
+    def raw(self) -> bytes:
+        if self._raw is None:
+            self._raw = orjson.dumps(self.obj)
+        return self._raw
+
+    def copy(self) -> Obj:
+        """A private deep copy (decoding is faster than copy.deepcopy)."""
+        result: Obj = orjson.loads(self.raw)
+        return result
+
+
+@dataclass
+class Event:
+    rv: int
+    type: str  # ADDED, MODIFIED, DELETED
+    resource: str
+    entry: Entry
+
+    @property
+    def namespace(self) -> str:
+        return str(self.entry.obj.get("metadata", {}).get("namespace", ""))
+
+
+@dataclass(eq=False)
+class Watcher:
+    """A registered watch; the store pushes matching events into its queue."""
+
+    resource: str
+    accepts: Callable[[Event], bool]
+    queue: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
+    closed: bool = False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.queue.put_nowait(None)
+
+
+class TooOld(Exception):
+    def __init__(self, requested: int, oldest: int, current: int) -> None:
+        super().__init__(f"too old resource version: {requested} ({current})")
+        self.requested = requested
+        self.oldest = oldest
+        self.current = current
+
+
+class ClusterStore:
+    """One logical cluster's objects, keyed by resource ("group/plural") then (namespace, name)."""
+
+    def __init__(self, name: str, db: Database, history_size: int = DEFAULT_HISTORY) -> None:
+        self.name = name
+        self.db = db
+        self.rv = 0
+        self.history: deque[Event] = deque()
+        self.history_size = history_size
+        # the oldest rv a watch can resume from: everything after it is in `history`
+        self.compacted_rv = 0
+        self._objects: dict[str, dict[ObjKey, Entry]] = {}
+        self._watchers: dict[str, set[Watcher]] = {}
+        self._rv_waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    # loading -----------------------------------------------------------------
+    def load(self, rv: int) -> None:
+        self.rv = rv
+        for resource, data in self.db.objects(self.name):
+            obj = orjson.loads(data)
+            meta = obj["metadata"]
+            self._objects.setdefault(resource, {})[(meta.get("namespace", ""), meta["name"])] = Entry(obj, data)
+        first = True
+        for ev_rv, type_, resource, data in self.db.events(self.name):
+            if first:
+                self.compacted_rv = ev_rv - 1
+                first = False
+            self.history.append(Event(ev_rv, type_, resource, Entry(orjson.loads(data), data)))
+        if first:
+            self.compacted_rv = rv
+
+    # reads -------------------------------------------------------------------
+    def get(self, resource: str, namespace: str, name: str) -> Entry | None:
+        return self._objects.get(resource, {}).get((namespace, name))
+
+    def entries(self, resource: str, namespace: str | None = None) -> list[Entry]:
+        """Entries sorted by namespace then name, as kube-apiserver lists them."""
+        objs = self._objects.get(resource, {})
+        keys = sorted(k for k in objs if namespace is None or k[0] == namespace)
+        return [objs[k] for k in keys]
+
+    def count(self, resource: str, namespace: str | None = None) -> int:
+        objs = self._objects.get(resource, {})
+        if namespace is None:
+            return len(objs)
+        return sum(1 for k in objs if k[0] == namespace)
+
+    def resources(self) -> list[str]:
+        return [r for r, objs in self._objects.items() if objs]
+
+    # writes ------------------------------------------------------------------
+    def next_rv(self) -> int:
+        self.rv += 1
+        return self.rv
+
+    def put(self, resource: str, obj: Obj, event_type: str) -> Entry:
+        """Stores `obj` (whose metadata.resourceVersion the caller set from `next_rv()`)."""
+        meta = obj["metadata"]
+        key = (meta.get("namespace", ""), meta["name"])
+        entry = Entry(obj)
+        self._objects.setdefault(resource, {})[key] = entry
+        rv = int(meta["resourceVersion"])
+        self.db.put_object(self.name, resource, key[0], key[1], entry.raw)
+        self._record(Event(rv, event_type, resource, entry))
+        return entry
+
+    def remove(self, resource: str, obj: Obj) -> Entry:
+        """Deletes the object; `obj` is its final state, carrying the deletion's resourceVersion."""
+        meta = obj["metadata"]
+        key = (meta.get("namespace", ""), meta["name"])
+        self._objects.get(resource, {}).pop(key, None)
+        entry = Entry(obj)
+        self.db.delete_object(self.name, resource, key[0], key[1])
+        self._record(Event(int(meta["resourceVersion"]), "DELETED", resource, entry))
+        return entry
+
+    def drop_resource(self, resource: str) -> None:
+        """Forgets every object of a resource without events (a CRD's objects are gone)."""
+        for (ns, name) in list(self._objects.get(resource, {})):
+            self.db.delete_object(self.name, resource, ns, name)
+        self._objects.pop(resource, None)
+
+    def _record(self, event: Event) -> None:
+        self.history.append(event)
+        self.db.put_event(self.name, event.rv, event.type, event.resource, event.entry.raw)
+        if len(self.history) > self.history_size + self.history_size // 10:
+            while len(self.history) > self.history_size:
+                self.compacted_rv = self.history.popleft().rv
+            self.db.trim_events(self.name, self.compacted_rv + 1)
+        self.db.set_cluster_rv(self.name, self.rv)
+        for watcher in self._watchers.get(event.resource, ()):
+            if not watcher.closed and watcher.accepts(event):
+                watcher.queue.put_nowait(event)
+        if self._rv_waiters:
+            self._wake_rv_waiters()
+
+    # watch -------------------------------------------------------------------
+    def watch(self, resource: str, accepts: Callable[[Event], bool], after_rv: int | None) -> tuple[Watcher, list[Event]]:
+        """Registers a watcher; returns it and the history events after `after_rv` to replay first.
+
+        Raises TooOld when `after_rv` is older than the retained window.
+        """
+        replay: list[Event] = []
+        if after_rv is not None:
+            if after_rv < self.compacted_rv:
+                raise TooOld(after_rv, self.compacted_rv, self.rv)
+            replay = [e for e in self._history_after(after_rv) if e.resource == resource and accepts(e)]
+        watcher = Watcher(resource, accepts)
+        self._watchers.setdefault(resource, set()).add(watcher)
+        return watcher, replay
+
+    def _history_after(self, rv: int) -> Iterable[Event]:
+        if not self.history or self.history[-1].rv <= rv:
+            return ()
+        # binary search over the deque's rvs (monotonic)
+        lo, hi = 0, len(self.history)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.history[mid].rv <= rv:
+                lo = mid + 1
+            else:
+                hi = mid
+        return [self.history[i] for i in range(lo, len(self.history))]
+
+    def unwatch(self, watcher: Watcher) -> None:
+        watcher.close()
+        self._watchers.get(watcher.resource, set()).discard(watcher)
+
+    def close_watchers(self, resource: str | None = None) -> None:
+        for res, watchers in list(self._watchers.items()):
+            if resource is None or res == resource:
+                for w in list(watchers):
+                    self.unwatch(w)
+
+    def watcher_count(self) -> int:
+        return sum(len(w) for w in self._watchers.values())
+
+    async def wait_for_rv(self, rv: int, timeout: float) -> bool:
+        """Waits until the store reaches `rv` (a read asking for a version not yet written)."""
+        if self.rv >= rv:
+            return True
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._rv_waiters.append((rv, fut))
+        try:
+            await asyncio.wait_for(fut, timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    def _wake_rv_waiters(self) -> None:
+        keep = []
+        for rv, fut in self._rv_waiters:
+            if self.rv >= rv:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                keep.append((rv, fut))
+        self._rv_waiters = keep

@@ -93,6 +93,9 @@ class ClusterStore:
         # the oldest rv a watch can resume from: everything after it is in `history`
         self.compacted_rv = 0
         self._objects: dict[str, dict[ObjKey, Entry]] = {}
+        # garbage collection indexes: uid → where the object is; owner uid → its dependents
+        self._by_uid: dict[str, tuple[str, ObjKey]] = {}
+        self._dependents: dict[str, set[tuple[str, ObjKey]]] = {}
         self._watchers: dict[str, set[Watcher]] = {}
         self._rv_waiters: list[tuple[int, asyncio.Future[None]]] = []
 
@@ -102,7 +105,9 @@ class ClusterStore:
         for resource, data in self.db.objects(self.name):
             obj = orjson.loads(data)
             meta = obj["metadata"]
-            self._objects.setdefault(resource, {})[(meta.get("namespace", ""), meta["name"])] = Entry(obj, data)
+            key = (meta.get("namespace", ""), meta["name"])
+            self._objects.setdefault(resource, {})[key] = Entry(obj, data)
+            self._index(resource, key, None, obj)
         first = True
         for ev_rv, type_, resource, data in self.db.events(self.name):
             if first:
@@ -141,7 +146,10 @@ class ClusterStore:
         meta = obj["metadata"]
         key = (meta.get("namespace", ""), meta["name"])
         entry = Entry(obj)
-        self._objects.setdefault(resource, {})[key] = entry
+        objects = self._objects.setdefault(resource, {})
+        previous = objects.get(key)
+        objects[key] = entry
+        self._index(resource, key, previous.obj if previous else None, obj)
         rv = int(meta["resourceVersion"])
         self.db.put_object(self.name, resource, key[0], key[1], entry.raw)
         self._record(Event(rv, event_type, resource, entry))
@@ -151,7 +159,8 @@ class ClusterStore:
         """Deletes the object; `obj` is its final state, carrying the deletion's resourceVersion."""
         meta = obj["metadata"]
         key = (meta.get("namespace", ""), meta["name"])
-        self._objects.get(resource, {}).pop(key, None)
+        previous = self._objects.get(resource, {}).pop(key, None)
+        self._index(resource, key, previous.obj if previous else None, None)
         entry = Entry(obj)
         self.db.delete_object(self.name, resource, key[0], key[1])
         self._record(Event(int(meta["resourceVersion"]), "DELETED", resource, entry))
@@ -159,9 +168,37 @@ class ClusterStore:
 
     def drop_resource(self, resource: str) -> None:
         """Forgets every object of a resource without events (a CRD's objects are gone)."""
-        for (ns, name) in list(self._objects.get(resource, {})):
+        for (ns, name), entry in list(self._objects.get(resource, {}).items()):
             self.db.delete_object(self.name, resource, ns, name)
+            self._index(resource, (ns, name), entry.obj, None)
         self._objects.pop(resource, None)
+
+    def _index(self, resource: str, key: ObjKey, old: Obj | None, new: Obj | None) -> None:
+        where = (resource, key)
+        if old is not None:
+            self._by_uid.pop(old["metadata"].get("uid", ""), None)
+            for ref in old["metadata"].get("ownerReferences") or []:
+                deps = self._dependents.get(ref.get("uid", ""))
+                if deps is not None:
+                    deps.discard(where)
+                    if not deps:
+                        del self._dependents[ref.get("uid", "")]
+        if new is not None:
+            self._by_uid[new["metadata"].get("uid", "")] = where
+            for ref in new["metadata"].get("ownerReferences") or []:
+                self._dependents.setdefault(ref.get("uid", ""), set()).add(where)
+
+    def uid_exists(self, uid: str) -> bool:
+        return uid in self._by_uid
+
+    def dependents(self, owner_uid: str) -> list[tuple[str, Entry]]:
+        """(resource, entry) of every object with an ownerReference to `owner_uid`."""
+        out = []
+        for resource, key in sorted(self._dependents.get(owner_uid, ())):
+            entry = self._objects.get(resource, {}).get(key)
+            if entry is not None:
+                out.append((resource, entry))
+        return out
 
     def _record(self, event: Event) -> None:
         self.history.append(event)

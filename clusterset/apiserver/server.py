@@ -1,0 +1,234 @@
+"""The embedded API server: many logical clusters under `/clusters/<name>`, one process, SQLite.
+
+`Apiserver` owns the clusters and their lifecycle; `http.py`-style concerns (routing, content
+negotiation, watch streaming) live in `handlers.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from aiohttp import web
+
+from clusterset.apiserver import errors
+from clusterset.apiserver.cluster import Cluster, cidrs_for
+from clusterset.apiserver.lifecycle import Lifecycle
+from clusterset.apiserver.rest import Ctx, Rest
+from clusterset.apiserver.sqlite import Database
+from clusterset.apiserver.store import DEFAULT_HISTORY, ClusterStore
+from clusterset.apiserver.tls import TLSFiles, ensure_tls
+
+log = logging.getLogger(__name__)
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class Apiserver:
+    """Hosts logical clusters; `start()` serves them over HTTPS (or HTTP with tls=False)."""
+
+    def __init__(
+        self,
+        state_dir: Path | None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: bool = True,
+        history_size: int = DEFAULT_HISTORY,
+        bookmark_interval: float = 60.0,
+        durable: bool = False,
+        max_body: int = 3 * 1024 * 1024,
+    ) -> None:
+        self.state_dir = state_dir
+        self.host = host
+        self.port = port
+        self.use_tls = tls
+        self.history_size = history_size
+        self.bookmark_interval = bookmark_interval
+        self.max_body = max_body
+        self._tmp: Any = None
+        if state_dir is not None:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            self.db = Database(state_dir / "apiserver.db", durable=durable)
+            cert_dir = state_dir / "pki"
+        else:
+            import tempfile
+
+            self._tmp = tempfile.TemporaryDirectory(prefix="clusterset-pki-")
+            self.db = Database(None)
+            cert_dir = Path(self._tmp.name)
+        self.tls: TLSFiles = ensure_tls(cert_dir)
+        self.ca_pem = self.tls.ca_pem()
+        self.admin_token = self._load_admin_token()
+        self.clusters: dict[str, Cluster] = {}
+        self._by_token: dict[str, Cluster] = {}
+        self.rest = Rest()
+        self.lifecycle = Lifecycle(self.rest, self.ca_pem)
+        self._runner: web.AppRunner | None = None
+        self._next_index = 0
+        self._load()
+
+    # ---------------------------------------------------------------- state
+    def _load_admin_token(self) -> str:
+        if self.state_dir is None:
+            return secrets.token_urlsafe(32)
+        path = self.state_dir / "admin.token"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def _load(self) -> None:
+        for name, rv, data in self.db.clusters():
+            settings = orjson.loads(data)
+            cluster = self._make_cluster(name, settings)
+            cluster.store.load(rv)
+            self.lifecycle.restore_crds(cluster)
+            cluster.reserve_loaded_addresses()
+            self._next_index = max(self._next_index, int(settings["index"]) + 1)
+
+    def _make_cluster(self, name: str, settings: dict[str, Any]) -> Cluster:
+        store = ClusterStore(name, self.db, self.history_size)
+        cluster = Cluster(name=name, token=str(settings["token"]), index=int(settings["index"]), store=store,
+                          settings=settings)
+        self.clusters[name] = cluster
+        self._by_token[cluster.token] = cluster
+        return cluster
+
+    async def add_cluster(self, name: str, *, dual_stack: bool = False) -> Cluster:
+        """Creates a logical cluster with its system namespaces and `default/kubernetes` Service."""
+        problems = _cluster_name_problems(name)
+        if problems:
+            raise errors.bad_request(f'invalid cluster name "{name}": {problems}')
+        if name in self.clusters:
+            raise errors.StatusError(409, "AlreadyExists", f'clusters "{name}" already exists',
+                                     {"name": name, "kind": "clusters"})
+        index = self._next_index
+        self._next_index += 1
+        settings: dict[str, Any] = {"index": index, "token": secrets.token_urlsafe(32), "dualStack": dual_stack,
+                                    **cidrs_for(index)}
+        self.db.put_cluster(name, 0, orjson.dumps(settings))
+        cluster = self._make_cluster(name, settings)
+        await self._bootstrap(cluster)
+        return cluster
+
+    async def _bootstrap(self, cluster: Cluster) -> None:
+        ns_ctx = self.ctx(cluster, "", "v1", "namespaces", None, manager="kube-apiserver")
+        await asyncio.gather(*(self.rest.create(ns_ctx, {"metadata": {"name": ns}}) for ns in SYSTEM_NAMESPACES))
+        svc_ctx = self.ctx(cluster, "", "v1", "services", "default", manager="kube-apiserver")
+        first_ip = str(cluster.ip_allocator("IPv4").network.network_address + 1)
+        await self.rest.create(svc_ctx, {
+            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "clusterIP": first_ip, "sessionAffinity": "None",
+                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
+        })
+        await self.rest.drain()
+
+    async def remove_cluster(self, name: str) -> None:
+        cluster = self.clusters.pop(name, None)
+        if cluster is None:
+            raise errors.StatusError(404, "NotFound", f'clusters "{name}" not found', {"name": name, "kind": "clusters"})
+        self._by_token.pop(cluster.token, None)
+        cluster.store.close_watchers()
+        self.db.delete_cluster(name)
+        await self.db.committed()
+
+    def ctx(self, cluster: Cluster, group: str, version: str, plural: str, namespace: str | None,
+            manager: str = "") -> Ctx:
+        served = cluster.registry.get(group, version, plural)
+        if served is None:
+            raise errors.path_not_found()
+        return Ctx(cluster, served, namespace, manager=manager)
+
+    def cluster_for_token(self, token: str) -> Cluster | None:
+        return self._by_token.get(token)
+
+    # ---------------------------------------------------------------- serving
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.use_tls else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+    def cluster_url(self, name: str) -> str:
+        return f"{self.url}/clusters/{name}"
+
+    async def start(self) -> None:
+        from clusterset.apiserver.handlers import make_app
+
+        for cluster in self.clusters.values():
+            self.lifecycle.resume(cluster)
+        app = make_app(self)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await self._runner.setup()
+        ssl_ctx = self.tls.server_context() if self.use_tls else None
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        site = web.SockSite(self._runner, sock, ssl_context=ssl_ctx, backlog=1024)
+        await site.start()
+        if self.state_dir is not None:
+            (self.state_dir / "server.json").write_text(orjson.dumps(
+                {"url": self.url, "ca": str(self.tls.ca_cert)}, option=orjson.OPT_INDENT_2).decode())
+
+    async def stop(self) -> None:
+        for cluster in self.clusters.values():
+            cluster.store.close_watchers()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        for task in list(self.rest._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self.rest._tasks), return_exceptions=True)
+        self.db.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    # ---------------------------------------------------------------- kubeconfig
+    def kubeconfig(self, names: list[str] | None = None, current: str | None = None) -> dict[str, Any]:
+        import base64
+
+        names = names if names is not None else list(self.clusters)
+        ca = base64.b64encode(self.ca_pem.encode()).decode()
+        config: dict[str, Any] = {
+            "apiVersion": "v1", "kind": "Config", "preferences": {},
+            "clusters": [], "users": [], "contexts": [],
+            "current-context": current or (names[0] if names else ""),
+        }
+        for name in names:
+            cluster = self.clusters[name]
+            server: dict[str, Any] = {"server": self.cluster_url(name)}
+            if self.use_tls:
+                server["certificate-authority-data"] = ca
+            config["clusters"].append({"name": name, "cluster": server})
+            config["users"].append({"name": name, "user": {"token": cluster.token}})
+            config["contexts"].append({"name": name, "context": {"cluster": name, "user": name}})
+        return config
+
+    def refresh_kubeconfig(self) -> None:
+        """Keeps `<state-dir>/kubeconfig` listing every cluster (one context each)."""
+        if self.state_dir is not None:
+            path = self.state_dir / "kubeconfig"
+            current = None
+            if path.exists():
+                current = (yaml.safe_load(path.read_text()) or {}).get("current-context")
+            self.write_kubeconfig(path, current=current if current in self.clusters else None)
+
+    def write_kubeconfig(self, path: Path, names: list[str] | None = None, current: str | None = None) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(self.kubeconfig(names, current), sort_keys=False))
+        path.chmod(0o600)
+
+
+def _cluster_name_problems(name: str) -> str | None:
+    from clusterset.apiserver.validation import dns1123_label_problems
+
+    problems = dns1123_label_problems(name)
+    return "; ".join(problems) if problems else None

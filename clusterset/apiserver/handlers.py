@@ -298,8 +298,9 @@ class Handler:
         q = request.query
         if target.name is None:
             if method == "GET":
-                opts = self._list_options(request)
-                if _truthy(q.get("watch")):
+                watching = _truthy(q.get("watch"))
+                opts = self._list_options(request, watching)
+                if watching:
                     return await self._watch(request, ctx, opts)
                 if q.get("sendInitialEvents"):
                     raise _list_options_invalid("sendInitialEvents", "Forbidden: sendInitialEvents is forbidden for list")
@@ -410,7 +411,7 @@ class Handler:
         return options
 
     # ---------------------------------------------------------------- list and watch
-    def _list_options(self, request: web.Request) -> ListOptions:
+    def _list_options(self, request: web.Request, watching: bool = False) -> ListOptions:
         q = request.query
         limit_text = q.get("limit", "0") or "0"
         try:
@@ -426,7 +427,7 @@ class Handler:
             resource_version_match=q.get("resourceVersionMatch", ""),
         )
         match = opts.resource_version_match
-        if match:
+        if match and not watching:
             if match not in ("Exact", "NotOlderThan"):
                 raise _list_options_invalid("resourceVersionMatch", f'Unsupported value: "{match}": supported values: '
                                             '"Exact", "NotOlderThan"')

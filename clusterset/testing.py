@@ -47,7 +47,8 @@ class ClusterInfo:
 
         config = kubernetes_asyncio.client.Configuration()
         config.host = self.server
-        config.api_key = {"authorization": f"Bearer {self.token}"}
+        config.api_key = {"BearerToken": self.token}
+        config.api_key_prefix = {"BearerToken": "Bearer"}
         config.ssl_ca_cert = self.ca_file
         return kubernetes_asyncio.client.ApiClient(config)
 

@@ -73,7 +73,7 @@ class Lifecycle:
         rt = ctx.rt
         name = obj["metadata"]["name"]
         if rt.group == "" and rt.plural == "namespaces" and name in PROTECTED_NAMESPACES:
-            raise errors.forbidden("namespaces", "", name, f"this namespace may not be deleted")
+            raise errors.forbidden("namespaces", "", name, "this namespace may not be deleted")
 
     def deletion_finalizers(self, ctx: Ctx, obj: Obj) -> list[str]:
         """Finalizers the server itself adds on DELETE (namespaces and CRDs wait for cleanup)."""
@@ -86,30 +86,30 @@ class Lifecycle:
     def after_create(self, ctx: Ctx, obj: Obj) -> None:
         rt = ctx.rt
         if rt.group == "" and rt.plural == "namespaces":
-            self.rest.spawn(self._populate_namespace(ctx.cluster, obj["metadata"]["name"]))
+            self.rest.spawn(ctx.cluster.name, self._populate_namespace(ctx.cluster, obj["metadata"]["name"]))
         elif rt.group == "apiextensions.k8s.io" and rt.plural == "customresourcedefinitions":
-            self.rest.spawn(self._establish(ctx.cluster, obj["metadata"]["name"]))
+            self.rest.spawn(ctx.cluster.name, self._establish(ctx.cluster, obj["metadata"]["name"]))
 
     def after_update(self, ctx: Ctx, obj: Obj, old: Obj) -> None:
         rt = ctx.rt
         if rt.group == "apiextensions.k8s.io" and rt.plural == "customresourcedefinitions":
             if obj.get("spec") != old.get("spec") and not obj["metadata"].get("deletionTimestamp"):
-                self.rest.spawn(self._establish(ctx.cluster, obj["metadata"]["name"]))
+                self.rest.spawn(ctx.cluster.name, self._establish(ctx.cluster, obj["metadata"]["name"]))
 
     def after_deleting(self, ctx: Ctx, obj: Obj) -> None:
         """The object got a deletionTimestamp and waits for finalizers that we may own."""
         rt = ctx.rt
         name = obj["metadata"]["name"]
         if rt.group == "" and rt.plural == "namespaces":
-            self.rest.spawn(self._terminate_namespace(ctx.cluster, name))
+            self.rest.spawn(ctx.cluster.name, self._terminate_namespace(ctx.cluster, name))
         elif rt.group == "apiextensions.k8s.io" and rt.plural == "customresourcedefinitions":
-            self.rest.spawn(self._cleanup_crd(ctx.cluster, name))
+            self.rest.spawn(ctx.cluster.name, self._cleanup_crd(ctx.cluster, name))
         finalizers = obj["metadata"].get("finalizers") or []
         if "orphan" in finalizers or "foregroundDeletion" in finalizers:
-            self.rest.spawn(self._collect_owner(ctx, obj))
+            self.rest.spawn(ctx.cluster.name, self._collect_owner(ctx, obj))
 
     def after_delete(self, ctx: Ctx, obj: Obj, policy: str) -> None:
-        self.rest.spawn(self._collect_dependents(ctx.cluster, obj["metadata"]["uid"]))
+        self.rest.spawn(ctx.cluster.name, self._collect_dependents(ctx.cluster, obj["metadata"]["uid"]))
         rt = ctx.rt
         if rt.group == "apiextensions.k8s.io" and rt.plural == "customresourcedefinitions":
             self._unserve_crd(ctx.cluster, obj)
@@ -356,16 +356,16 @@ class Lifecycle:
 
         for entry in cluster.store.entries("/namespaces"):
             if entry.obj["metadata"].get("deletionTimestamp"):
-                self.rest.spawn(self._terminate_namespace(cluster, entry.obj["metadata"]["name"]))
+                self.rest.spawn(cluster.name, self._terminate_namespace(cluster, entry.obj["metadata"]["name"]))
         for entry in cluster.store.entries(CRD_RESOURCE):
             if entry.obj["metadata"].get("deletionTimestamp"):
-                self.rest.spawn(self._cleanup_crd(cluster, entry.obj["metadata"]["name"]))
+                self.rest.spawn(cluster.name, self._cleanup_crd(cluster, entry.obj["metadata"]["name"]))
         for served in cluster.registry.all():
             for entry in cluster.store.entries(served.key):
                 fins = entry.obj["metadata"].get("finalizers") or []
                 if entry.obj["metadata"].get("deletionTimestamp") and ("orphan" in fins or "foregroundDeletion" in fins):
                     ctx = Ctx(cluster, served, entry.obj["metadata"].get("namespace"), manager="kube-controller-manager")
-                    self.rest.spawn(self._collect_owner(ctx, entry.obj))
+                    self.rest.spawn(cluster.name, self._collect_owner(ctx, entry.obj))
 
 
 def _served(cluster: Cluster, group: str, plural: str) -> Served:

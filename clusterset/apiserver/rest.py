@@ -23,15 +23,13 @@ from clusterset.apiserver.cluster import Cluster, Served
 from clusterset.apiserver.errors import FieldError, StatusError, field_forbidden, field_invalid
 from clusterset.apiserver.patch.apply import server_side_apply, update_managed_fields
 from clusterset.apiserver.patch.jsonpatch import apply_json_patch
-from clusterset.apiserver.patch.merge import apply_merge_patch
+from clusterset.apiserver.patch.merge import apply_merge_patch, require_object_patch
 from clusterset.apiserver.patch.strategic import apply_strategic_merge_patch
 from clusterset.apiserver.patch.typeinfo import FieldTypes, SchemaFieldTypes, builtin_field_types
 from clusterset.apiserver.selectors import (
     FieldSelector,
     LabelSelector,
     check_field_selector,
-    parse_field_selector,
-    parse_label_selector,
 )
 from clusterset.apiserver.store import Entry, Event, Obj
 
@@ -98,16 +96,26 @@ class Rest:
 
     def __init__(self) -> None:
         self.lifecycle: Lifecycle | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: dict[str, set[asyncio.Task[Any]]] = {}
 
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, cluster: str, coro: Coroutine[Any, Any, Any]) -> None:
+        """Runs background work (GC, namespace cleanup) of one cluster."""
+        tasks = self._tasks.setdefault(cluster, set())
         task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
-    async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+    async def drain(self, cluster: str) -> None:
+        """Waits until the cluster's background work is done."""
+        tasks = self._tasks.get(cluster)
+        while tasks:
+            await asyncio.gather(*list(tasks), return_exceptions=True)
+
+    async def cancel_all(self) -> None:
+        tasks = [t for group in self._tasks.values() for t in group]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # -------------------------------------------------------------------- reads
     def get(self, ctx: Ctx, name: str) -> Entry:
@@ -387,9 +395,7 @@ class Rest:
         if content_type == JSON_PATCH:
             patched = apply_json_patch(current, patch)
         elif content_type == MERGE_PATCH:
-            if not isinstance(patch, dict):
-                raise errors.bad_request("json: cannot unmarshal into Go value of type map[string]interface {}")
-            patched = apply_merge_patch(current, patch)
+            patched = apply_merge_patch(current, require_object_patch(patch))
         else:
             patched = apply_strategic_merge_patch(current, patch, field_types(ctx.served))
         if not isinstance(patched, dict):

@@ -128,7 +128,7 @@ class Apiserver:
             "spec": {"type": "ClusterIP", "clusterIP": first_ip, "sessionAffinity": "None",
                      "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
         })
-        await self.rest.drain()
+        await self.rest.drain(cluster.name)
 
     async def remove_cluster(self, name: str) -> None:
         cluster = self.clusters.pop(name, None)
@@ -184,9 +184,7 @@ class Apiserver:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        for task in list(self.rest._tasks):
-            task.cancel()
-        await asyncio.gather(*list(self.rest._tasks), return_exceptions=True)
+        await self.rest.cancel_all()
         self.db.close()
         if self._tmp is not None:
             self._tmp.cleanup()

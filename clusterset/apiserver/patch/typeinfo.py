@@ -174,7 +174,7 @@ class SchemaFieldTypes:
             node = _child(node, name)
             if node is None:
                 return None
-        return _from_schema(node)
+        return _from_schema(node) if node is not None else None
 
 
 def _child(node: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
@@ -197,7 +197,8 @@ def _from_schema(node: dict[str, Any]) -> FieldType | None:
             keys = tuple(node.get("x-kubernetes-list-map-keys") or ())
             items = node.get("items") or {}
             props = items.get("properties") or {}
-            defaults = {k: props[k]["default"] for k in keys if isinstance(props.get(k), dict) and "default" in props[k]}
+            defaults = {k: props[k]["default"] for k in keys
+                        if isinstance(props.get(k), dict) and "default" in props[k]}
             return FieldType(smp="merge", merge_key=keys[0] if len(keys) == 1 else None, ssa="map", keys=keys,
                              key_defaults=defaults)
         if list_type == "set":

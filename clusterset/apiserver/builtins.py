@@ -17,7 +17,7 @@ from clusterset.apiserver.errors import (
 from clusterset.apiserver.resources import ResourceType
 from clusterset.apiserver.selectors import parse_label_selector
 from clusterset.apiserver.strategy import NoGenerationStrategy, Obj, Strategy
-from clusterset.apiserver.validation import dns1035_label_problems, validate_labels
+from clusterset.apiserver.validation import validate_labels
 
 if TYPE_CHECKING:
     from clusterset.apiserver.cluster import Cluster
@@ -84,7 +84,12 @@ class ServiceStrategy(Strategy):
         old_ports = {(p.get("port"), p.get("protocol", "TCP")): p for p in old_spec.get("ports") or []}
         for port in spec.get("ports") or []:
             prev = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
-            if prev and "nodePort" in prev and "nodePort" not in port and spec.get("type") in ("NodePort", "LoadBalancer"):
+            if (
+                prev
+                and "nodePort" in prev
+                and "nodePort" not in port
+                and spec.get("type") in ("NodePort", "LoadBalancer")
+            ):
                 port["nodePort"] = prev["nodePort"]
 
     def allocate(self, cluster: Cluster, obj: Obj, old: Obj | None) -> list[FieldError]:
@@ -103,7 +108,9 @@ class ServiceStrategy(Strategy):
         if requested == ["None"] or spec.get("clusterIP") == "None":
             spec["clusterIP"] = "None"
             spec["clusterIPs"] = ["None"]
-            spec.setdefault("ipFamilyPolicy", "RequireDualStack" if len(spec.get("ipFamilies") or []) > 1 else "SingleStack")
+            spec.setdefault(
+                "ipFamilyPolicy", "RequireDualStack" if len(spec.get("ipFamilies") or []) > 1 else "SingleStack"
+            )
             spec.setdefault("ipFamilies", ["IPv4"])
             return errors
         policy = spec.get("ipFamilyPolicy") or ("RequireDualStack" if len(requested) > 1 else "SingleStack")
@@ -113,7 +120,9 @@ class ServiceStrategy(Strategy):
             if policy in ("PreferDualStack", "RequireDualStack") and len(families) == 1 and cluster.service_cidr6:
                 families.append("IPv6" if families[0] == "IPv4" else "IPv4")
         if policy == "RequireDualStack" and not cluster.service_cidr6:
-            return [field_invalid("spec.ipFamilyPolicy", policy, "this cluster is not configured for dual-stack services")]
+            return [
+                field_invalid("spec.ipFamilyPolicy", policy, "this cluster is not configured for dual-stack services")
+            ]
         ips: list[str] = []
         for i, family in enumerate(families):
             want = requested[i] if i < len(requested) else None
@@ -138,7 +147,9 @@ class ServiceStrategy(Strategy):
         spec = obj.get("spec") or {}
         svc_type = spec.get("type", "ClusterIP")
         if svc_type not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
-            errors.append(field_not_supported("spec.type", svc_type, ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]))
+            errors.append(
+                field_not_supported("spec.type", svc_type, ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"])
+            )
         ports = spec.get("ports") or []
         headless = spec.get("clusterIP") == "None"
         if svc_type == "ExternalName":
@@ -270,25 +281,36 @@ def _qos_class(spec: dict[str, Any]) -> str:
 
 class PodStrategy(Strategy):
     delete_returns_object = True
-    extra_field_selectors = frozenset({
-        "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-        "spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs", "status.nominatedNodeName",
-    })
+    extra_field_selectors = frozenset(
+        {
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.podIPs",
+            "status.nominatedNodeName",
+        }
+    )
 
     def field_set(self, obj: Obj) -> dict[str, str]:
         fields = super().field_set(obj)
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
-        fields.update({
-            "spec.nodeName": str(spec.get("nodeName", "")),
-            "spec.restartPolicy": str(spec.get("restartPolicy", "")),
-            "spec.schedulerName": str(spec.get("schedulerName", "")),
-            "spec.serviceAccountName": str(spec.get("serviceAccountName", "")),
-            "spec.hostNetwork": "true" if spec.get("hostNetwork") else "false",
-            "status.phase": str(status.get("phase", "")),
-            "status.podIP": str(status.get("podIP", "")),
-            "status.podIPs": ",".join(p.get("ip", "") for p in status.get("podIPs") or []),
-            "status.nominatedNodeName": str(status.get("nominatedNodeName", "")),
-        })
+        fields.update(
+            {
+                "spec.nodeName": str(spec.get("nodeName", "")),
+                "spec.restartPolicy": str(spec.get("restartPolicy", "")),
+                "spec.schedulerName": str(spec.get("schedulerName", "")),
+                "spec.serviceAccountName": str(spec.get("serviceAccountName", "")),
+                "spec.hostNetwork": "true" if spec.get("hostNetwork") else "false",
+                "status.phase": str(status.get("phase", "")),
+                "status.podIP": str(status.get("podIP", "")),
+                "status.podIPs": ",".join(p.get("ip", "") for p in status.get("podIPs") or []),
+                "status.nominatedNodeName": str(status.get("nominatedNodeName", "")),
+            }
+        )
         return fields
 
     def default(self, cluster: Cluster, obj: Obj) -> None:
@@ -297,10 +319,23 @@ class PodStrategy(Strategy):
         spec.setdefault("enableServiceLinks", True)
         spec.setdefault("serviceAccountName", "default")
         spec.setdefault("priority", 0)
-        spec.setdefault("tolerations", [
-            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-        ])
+        spec.setdefault(
+            "tolerations",
+            [
+                {
+                    "key": "node.kubernetes.io/not-ready",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+                {
+                    "key": "node.kubernetes.io/unreachable",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+            ],
+        )
 
     def prepare_create(self, cluster: Cluster, obj: Obj) -> None:
         obj["status"] = {"phase": "Pending", "qosClass": _qos_class(_spec(obj))}
@@ -319,10 +354,15 @@ class PodStrategy(Strategy):
             strip = {k: v for k, v in new_spec.items() if k not in mutable and k != "containers"}
             strip_old = {k: v for k, v in old_spec.items() if k not in mutable and k != "containers"}
             if strip != strip_old:
-                errors.append(field_forbidden("spec", "pod updates may not change fields other than "
-                                              "`spec.containers[*].image`, `spec.initContainers[*].image`, "
-                                              "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions "
-                                              "to existing tolerations), `spec.terminationGracePeriodSeconds`"))
+                errors.append(
+                    field_forbidden(
+                        "spec",
+                        "pod updates may not change fields other than "
+                        "`spec.containers[*].image`, `spec.initContainers[*].image`, "
+                        "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions "
+                        "to existing tolerations), `spec.terminationGracePeriodSeconds`",
+                    )
+                )
         return errors
 
 
@@ -378,9 +418,9 @@ class ConfigMapStrategy(NoGenerationStrategy):
         for key, value in (data or {}).items():
             if not isinstance(value, str):
                 errors.append(field_invalid(f"data[{key}]", value, "must be a string"))
-        if old is not None and old.get("immutable"):
-            if obj.get("data") != old.get("data") or obj.get("binaryData") != old.get("binaryData"):
-                errors.append(field_forbidden("data", "field is immutable when `immutable` is set"))
+        changed = obj.get("data") != (old or {}).get("data") or obj.get("binaryData") != (old or {}).get("binaryData")
+        if old is not None and old.get("immutable") and changed:
+            errors.append(field_forbidden("data", "field is immutable when `immutable` is set"))
         return errors
 
 
@@ -390,18 +430,34 @@ def _validate_data_keys(data: Any, path: str) -> list[FieldError]:
     errors = []
     for key in data or {}:
         if not re.fullmatch(r"[-._a-zA-Z0-9]+", key) or len(key) > 253:
-            errors.append(field_invalid(path, key, "a valid config key must consist of alphanumeric characters, "
-                                        "'-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used "
-                                        "for validation is '[-._a-zA-Z0-9]+')"))
+            errors.append(
+                field_invalid(
+                    path,
+                    key,
+                    "a valid config key must consist of alphanumeric characters, "
+                    "'-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used "
+                    "for validation is '[-._a-zA-Z0-9]+')",
+                )
+            )
     return errors
 
 
 class EventStrategy(NoGenerationStrategy):
-    extra_field_selectors = frozenset({
-        "involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
-        "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
-        "reason", "reportingComponent", "source", "type",
-    })
+    extra_field_selectors = frozenset(
+        {
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        }
+    )
 
     def field_set(self, obj: Obj) -> dict[str, str]:
         fields = super().field_set(obj)
@@ -440,8 +496,9 @@ class EndpointSliceStrategy(NoGenerationStrategy):
                         if (ip.version == 4) != (family == "IPv4"):
                             raise ValueError
                     except ValueError:
-                        errors.append(field_invalid(f"endpoints[{i}].addresses[{j}]", addr,
-                                                    f"must be a valid {family} address"))
+                        errors.append(
+                            field_invalid(f"endpoints[{i}].addresses[{j}]", addr, f"must be a valid {family} address")
+                        )
         return errors
 
 
@@ -469,11 +526,11 @@ class WorkloadStrategy(Strategy):
             spec.setdefault("podManagementPolicy", "OrderedReady")
             spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
             spec.setdefault("revisionHistoryLimit", 10)
-            spec.setdefault("persistentVolumeClaimRetentionPolicy",
-                            {"whenDeleted": "Retain", "whenScaled": "Retain"})
+            spec.setdefault("persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"})
         elif self.kind == "DaemonSet":
-            spec.setdefault("updateStrategy", {"type": "RollingUpdate",
-                                               "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+            spec.setdefault(
+                "updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}
+            )
             spec.setdefault("revisionHistoryLimit", 10)
 
     def prepare_create(self, cluster: Cluster, obj: Obj) -> None:
@@ -497,8 +554,11 @@ class WorkloadStrategy(Strategy):
                 matches = False
                 errors.append(field_invalid("spec.selector", selector, "invalid label selector"))
             if not matches:
-                errors.append(field_invalid("spec.template.metadata.labels", labels,
-                                            "`selector` does not match template `labels`"))
+                errors.append(
+                    field_invalid(
+                        "spec.template.metadata.labels", labels, "`selector` does not match template `labels`"
+                    )
+                )
             if old is not None and (old.get("spec") or {}).get("selector") not in (None, selector):
                 errors.append(field_invalid("spec.selector", selector, "field is immutable"))
         errors += validate_pod_spec(template.get("spec"), "spec.template.spec")
@@ -550,9 +610,17 @@ class RbacStrategy(NoGenerationStrategy):
 
 
 # ---------------------------------------------------------------------------- the registry
-def _rt(group: str, version: str, plural: str, kind: str, namespaced: bool = True,
-        short: tuple[str, ...] = (), cats: tuple[str, ...] = (), sub: tuple[str, ...] = (),
-        verbs: tuple[str, ...] | None = None) -> ResourceType:
+def _rt(
+    group: str,
+    version: str,
+    plural: str,
+    kind: str,
+    namespaced: bool = True,
+    short: tuple[str, ...] = (),
+    cats: tuple[str, ...] = (),
+    sub: tuple[str, ...] = (),
+    verbs: tuple[str, ...] | None = None,
+) -> ResourceType:
     rt = ResourceType(group, version, plural, kind.lower(), kind, namespaced, short, cats, subresources=sub)
     if verbs is not None:
         rt.verbs = verbs
@@ -560,8 +628,19 @@ def _rt(group: str, version: str, plural: str, kind: str, namespaced: bool = Tru
 
 
 BUILTINS: list[tuple[ResourceType, Strategy]] = [
-    (_rt("", "v1", "namespaces", "Namespace", False, ("ns",), sub=("status", "finalize"),
-         verbs=("create", "delete", "get", "list", "patch", "update", "watch")), NamespaceStrategy()),
+    (
+        _rt(
+            "",
+            "v1",
+            "namespaces",
+            "Namespace",
+            False,
+            ("ns",),
+            sub=("status", "finalize"),
+            verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+        ),
+        NamespaceStrategy(),
+    ),
     (_rt("", "v1", "services", "Service", short=("svc",), cats=("all",), sub=("status",)), ServiceStrategy()),
     (_rt("", "v1", "endpoints", "Endpoints", short=("ep",)), NoGenerationStrategy()),
     (_rt("", "v1", "configmaps", "ConfigMap", short=("cm",)), ConfigMapStrategy()),
@@ -571,14 +650,22 @@ BUILTINS: list[tuple[ResourceType, Strategy]] = [
     (_rt("", "v1", "pods", "Pod", short=("po",), cats=("all",), sub=("status",)), PodStrategy()),
     (_rt("", "v1", "nodes", "Node", False, ("no",), sub=("status",)), NodeStrategy()),
     (_rt("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"), EndpointSliceStrategy()),
-    (_rt("apps", "v1", "deployments", "Deployment", short=("deploy",), cats=("all",), sub=("status", "scale")),
-     _workload("Deployment")),
-    (_rt("apps", "v1", "replicasets", "ReplicaSet", short=("rs",), cats=("all",), sub=("status", "scale")),
-     ReplicaSetStrategy()),
-    (_rt("apps", "v1", "statefulsets", "StatefulSet", short=("sts",), cats=("all",), sub=("status", "scale")),
-     _workload("StatefulSet")),
-    (_rt("apps", "v1", "daemonsets", "DaemonSet", short=("ds",), cats=("all",), sub=("status",)),
-     _workload("DaemonSet")),
+    (
+        _rt("apps", "v1", "deployments", "Deployment", short=("deploy",), cats=("all",), sub=("status", "scale")),
+        _workload("Deployment"),
+    ),
+    (
+        _rt("apps", "v1", "replicasets", "ReplicaSet", short=("rs",), cats=("all",), sub=("status", "scale")),
+        ReplicaSetStrategy(),
+    ),
+    (
+        _rt("apps", "v1", "statefulsets", "StatefulSet", short=("sts",), cats=("all",), sub=("status", "scale")),
+        _workload("StatefulSet"),
+    ),
+    (
+        _rt("apps", "v1", "daemonsets", "DaemonSet", short=("ds",), cats=("all",), sub=("status",)),
+        _workload("DaemonSet"),
+    ),
     (_rt("coordination.k8s.io", "v1", "leases", "Lease"), Strategy()),
     (_rt("rbac.authorization.k8s.io", "v1", "roles", "Role"), RbacStrategy()),
     (_rt("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"), RbacStrategy()),

@@ -90,7 +90,9 @@ class IPAllocator:
             except ValueError as exc:
                 raise ValueError("must be a valid IP address") from exc
             if addr not in self.network or addr in (self.network.network_address, self.network.broadcast_address):
-                raise ValueError(f"the provided IP ({want}) is not in the valid range. The range of valid IPs is {self.network}")
+                raise ValueError(
+                    f"the provided IP ({want}) is not in the valid range. The range of valid IPs is {self.network}"
+                )
             if want in self.used:
                 raise ValueError(f"failed to allocate IP {want}: provided IP is already allocated")
             self.used.add(want)

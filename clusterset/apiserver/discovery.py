@@ -19,8 +19,11 @@ def _preferred_first(registry: Registry) -> dict[str, list[str]]:
 
 
 def api_versions(server_address: str) -> dict[str, Any]:
-    return {"kind": "APIVersions", "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]}
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+    }
 
 
 def _group(name: str, versions: list[str]) -> dict[str, Any]:
@@ -48,7 +51,10 @@ def api_resource_list(registry: Registry, group: str, version: str) -> dict[str,
     for s in sorted(served, key=lambda s: s.rt.plural):
         rt = s.rt
         entry: dict[str, Any] = {
-            "name": rt.plural, "singularName": rt.singular, "namespaced": rt.namespaced, "kind": rt.kind,
+            "name": rt.plural,
+            "singularName": rt.singular,
+            "namespaced": rt.namespaced,
+            "kind": rt.kind,
             "verbs": sorted(rt.verbs),
         }
         if rt.short_names:
@@ -57,8 +63,13 @@ def api_resource_list(registry: Registry, group: str, version: str) -> dict[str,
             entry["categories"] = list(rt.categories)
         resources.append(entry)
         for sub in rt.subresources:
-            sub_entry: dict[str, Any] = {"name": f"{rt.plural}/{sub}", "singularName": "", "namespaced": rt.namespaced,
-                                         "kind": rt.kind, "verbs": SUBRESOURCE_VERBS.get(sub, ["get"])}
+            sub_entry: dict[str, Any] = {
+                "name": f"{rt.plural}/{sub}",
+                "singularName": "",
+                "namespaced": rt.namespaced,
+                "kind": rt.kind,
+                "verbs": SUBRESOURCE_VERBS.get(sub, ["get"]),
+            }
             if sub == "scale":
                 sub_entry.update({"group": "autoscaling", "version": "v1", "kind": "Scale"})
             elif sub == "token":
@@ -103,8 +114,9 @@ def aggregated(registry: Registry, core: bool, api_version: str = "apidiscovery.
         item_versions = []
         for version in versions:
             served = sorted(registry.in_group_version(group, version), key=lambda s: s.rt.plural)
-            item_versions.append({"version": version, "freshness": "Current",
-                                  "resources": [_aggregated_resource(s) for s in served]})
+            item_versions.append(
+                {"version": version, "freshness": "Current", "resources": [_aggregated_resource(s) for s in served]}
+            )
         items.append({"metadata": {"name": group, "creationTimestamp": None}, "versions": item_versions})
     return {"kind": "APIGroupDiscoveryList", "apiVersion": api_version, "metadata": {}, "items": items}
 
@@ -113,7 +125,7 @@ def aggregated_version(accept: str) -> str | None:
     """Which aggregated discovery version the Accept header asks for, if any (v2 preferred)."""
     for part in accept.split(","):
         params = {p.split("=", 1)[0].strip(): p.split("=", 1)[1].strip() for p in part.split(";")[1:] if "=" in p}
-        if params.get("g") == "apidiscovery.k8s.io" and params.get("as") == "APIGroupDiscoveryList":
-            if params.get("v") in ("v2", "v2beta1"):
-                return params["v"]
+        wanted = params.get("g") == "apidiscovery.k8s.io" and params.get("as") == "APIGroupDiscoveryList"
+        if wanted and params.get("v") in ("v2", "v2beta1"):
+            return params["v"]
     return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -28,8 +29,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 VERSION = {
-    "major": "1", "minor": "31", "gitVersion": "v1.31.0", "gitCommit": "clusterset", "gitTreeState": "clean",
-    "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.22.5", "compiler": "gc", "platform": "linux/amd64",
+    "major": "1",
+    "minor": "31",
+    "gitVersion": "v1.31.0",
+    "gitCommit": "clusterset",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.22.5",
+    "compiler": "gc",
+    "platform": "linux/amd64",
 }
 HEALTH_PATHS = ("/healthz", "/livez", "/readyz", "/version", "/version/")
 JSON = "application/json"
@@ -91,12 +99,12 @@ class Handler:
             return self._health(path)
         if path.startswith("/admin/"):
             self._auth_admin(request)
-            return await self._admin(request, path[len("/admin/"):])
+            return await self._admin(request, path[len("/admin/") :])
         if not path.startswith("/clusters/"):
             if self._bearer(request) is None:
                 raise errors.unauthorized()
             raise errors.path_not_found()
-        rest = path[len("/clusters/"):]
+        rest = path[len("/clusters/") :]
         name, _, sub = rest.partition("/")
         sub_path = "/" + sub
         if sub_path in HEALTH_PATHS:
@@ -153,14 +161,31 @@ class Handler:
         raise errors.method_not_allowed()
 
     def _cluster_info(self, cluster: Cluster) -> dict[str, Any]:
-        return {"name": cluster.name, "server": self.server.cluster_url(cluster.name), "token": cluster.token,
-                **{k: v for k, v in cluster.settings.items() if k not in ("token",)}}
+        return {
+            "name": cluster.name,
+            "server": self.server.cluster_url(cluster.name),
+            "token": cluster.token,
+            **{k: v for k, v in cluster.settings.items() if k not in ("token",)},
+        }
 
     async def _cluster_request(self, request: web.Request, cluster: Cluster, path: str) -> web.StreamResponse:
         parts = [p for p in path.split("/") if p]
         if not parts:
-            return _json({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2",
-                                    "/openapi/v3", "/readyz", "/version"]})
+            return _json(
+                {
+                    "paths": [
+                        "/api",
+                        "/api/v1",
+                        "/apis",
+                        "/healthz",
+                        "/livez",
+                        "/openapi/v2",
+                        "/openapi/v3",
+                        "/readyz",
+                        "/version",
+                    ]
+                }
+            )
         head = parts[0]
         if head == "openapi":
             return self._openapi(request, cluster, parts[1:])
@@ -214,10 +239,18 @@ class Handler:
         if parts == ["v2"]:
             accept = request.headers.get("Accept", "")
             if "protobuf" in accept:
-                return web.Response(body=openapi_v2_protobuf(),
-                                    headers={"Content-Type": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"})
-            return _json({"swagger": "2.0", "info": {"title": "Kubernetes", "version": VERSION["gitVersion"]},
-                          "paths": {}, "definitions": {}})
+                return web.Response(
+                    body=openapi_v2_protobuf(),
+                    headers={"Content-Type": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"},
+                )
+            return _json(
+                {
+                    "swagger": "2.0",
+                    "info": {"title": "Kubernetes", "version": VERSION["gitVersion"]},
+                    "paths": {},
+                    "definitions": {},
+                }
+            )
         if parts[:1] != ["v3"]:
             raise errors.path_not_found()
         docs = self._openapi_docs(cluster)
@@ -227,8 +260,9 @@ class Handler:
         if key not in docs:
             raise errors.path_not_found()
         digest, body = docs[key]
-        return web.Response(body=body, headers={"Content-Type": JSON, "Cache-Control": "public, immutable",
-                                                "Etag": f'"{digest}"'})
+        return web.Response(
+            body=body, headers={"Content-Type": JSON, "Cache-Control": "public, immutable", "Etag": f'"{digest}"'}
+        )
 
     def _openapi_docs(self, cluster: Cluster) -> dict[str, tuple[str, bytes]]:
         cache_key = (cluster.name, "openapi", cluster.registry.generation)
@@ -249,7 +283,7 @@ class Handler:
     # ---------------------------------------------------------------- resources
     def _parse_target(self, cluster: Cluster, group: str, version: str, parts: list[str]) -> Target:
         namespace: str | None = None
-        if (len(parts) >= 3 and parts[0] == "namespaces" and parts[2] not in ("status", "finalize")):
+        if len(parts) >= 3 and parts[0] == "namespaces" and parts[2] not in ("status", "finalize"):
             namespace = parts[1]
             parts = parts[2:]
         if len(parts) > 3 or not parts:
@@ -273,22 +307,36 @@ class Handler:
         manager = q.get("fieldManager")
         explicit = manager is not None
         if manager is not None and (len(manager) > 128 or not manager.isprintable()):
-            raise errors.invalid("PatchOptions", "meta.k8s.io", "", [errors.field_invalid(
-                "fieldManager", manager, "must be less than 128 characters and printable")])
+            raise errors.invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                [errors.field_invalid("fieldManager", manager, "must be less than 128 characters and printable")],
+            )
         if manager is None:
             manager = request.headers.get("User-Agent", "unknown").split("/")[0]
         validation = q.get("fieldValidation", "") or "Warn"
         if validation not in ("Strict", "Warn", "Ignore"):
-            raise errors.bad_request(f"fieldValidation {validation} is not a valid value: must be Strict, Warn or Ignore")
+            raise errors.bad_request(
+                f"fieldValidation {validation} is not a valid value: must be Strict, Warn or Ignore"
+            )
         dry = q.getall("dryRun", [])
         for d in dry:
             if d != "All":
                 raise errors.bad_request(f'unsupported dry run option "{d}"; only "All" is supported')
-        ctx = Ctx(cluster, served, target.namespace, manager=manager, manager_explicit=explicit,
-                  dry_run=bool(dry), field_validation=validation)
+        ctx = Ctx(
+            cluster,
+            served,
+            target.namespace,
+            manager=manager,
+            manager_explicit=explicit,
+            dry_run=bool(dry),
+            field_validation=validation,
+        )
         if served.rt.deprecated:
-            ctx.warnings.append(served.rt.deprecation_warning or
-                                f"{served.rt.group_version} {served.rt.kind} is deprecated")
+            ctx.warnings.append(
+                served.rt.deprecation_warning or f"{served.rt.group_version} {served.rt.kind} is deprecated"
+            )
         return ctx
 
     async def _resource_request(self, request: web.Request, cluster: Cluster, target: Target) -> web.StreamResponse:
@@ -303,7 +351,9 @@ class Handler:
                 if watching:
                     return await self._watch(request, ctx, opts)
                 if q.get("sendInitialEvents"):
-                    raise _list_options_invalid("sendInitialEvents", "Forbidden: sendInitialEvents is forbidden for list")
+                    raise _list_options_invalid(
+                        "sendInitialEvents", "Forbidden: sendInitialEvents is forbidden for list"
+                    )
                 return await self._list(request, ctx, opts)
             if method == "POST":
                 body = await self._read_body(request, ctx)
@@ -325,8 +375,15 @@ class Handler:
             if sub in ("finalize", "token"):
                 raise errors.method_not_allowed()
             if wants_table(request.headers.get("Accept", "")):
-                return self._respond(ctx, to_table(ctx.rt, [entry.obj], include_object=q.get("includeObject", "Metadata"),
-                                                   resource_version=entry.obj["metadata"]["resourceVersion"]))
+                return self._respond(
+                    ctx,
+                    to_table(
+                        ctx.rt,
+                        [entry.obj],
+                        include_object=q.get("includeObject", "Metadata"),
+                        resource_version=entry.obj["metadata"]["resourceVersion"],
+                    ),
+                )
             return web.Response(body=entry.raw, headers={"Content-Type": JSON, **self._warning_headers(ctx)})
         if method == "PUT":
             body = await self._read_body(request, ctx)
@@ -365,7 +422,7 @@ class Handler:
         if not ctx.warnings:
             return {}
         # aiohttp joins repeated keys poorly; kube clients accept comma-separated warning values
-        return {"Warning": ", ".join(f'299 - {json.dumps(w)}' for w in ctx.warnings)}
+        return {"Warning": ", ".join(f"299 - {json.dumps(w)}" for w in ctx.warnings)}
 
     # ---------------------------------------------------------------- request bodies
     async def _read_raw(self, request: web.Request) -> bytes:
@@ -382,8 +439,13 @@ class Handler:
 
     async def _read_body(self, request: web.Request, ctx: Ctx) -> Any:
         raw = await self._read_raw(request)
-        return _decode(raw, request.headers.get("Content-Type", ""), strict=ctx.field_validation == "Strict",
-                       kind=ctx.rt.kind, version=ctx.rt.version)
+        return _decode(
+            raw,
+            request.headers.get("Content-Type", ""),
+            strict=ctx.field_validation == "Strict",
+            kind=ctx.rt.kind,
+            version=ctx.rt.version,
+        )
 
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
         options: dict[str, Any] = {}
@@ -406,8 +468,16 @@ class Handler:
             options["orphanDependents"] = _truthy(q["orphanDependents"])
         policy = options.get("propagationPolicy")
         if policy is not None and policy not in ("Orphan", "Background", "Foreground"):
-            raise errors.invalid("DeleteOptions", "", "", [errors.field_not_supported(
-                "propagationPolicy", policy, ["Foreground", "Background", "Orphan", "nil"])])
+            raise errors.invalid(
+                "DeleteOptions",
+                "",
+                "",
+                [
+                    errors.field_not_supported(
+                        "propagationPolicy", policy, ["Foreground", "Background", "Orphan", "nil"]
+                    )
+                ],
+            )
         return options
 
     # ---------------------------------------------------------------- list and watch
@@ -429,17 +499,23 @@ class Handler:
         match = opts.resource_version_match
         if match and not watching:
             if match not in ("Exact", "NotOlderThan"):
-                raise _list_options_invalid("resourceVersionMatch", f'Unsupported value: "{match}": supported values: '
-                                            '"Exact", "NotOlderThan"')
+                raise _list_options_invalid(
+                    "resourceVersionMatch", f'Unsupported value: "{match}": supported values: "Exact", "NotOlderThan"'
+                )
             if not opts.resource_version:
-                raise _list_options_invalid("resourceVersionMatch", "Forbidden: resourceVersionMatch is forbidden "
-                                            "unless resourceVersion is provided")
+                raise _list_options_invalid(
+                    "resourceVersionMatch",
+                    "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+                )
             if opts.continue_token:
-                raise _list_options_invalid("resourceVersionMatch", "Forbidden: resourceVersionMatch is forbidden "
-                                            "when continue is provided")
+                raise _list_options_invalid(
+                    "resourceVersionMatch", "Forbidden: resourceVersionMatch is forbidden when continue is provided"
+                )
             if match == "Exact" and opts.resource_version == "0":
-                raise _list_options_invalid("resourceVersionMatch", 'Forbidden: resourceVersionMatch "exact" is '
-                                            'forbidden for resourceVersion "0"')
+                raise _list_options_invalid(
+                    "resourceVersionMatch",
+                    'Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0"',
+                )
         return opts
 
     async def _list(self, request: web.Request, ctx: Ctx, opts: ListOptions) -> web.Response:
@@ -450,16 +526,25 @@ class Handler:
             exact = opts.resource_version_match == "Exact" or (not opts.resource_version_match and opts.limit)
             if rv > store.rv:
                 if not await store.wait_for_rv(rv, 3.0):
-                    raise StatusError(504, "Timeout", f"Timeout: Too large resource version: {rv}, current: {store.rv}",
-                                      {"causes": [{"reason": "ResourceVersionTooLarge",
-                                                   "message": f"Too large resource version"}]}, retry_after=1)
+                    raise StatusError(
+                        504,
+                        "Timeout",
+                        f"Timeout: Too large resource version: {rv}, current: {store.rv}",
+                        {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}]},
+                        retry_after=1,
+                    )
             elif exact and rv < store.rv and _changed_since(store, ctx.served.key, rv):
                 raise errors.expired("The resourceVersion for the provided list is too old.")
         entries, meta = self.server.rest.list(ctx, opts)
         accept = request.headers.get("Accept", "")
         if wants_table(accept):
-            table = to_table(ctx.rt, [e.obj for e in entries], include_object=request.query.get("includeObject", "Metadata"),
-                             resource_version=meta["resourceVersion"], continue_token=meta.get("continue", ""))
+            table = to_table(
+                ctx.rt,
+                [e.obj for e in entries],
+                include_object=request.query.get("includeObject", "Metadata"),
+                resource_version=meta["resourceVersion"],
+                continue_token=meta.get("continue", ""),
+            )
             if "remainingItemCount" in meta:
                 table["metadata"]["remainingItemCount"] = meta["remainingItemCount"]
             return self._respond(ctx, table)
@@ -474,14 +559,21 @@ class Handler:
         bookmarks = _truthy(q.get("allowWatchBookmarks"))
         if send_initial is not None:
             if opts.resource_version_match != "NotOlderThan":
-                raise _list_options_invalid("sendInitialEvents", "Forbidden: sendInitialEvents is forbidden for watch "
-                                            "unless resourceVersionMatch is set to NotOlderThan")
+                raise _list_options_invalid(
+                    "sendInitialEvents",
+                    "Forbidden: sendInitialEvents is forbidden for watch "
+                    "unless resourceVersionMatch is set to NotOlderThan",
+                )
             if not bookmarks and _truthy(send_initial):
-                raise _list_options_invalid("allowWatchBookmarks", "Forbidden: allowWatchBookmarks must be set to "
-                                            "true when sendInitialEvents is true")
+                raise _list_options_invalid(
+                    "allowWatchBookmarks",
+                    "Forbidden: allowWatchBookmarks must be set to true when sendInitialEvents is true",
+                )
         elif opts.resource_version_match:
-            raise _list_options_invalid("resourceVersionMatch", "Forbidden: resourceVersionMatch is forbidden for "
-                                        "watch unless sendInitialEvents is provided")
+            raise _list_options_invalid(
+                "resourceVersionMatch",
+                "Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+            )
         timeout_text = q.get("timeoutSeconds")
         timeout = float(timeout_text) if timeout_text else 1800.0
         accepts = self.server.rest.watch_filter(ctx, opts)
@@ -489,13 +581,12 @@ class Handler:
         initial: list[Event] = []
         initial_snapshot = send_initial is not None and _truthy(send_initial)
         after: int | None
-        if initial_snapshot or rv_text in ("", "0"):
-            after = None
-        else:
-            after = _parse_rv(rv_text)
+        after = None if initial_snapshot or rv_text in ("", "0") else _parse_rv(rv_text)
         table = wants_table(request.headers.get("Accept", ""))
-        response = web.StreamResponse(status=200, headers={"Content-Type": JSON, "Transfer-Encoding": "chunked",
-                                                           "Cache-Control": "no-cache, private"})
+        response = web.StreamResponse(
+            status=200,
+            headers={"Content-Type": JSON, "Transfer-Encoding": "chunked", "Cache-Control": "no-cache, private"},
+        )
         try:
             watcher, replay = store.watch(ctx.served.key, accepts, after)
         except TooOld as exc:
@@ -519,8 +610,9 @@ class Handler:
             for ev in initial:
                 await response.write(self._event_bytes(ctx, ev, table))
             if initial_snapshot:
-                await response.write(self._bookmark(ctx, store.rv if not initial else max(snapshot_rv, store.rv),
-                                                    initial_end=True))
+                await response.write(
+                    self._bookmark(ctx, store.rv if not initial else max(snapshot_rv, store.rv), initial_end=True)
+                )
             deadline = time.monotonic() + timeout
             next_bookmark = time.monotonic() + self.server.bookmark_interval
             while True:
@@ -555,10 +647,8 @@ class Handler:
             pass
         finally:
             store.unwatch(watcher)
-        try:
+        with contextlib.suppress(ConnectionResetError, RuntimeError):
             await response.write_eof()
-        except (ConnectionResetError, RuntimeError):
-            pass
         return response
 
     def _event_bytes(self, ctx: Ctx, ev: Event, table: bool) -> bytes:

@@ -66,8 +66,9 @@ class Lifecycle:
         if rt.is_crd:
             crd = self._crd_of(ctx.cluster, rt.group, rt.plural)
             if crd is not None and crd.get("metadata", {}).get("deletionTimestamp"):
-                raise StatusError(405, "MethodNotAllowed",
-                                  "create not allowed while custom resource definition is terminating", {})
+                raise StatusError(
+                    405, "MethodNotAllowed", "create not allowed while custom resource definition is terminating", {}
+                )
 
     def admit_delete(self, ctx: Ctx, obj: Obj) -> None:
         rt = ctx.rt
@@ -92,9 +93,9 @@ class Lifecycle:
 
     def after_update(self, ctx: Ctx, obj: Obj, old: Obj) -> None:
         rt = ctx.rt
-        if rt.group == "apiextensions.k8s.io" and rt.plural == "customresourcedefinitions":
-            if obj.get("spec") != old.get("spec") and not obj["metadata"].get("deletionTimestamp"):
-                self.rest.spawn(ctx.cluster.name, self._establish(ctx.cluster, obj["metadata"]["name"]))
+        is_crd = rt.group == "apiextensions.k8s.io" and rt.plural == "customresourcedefinitions"
+        if is_crd and obj.get("spec") != old.get("spec") and not obj["metadata"].get("deletionTimestamp"):
+            self.rest.spawn(ctx.cluster.name, self._establish(ctx.cluster, obj["metadata"]["name"]))
 
     def after_deleting(self, ctx: Ctx, obj: Obj) -> None:
         """The object got a deletionTimestamp and waits for finalizers that we may own."""
@@ -122,12 +123,21 @@ class Lifecycle:
         cm = Ctx(cluster, _served(cluster, "", "configmaps"), namespace, manager="kube-root-ca-cert-publisher")
         for ctx, body in (
             (sa, {"metadata": {"name": "default"}}),
-            (cm, {"metadata": {"name": "kube-root-ca.crt",
-                               "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used "
-                                               "to verify the kube-apiserver when using internal endpoints such as "
-                                               "the internal service IP or kubernetes.default.svc. No other usage "
-                                               "is guaranteed across distributions of Kubernetes clusters."}},
-                  "data": {"ca.crt": self.ca_pem}}),
+            (
+                cm,
+                {
+                    "metadata": {
+                        "name": "kube-root-ca.crt",
+                        "annotations": {
+                            "kubernetes.io/description": "Contains a CA bundle that can be used "
+                            "to verify the kube-apiserver when using internal endpoints such as "
+                            "the internal service IP or kubernetes.default.svc. No other usage "
+                            "is guaranteed across distributions of Kubernetes clusters."
+                        },
+                    },
+                    "data": {"ca.crt": self.ca_pem},
+                },
+            ),
         ):
             try:
                 await self.rest.create(ctx, body)
@@ -156,8 +166,9 @@ class Lifecycle:
                     if obj_entry.obj["metadata"].get("deletionTimestamp"):
                         continue
                     try:
-                        await self.rest.delete(ctx, obj_entry.obj["metadata"]["name"],
-                                               {"propagationPolicy": "Background"})
+                        await self.rest.delete(
+                            ctx, obj_entry.obj["metadata"]["name"], {"propagationPolicy": "Background"}
+                        )
                     except StatusError as err:
                         if err.code != 404:
                             log.warning("namespace %s cleanup: %s", namespace, err)
@@ -170,8 +181,9 @@ class Lifecycle:
         if entry is None:
             return
         final = entry.copy()
-        final.setdefault("spec", {})["finalizers"] = [f for f in (final.get("spec") or {}).get("finalizers", [])
-                                                      if f != "kubernetes"]
+        final.setdefault("spec", {})["finalizers"] = [
+            f for f in (final.get("spec") or {}).get("finalizers", []) if f != "kubernetes"
+        ]
         result = await self.rest._write(ns_ctx, entry, final, "finalize")
         if not (result.get("spec") or {}).get("finalizers") and not result["metadata"].get("finalizers"):
             current = cluster.store.get("/namespaces", "", namespace)
@@ -188,17 +200,41 @@ class Lifecycle:
         text = ", ".join(f"{res} has {n} resource instances" for res, n in sorted(remaining.items()))
         now = now_rfc3339()
         ns["status"]["conditions"] = [
-            {"type": "NamespaceDeletionDiscoveryFailure", "status": "False", "reason": "ResourcesDiscovered",
-             "message": "All resources successfully discovered", "lastTransitionTime": now},
-            {"type": "NamespaceDeletionGroupVersionParsingFailure", "status": "False",
-             "reason": "ParsedGroupVersions", "message": "All legacy kube types successfully parsed",
-             "lastTransitionTime": now},
-            {"type": "NamespaceDeletionContentFailure", "status": "False", "reason": "ContentDeleted",
-             "message": "All content successfully deleted, may be waiting on finalization", "lastTransitionTime": now},
-            {"type": "NamespaceContentRemaining", "status": "True", "reason": "SomeResourcesRemain",
-             "message": f"Some resources are remaining: {text}", "lastTransitionTime": now},
-            {"type": "NamespaceFinalizersRemaining", "status": "False", "reason": "ContentHasNoFinalizers",
-             "message": "All content-preserving finalizers finished", "lastTransitionTime": now},
+            {
+                "type": "NamespaceDeletionDiscoveryFailure",
+                "status": "False",
+                "reason": "ResourcesDiscovered",
+                "message": "All resources successfully discovered",
+                "lastTransitionTime": now,
+            },
+            {
+                "type": "NamespaceDeletionGroupVersionParsingFailure",
+                "status": "False",
+                "reason": "ParsedGroupVersions",
+                "message": "All legacy kube types successfully parsed",
+                "lastTransitionTime": now,
+            },
+            {
+                "type": "NamespaceDeletionContentFailure",
+                "status": "False",
+                "reason": "ContentDeleted",
+                "message": "All content successfully deleted, may be waiting on finalization",
+                "lastTransitionTime": now,
+            },
+            {
+                "type": "NamespaceContentRemaining",
+                "status": "True",
+                "reason": "SomeResourcesRemain",
+                "message": f"Some resources are remaining: {text}",
+                "lastTransitionTime": now,
+            },
+            {
+                "type": "NamespaceFinalizersRemaining",
+                "status": "False",
+                "reason": "ContentHasNoFinalizers",
+                "message": "All content-preserving finalizers finished",
+                "lastTransitionTime": now,
+            },
         ]
         await self.rest._write(ctx, entry, ns, "status")
 
@@ -235,11 +271,13 @@ class Lifecycle:
             deps = _dependents(cluster, uid)
             if orphan or not deps:
                 for served, entry in deps:
-                    dctx = RestCtx(cluster, served, entry.obj["metadata"].get("namespace"),
-                                   manager="kube-controller-manager")
+                    dctx = RestCtx(
+                        cluster, served, entry.obj["metadata"].get("namespace"), manager="kube-controller-manager"
+                    )
                     new = entry.copy()
-                    new["metadata"]["ownerReferences"] = [r for r in new["metadata"].get("ownerReferences", [])
-                                                          if r.get("uid") != uid]
+                    new["metadata"]["ownerReferences"] = [
+                        r for r in new["metadata"].get("ownerReferences", []) if r.get("uid") != uid
+                    ]
                     if not new["metadata"]["ownerReferences"]:
                         del new["metadata"]["ownerReferences"]
                     try:
@@ -249,8 +287,9 @@ class Lifecycle:
                 break
             if attempt == 0:
                 for served, entry in deps:
-                    dctx = RestCtx(cluster, served, entry.obj["metadata"].get("namespace"),
-                                   manager="kube-controller-manager")
+                    dctx = RestCtx(
+                        cluster, served, entry.obj["metadata"].get("namespace"), manager="kube-controller-manager"
+                    )
                     try:
                         await self.rest.delete(dctx, entry.obj["metadata"]["name"], {"propagationPolicy": "Foreground"})
                     except StatusError as err:
@@ -287,8 +326,12 @@ class Lifecycle:
             cluster.registry.add(served)
         new = entry.copy()
         new["status"] = established_status(crd)
-        ctx = Ctx(cluster, _served(cluster, "apiextensions.k8s.io", "customresourcedefinitions"), None,
-                  manager="kube-apiserver")
+        ctx = Ctx(
+            cluster,
+            _served(cluster, "apiextensions.k8s.io", "customresourcedefinitions"),
+            None,
+            manager="kube-apiserver",
+        )
         try:
             await self.rest._write(ctx, entry, new, "status")
         except StatusError as err:
@@ -298,8 +341,12 @@ class Lifecycle:
         """Deletes every object of a terminating CRD (honouring their finalizers), then releases it."""
         from clusterset.apiserver.rest import Ctx
 
-        crd_ctx = Ctx(cluster, _served(cluster, "apiextensions.k8s.io", "customresourcedefinitions"), None,
-                      manager="kube-apiserver")
+        crd_ctx = Ctx(
+            cluster,
+            _served(cluster, "apiextensions.k8s.io", "customresourcedefinitions"),
+            None,
+            manager="kube-apiserver",
+        )
         entry = cluster.store.get(CRD_RESOURCE, "", name)
         if entry is None:
             return
@@ -363,8 +410,12 @@ class Lifecycle:
         for served in cluster.registry.all():
             for entry in cluster.store.entries(served.key):
                 fins = entry.obj["metadata"].get("finalizers") or []
-                if entry.obj["metadata"].get("deletionTimestamp") and ("orphan" in fins or "foregroundDeletion" in fins):
-                    ctx = Ctx(cluster, served, entry.obj["metadata"].get("namespace"), manager="kube-controller-manager")
+                if entry.obj["metadata"].get("deletionTimestamp") and (
+                    "orphan" in fins or "foregroundDeletion" in fins
+                ):
+                    ctx = Ctx(
+                        cluster, served, entry.obj["metadata"].get("namespace"), manager="kube-controller-manager"
+                    )
                     self.rest.spawn(cluster.name, self._collect_owner(ctx, entry.obj))
 
 

@@ -43,8 +43,14 @@ APPLY_PATCH = "application/apply-patch+yaml"
 CR_PATCH_TYPES = [JSON_PATCH, MERGE_PATCH, APPLY_PATCH]
 BUILTIN_PATCH_TYPES = [JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH]
 
-_NEVER_SET_BY_CLIENT = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
-                        "generation", "selfLink")
+_NEVER_SET_BY_CLIENT = (
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "selfLink",
+)
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
@@ -183,9 +189,19 @@ class Rest:
         self._check_namespace_active(ctx, name)
         if self.lifecycle:
             self.lifecycle.admit_create(ctx, obj)
-        meta["managedFields"] = managed_fields if managed_fields is not None else update_managed_fields(
-            None, obj, manager=ctx.manager, api_version=ctx.rt.group_version, now=now_rfc3339(),
-            subresource=None, types=field_types(ctx.served), operation_is_create=True,
+        meta["managedFields"] = (
+            managed_fields
+            if managed_fields is not None
+            else update_managed_fields(
+                None,
+                obj,
+                manager=ctx.manager,
+                api_version=ctx.rt.group_version,
+                now=now_rfc3339(),
+                subresource=None,
+                types=field_types(ctx.served),
+                operation_is_create=True,
+            )
         )
         if not meta["managedFields"]:
             del meta["managedFields"]
@@ -210,9 +226,10 @@ class Rest:
         if kind is not None and kind != rt.kind:
             raise errors.bad_request(
                 f"the API version in the data ({api_version}) does not match the expected API version "
-                f"({rt.group_version})" if api_version != rt.group_version else
-                f'{kind} in version "{rt.version}" cannot be handled as a {rt.kind}: the kind in the data '
-                f'({kind}) does not match the expected kind ({rt.kind})'
+                f"({rt.group_version})"
+                if api_version != rt.group_version
+                else f'{kind} in version "{rt.version}" cannot be handled as a {rt.kind}: the kind in the data '
+                f"({kind}) does not match the expected kind ({rt.kind})"
             )
         if api_version is not None and api_version != rt.group_version:
             raise errors.bad_request(
@@ -226,8 +243,9 @@ class Rest:
         if meta is None:
             meta = obj["metadata"] = {}
         if not isinstance(meta, dict):
-            raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-                                     "metadata must be an object")
+            raise errors.bad_request(
+                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: metadata must be an object'
+            )
         self._prune(ctx, obj)
         return obj
 
@@ -266,11 +284,18 @@ class Rest:
             raise errors.not_found("namespaces", "", ctx.namespace or "")
         if (ns.obj.get("status") or {}).get("phase") == "Terminating" or ns.obj["metadata"].get("deletionTimestamp"):
             err = errors.forbidden(
-                ctx.rt.plural, ctx.rt.group, name,
+                ctx.rt.plural,
+                ctx.rt.group,
+                name,
                 f"unable to create new content in namespace {ctx.namespace} because it is being terminated",
             )
-            err.details["causes"] = [{"reason": "NamespaceTerminating", "message":
-                                      f"namespace {ctx.namespace} is being terminated", "field": "metadata.namespace"}]
+            err.details["causes"] = [
+                {
+                    "reason": "NamespaceTerminating",
+                    "message": f"namespace {ctx.namespace} is being terminated",
+                    "field": "metadata.namespace",
+                }
+            ]
             raise err
 
     def _default_and_validate(self, ctx: Ctx, obj: Obj, old: Obj | None) -> None:
@@ -295,7 +320,9 @@ class Rest:
         new = self._decode_body(ctx, body)
         meta = new["metadata"]
         if meta.get("name") and meta["name"] != name:
-            raise errors.bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
+            raise errors.bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
+            )
         meta["name"] = name
         self._check_namespace(ctx, meta)
         rv = meta.get("resourceVersion")
@@ -303,8 +330,14 @@ class Rest:
             raise errors.conflict(ctx.rt.plural, ctx.rt.group, name)
         return await self._write(ctx, old, new, subresource)
 
-    async def _write(self, ctx: Ctx, old_entry: Entry, new: Obj, subresource: str | None,
-                     managed: Callable[[Obj, Obj], list[dict[str, Any]]] | None = None) -> Obj:
+    async def _write(
+        self,
+        ctx: Ctx,
+        old_entry: Entry,
+        new: Obj,
+        subresource: str | None,
+        managed: Callable[[Obj, Obj], list[dict[str, Any]]] | None = None,
+    ) -> Obj:
         """The update pipeline shared by PUT, PATCH and the /status and /finalize subresources."""
         old = old_entry.obj
         rt = ctx.rt
@@ -312,8 +345,9 @@ class Rest:
         new = self._merge_subresource(ctx, old, new, subresource)
         meta, old_meta = new["metadata"], old["metadata"]
         if meta.get("uid") and meta["uid"] != old_meta["uid"]:
-            raise errors.invalid(rt.kind, rt.group, old_meta["name"], [
-                field_invalid("metadata.uid", meta["uid"], "field is immutable")])
+            raise errors.invalid(
+                rt.kind, rt.group, old_meta["name"], [field_invalid("metadata.uid", meta["uid"], "field is immutable")]
+            )
         for key in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
             if key in old_meta:
                 meta[key] = old_meta[key]
@@ -327,18 +361,32 @@ class Rest:
             added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
             if added:
                 found = ", ".join(f'"{f}"' for f in sorted(added))
-                raise errors.invalid(rt.kind, rt.group, old_meta["name"], [field_forbidden(
-                    "metadata.finalizers",
-                    f"no new finalizers can be added if the object is being deleted, found new finalizers []string{{{found}}}",
-                )])
+                raise errors.invalid(
+                    rt.kind,
+                    rt.group,
+                    old_meta["name"],
+                    [
+                        field_forbidden(
+                            "metadata.finalizers",
+                            "no new finalizers can be added if the object is being deleted, "
+                            f"found new finalizers []string{{{found}}}",
+                        )
+                    ],
+                )
         if strategy.has_generation and strategy.spec_of(new) != strategy.spec_of(old):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         if managed is not None:
             meta["managedFields"] = managed(old, new)
         else:
             meta["managedFields"] = update_managed_fields(
-                old, new, manager=ctx.manager, api_version=rt.group_version, now=now_rfc3339(),
-                subresource=subresource, types=field_types(ctx.served), operation_is_create=False,
+                old,
+                new,
+                manager=ctx.manager,
+                api_version=rt.group_version,
+                now=now_rfc3339(),
+                subresource=subresource,
+                types=field_types(ctx.served),
+                operation_is_create=False,
             )
         if not meta["managedFields"]:
             del meta["managedFields"]
@@ -377,8 +425,9 @@ class Rest:
         return new
 
     # -------------------------------------------------------------------- patch
-    async def patch(self, ctx: Ctx, name: str, content_type: str, raw: bytes, subresource: str | None,
-                    force: bool | None) -> tuple[int, Obj]:
+    async def patch(
+        self, ctx: Ctx, name: str, content_type: str, raw: bytes, subresource: str | None, force: bool | None
+    ) -> tuple[int, Obj]:
         rt = ctx.rt
         allowed = CR_PATCH_TYPES if rt.is_crd else BUILTIN_PATCH_TYPES
         if content_type not in allowed:
@@ -402,10 +451,11 @@ class Rest:
             raise errors.invalid(rt.kind, rt.group, name, [field_invalid("patch", patched, "must be an object")])
         pmeta = patched.get("metadata") or {}
         if pmeta.get("name", name) != name:
-            raise errors.bad_request(f"the name of the object ({pmeta.get('name')}) does not match the name on the URL ({name})")
-        if pmeta.get("resourceVersion") != entry.obj["metadata"]["resourceVersion"]:
-            if pmeta.get("resourceVersion"):
-                raise errors.conflict(rt.plural, rt.group, name)
+            raise errors.bad_request(
+                f"the name of the object ({pmeta.get('name')}) does not match the name on the URL ({name})"
+            )
+        if pmeta.get("resourceVersion") not in (None, "", entry.obj["metadata"]["resourceVersion"]):
+            raise errors.conflict(rt.plural, rt.group, name)
         if subresource == "scale":
             return 200, await self.write_scale(ctx, name, patched)
         patched.setdefault("metadata", {})["resourceVersion"] = entry.obj["metadata"]["resourceVersion"]
@@ -422,9 +472,13 @@ class Rest:
             raise errors.bad_request("error decoding YAML: the apply patch must be an object")
         cmeta = config.get("metadata") or {}
         if cmeta.get("name") not in (None, name):
-            raise errors.bad_request(f"the name of the object ({cmeta.get('name')}) does not match the name on the URL ({name})")
+            raise errors.bad_request(
+                f"the name of the object ({cmeta.get('name')}) does not match the name on the URL ({name})"
+            )
         if rt.namespaced and cmeta.get("namespace") not in (None, ctx.namespace):
-            raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
         probe = orjson.loads(orjson.dumps(config))
         probe.setdefault("apiVersion", rt.group_version)
         probe.setdefault("kind", rt.kind)
@@ -451,9 +505,17 @@ class Rest:
             return merged
 
         result = server_side_apply(
-            live, config, manager=ctx.manager, force=force, types=field_types(ctx.served),
-            api_version=rt.group_version, now=now_rfc3339(), subresource=subresource, finalize=finalize,
-            resource=rt.plural, group=rt.group,
+            live,
+            config,
+            manager=ctx.manager,
+            force=force,
+            types=field_types(ctx.served),
+            api_version=rt.group_version,
+            now=now_rfc3339(),
+            subresource=subresource,
+            finalize=finalize,
+            resource=rt.plural,
+            group=rt.group,
         )
         if existing is None:
             if subresource:
@@ -468,8 +530,11 @@ class Rest:
     # -------------------------------------------------------------------- scale
     def scale_of(self, ctx: Ctx, obj: Obj) -> Obj:
         rt = ctx.rt
-        paths = rt.scale_paths or {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
-                                   "labelSelectorPath": ".status.selector" if rt.is_crd else ""}
+        paths = rt.scale_paths or {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector" if rt.is_crd else "",
+        }
         spec_replicas = _get_path(obj, paths["specReplicasPath"]) or 0
         status_replicas = _get_path(obj, paths["statusReplicasPath"]) or 0
         if rt.is_crd:
@@ -479,9 +544,11 @@ class Rest:
             selector = ",".join(f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items()))
         meta = obj["metadata"]
         scale: Obj = {
-            "kind": "Scale", "apiVersion": "autoscaling/v1",
-            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                         if k in meta},
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta
+            },
             "spec": {"replicas": spec_replicas},
             "status": {"replicas": status_replicas},
         }
@@ -498,8 +565,12 @@ class Rest:
             raise errors.conflict(ctx.rt.plural, ctx.rt.group, name)
         replicas = (scale.get("spec") or {}).get("replicas", 0)
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise errors.invalid("Scale", "autoscaling", name, [
-                field_invalid("spec.replicas", replicas, "must be greater than or equal to 0")])
+            raise errors.invalid(
+                "Scale",
+                "autoscaling",
+                name,
+                [field_invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
+            )
         new = entry.copy()
         path = (ctx.rt.scale_paths or {}).get("specReplicasPath", ".spec.replicas")
         _set_path(new, path, replicas)
@@ -514,12 +585,20 @@ class Rest:
         meta = obj["metadata"]
         pre = options.get("preconditions") or {}
         if pre.get("uid") and pre["uid"] != meta["uid"]:
-            raise errors.conflict(rt.plural, rt.group, name,
-                                  f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {meta['uid']}")
+            raise errors.conflict(
+                rt.plural,
+                rt.group,
+                name,
+                f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {meta['uid']}",
+            )
         if pre.get("resourceVersion") and pre["resourceVersion"] != meta["resourceVersion"]:
-            raise errors.conflict(rt.plural, rt.group, name,
-                                  f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
-                                  f"ResourceVersion in object meta: {meta['resourceVersion']}")
+            raise errors.conflict(
+                rt.plural,
+                rt.group,
+                name,
+                f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
+                f"ResourceVersion in object meta: {meta['resourceVersion']}",
+            )
         if self.lifecycle:
             self.lifecycle.admit_delete(ctx, obj)
         policy = options.get("propagationPolicy")
@@ -566,9 +645,15 @@ class Rest:
         removed = await self._remove(ctx, new, policy or "Background")
         if ctx.served.strategy.delete_returns_object:
             return 200, removed
-        return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                     "details": {k: v for k, v in {"name": name, "group": rt.group, "kind": rt.plural,
-                                                   "uid": meta["uid"]}.items() if v}}
+        return 200, {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {
+                k: v for k, v in {"name": name, "group": rt.group, "kind": rt.plural, "uid": meta["uid"]}.items() if v
+            },
+        }
 
     def _grace_period(self, ctx: Ctx, obj: Obj, options: dict[str, Any]) -> int:
         """Only pods that are running on a node get a grace period; the others go at once."""
@@ -594,7 +679,7 @@ class Rest:
         return entry.obj
 
     async def delete_collection(self, ctx: Ctx, opts: ListOptions, options: dict[str, Any]) -> Obj:
-        entries, meta = self.list(ctx, opts)
+        entries, _meta = self.list(ctx, opts)
         items = []
         for entry in entries:
             try:
@@ -604,8 +689,12 @@ class Rest:
                     continue
                 raise
             items.append(result if result.get("kind") != "Status" else entry.obj)
-        return {"kind": ctx.rt.list_kind, "apiVersion": ctx.rt.group_version,
-                "metadata": {"resourceVersion": str(ctx.cluster.store.rv)}, "items": items}
+        return {
+            "kind": ctx.rt.list_kind,
+            "apiVersion": ctx.rt.group_version,
+            "metadata": {"resourceVersion": str(ctx.cluster.store.rv)},
+            "items": items,
+        }
 
     # -------------------------------------------------------------------- watch filter
     def watch_filter(self, ctx: Ctx, opts: ListOptions) -> Callable[[Event], bool]:
@@ -622,9 +711,12 @@ class Rest:
 
 
 def _patch_options_invalid(field_name: str, message: str) -> StatusError:
-    err = errors.invalid("PatchOptions", "meta.k8s.io", "", [FieldError(field_name, "FieldValueForbidden" if
-                                                                        "Forbidden" in message else "FieldValueRequired",
-                                                                        message)])
+    err = errors.invalid(
+        "PatchOptions",
+        "meta.k8s.io",
+        "",
+        [FieldError(field_name, "FieldValueForbidden" if "Forbidden" in message else "FieldValueRequired", message)],
+    )
     err.message = f'PatchOptions.meta.k8s.io "" is invalid: {field_name}: {message}'
     return err
 
@@ -655,8 +747,9 @@ def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
         ns, _, name = start.rpartition("/")
         return int(data["rv"]), (ns, name)
     except Exception as exc:
-        raise errors.bad_request("continue key is not valid: incorrect encoded start resourceVersion "
-                                 "(version meta.k8s.io/v1)") from exc
+        raise errors.bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
+        ) from exc
 
 
 def _parse_json(raw: bytes) -> Any:

@@ -95,8 +95,9 @@ class Apiserver:
 
     def _make_cluster(self, name: str, settings: dict[str, Any]) -> Cluster:
         store = ClusterStore(name, self.db, self.history_size)
-        cluster = Cluster(name=name, token=str(settings["token"]), index=int(settings["index"]), store=store,
-                          settings=settings)
+        cluster = Cluster(
+            name=name, token=str(settings["token"]), index=int(settings["index"]), store=store, settings=settings
+        )
         self.clusters[name] = cluster
         self._by_token[cluster.token] = cluster
         return cluster
@@ -107,12 +108,17 @@ class Apiserver:
         if problems:
             raise errors.bad_request(f'invalid cluster name "{name}": {problems}')
         if name in self.clusters:
-            raise errors.StatusError(409, "AlreadyExists", f'clusters "{name}" already exists',
-                                     {"name": name, "kind": "clusters"})
+            raise errors.StatusError(
+                409, "AlreadyExists", f'clusters "{name}" already exists', {"name": name, "kind": "clusters"}
+            )
         index = self._next_index
         self._next_index += 1
-        settings: dict[str, Any] = {"index": index, "token": secrets.token_urlsafe(32), "dualStack": dual_stack,
-                                    **cidrs_for(index)}
+        settings: dict[str, Any] = {
+            "index": index,
+            "token": secrets.token_urlsafe(32),
+            "dualStack": dual_stack,
+            **cidrs_for(index),
+        }
         self.db.put_cluster(name, 0, orjson.dumps(settings))
         cluster = self._make_cluster(name, settings)
         await self._bootstrap(cluster)
@@ -123,24 +129,34 @@ class Apiserver:
         await asyncio.gather(*(self.rest.create(ns_ctx, {"metadata": {"name": ns}}) for ns in SYSTEM_NAMESPACES))
         svc_ctx = self.ctx(cluster, "", "v1", "services", "default", manager="kube-apiserver")
         first_ip = str(cluster.ip_allocator("IPv4").network.network_address + 1)
-        await self.rest.create(svc_ctx, {
-            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
-            "spec": {"type": "ClusterIP", "clusterIP": first_ip, "sessionAffinity": "None",
-                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
-        })
+        await self.rest.create(
+            svc_ctx,
+            {
+                "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {
+                    "type": "ClusterIP",
+                    "clusterIP": first_ip,
+                    "sessionAffinity": "None",
+                    "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+                },
+            },
+        )
         await self.rest.drain(cluster.name)
 
     async def remove_cluster(self, name: str) -> None:
         cluster = self.clusters.pop(name, None)
         if cluster is None:
-            raise errors.StatusError(404, "NotFound", f'clusters "{name}" not found', {"name": name, "kind": "clusters"})
+            raise errors.StatusError(
+                404, "NotFound", f'clusters "{name}" not found', {"name": name, "kind": "clusters"}
+            )
         self._by_token.pop(cluster.token, None)
         cluster.store.close_watchers()
         self.db.delete_cluster(name)
         await self.db.committed()
 
-    def ctx(self, cluster: Cluster, group: str, version: str, plural: str, namespace: str | None,
-            manager: str = "") -> Ctx:
+    def ctx(
+        self, cluster: Cluster, group: str, version: str, plural: str, namespace: str | None, manager: str = ""
+    ) -> Ctx:
         served = cluster.registry.get(group, version, plural)
         if served is None:
             raise errors.path_not_found()
@@ -175,8 +191,9 @@ class Apiserver:
         site = web.SockSite(self._runner, sock, ssl_context=ssl_ctx, backlog=1024)
         await site.start()
         if self.state_dir is not None:
-            (self.state_dir / "server.json").write_text(orjson.dumps(
-                {"url": self.url, "ca": str(self.tls.ca_cert)}, option=orjson.OPT_INDENT_2).decode())
+            (self.state_dir / "server.json").write_text(
+                orjson.dumps({"url": self.url, "ca": str(self.tls.ca_cert)}, option=orjson.OPT_INDENT_2).decode()
+            )
 
     async def stop(self) -> None:
         for cluster in self.clusters.values():
@@ -196,8 +213,12 @@ class Apiserver:
         names = names if names is not None else list(self.clusters)
         ca = base64.b64encode(self.ca_pem.encode()).decode()
         config: dict[str, Any] = {
-            "apiVersion": "v1", "kind": "Config", "preferences": {},
-            "clusters": [], "users": [], "contexts": [],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "preferences": {},
+            "clusters": [],
+            "users": [],
+            "contexts": [],
             "current-context": current or (names[0] if names else ""),
         }
         for name in names:

@@ -215,7 +215,9 @@ class ClusterStore:
             self._wake_rv_waiters()
 
     # watch -------------------------------------------------------------------
-    def watch(self, resource: str, accepts: Callable[[Event], bool], after_rv: int | None) -> tuple[Watcher, list[Event]]:
+    def watch(
+        self, resource: str, accepts: Callable[[Event], bool], after_rv: int | None
+    ) -> tuple[Watcher, list[Event]]:
         """Registers a watcher; returns it and the history events after `after_rv` to replay first.
 
         Raises TooOld when `after_rv` is older than the retained window.

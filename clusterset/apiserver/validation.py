@@ -98,8 +98,14 @@ def validate_object_meta(obj: dict[str, Any], *, namespaced: bool, name_rule: st
     errors += _validate_owner_references(meta.get("ownerReferences"))
     for i, fin in enumerate(meta.get("finalizers") or []):
         if not isinstance(fin, str) or label_key_problem(fin):
-            errors.append(field_invalid(f"metadata.finalizers[{i}]", fin, "name part must consist of alphanumeric "
-                                        "characters, '-', '_' or '.', and must start and end with an alphanumeric character"))
+            errors.append(
+                field_invalid(
+                    f"metadata.finalizers[{i}]",
+                    fin,
+                    "name part must consist of alphanumeric "
+                    "characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+                )
+            )
     return errors
 
 
@@ -158,5 +164,7 @@ def _validate_owner_references(refs: Any) -> list[FieldError]:
         if ref.get("controller"):
             controllers += 1
     if controllers > 1:
-        errors.append(field_invalid("metadata.ownerReferences", refs, "Only one reference can have Controller set to true"))
+        errors.append(
+            field_invalid("metadata.ownerReferences", refs, "Only one reference can have Controller set to true")
+        )
     return errors

@@ -22,6 +22,7 @@ from clusterset.apiserver.rest import Ctx, ListOptions
 from clusterset.apiserver.selectors import parse_field_selector, parse_label_selector
 from clusterset.apiserver.store import Event, TooOld
 from clusterset.apiserver.tables import to_table
+from clusterset.apiserver.yamlcodec import load_yaml
 
 if TYPE_CHECKING:
     from clusterset.apiserver.server import Apiserver
@@ -706,7 +707,7 @@ def _decode(raw: bytes, content_type: str, *, strict: bool, kind: str = "", vers
         raise errors.bad_request("the request body is empty")
     try:
         if media in ("application/yaml", "application/x-yaml", "text/yaml"):
-            return yaml.safe_load(raw.decode("utf-8"))
+            return load_yaml(raw.decode("utf-8"))
         if strict:
             return json.loads(raw, object_pairs_hook=_no_duplicates)
         return orjson.loads(raw)

@@ -32,6 +32,7 @@ from clusterset.apiserver.selectors import (
     check_field_selector,
 )
 from clusterset.apiserver.store import Entry, Event, Obj
+from clusterset.apiserver.yamlcodec import load_yaml
 
 if TYPE_CHECKING:
     from clusterset.apiserver.lifecycle import Lifecycle
@@ -465,7 +466,7 @@ class Rest:
     async def _apply(self, ctx: Ctx, name: str, raw: bytes, subresource: str | None, force: bool) -> tuple[int, Obj]:
         rt = ctx.rt
         try:
-            config = yaml.safe_load(raw.decode("utf-8")) if raw else None
+            config = load_yaml(raw.decode("utf-8")) if raw else None
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise errors.bad_request(f"error decoding YAML: {exc}") from exc
         if not isinstance(config, dict):

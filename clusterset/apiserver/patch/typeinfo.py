@@ -84,12 +84,6 @@ _METADATA: dict[tuple[str, ...], FieldType] = {
     ("metadata", "managedFields"): FieldType(),
 }
 
-_POD_TEMPLATE_METADATA = {
-    ("template", "metadata", "finalizers"): _SET,
-    ("template", "metadata", "ownerReferences"): _keyed("uid"),
-}
-
-
 def _mount(prefix: tuple[str, ...], table: dict[tuple[str, ...], FieldType]) -> dict[tuple[str, ...], FieldType]:
     return {prefix + path: ft for path, ft in table.items()}
 

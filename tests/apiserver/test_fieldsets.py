@@ -1,0 +1,167 @@
+"""FieldsV1 encode/decode and path sets over objects (patch/fieldsets.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from clusterset.apiserver.patch.fieldsets import (
+    compare_objects,
+    fields_to_set,
+    key_element,
+    parse_element,
+    path_string,
+    set_to_fields,
+    sorted_paths,
+    to_field_set,
+    value_element,
+)
+from clusterset.apiserver.patch.typeinfo import SchemaFieldTypes, builtin_field_types
+
+DEPLOY = builtin_field_types("apps", "Deployment")
+
+# The two entries of shared/specs/patch-and-apply.md §4.3.
+EXAMPLE_APPLY: dict[str, Any] = {"f:spec": {"f:replicas": {}, "f:selector": {}, "f:template": {"f:spec": {
+    "f:containers": {'k:{"name":"web"}': {".": {}, "f:image": {}, "f:name": {}}}}}}}
+EXAMPLE_STATUS: dict[str, Any] = {"f:status": {"f:conditions": {
+    ".": {}, 'k:{"type":"Available"}': {".": {}, "f:status": {}, "f:type": {}}}}}
+
+
+def f(*names: str) -> tuple[tuple[str, str | int], ...]:
+    return tuple(("f", n) for n in names)
+
+
+@pytest.mark.parametrize("fields", [EXAMPLE_APPLY, EXAMPLE_STATUS])
+def test_spec_example_round_trips_byte_for_byte(fields: dict[str, Any]) -> None:
+    decoded = fields_to_set(fields)
+    assert json.dumps(set_to_fields(decoded)) == json.dumps(fields)
+
+
+def test_decoded_example_members() -> None:
+    web = (*f("spec", "template", "spec", "containers"), ("k", '{"name":"web"}'))
+    assert fields_to_set(EXAMPLE_APPLY) == {
+        f("spec", "replicas"), f("spec", "selector"), web, (*web, ("f", "image")), (*web, ("f", "name")),
+    }
+    conditions = f("status", "conditions")
+    assert conditions in fields_to_set(EXAMPLE_STATUS)
+    assert f("status") not in fields_to_set(EXAMPLE_STATUS)
+
+
+def test_children_ordered_fields_keys_values_indexes_with_dot_first() -> None:
+    base = f("x")
+    paths = {
+        base,
+        (*base, ("i", 2)),
+        (*base, value_element("b")),
+        (*base, value_element(1)),
+        (*base, key_element({"name": "a"})),
+        (*base, ("f", "z")),
+        (*base, ("f", "a")),
+    }
+    encoded = set_to_fields(paths)
+    assert list(encoded["f:x"]) == [".", "f:a", "f:z", 'k:{"name":"a"}', "v:1", 'v:"b"', "i:2"]
+
+
+def test_key_elements_are_compact_and_sorted() -> None:
+    pe = parse_element('k:{"protocol": "TCP", "containerPort": 80}')
+    assert pe == ("k", '{"containerPort":80,"protocol":"TCP"}')
+    assert set_to_fields({(("f", "ports"), pe)}) == {"f:ports": {'k:{"containerPort":80,"protocol":"TCP"}': {}}}
+
+
+def test_decode_ignores_unknown_prefixes_and_rejects_garbage() -> None:
+    assert fields_to_set({"f:a": {}, "x:weird": {"f:b": {}}}) == {f("a")}
+    with pytest.raises(ValueError):
+        fields_to_set({"f:a": "not an object"})
+    with pytest.raises(ValueError):
+        fields_to_set({"k:{not json": {}})
+    with pytest.raises(ValueError):
+        fields_to_set(["f:a"])
+
+
+def test_dot_marks_member_with_children() -> None:
+    assert fields_to_set({"f:labels": {".": {}, "f:app": {}}}) == {f("labels"), f("labels", "app")}
+    assert fields_to_set({"f:labels": {"f:app": {}}}) == {f("labels", "app")}
+
+
+def test_path_strings_match_kube_apiserver() -> None:
+    path = (*f("spec", "template", "spec", "containers"), key_element({"name": "web"}), ("f", "image"))
+    assert path_string(path) == '.spec.template.spec.containers[name="web"].image'
+    ports = (*f("ports"), key_element({"protocol": "TCP", "containerPort": 80}))
+    assert path_string(ports) == '.ports[containerPort=80,protocol="TCP"]'
+    assert path_string((*f("metadata", "finalizers"), value_element("example.com/x"))) == (
+        '.metadata.finalizers[="example.com/x"]')
+    assert path_string((*f("items"), ("i", 3))) == ".items[3]"
+
+
+def test_sorted_paths_follow_element_order() -> None:
+    a, b = f("spec", "replicas"), f("metadata", "labels", "app")
+    assert sorted_paths([a, b]) == [b, a]
+
+
+def test_to_field_set_deployment() -> None:
+    obj = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {
+            "replicas": 2, "paused": None,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"spec": {"containers": [{
+                "name": "web", "resources": {},
+                "ports": [{"containerPort": 80}],
+                "args": ["a", "b"],
+            }]}},
+        },
+    }
+    got = to_field_set(obj, DEPLOY, strict=True)
+    web = (*f("spec", "template", "spec", "containers"), key_element({"name": "web"}))
+    port = (*web, ("f", "ports"), key_element({"containerPort": 80, "protocol": "TCP"}))
+    assert f("spec", "selector") in got  # atomic LabelSelector: owned whole
+    assert f("spec", "selector", "matchLabels") not in got
+    assert f("spec", "paused") in got  # null is a member
+    assert (*web, ("f", "resources")) in got  # empty struct is a member
+    assert (*web, ("f", "args")) in got  # atomic list
+    assert web in got and port in got and (*port, ("f", "containerPort")) in got
+    assert f("metadata", "labels", "app") in got and f("metadata", "labels") not in got
+
+
+def test_to_field_set_strict_errors() -> None:
+    missing_key = {"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}}
+    with pytest.raises(ValueError, match='omits key field "name"'):
+        to_field_set(missing_key, DEPLOY, strict=True)
+    dup = {"spec": {"template": {"spec": {"containers": [{"name": "a"}, {"name": "a"}]}}}}
+    with pytest.raises(ValueError, match=r'duplicate entries for key \[name="a"\]'):
+        to_field_set(dup, DEPLOY, strict=True)
+    # Lenient mode (stored objects) never fails.
+    assert to_field_set(dup, DEPLOY) != set()
+
+
+def test_cr_map_entries_holding_objects_are_members() -> None:
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "byName": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+            "size": {"type": "integer"}}}},
+        "nested": {"type": "object", "properties": {"size": {"type": "integer"}}},
+    }}}}
+    types = SchemaFieldTypes(schema)
+    got = to_field_set({"spec": {"byName": {"a": {"size": 1}}, "nested": {"size": 2}}}, types)
+    assert f("spec", "byName", "a") in got  # map entry: member with children ('.')
+    assert f("spec", "nested") not in got  # struct field: only its leaves
+    assert set_to_fields(got)["f:spec"]["f:byName"]["f:a"] == {".": {}, "f:size": {}}
+
+
+def test_compare_marks_new_containers_and_changed_leaves() -> None:
+    old = {"metadata": {"name": "x"}, "spec": {"replicas": 1, "gone": "y"}}
+    new = {"metadata": {"name": "x", "labels": {"app": "a"}}, "spec": {"replicas": 2}}
+    diff = compare_objects(old, new, DEPLOY)
+    assert diff.added == {f("metadata", "labels"), f("metadata", "labels", "app")}
+    assert diff.modified == {f("spec", "replicas")}
+    assert diff.removed == {f("spec", "gone")}
+
+
+def test_compare_keyed_lists_by_key_not_index() -> None:
+    c = f("spec", "template", "spec", "containers")
+    old = {"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "1"}]}}}}
+    new = {"spec": {"template": {"spec": {"containers": [{"name": "b", "image": "2"}, {"name": "a", "image": "1"}]}}}}
+    diff = compare_objects(old, new, DEPLOY)
+    assert diff.modified == {(*c, key_element({"name": "b"}), ("f", "image"))}
+    assert not diff.added and not diff.removed

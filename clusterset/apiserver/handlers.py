@@ -242,7 +242,7 @@ class Handler:
             if "protobuf" in accept:
                 return web.Response(
                     body=openapi_v2_protobuf(),
-                    headers={"Content-Type": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"},
+                    headers={"Content-Type": "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"},
                 )
             return _json(
                 {

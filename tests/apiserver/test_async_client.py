@@ -164,17 +164,17 @@ async def test_server_side_apply_ownership_and_conflicts(cluster: ClusterInfo) -
         status: dict[str, Any] = json.loads(exc.value.body)
         assert status["reason"] == "Conflict"
         assert 'conflict with "alice"' in status["message"] and ".data.owned" in status["message"]
-        assert status["details"]["causes"][0]["type"] == "FieldManagerConflict"
+        assert status["details"]["causes"][0]["reason"] == "FieldManagerConflict"
         forced = await api.patch_namespaced_config_map(
             "ssa",
             "default",
-            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"owned": "2"}},
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"owned": "2", "shared": "x"}},
             field_manager="bob",
             force=True,
             _content_type=APPLY,
         )
         assert forced.data["owned"] == "2"
-        # alice drops "shared" from her manifest: bob still owns it, so it stays
+        # alice drops "shared" from her manifest: bob's latest apply still owns it, so it stays
         await api.patch_namespaced_config_map(
             "ssa",
             "default",

@@ -53,6 +53,12 @@ class NamespaceStrategy(Strategy):
         obj["status"] = {"phase": "Active"}
         obj["spec"] = {"finalizers": ["kubernetes"]}
 
+    def deletion_held(self, obj: Obj) -> bool:
+        return bool((obj.get("spec") or {}).get("finalizers"))
+
+    def begin_deletion(self, obj: Obj) -> None:
+        obj.setdefault("status", {})["phase"] = "Terminating"
+
 
 class ServiceStrategy(Strategy):
     name_rule = "dns1035"

@@ -17,7 +17,14 @@ from aiohttp import web
 from clusterset.apiserver import discovery, errors
 from clusterset.apiserver.cluster import Cluster
 from clusterset.apiserver.errors import StatusError
-from clusterset.apiserver.openapi import openapi_hash, openapi_v2_protobuf, openapi_v3_document, openapi_v3_index
+from clusterset.apiserver.openapi import (
+    OPENAPI_V2_PROTOBUF_TYPE,
+    openapi_hash,
+    openapi_v2_json,
+    openapi_v2_protobuf,
+    openapi_v3_document,
+    openapi_v3_index,
+)
 from clusterset.apiserver.rest import Ctx, ListOptions
 from clusterset.apiserver.selectors import parse_field_selector, parse_label_selector
 from clusterset.apiserver.store import Event, TooOld
@@ -238,20 +245,9 @@ class Handler:
 
     def _openapi(self, request: web.Request, cluster: Cluster, parts: list[str]) -> web.Response:
         if parts == ["v2"]:
-            accept = request.headers.get("Accept", "")
-            if "protobuf" in accept:
-                return web.Response(
-                    body=openapi_v2_protobuf(),
-                    headers={"Content-Type": "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"},
-                )
-            return _json(
-                {
-                    "swagger": "2.0",
-                    "info": {"title": "Kubernetes", "version": VERSION["gitVersion"]},
-                    "paths": {},
-                    "definitions": {},
-                }
-            )
+            if "protobuf" in request.headers.get("Accept", ""):
+                return web.Response(body=openapi_v2_protobuf(), headers={"Content-Type": OPENAPI_V2_PROTOBUF_TYPE})
+            return _json(openapi_v2_json())
         if parts[:1] != ["v3"]:
             raise errors.path_not_found()
         docs = self._openapi_docs(cluster)

@@ -35,18 +35,17 @@ class Lifecycle:
     def __init__(self, rest: Rest, ca_pem: str) -> None:
         self.rest = rest
         self.ca_pem = ca_pem
-        self._schemas: dict[int, Schema | None] = {}
         rest.lifecycle = self
 
     # ---------------------------------------------------------------- schemas
     def schema_for(self, served: Served) -> Schema | None:
         """The pruning/validation schema of a resource (CR: its CRD version; built-in: generated)."""
-        key = id(served.rt)
-        if key not in self._schemas:
-            rt = served.rt
+        rt = served.rt
+        if "compiled_schema" not in rt.extra:
             raw = rt.schema if rt.is_crd else builtin_schema(rt.group, rt.version, rt.kind)
-            self._schemas[key] = Schema(raw) if raw else None
-        return self._schemas[key]
+            rt.extra["compiled_schema"] = Schema(raw) if raw else None
+        compiled: Schema | None = rt.extra["compiled_schema"]
+        return compiled
 
     def default(self, ctx: Ctx, obj: Obj) -> None:
         if ctx.rt.is_crd:
@@ -151,32 +150,15 @@ class Lifecycle:
 
         ns_served = _served(cluster, "", "namespaces")
         ns_ctx = Ctx(cluster, ns_served, None, manager="kube-controller-manager")
-        entry = cluster.store.get("/namespaces", "", namespace)
-        if entry is None:
-            return
-        ns = entry.copy()
-        ns["status"] = {"phase": "Terminating"}
-        await self.rest._write(ns_ctx, entry, ns, "status")
-        for attempt in range(600):
-            remaining: dict[str, int] = {}
-            for served in _namespaced_resources(cluster):
-                ctx = Ctx(cluster, served, namespace, manager="kube-controller-manager")
-                for obj_entry in cluster.store.entries(served.key, namespace):
-                    remaining[served.rt.qualified] = remaining.get(served.rt.qualified, 0) + 1
-                    if obj_entry.obj["metadata"].get("deletionTimestamp"):
-                        continue
-                    try:
-                        await self.rest.delete(
-                            ctx, obj_entry.obj["metadata"]["name"], {"propagationPolicy": "Background"}
-                        )
-                    except StatusError as err:
-                        if err.code != 404:
-                            log.warning("namespace %s cleanup: %s", namespace, err)
+        attempt = 0
+        while cluster.store.get("/namespaces", "", namespace) is not None:
+            remaining = await self._delete_namespace_content(cluster, namespace)
             if not remaining:
                 break
             if attempt == 0:
                 await self._namespace_conditions(ns_ctx, namespace, remaining)
-            await asyncio.sleep(0.05 if attempt < 20 else 0.5)
+            attempt += 1
+            await asyncio.sleep(min(1.0, 0.01 * 2 ** min(attempt, 7)))
         entry = cluster.store.get("/namespaces", "", namespace)
         if entry is None:
             return
@@ -184,11 +166,25 @@ class Lifecycle:
         final.setdefault("spec", {})["finalizers"] = [
             f for f in (final.get("spec") or {}).get("finalizers", []) if f != "kubernetes"
         ]
-        result = await self.rest._write(ns_ctx, entry, final, "finalize")
-        if not (result.get("spec") or {}).get("finalizers") and not result["metadata"].get("finalizers"):
-            current = cluster.store.get("/namespaces", "", namespace)
-            if current is not None:
-                await self.rest._remove(ns_ctx, current.copy())
+        await self.rest._write(ns_ctx, entry, final, "finalize")
+
+    async def _delete_namespace_content(self, cluster: Cluster, namespace: str) -> dict[str, int]:
+        """Deletes what is not yet being deleted; returns what remains, per resource."""
+        from clusterset.apiserver.rest import Ctx
+
+        remaining: dict[str, int] = {}
+        for served in _namespaced_resources(cluster):
+            ctx = Ctx(cluster, served, namespace, manager="kube-controller-manager")
+            for obj_entry in cluster.store.entries(served.key, namespace):
+                remaining[served.rt.qualified] = remaining.get(served.rt.qualified, 0) + 1
+                if obj_entry.obj["metadata"].get("deletionTimestamp"):
+                    continue
+                try:
+                    await self.rest.delete(ctx, obj_entry.obj["metadata"]["name"], {"propagationPolicy": "Background"})
+                except StatusError as err:
+                    if err.code != 404:
+                        log.warning("namespace %s cleanup: %s", namespace, err)
+        return remaining
 
     async def _namespace_conditions(self, ctx: Ctx, namespace: str, remaining: dict[str, int]) -> None:
         entry = ctx.cluster.store.get("/namespaces", "", namespace)
@@ -321,7 +317,6 @@ class Lifecycle:
         crd = entry.obj
         spec = crd.get("spec") or {}
         cluster.registry.remove_group_resource(spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
-        self._schemas.clear()
         for served in crd_served(crd):
             cluster.registry.add(served)
         new = entry.copy()
@@ -389,7 +384,6 @@ class Lifecycle:
         cluster.store.close_watchers(key)
         cluster.store.drop_resource(key)
         cluster.registry.remove_group_resource(group, plural)
-        self._schemas.clear()
 
     def restore_crds(self, cluster: Cluster) -> None:
         """After a restart: serve every established CRD again before taking requests."""

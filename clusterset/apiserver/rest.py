@@ -395,7 +395,8 @@ class Rest:
             return old
         if ctx.dry_run:
             return new
-        if old_meta.get("deletionTimestamp") and not meta.get("finalizers") and not _waits_for_grace(rt, new):
+        released = not meta.get("finalizers") and not _waits_for_grace(rt, new) and not strategy.deletion_held(new)
+        if old_meta.get("deletionTimestamp") and released:
             return await self._remove(ctx, new)
         entry = self._store(ctx, new, "MODIFIED")
         if self.lifecycle:
@@ -622,7 +623,9 @@ class Rest:
                 return 200, await self._remove(ctx, new)
             return 200, obj
         grace = self._grace_period(ctx, obj, options)
-        if finalizers or extra or grace:
+        strategy = ctx.served.strategy
+        if finalizers or extra or grace or strategy.deletion_held(obj):
+            strategy.begin_deletion(new)
             for f in extra:
                 if f not in finalizers:
                     finalizers.append(f)

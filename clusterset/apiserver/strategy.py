@@ -44,6 +44,13 @@ class Strategy:
     def validate(self, cluster: Cluster, obj: Obj, old: Obj | None, namespaced: bool) -> list[FieldError]:
         return validate_object_meta(obj, namespaced=namespaced, name_rule=self.name_rule)
 
+    def deletion_held(self, obj: Obj) -> bool:
+        """Whether something other than metadata.finalizers holds a deletion (namespace spec.finalizers)."""
+        return False
+
+    def begin_deletion(self, obj: Obj) -> None:
+        """Marks the object as being deleted, beyond deletionTimestamp (a namespace turns Terminating)."""
+
     def after_delete(self, cluster: Cluster, obj: Obj) -> None:
         """Releases what the object held (a Service's cluster IP)."""
 

@@ -15,7 +15,7 @@ from clusterset.apiserver.errors import (
     field_required,
 )
 from clusterset.apiserver.resources import ResourceType
-from clusterset.apiserver.selectors import parse_label_selector
+from clusterset.apiserver.selectors import LabelSelector, parse_label_selector
 from clusterset.apiserver.strategy import NoGenerationStrategy, Obj, Strategy
 from clusterset.apiserver.validation import validate_labels
 
@@ -575,7 +575,7 @@ def _selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     return label_selector_from_object(selector).matches(labels)
 
 
-def label_selector_from_object(selector: dict[str, Any]) -> Any:
+def label_selector_from_object(selector: dict[str, Any]) -> LabelSelector:
     """metav1.LabelSelector → our LabelSelector (for controllers and validation)."""
     parts = [f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items()]
     for expr in selector.get("matchExpressions") or []:

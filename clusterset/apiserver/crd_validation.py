@@ -187,7 +187,7 @@ def _spec_errors(spec: dict[str, Any], versions: list[dict[str, Any]]) -> list[F
     errors += _required_names_errors(mapping(spec.get("names")))
     errors += names_errors(mapping(spec.get("names")), "spec.names")
     if layout.schema:
-        any_status = any("status" in mapping(v.get("subresources")) for v in versions)
+        any_status = any(_status_enabled(v) for v in versions)
         errors += _validation_errors(versions[0].get("schema"), any_status, "spec.validation")
     if layout.subresources:
         errors += subresource_errors(versions[0].get("subresources"), "spec.subresources")
@@ -240,13 +240,16 @@ def _version_errors(version: dict[str, Any], path: str, layout: Layout) -> list[
         for problem in _deprecation_warning_problems(version)
     ]
     if not layout.schema:
-        status_enabled = "status" in mapping(version.get("subresources"))
-        errors += _validation_errors(version.get("schema"), status_enabled, f"{path}.schema")
+        errors += _validation_errors(version.get("schema"), _status_enabled(version), f"{path}.schema")
     if not layout.subresources:
         errors += subresource_errors(version.get("subresources"), f"{path}.subresources")
     if not layout.columns:
         errors += _column_list_errors(version.get("additionalPrinterColumns"), f"{path}.additionalPrinterColumns")
     return errors
+
+
+def _status_enabled(version: dict[str, Any]) -> bool:
+    return mapping(version.get("subresources")).get("status") is not None
 
 
 def _deprecation_warning_problems(version: dict[str, Any]) -> list[str]:

@@ -18,6 +18,7 @@ from clusterset.apiserver import discovery, errors
 from clusterset.apiserver.cluster import Cluster
 from clusterset.apiserver.errors import StatusError
 from clusterset.apiserver.openapi import (
+    KUBE_VERSION,
     OPENAPI_V2_PROTOBUF_TYPE,
     openapi_hash,
     openapi_v2_json,
@@ -38,8 +39,8 @@ log = logging.getLogger(__name__)
 
 VERSION = {
     "major": "1",
-    "minor": "31",
-    "gitVersion": "v1.31.0",
+    "minor": KUBE_VERSION.split(".")[1],
+    "gitVersion": KUBE_VERSION,
     "gitCommit": "clusterset",
     "gitTreeState": "clean",
     "buildDate": "2026-01-01T00:00:00Z",
@@ -532,7 +533,7 @@ class Handler:
                     )
             elif exact and rv < store.rv and _changed_since(store, ctx.served.key, rv):
                 raise errors.expired("The resourceVersion for the provided list is too old.")
-        entries, meta = self.server.rest.list(ctx, opts)
+        entries, meta = self.server.rest.list_entries(ctx, opts)
         accept = request.headers.get("Accept", "")
         if wants_table(accept):
             table = to_table(
@@ -620,16 +621,16 @@ class Handler:
                 if bookmarks:
                     wait = min(wait, max(0.0, next_bookmark - now))
                 try:
-                    ev = await asyncio.wait_for(watcher.queue.get(), wait)
+                    got = await asyncio.wait_for(watcher.queue.get(), wait)
                 except TimeoutError:
                     if bookmarks and time.monotonic() >= next_bookmark:
                         await response.write(self._bookmark(ctx, max(last_rv, store.rv)))
                         next_bookmark = time.monotonic() + self.server.bookmark_interval
                     continue
-                if ev is None:
+                if got is None:
                     break
-                chunks = [self._event_bytes(ctx, ev, table)]
-                last_rv = ev.rv
+                chunks = [self._event_bytes(ctx, got, table)]
+                last_rv = got.rv
                 while not watcher.queue.empty():
                     nxt = watcher.queue.get_nowait()
                     if nxt is None:
@@ -640,7 +641,7 @@ class Handler:
                 await response.write(b"".join(chunks))
                 if watcher.closed:
                     break
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:
             pass
         finally:
             store.unwatch(watcher)

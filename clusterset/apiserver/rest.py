@@ -131,7 +131,7 @@ class Rest:
             raise errors.not_found(ctx.rt.plural, ctx.rt.group, name)
         return entry
 
-    def list(self, ctx: Ctx, opts: ListOptions) -> tuple[list[Entry], dict[str, Any]]:
+    def list_entries(self, ctx: Ctx, opts: ListOptions) -> tuple[list[Entry], dict[str, Any]]:
         """Matching entries and the list metadata (resourceVersion, continue, remainingItemCount)."""
         strategy = ctx.served.strategy
         check_field_selector(opts.field_selector, strategy.field_selectors, not ctx.rt.is_crd)
@@ -237,7 +237,7 @@ class Rest:
                 f"the API version in the data ({api_version}) does not match the expected API version "
                 f"({rt.group_version})"
             )
-        obj = orjson.loads(orjson.dumps(body))
+        obj: Obj = orjson.loads(orjson.dumps(body))
         obj["apiVersion"] = rt.group_version
         obj["kind"] = rt.kind
         meta = obj.get("metadata")
@@ -683,7 +683,7 @@ class Rest:
         return entry.obj
 
     async def delete_collection(self, ctx: Ctx, opts: ListOptions, options: dict[str, Any]) -> Obj:
-        entries, _meta = self.list(ctx, opts)
+        entries, _meta = self.list_entries(ctx, opts)
         items = []
         for entry in entries:
             try:

@@ -168,7 +168,8 @@ async def test_server_side_apply_ownership_and_conflicts(cluster: ClusterInfo) -
         forced = await api.patch_namespaced_config_map(
             "ssa",
             "default",
-            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"owned": "2", "shared": "x"}},
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"},
+             "data": {"owned": "2", "shared": "x"}},
             field_manager="bob",
             force=True,
             _content_type=APPLY,

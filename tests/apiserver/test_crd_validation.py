@@ -428,6 +428,35 @@ def test_embedded_resource_must_be_an_object_with_properties() -> None:
     ]
 
 
+def test_extension_rules() -> None:
+    crd = widget_crd()
+    spec_props(crd)["keep"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": False}
+    spec_props(crd)["size"]["x-kubernetes-preserve-unknown-fields"] = True
+    base = "spec.validation.openAPIV3Schema.properties[spec].properties"
+    assert problems(crd) == [
+        f"{base}[size].x-kubernetes-preserve-unknown-fields: Invalid value: true: must be false if "
+        "x-kubernetes-int-or-string is true",
+        f"{base}[keep].x-kubernetes-preserve-unknown-fields: Invalid value: false: must be true or undefined",
+    ]
+
+
+def test_metadata_may_not_appear_in_value_validations() -> None:
+    crd = widget_crd()
+    crd["spec"]["versions"][0]["subresources"] = {}
+    schema_of(crd)["allOf"] = [{"properties": {"metadata": {"required": ["name"]}}}]
+    assert problems(crd) == [
+        "spec.validation.openAPIV3Schema.allOf[0].properties[metadata]: Forbidden: must not be specified in a "
+        "nested context"
+    ]
+
+
+def test_int_or_string_may_use_the_all_of_pattern() -> None:
+    crd = widget_crd()
+    spec_props(crd)["size"] = {"x-kubernetes-int-or-string": True, "allOf": [
+        {"anyOf": [{"type": "integer"}, {"type": "string"}]}, {"pattern": "^[0-9]+(%)?$"}]}
+    assert problems(crd) == []
+
+
 # ---------------------------------------------------------------- defaults in schemas
 
 

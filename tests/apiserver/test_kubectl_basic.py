@@ -663,8 +663,12 @@ def test_get_watch_single_object_by_name(kubectl: Kubectl) -> None:
     api.create_namespaced_config_map("default", {"metadata": {"name": "target"}, "data": {"v": "0"}})
     api.create_namespaced_config_map("default", {"metadata": {"name": "other"}, "data": {"v": "0"}})
     template = 'jsonpath={.object.metadata.name}={.object.data.v}{"\\n"}'
-    with streaming(kubectl, "get", "cm", "target", "-w", "--output-watch-events", "-o", template) as watch:
+    with streaming(kubectl, "get", "cm", "target", "-w", "--output-watch-events", "-o", template,
+                   "-v=6") as watch:
         watch.expect("target=0")
+        # For one object kubectl watches from resourceVersion 0 and hides the synthetic ADDED event that
+        # starts such a watch, so change the object only once the watch is open.
+        watch.expect_stderr("watch=true")
         api.patch_namespaced_config_map("other", "default", {"data": {"v": "9"}}, _content_type=MERGE)
         api.patch_namespaced_config_map("target", "default", {"data": {"v": "1"}}, _content_type=MERGE)
         watch.expect("target=1")

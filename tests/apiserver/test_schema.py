@@ -205,6 +205,11 @@ def test_additional_properties_schema_applies_to_every_value() -> None:
     ]
 
 
+def test_additional_properties_false_forbids_other_keys() -> None:
+    props = {"m": {"type": "object", "additionalProperties": False}}
+    assert check(props, {"m": {"x": 1}}) == ['spec.m: Invalid value: "x": spec.m.x in body is a forbidden property']
+
+
 @pytest.mark.parametrize(
     ("fmt", "good", "bad"),
     [

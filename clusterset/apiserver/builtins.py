@@ -509,6 +509,13 @@ class EndpointSliceStrategy(NoGenerationStrategy):
 
 
 # ---------------------------------------------------------------------------- apps/v1
+_ALWAYS_PRESENT_STATUS = {
+    "ReplicaSet": ("replicas",),
+    "StatefulSet": ("replicas", "availableReplicas"),
+    "DaemonSet": ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"),
+}
+
+
 class WorkloadStrategy(Strategy):
     """Deployment, ReplicaSet, StatefulSet, DaemonSet: selector, template and replicas rules."""
 
@@ -516,6 +523,7 @@ class WorkloadStrategy(Strategy):
 
     def default(self, cluster: Cluster, obj: Obj) -> None:
         spec = _spec(obj)
+        self._default_status(obj)
         if self.kind != "DaemonSet":
             spec.setdefault("replicas", 1)
         template = spec.get("template")
@@ -541,6 +549,13 @@ class WorkloadStrategy(Strategy):
 
     def prepare_create(self, cluster: Cluster, obj: Obj) -> None:
         obj["status"] = {}
+        self._default_status(obj)
+
+    def _default_status(self, obj: Obj) -> None:
+        """Status counters without `omitempty` upstream are always present (clients require them)."""
+        status = obj.setdefault("status", {})
+        for key in _ALWAYS_PRESENT_STATUS.get(self.kind, ()):
+            status.setdefault(key, 0)
 
     def validate(self, cluster: Cluster, obj: Obj, old: Obj | None, namespaced: bool) -> list[FieldError]:
         errors = super().validate(cluster, obj, old, namespaced)

@@ -306,3 +306,15 @@ def deployment(name: str, replicas: int | None = None) -> dict[str, Any]:
     if replicas is not None:
         spec["replicas"] = replicas
     return {"metadata": {"name": name}, "spec": spec}
+
+
+def test_workload_status_counters_are_always_present(cluster: ClusterInfo) -> None:
+    apps = client.AppsV1Api(cluster.api_client())
+    spec = deployment("rs")["spec"]
+    del spec["template"]["spec"]["containers"][0]["ports"]
+    rs = apps.create_namespaced_replica_set("default", {"metadata": {"name": "rs"}, "spec": spec})
+    assert rs.status.replicas == 0  # no omitempty upstream; the typed client requires it
+    sts = apps.create_namespaced_stateful_set("default", {"metadata": {"name": "sts"}, "spec": {**spec,
+                                                                                             "serviceName": "sts"}})
+    assert sts.status.replicas == 0 and sts.status.available_replicas == 0
+    assert apps.patch_namespaced_replica_set_status("rs", "default", {"status": {"readyReplicas": 1}}).status.replicas == 0

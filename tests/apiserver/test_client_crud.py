@@ -317,4 +317,5 @@ def test_workload_status_counters_are_always_present(cluster: ClusterInfo) -> No
     sts = apps.create_namespaced_stateful_set("default", {"metadata": {"name": "sts"}, "spec": {**spec,
                                                                                              "serviceName": "sts"}})
     assert sts.status.replicas == 0 and sts.status.available_replicas == 0
-    assert apps.patch_namespaced_replica_set_status("rs", "default", {"status": {"readyReplicas": 1}}).status.replicas == 0
+    patched = apps.patch_namespaced_replica_set_status("rs", "default", {"status": {"readyReplicas": 1}})
+    assert patched.status.replicas == 0

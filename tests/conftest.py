@@ -22,8 +22,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
 
 @pytest.fixture
 def cluster(server: ServerThread) -> ClusterInfo:
-    """A new, empty logical cluster: tests never see each other's objects."""
-    return server.add_cluster()
+    """A new, empty logical cluster without built-in controllers: the API server alone, as kube-apiserver.
+
+    Tests never see each other's objects.
+    """
+    return server.add_cluster(controllers=False)
+
+
+@pytest.fixture
+def live_cluster(server: ServerThread) -> ClusterInfo:
+    """A new logical cluster with its built-in controllers (nodes, workloads, kubelet, endpoint slices)."""
+    return server.add_cluster(controllers=True)
 
 
 def kubectl_binaries() -> dict[str, str]:

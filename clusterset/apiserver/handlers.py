@@ -160,7 +160,9 @@ class Handler:
             body = await self._read_json(request)
             if not isinstance(body, dict) or not isinstance(body.get("name"), str):
                 raise errors.bad_request('expected {"name": "<cluster name>"}')
-            cluster = await self.server.add_cluster(body["name"], dual_stack=bool(body.get("dualStack")))
+            cluster = await self.server.add_cluster(
+                body["name"], dual_stack=bool(body.get("dualStack")), controllers=body.get("controllers") is not False
+            )
             self.server.refresh_kubeconfig()
             return _json(self._cluster_info(cluster), 201)
         if request.method == "DELETE" and len(parts) == 2:

@@ -19,6 +19,8 @@ from aiohttp import web
 
 from clusterset.apiserver import errors
 from clusterset.apiserver.cluster import Cluster, cidrs_for
+from clusterset.apiserver.controllers import default_controllers
+from clusterset.apiserver.controllers.manager import ControllerManager
 from clusterset.apiserver.lifecycle import Lifecycle
 from clusterset.apiserver.rest import Ctx, Rest
 from clusterset.apiserver.sqlite import Database
@@ -70,8 +72,10 @@ class Apiserver:
         self._by_token: dict[str, Cluster] = {}
         self.rest = Rest()
         self.lifecycle = Lifecycle(self.rest, self.ca_pem)
+        self.controllers = ControllerManager(self, default_controllers())
         self._runner: web.AppRunner | None = None
         self._next_index = 0
+        self._running = False
         self._load()
 
     # ---------------------------------------------------------------- state
@@ -102,7 +106,8 @@ class Apiserver:
         self._by_token[cluster.token] = cluster
         return cluster
 
-    async def add_cluster(self, name: str, *, dual_stack: bool = False) -> Cluster:
+    async def add_cluster(self, name: str, *, dual_stack: bool = False, controllers: bool = True, nodes: int = 3,
+                          pod_ready_delay: float = 0.5) -> Cluster:
         """Creates a logical cluster with its system namespaces and `default/kubernetes` Service."""
         problems = _cluster_name_problems(name)
         if problems:
@@ -122,6 +127,8 @@ class Apiserver:
         self.db.put_cluster(name, 0, orjson.dumps(settings))
         cluster = self._make_cluster(name, settings)
         await self._bootstrap(cluster)
+        if controllers and self._running:
+            self.controllers.attach(cluster)
         return cluster
 
     async def _bootstrap(self, cluster: Cluster) -> None:
@@ -150,6 +157,7 @@ class Apiserver:
                 404, "NotFound", f'clusters "{name}" not found', {"name": name, "kind": "clusters"}
             )
         self._by_token.pop(cluster.token, None)
+        self.controllers.detach(cluster)
         cluster.store.close_watchers()
         self.db.delete_cluster(name)
         await self.db.committed()
@@ -178,8 +186,12 @@ class Apiserver:
     async def start(self) -> None:
         from clusterset.apiserver.handlers import make_app
 
+        self._running = True
+        self.controllers.start()
         for cluster in self.clusters.values():
             self.lifecycle.resume(cluster)
+            if cluster.settings.get("controllers", True):
+                self.controllers.attach(cluster)
         app = make_app(self)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -196,6 +208,8 @@ class Apiserver:
             )
 
     async def stop(self) -> None:
+        self._running = False
+        await self.controllers.stop()
         for cluster in self.clusters.values():
             cluster.store.close_watchers()
         if self._runner is not None:

@@ -98,6 +98,8 @@ class ClusterStore:
         self._dependents: dict[str, set[tuple[str, ObjKey]]] = {}
         self._watchers: dict[str, set[Watcher]] = {}
         self._rv_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        # in-process controllers: called synchronously with every event of a resource (no task per cluster)
+        self.listeners: dict[str, list[Callable[[str, Event], None]]] = {}
 
     # loading -----------------------------------------------------------------
     def load(self, rv: int) -> None:
@@ -211,6 +213,8 @@ class ClusterStore:
         for watcher in self._watchers.get(event.resource, ()):
             if not watcher.closed and watcher.accepts(event):
                 watcher.queue.put_nowait(event)
+        for listener in self.listeners.get(event.resource, ()):
+            listener(self.name, event)
         if self._rv_waiters:
             self._wake_rv_waiters()
 

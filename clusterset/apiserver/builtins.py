@@ -626,6 +626,60 @@ class ReplicaSetStrategy(WorkloadStrategy):
         return fields
 
 
+class JobStrategy(Strategy):
+    """Defaults and the generated selector kube-apiserver gives a Job (no Job controller runs here)."""
+
+    def default(self, cluster: Cluster, obj: Obj) -> None:
+        spec = _spec(obj)
+        for key, value in (("parallelism", 1), ("completions", 1), ("backoffLimit", 6),
+                           ("completionMode", "NonIndexed"), ("suspend", False)):
+            spec.setdefault(key, value)
+        template = spec.setdefault("template", {})
+        if isinstance(template.get("spec"), dict):
+            default_pod_spec(template["spec"])
+            template["spec"]["restartPolicy"] = template["spec"].get("restartPolicy", "Never") or "Never"
+        if spec.get("manualSelector"):
+            return
+        meta = obj["metadata"]
+        uid, name = meta.get("uid", ""), meta.get("name", "")
+        labels = {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
+                  "controller-uid": uid, "job-name": name}
+        template.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
+        spec.setdefault("selector", {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}})
+
+    def prepare_create(self, cluster: Cluster, obj: Obj) -> None:
+        obj["status"] = {}
+
+    def validate(self, cluster: Cluster, obj: Obj, old: Obj | None, namespaced: bool) -> list[FieldError]:
+        errors = super().validate(cluster, obj, old, namespaced)
+        template = (obj.get("spec") or {}).get("template") or {}
+        errors += validate_pod_spec(template.get("spec"), "spec.template.spec")
+        policy = (template.get("spec") or {}).get("restartPolicy")
+        if policy not in ("OnFailure", "Never"):
+            errors.append(field_not_supported("spec.template.spec.restartPolicy", policy, ["OnFailure", "Never"]))
+        return errors
+
+
+class CronJobStrategy(Strategy):
+    def default(self, cluster: Cluster, obj: Obj) -> None:
+        spec = _spec(obj)
+        for key, value in (("concurrencyPolicy", "Allow"), ("suspend", False), ("successfulJobsHistoryLimit", 3),
+                           ("failedJobsHistoryLimit", 1)):
+            spec.setdefault(key, value)
+
+    def prepare_create(self, cluster: Cluster, obj: Obj) -> None:
+        obj["status"] = {}
+
+    def validate(self, cluster: Cluster, obj: Obj, old: Obj | None, namespaced: bool) -> list[FieldError]:
+        errors = super().validate(cluster, obj, old, namespaced)
+        if not (obj.get("spec") or {}).get("schedule"):
+            errors.append(field_required("spec.schedule"))
+        name = (obj.get("metadata") or {}).get("name") or ""
+        if len(name) > 52:
+            errors.append(field_invalid("metadata.name", name, "must be no more than 52 characters"))
+        return errors
+
+
 class RbacStrategy(NoGenerationStrategy):
     name_rule = "path"
 
@@ -692,7 +746,10 @@ BUILTINS: list[tuple[ResourceType, Strategy]] = [
     (_rt("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"), RbacStrategy()),
     (_rt("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False), RbacStrategy()),
     (_rt("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False), RbacStrategy()),
+    (_rt("batch", "v1", "jobs", "Job", cats=("all",), sub=("status",)), JobStrategy()),
+    (_rt("batch", "v1", "cronjobs", "CronJob", short=("cj",), cats=("all",), sub=("status",)), CronJobStrategy()),
+    (_rt("", "v1", "resourcequotas", "ResourceQuota", short=("quota",), sub=("status",)), Strategy()),
+    (_rt("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short=("pdb",), sub=("status",)), Strategy()),
+    (_rt("networking.k8s.io", "v1", "ingresses", "Ingress", short=("ing",), sub=("status",)), Strategy()),
+    (_rt("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False, ("pc",)), NoGenerationStrategy()),
 ]
-
-# EndpointSlice and Endpoints have no spec, but kube-apiserver keeps no generation on them either.
-# Lease has spec: generation applies.

@@ -26,6 +26,8 @@ from clusterset.apiserver.openapi import (
     openapi_v3_document,
     openapi_v3_index,
 )
+from clusterset.apiserver.protobuf import CONTENT_TYPE as PROTOBUF
+from clusterset.apiserver.protobuf import decode_protobuf
 from clusterset.apiserver.rest import Ctx, ListOptions
 from clusterset.apiserver.selectors import parse_field_selector, parse_label_selector
 from clusterset.apiserver.store import Event, TooOld
@@ -700,8 +702,10 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _decode(raw: bytes, content_type: str, *, strict: bool, kind: str = "", version: str = "") -> Any:
-    """JSON or YAML body → Python; malformed input is a 400, never a 500."""
+    """JSON, YAML or Kubernetes protobuf body → Python; malformed input is a 400, never a 500."""
     media = content_type.split(";")[0].strip().lower()
+    if media == PROTOBUF:
+        return decode_protobuf(raw)  # kubectl >= 1.32 sends built-in kinds this way
     if not raw.strip():
         raise errors.bad_request("the request body is empty")
     try:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,21 +11,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from clusterset.testing import ClusterInfo
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def core(info: ClusterInfo) -> client.CoreV1Api:
-    return client.CoreV1Api(info.api_client())
+from tests.helpers import core, wait_until
 
 
 def exists(api: client.CoreV1Api, name: str) -> bool:
@@ -54,7 +38,7 @@ def test_background_deletion_collects_dependents(cluster: ClusterInfo) -> None:
     owner_and_dependents(api)
     api.delete_namespaced_config_map("owner", "default", propagation_policy="Background")
     assert not exists(api, "owner")
-    wait_until(lambda: not exists(api, "dep0") and not exists(api, "dep1"), what="dependents to be collected")
+    wait_until(lambda: not exists(api, "dep0") and not exists(api, "dep1"), message="dependents to be collected")
 
 
 def test_dependent_with_another_live_owner_survives(cluster: ClusterInfo) -> None:
@@ -65,9 +49,9 @@ def test_dependent_with_another_live_owner_survives(cluster: ClusterInfo) -> Non
             {"apiVersion": "v1", "kind": "ConfigMap", "name": "other", "uid": other.metadata.uid}]
     api.create_namespaced_config_map("default", {"metadata": {"name": "shared", "ownerReferences": refs}})
     api.delete_namespaced_config_map("owner", "default")
-    wait_until(lambda: not exists(api, "dep0"), what="the sole-owned dependent to go")
+    wait_until(lambda: not exists(api, "dep0"), message="the sole-owned dependent to go")
     wait_until(lambda: len(api.read_namespaced_config_map("shared", "default").metadata.owner_references) == 1,
-               what="the dead owner's reference to be removed")
+               message="the dead owner's reference to be removed")
     assert exists(api, "shared")
 
 
@@ -75,7 +59,7 @@ def test_orphan_deletion_keeps_dependents_without_references(cluster: ClusterInf
     api = core(cluster)
     owner_and_dependents(api)
     api.delete_namespaced_config_map("owner", "default", propagation_policy="Orphan")
-    wait_until(lambda: not exists(api, "owner"), what="the owner to go")
+    wait_until(lambda: not exists(api, "owner"), message="the owner to go")
     for name in ("dep0", "dep1"):
         assert not api.read_namespaced_config_map(name, "default").metadata.owner_references
 
@@ -91,10 +75,10 @@ def test_foreground_deletion_waits_for_dependents(cluster: ClusterInfo) -> None:
     owner = api.read_namespaced_config_map("owner", "default")
     assert owner.metadata.deletion_timestamp is not None
     assert "foregroundDeletion" in owner.metadata.finalizers
-    wait_until(lambda: not exists(api, "dep0") and not exists(api, "dep1"), what="dependents to go")
+    wait_until(lambda: not exists(api, "dep0") and not exists(api, "dep1"), message="dependents to go")
     assert exists(api, "owner")  # the blocker still holds it
     api.patch_namespaced_config_map("blocker", "default", {"metadata": {"finalizers": None}})
-    wait_until(lambda: not exists(api, "owner"), what="the owner to go once every dependent is gone")
+    wait_until(lambda: not exists(api, "owner"), message="the owner to go once every dependent is gone")
 
 
 def test_delete_collection_with_selector(cluster: ClusterInfo) -> None:
@@ -126,7 +110,7 @@ def test_crd_lifecycle(cluster: ClusterInfo) -> None:
     ext.create_custom_resource_definition(CRD)
     crd = wait_until(lambda: next((c for c in (ext.read_custom_resource_definition(CRD["metadata"]["name"])
                                                 .status.conditions or []) if c.type == "Established"), None),
-                     what="Established")
+                     message="Established")
     assert crd.status == "True" and crd.reason == "InitialNamesAccepted"
     body = {"apiVersion": "stable.example.com/v1", "kind": "CronTab", "metadata": {"name": "c1"},
             "spec": {"cron": "* * * * *", "replicas": 1}, "status": {"replicas": 5}}
@@ -150,8 +134,8 @@ def test_crd_lifecycle(cluster: ClusterInfo) -> None:
             return False
         except ApiException as err:
             return err.status == 404
-    wait_until(unserved, what="the resource to stop being served")
-    wait_until(lambda: not ext.list_custom_resource_definition().items, what="the CRD to go")
+    wait_until(unserved, message="the resource to stop being served")
+    wait_until(lambda: not ext.list_custom_resource_definition().items, message="the CRD to go")
     groups = [g.name for g in client.ApisApi(cluster.api_client()).get_api_versions().groups]
     assert "stable.example.com" not in groups
 

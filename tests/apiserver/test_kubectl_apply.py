@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from clusterset.testing import ClusterInfo
+from tests.helpers import apps, core, custom, wait_until
 
 if TYPE_CHECKING:
     from tests.conftest import Kubectl
 
-T = TypeVar("T")
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 CR_415 = ("the body of the request was in an unknown format - accepted media types include: "
@@ -25,31 +22,6 @@ CR_415 = ("the body of the request was in an unknown format - accepted media typ
 
 
 # ---------------------------------------------------------------------------- helpers
-def wait_until(predicate: Callable[[], T], timeout: float = 15.0, interval: float = 0.05,
-               message: str = "condition") -> T:
-    """Polls `predicate` until it returns something truthy; fails the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
-
-
-def core(info: ClusterInfo) -> client.CoreV1Api:
-    return client.CoreV1Api(info.api_client())
-
-
-def apps(info: ClusterInfo) -> client.AppsV1Api:
-    return client.AppsV1Api(info.api_client())
-
-
-def custom(info: ClusterInfo) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(info.api_client())
-
-
 def live(kubectl: Kubectl, kind: str, name: str, namespace: str = "default") -> dict[str, Any]:
     """The object as kubectl shows it, managedFields included."""
     result: dict[str, Any] = json.loads(

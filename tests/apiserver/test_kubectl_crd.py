@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from clusterset.testing import ClusterInfo
+from tests.helpers import custom, table, wait_until
 
 if TYPE_CHECKING:
     from tests.conftest import Kubectl
 
-T = TypeVar("T")
 MERGE = "application/merge-patch+json"
 GROUP, VERSION, PLURAL = "stable.example.com", "v1", "widgets"
 CRD_NAME = f"{PLURAL}.{GROUP}"
@@ -94,35 +91,8 @@ spec:
 
 
 # ---------------------------------------------------------------------------- helpers
-def wait_until(predicate: Callable[[], T], timeout: float = 15.0, interval: float = 0.05,
-               message: str = "condition") -> T:
-    """Polls `predicate` until it returns something truthy; fails the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
-
-
-def table(text: str) -> list[list[str]]:
-    """kubectl's human-readable table as rows of cells, cut at the header's column starts."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        return []
-    starts = [m.start() for m in re.finditer(r"\S+(?: \S+)*", lines[0])]
-    bounds = [*starts[1:], None]
-    return [[line[start:end].strip() for start, end in zip(starts, bounds, strict=True)] for line in lines]
-
-
 def names(text: str) -> set[str]:
     return {line.strip() for line in text.splitlines() if line.strip()}
-
-
-def custom(info: ClusterInfo) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(info.api_client())
 
 
 def widget_yaml(name: str, color: str = "red", size: int = 3, extra: str = "") -> str:

@@ -165,11 +165,11 @@ class Handler:
             cluster = await self.server.add_cluster(
                 body["name"], dual_stack=bool(body.get("dualStack")), controllers=body.get("controllers") is not False
             )
-            self.server.refresh_kubeconfig()
+            await self.server.refresh_kubeconfig()
             return _json(self._cluster_info(cluster), 201)
         if request.method == "DELETE" and len(parts) == 2:
             await self.server.remove_cluster(parts[1])
-            self.server.refresh_kubeconfig()
+            await self.server.refresh_kubeconfig()
             return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
         raise errors.method_not_allowed()
 

@@ -41,6 +41,7 @@ class Database:
         self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self._conn.executescript(SCHEMA)
         self._in_txn = False
+        self._cluster_rvs: dict[str, int] = {}
         self._waiters: list[asyncio.Future[None]] = []
         self._commit_scheduled = False
         self.commits = 0
@@ -88,11 +89,13 @@ class Database:
         self._conn.execute("INSERT OR REPLACE INTO clusters VALUES (?,?,?)", (name, rv, data))
 
     def set_cluster_rv(self, name: str, rv: int) -> None:
+        """Recorded once per commit group, not once per write."""
         self._begin()
-        self._conn.execute("UPDATE clusters SET rv=? WHERE name=?", (rv, name))
+        self._cluster_rvs[name] = rv
 
     def delete_cluster(self, name: str) -> None:
         self._begin()
+        self._cluster_rvs.pop(name, None)
         for table in ("objects", "events"):
             self._conn.execute(f"DELETE FROM {table} WHERE cluster=?", (name,))
         self._conn.execute("DELETE FROM clusters WHERE name=?", (name,))
@@ -107,6 +110,10 @@ class Database:
         error: BaseException | None = None
         if self._in_txn:
             try:
+                if self._cluster_rvs:
+                    self._conn.executemany("UPDATE clusters SET rv=? WHERE name=?",
+                                           [(rv, name) for name, rv in self._cluster_rvs.items()])
+                    self._cluster_rvs.clear()
                 self._conn.execute("COMMIT")
                 self.commits += 1
             except sqlite3.Error as exc:  # pragma: no cover - disk full, I/O error

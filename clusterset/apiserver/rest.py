@@ -140,19 +140,21 @@ class Rest:
         start_after: tuple[str, str] | None = None
         if opts.continue_token:
             list_rv, start_after = _decode_continue(opts.continue_token)
-        entries = store.entries(ctx.served.key, ctx.namespace)
-        if start_after is not None:
-            entries = [e for e in entries if _entry_key(e) > start_after]
         selective = not (opts.label_selector.empty and opts.field_selector.empty)
-        if selective:
-            entries = [e for e in entries if self.matches(ctx.served, e.obj, opts.label_selector, opts.field_selector)]
         meta: dict[str, Any] = {"resourceVersion": str(list_rv)}
+        if not selective:
+            # pages straight from the sorted index: O(log n + limit)
+            entries = store.entries(ctx.served.key, ctx.namespace, start_after, opts.limit + 1 if opts.limit else None)
+            if opts.limit and len(entries) > opts.limit:
+                entries = entries[: opts.limit]
+                meta["continue"] = _encode_continue(list_rv, _entry_key(entries[-1]))
+                meta["remainingItemCount"] = store.count_after(ctx.served.key, ctx.namespace, _entry_key(entries[-1]))
+            return entries, meta
+        entries = [e for e in store.entries(ctx.served.key, ctx.namespace, start_after)
+                   if self.matches(ctx.served, e.obj, opts.label_selector, opts.field_selector)]
         if opts.limit and len(entries) > opts.limit:
-            page = entries[: opts.limit]
-            meta["continue"] = _encode_continue(list_rv, _entry_key(page[-1]))
-            if not selective:
-                meta["remainingItemCount"] = len(entries) - opts.limit
-            entries = page
+            entries = entries[: opts.limit]
+            meta["continue"] = _encode_continue(list_rv, _entry_key(entries[-1]))
         return entries, meta
 
     @staticmethod

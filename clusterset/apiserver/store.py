@@ -10,6 +10,7 @@ Stored dicts are never mutated; writers store new dicts.
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -93,6 +94,7 @@ class ClusterStore:
         # the oldest rv a watch can resume from: everything after it is in `history`
         self.compacted_rv = 0
         self._objects: dict[str, dict[ObjKey, Entry]] = {}
+        self._sorted: dict[str, list[ObjKey]] = {}  # each resource's keys in list order, built on first list
         # garbage collection indexes: uid → where the object is; owner uid → its dependents
         self._by_uid: dict[str, tuple[str, ObjKey]] = {}
         self._dependents: dict[str, set[tuple[str, ObjKey]]] = {}
@@ -123,11 +125,35 @@ class ClusterStore:
     def get(self, resource: str, namespace: str, name: str) -> Entry | None:
         return self._objects.get(resource, {}).get((namespace, name))
 
-    def entries(self, resource: str, namespace: str | None = None) -> list[Entry]:
-        """Entries sorted by namespace then name, as kube-apiserver lists them."""
+    def entries(self, resource: str, namespace: str | None = None, after: ObjKey | None = None,
+                limit: int | None = None) -> list[Entry]:
+        """Entries sorted by namespace then name (as kube-apiserver lists them), from just after `after`."""
         objs = self._objects.get(resource, {})
-        keys = sorted(k for k in objs if namespace is None or k[0] == namespace)
-        return [objs[k] for k in keys]
+        keys = self._keys(resource)
+        lo, hi = self._span(keys, namespace, after)
+        if limit is not None:
+            hi = min(hi, lo + limit)
+        return [objs[k] for k in keys[lo:hi]]
+
+    def count_after(self, resource: str, namespace: str | None, after: ObjKey | None) -> int:
+        lo, hi = self._span(self._keys(resource), namespace, after)
+        return hi - lo
+
+    def _keys(self, resource: str) -> list[ObjKey]:
+        keys = self._sorted.get(resource)
+        if keys is None:
+            keys = self._sorted[resource] = sorted(self._objects.get(resource, {}))
+        return keys
+
+    @staticmethod
+    def _span(keys: list[ObjKey], namespace: str | None, after: ObjKey | None) -> tuple[int, int]:
+        lo, hi = 0, len(keys)
+        if namespace is not None:
+            lo = bisect.bisect_left(keys, (namespace, ""))
+            hi = bisect.bisect_left(keys, (namespace + "\x00", ""))
+        if after is not None:
+            lo = max(lo, bisect.bisect_right(keys, after))
+        return lo, max(lo, hi)
 
     def count(self, resource: str, namespace: str | None = None) -> int:
         objs = self._objects.get(resource, {})
@@ -151,6 +177,8 @@ class ClusterStore:
         objects = self._objects.setdefault(resource, {})
         previous = objects.get(key)
         objects[key] = entry
+        if previous is None and resource in self._sorted:
+            bisect.insort(self._sorted[resource], key)
         self._index(resource, key, previous.obj if previous else None, obj)
         rv = int(meta["resourceVersion"])
         self.db.put_object(self.name, resource, key[0], key[1], entry.raw)
@@ -163,6 +191,9 @@ class ClusterStore:
         key = (meta.get("namespace", ""), meta["name"])
         previous = self._objects.get(resource, {}).pop(key, None)
         self._index(resource, key, previous.obj if previous else None, None)
+        keys = self._sorted.get(resource)
+        if previous is not None and keys is not None:
+            del keys[bisect.bisect_left(keys, key)]
         entry = Entry(obj)
         self.db.delete_object(self.name, resource, key[0], key[1])
         self._record(Event(int(meta["resourceVersion"]), "DELETED", resource, entry))
@@ -174,6 +205,7 @@ class ClusterStore:
             self.db.delete_object(self.name, resource, ns, name)
             self._index(resource, (ns, name), entry.obj, None)
         self._objects.pop(resource, None)
+        self._sorted.pop(resource, None)
 
     def _index(self, resource: str, key: ObjKey, old: Obj | None, new: Obj | None) -> None:
         where = (resource, key)

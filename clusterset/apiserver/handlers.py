@@ -162,8 +162,13 @@ class Handler:
             body = await self._read_json(request)
             if not isinstance(body, dict) or not isinstance(body.get("name"), str):
                 raise errors.bad_request('expected {"name": "<cluster name>"}')
+            try:
+                nodes, delay = int(body.get("nodes", 3)), float(body.get("podReadyDelay", 0.5))
+            except (TypeError, ValueError) as exc:
+                raise errors.bad_request('"nodes" must be an integer and "podReadyDelay" a number of seconds') from exc
             cluster = await self.server.add_cluster(
-                body["name"], dual_stack=bool(body.get("dualStack")), controllers=body.get("controllers") is not False
+                body["name"], dual_stack=bool(body.get("dualStack")), controllers=body.get("controllers") is not False,
+                nodes=nodes, pod_ready_delay=delay,
             )
             await self.server.refresh_kubeconfig()
             return _json(self._cluster_info(cluster), 201)

@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     cl.add_argument("action", choices=["add", "remove", "list"])
     cl.add_argument("name", nargs="?")
     cl.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    cl.add_argument("--nodes", type=int, default=3, help="simulated nodes of a new cluster (default 3)")
+    cl.add_argument("--pod-ready-delay", type=float, default=0.5, help="seconds until a new pod is Ready (default 0.5)")
+    cl.add_argument("--no-controllers", action="store_true", help="the API server alone: no nodes, pods or slices")
+    cl.add_argument("--dual-stack", action="store_true", help="IPv4 and IPv6 service and pod ranges")
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
@@ -139,7 +143,9 @@ def _cluster_command(args: argparse.Namespace) -> int:
             print(f"clusterset: cluster {args.action} needs a NAME", file=sys.stderr)
             return 2
         if args.action == "add":
-            method, body = "POST", json.dumps({"name": args.name}).encode()
+            method, body = "POST", json.dumps({
+                "name": args.name, "nodes": args.nodes, "podReadyDelay": args.pod_ready_delay,
+                "controllers": not args.no_controllers, "dualStack": args.dual_stack}).encode()
         else:
             method, path = "DELETE", f"/admin/clusters/{args.name}"
     req = urllib.request.Request(info["url"] + path, data=body, method=method,

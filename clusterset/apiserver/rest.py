@@ -393,7 +393,7 @@ class Rest:
             )
         if not meta["managedFields"]:
             del meta["managedFields"]
-        if _same(new, old):
+        if new == old:  # a no-op writes nothing: same resourceVersion, no event
             return old
         if ctx.dry_run:
             return new
@@ -408,19 +408,15 @@ class Rest:
 
     def _merge_subresource(self, ctx: Ctx, old: Obj, new: Obj, subresource: str | None) -> Obj:
         """`/status` writes only status; the main resource never writes status (if it has /status)."""
-        if subresource == "status":
-            merged = orjson.loads(orjson.dumps(old))
-            if "status" in new:
+        if subresource in ("status", "finalize"):
+            merged: Obj = orjson.loads(orjson.dumps(old))
+            if subresource == "finalize":
+                merged.setdefault("spec", {})["finalizers"] = (new.get("spec") or {}).get("finalizers") or []
+            elif "status" in new:
                 merged["status"] = new["status"]
             else:
                 merged.pop("status", None)
-            if new["metadata"].get("managedFields") is not None:
-                merged["metadata"]["managedFields"] = new["metadata"]["managedFields"]
-            return merged  # type: ignore[no-any-return]
-        if subresource == "finalize":
-            merged = orjson.loads(orjson.dumps(old))
-            merged.setdefault("spec", {})["finalizers"] = (new.get("spec") or {}).get("finalizers") or []
-            return merged  # type: ignore[no-any-return]
+            return merged
         if ctx.rt.has_status:
             if "status" in old:
                 new["status"] = old["status"]
@@ -717,22 +713,12 @@ class Rest:
 
 
 def _patch_options_invalid(field_name: str, message: str) -> StatusError:
-    err = errors.invalid(
-        "PatchOptions",
-        "meta.k8s.io",
-        "",
-        [FieldError(field_name, "FieldValueForbidden" if "Forbidden" in message else "FieldValueRequired", message)],
-    )
-    err.message = f'PatchOptions.meta.k8s.io "" is invalid: {field_name}: {message}'
-    return err
+    reason = "FieldValueForbidden" if message.startswith("Forbidden") else "FieldValueRequired"
+    return errors.invalid("PatchOptions", "meta.k8s.io", "", [FieldError(field_name, reason, message)])
 
 
 def _waits_for_grace(rt: Any, obj: Obj) -> bool:
     return bool(rt.kind == "Pod" and rt.group == "" and obj["metadata"].get("deletionGracePeriodSeconds"))
-
-
-def _same(a: Obj, b: Obj) -> bool:
-    return a == b
 
 
 def _entry_key(entry: Entry) -> tuple[str, str]:

@@ -62,6 +62,7 @@ class NamespaceStrategy(Strategy):
 
 class ServiceStrategy(Strategy):
     name_rule = "dns1035"
+    delete_returns_object = True  # kube-apiserver's service registry returns the deleted Service
 
     def default(self, cluster: Cluster, obj: Obj) -> None:
         spec = _spec(obj)

@@ -123,6 +123,9 @@ class Apiserver:
             "index": index,
             "token": secrets.token_urlsafe(32),
             "dualStack": dual_stack,
+            "controllers": controllers,
+            "nodes": nodes,
+            "podReadyDelay": pod_ready_delay,
             **cidrs_for(index),
         }
         self.db.put_cluster(name, 0, orjson.dumps(settings))

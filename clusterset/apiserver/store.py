@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from typing import Any
 import orjson
 
 from clusterset.apiserver.sqlite import Database
+
+log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 ObjKey = tuple[str, str]  # (namespace or "", name)
@@ -246,7 +249,10 @@ class ClusterStore:
             if not watcher.closed and watcher.accepts(event):
                 watcher.queue.put_nowait(event)
         for listener in self.listeners.get(event.resource, ()):
-            listener(self.name, event)
+            try:
+                listener(self.name, event)
+            except Exception:  # a controller's bug must not fail the client's write
+                log.exception("listener for %s in cluster %s failed", event.resource, self.name)
         if self._rv_waiters:
             self._wake_rv_waiters()
 

@@ -319,3 +319,24 @@ def test_workload_status_counters_are_always_present(cluster: ClusterInfo) -> No
     assert sts.status.replicas == 0 and sts.status.available_replicas == 0
     patched = apps.patch_namespaced_replica_set_status("rs", "default", {"status": {"readyReplicas": 1}})
     assert patched.status.replicas == 0
+
+
+def test_deleting_a_service_returns_it(cluster: ClusterInfo) -> None:
+    api = core(cluster)
+    api.create_namespaced_service("default", {"metadata": {"name": "bye"}, "spec": {"ports": [{"port": 80}]}})
+    deleted = json.loads(api.delete_namespaced_service("bye", "default", _preload_content=False).data)
+    assert deleted["kind"] == "Service" and deleted["metadata"]["name"] == "bye"
+
+
+def test_cluster_settings_survive_a_restart(tmp_path: Any) -> None:
+    from clusterset.testing import ServerThread
+
+    first = ServerThread(tmp_path)
+    first.add_cluster("plain", controllers=False, nodes=5)
+    first.stop()
+    second = ServerThread(tmp_path)
+    try:
+        settings = second.server.clusters["plain"].settings
+        assert settings["controllers"] is False and settings["nodes"] == 5
+    finally:
+        second.stop()

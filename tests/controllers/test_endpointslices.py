@@ -34,6 +34,7 @@ from clusterset.apiserver.controllers.endpoint_state import (
     MANAGED_BY_LABEL,
     SERVICE_NAME_LABEL,
     TRIGGER_TIME_ANNOTATION,
+    Memo,
     ServiceIndex,
     TriggerTimeTracker,
     endpoint_subsets,
@@ -221,6 +222,52 @@ def test_plan_label_changes_foreign_slices_and_port_changes() -> None:
     assert update["ports"] == [{"name": "http", "protocol": "TCP", "port": 9090}]
 
 
+def test_memo_saves_work_without_changing_any_plan() -> None:
+    """The per-Service memo is keyed by pod uid+resourceVersion, node zone and the Service's fields:
+    across a run of changes, planning with it gives exactly what planning from scratch gives."""
+    slice_memo, endpoints_memo = Memo(), Memo()
+    svc = _svc()
+    nodes = copy.deepcopy(NODES)
+    pods = [_pod(i) for i in range(250)]
+    for p in pods:
+        p["metadata"]["resourceVersion"] = "1"
+    slices: list[dict[str, Any]] = []
+    endpoints: dict[str, Any] | None = None
+
+    def step(rv: int) -> None:
+        nonlocal slices, endpoints
+        fresh = plan_slices(svc, pods, nodes, slices)
+        memoized = plan_slices(svc, pods, nodes, slices, memo=slice_memo)
+        assert (memoized.creates, memoized.updates, memoized.deletes) == (fresh.creates, fresh.updates, fresh.deletes)
+        fresh_ep = plan_endpoints(svc, pods, endpoints)
+        assert plan_endpoints(svc, pods, endpoints, memo=endpoints_memo) == fresh_ep
+        kept = {s["metadata"]["name"]: s for s in slices}
+        for s in fresh.deletes:
+            kept.pop(s["metadata"]["name"], None)
+        for s in [*_stored(fresh.creates, rv * 100), *fresh.updates]:
+            s["metadata"]["resourceVersion"] = str(rv)
+            kept[s["metadata"]["name"]] = s
+        slices = list(kept.values())
+        if fresh_ep is not None:
+            endpoints = {**fresh_ep, "metadata": {**fresh_ep["metadata"], "resourceVersion": str(rv)}}
+
+    step(2)
+    pods[7] = _pod(7, ready=False)  # a pod changes: new resourceVersion
+    pods[7]["metadata"]["resourceVersion"] = "3"
+    step(3)
+    assert not plan_slices(svc, pods, nodes, slices, memo=slice_memo)
+    nodes["n1"]["metadata"]["labels"]["topology.kubernetes.io/zone"] = "zone-q"  # same pods, new zone
+    step(4)
+    assert all(e["zone"] == "zone-q" for s in slices for e in s["endpoints"] or [])
+    svc["spec"]["ports"][0]["targetPort"] = 9090  # the Service changes
+    step(5)
+    assert {s["ports"][0]["port"] for s in slices} == {9090}
+    del pods[100:]
+    step(6)
+    assert sum(len(s["endpoints"] or []) for s in slices) == 100
+    assert len(slice_memo.pods) == 100, "entries of pods that are gone are dropped"
+
+
 def test_endpoints_subsets_ready_not_ready_and_repacking() -> None:
     svc = _svc(ports=[{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"},
                       {"name": "alt", "port": 81, "targetPort": "missing", "protocol": "TCP"}])
@@ -278,17 +325,28 @@ def test_service_index_requeues_services_that_list_a_relabelled_pod() -> None:
 
 
 # ============================================================================ end to end
-async def _only_endpoint_controllers(server: Apiserver) -> None:
-    await server.controllers.stop()
-    server.controllers = ControllerManager(server, endpoint_controllers())
-    server.controllers.start()
+async def _idle(manager: ControllerManager, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    queues = manager._queues.values()
+    while any(q.pending or q.running or q.dirty for q in queues) or manager._timers:
+        if time.monotonic() > deadline:
+            raise AssertionError("controllers still busy after 10s")
+        await asyncio.sleep(0.005)
+
+
+class EndpointOnlyServer(ServerThread):
+    """A server whose clusters run only the endpoint controllers: pod status is what the test writes."""
+
+    async def _start(self) -> Apiserver:
+        server = Apiserver(self.state_dir, **self.options)
+        server.controllers = ControllerManager(server, endpoint_controllers())
+        await server.start()
+        return server
 
 
 @pytest.fixture(scope="module")
 def ep_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    """A server whose clusters run only the endpoint controllers: pod status is what the test writes."""
-    running = ServerThread(tmp_path_factory.mktemp("endpoint-apiserver"), bookmark_interval=1.0)
-    running.call(_only_endpoint_controllers(running.server))
+    running = EndpointOnlyServer(tmp_path_factory.mktemp("endpoint-apiserver"), bookmark_interval=1.0)
     yield running
     running.stop()
 
@@ -309,7 +367,7 @@ class Env:
         self.core.create_node({"metadata": {"name": name, "labels": {"topology.kubernetes.io/zone": zone}}})
 
     def pod(self, name: str, labels: dict[str, str], node: str = "n1", ready: bool = True, ips: list[str] | None = None,
-            ports: list[dict[str, Any]] | None = None, **spec: Any) -> dict[str, Any]:
+            ports: list[dict[str, Any]] | None = None, phase: str = "Running", **spec: Any) -> dict[str, Any]:
         body = {"metadata": {"name": name, "labels": labels},
                 "spec": {"nodeName": node, **spec,
                          "containers": [{"name": "app", "image": "nginx:1.27",
@@ -319,12 +377,12 @@ class Env:
         if ips is None:
             n = next(self._ips)
             ips = [f"10.128.{n // 250}.{n % 250 + 1}"]
-        self.set_status(name, ips, ready)
+        self.set_status(name, ips, ready, phase)
         return {"name": name, "uid": created.metadata.uid, "ips": ips}
 
-    def set_status(self, name: str, ips: list[str], ready: bool) -> None:
+    def set_status(self, name: str, ips: list[str], ready: bool, phase: str = "Running") -> None:
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        status = {"phase": "Running", "podIP": ips[0], "podIPs": [{"ip": ip} for ip in ips],
+        status = {"phase": phase, "podIP": ips[0], "podIPs": [{"ip": ip} for ip in ips],
                   "conditions": [{"type": "Ready", "status": "True" if ready else "False",
                                   "lastTransitionTime": now}]}
         self.core.patch_namespaced_pod_status(name, "default", {"status": status}, _content_type=MERGE)
@@ -364,9 +422,9 @@ class Env:
         return self.server.server.controllers.reconcile_count(controller)
 
     def settle(self) -> None:
-        """Returns once the server loop has finished the step it was in (reconciles that already
-        started have then made their writes: a reconcile writes before it first yields)."""
-        self.server.call(asyncio.sleep(0))
+        """Returns once every controller queue is empty and nothing runs (reads the manager's queues:
+        it has no public idle check yet), failing after 10 s."""
+        self.server.call(_idle(self.server.server.controllers))
 
     def store_rv(self) -> int:
         return self.server.server.clusters[self.info.name].store.rv
@@ -392,9 +450,7 @@ def test_service_over_pods_yields_upstream_slice(env: Env) -> None:
     p2 = env.pod("web-2", {"app": "web"}, node="n2")
     p3 = env.pod("web-3", {"app": "web"}, node="n1", ready=False)
     env.pod("other", {"app": "other"})
-    done = env.pod("web-done", {"app": "web"})
-    env.core.patch_namespaced_pod_status("web-done", "default", {"status": {"phase": "Succeeded"}},
-                                         _content_type=MERGE)
+    done = env.pod("web-done", {"app": "web"}, ready=False, phase="Succeeded")
     env.core.create_namespaced_pod("default", {"metadata": {"name": "web-pending", "labels": {"app": "web"}},
                                                "spec": {"containers": [{"name": "c", "image": "nginx"}]}})
     (s,) = env.wait_endpoints("web", 3)
@@ -503,6 +559,20 @@ def test_deleting_pods_removes_their_endpoints(env: Env) -> None:
     assert ep["metadata"]["name"] == "cache"
 
 
+def test_node_zone_and_late_node_registration_reach_the_slice(env: Env) -> None:
+    env.service("geo")
+    env.pod("geo-1", {"app": "geo"}, node="n1")
+    env.pod("geo-late", {"app": "geo"}, node="n3")  # n3 is not registered: upstream leaves the pod out
+    (s,) = env.wait_endpoints("geo", 1)
+    assert by_pod([s])["geo-1"]["zone"] == "zone-a"
+    env.core.patch_node("n1", {"metadata": {"labels": {"topology.kubernetes.io/zone": "zone-z"}}})
+    wait_until(lambda: by_pod(env.slices("geo")).get("geo-1", {}).get("zone") == "zone-z", timeout=5,
+               what="the node's new zone on its endpoint")
+    env.node("n3", "zone-c")
+    eps = by_pod(env.wait_endpoints("geo", 2, timeout=5))
+    assert eps["geo-late"]["zone"] == "zone-c" and eps["geo-late"]["nodeName"] == "n3"
+
+
 def test_250_pods_make_three_slices_of_at_most_100(env: Env) -> None:
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda i: env.pod(f"big-{i:03d}", {"app": "big"}, node="n1" if i % 2 else "n2"), range(250)))
@@ -580,6 +650,8 @@ def test_no_write_when_nothing_changed(env: Env) -> None:
                                           if x["metadata"]["labels"].get("tier") == "gold"), None),
                             what="the new label on the slice")
     assert relabelled["metadata"]["name"] == s["metadata"]["name"]
+    env.settle()
+    assert env.reconciles() == slices_before + 1, "the event of our own slice write must not requeue"
 
 
 def test_deleting_the_service_removes_its_slices_and_endpoints(env: Env) -> None:
@@ -587,7 +659,8 @@ def test_deleting_the_service_removes_its_slices_and_endpoints(env: Env) -> None
     env.pod("gone-1", {"app": "gone"})
     env.wait_endpoints("gone", 1)
     wait_until(lambda: env.endpoints("gone"), what="Endpoints gone")
-    env.core.delete_namespaced_service("gone", "default")
+    # raw: kube-apiserver answers with the deleted Service, which the client's model expects
+    env.core.delete_namespaced_service("gone", "default", _preload_content=False)
     wait_until(lambda: env.slices("gone") == [] and env.endpoints("gone") is None, timeout=5,
                what="slices and Endpoints removed")
 
@@ -622,6 +695,38 @@ def test_attach_reconciles_what_exists(ep_server: ServerThread) -> None:
     assert s["metadata"]["name"] == "web-stale", "the existing slice is reused, as upstream does"
     assert set(by_pod([s])) == {"web-1", "web-2"}
     wait_until(lambda: e.slices("old") == [], timeout=5, what="the orphaned slice deleted")
+
+
+def test_restart_rewrites_nothing_and_keeps_reconciling(tmp_path: Path) -> None:
+    """After a restart on the same state, the relist reconciles everything and writes nothing (an
+    exporting cluster must not replay every slice to its watchers); changes are followed again."""
+    first = EndpointOnlyServer(tmp_path / "state")
+    try:
+        e = Env(first, first.add_cluster("restarted"))
+        e.node("n1", "zone-a")
+        e.service("web")
+        a = e.pod("web-1", {"app": "web"})
+        e.pod("web-2", {"app": "web"})
+        (s,) = e.wait_endpoints("web", 2)
+        wait_until(lambda: e.endpoints("web"), what="Endpoints web")
+        e.settle()
+        rv = e.store_rv()
+    finally:
+        first.stop()
+    second = EndpointOnlyServer(tmp_path / "state")
+    try:
+        e = Env(second, second.info("restarted"))
+        e.settle()
+        # the relist reconciled each Service of the cluster once per controller: web and kubernetes
+        assert e.reconciles(SLICE_CONTROLLER) == 2 and e.reconciles(ENDPOINTS_CONTROLLER) == 2
+        assert e.store_rv() == rv, "the relist wrote something"
+        (after,) = e.slices("web")
+        assert after["metadata"]["resourceVersion"] == s["metadata"]["resourceVersion"]
+        e.set_status("web-1", a["ips"], ready=False)
+        wait_until(lambda: not by_pod(e.slices("web"))["web-1"]["conditions"]["ready"], timeout=5,
+                   what="web-1 not ready after the restart")
+    finally:
+        second.stop()
 
 
 @pytest.fixture(params=sorted(KUBECTLS) or ["missing"])
@@ -699,3 +804,10 @@ def test_live_cluster_publishes_ready_pods(live_cluster: ClusterInfo) -> None:
         assert ep["addresses"] == [pods[name].status.pod_ip]
         assert ep["nodeName"] == node and ep.get("zone") == zone
     assert slices[0]["ports"] == [{"name": "", "protocol": "TCP", "port": 8080}]
+    if simulated:  # the kubelet's failing-readiness hook: the endpoint follows the pod's Ready condition
+        e.core.patch_namespaced_pod("live-0", "default", {"metadata": {"annotations": {
+            "clusterset.io/simulate-ready": "false"}}}, _content_type=MERGE)
+        wait_until(lambda: by_pod(json.loads(e.discovery.list_namespaced_endpoint_slice(
+            "default", label_selector=f"{SERVICE_NAME_LABEL}=live", _preload_content=False).data)["items"])
+            .get("live-0", {}).get("conditions") == {"ready": False, "serving": False, "terminating": False},
+            timeout=10, what="live-0 not ready in its slice")

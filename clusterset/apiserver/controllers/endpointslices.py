@@ -1,9 +1,207 @@
-"""Placeholder until the controllers land."""
+"""kube-controller-manager's EndpointSlice controller for embedded clusters (and, via endpoints.py, the
+legacy Endpoints controller).
+
+Multi-Cluster Services exports what a cluster's own controllers produce, so the slices must be the ones
+a real cluster would hold: `endpoint_state.plan_slices` decides them (a pure port of the upstream
+reconciler); this module maps store events to Services and applies the plan through the REST pipeline.
+Writes happen only when the plan says something differs, and the events of our own writes do not
+requeue the Service, so a steady cluster costs no writes and no reconciles.
+"""
 
 from __future__ import annotations
 
-from clusterset.apiserver.controllers.manager import Controller
+import asyncio
+import logging
+import weakref
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from clusterset.apiserver.controllers.endpoint_state import (
+    CONTROLLER_NAME,
+    MANAGED_BY_LABEL,
+    MAX_ENDPOINTS_PER_SLICE,
+    SERVICE_NAME_LABEL,
+    ServiceIndex,
+    TriggerTimeTracker,
+    controls,
+    plan_slices,
+    select_pods,
+    target_pods,
+)
+from clusterset.apiserver.controllers.manager import ClusterAPI, Controller, Key
+from clusterset.apiserver.rest import generate_suffix
+from clusterset.apiserver.store import ClusterStore, Event, Obj
+
+if TYPE_CHECKING:
+    from clusterset.apiserver.cluster import Cluster
+
+log = logging.getLogger(__name__)
+
+SLICES = "discovery.k8s.io/endpointslices"
+FIELD_MANAGER = "kube-controller-manager"  # what upstream's writes show in managedFields
+
+
+def _meta(obj: Obj) -> dict[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
+def _labels(obj: Obj) -> dict[str, Any]:
+    labels = _meta(obj).get("labels")
+    return labels if isinstance(labels, dict) else {}
+
+
+def namespace_closed(api: ClusterAPI, namespace: str) -> bool:
+    """True when creates in the namespace cannot succeed (gone or terminating): nothing to retry."""
+    ns = api.get("/namespaces", "", namespace)
+    return ns is None or bool(_meta(ns).get("deletionTimestamp"))
+
+
+async def apply_writes(
+    api: ClusterAPI, resource: str, index: ServiceIndex, creates: list[Obj], updates: list[Obj], deletes: list[Obj]
+) -> bool:
+    """Creates, updates and deletes concurrently (one commit group); True if all went through.
+
+    Each object's key goes into `index.expected` first, so the store event of our own write is
+    recognised (and consumed) by `keys_for` instead of requeueing the Service.
+    """
+    marks: list[tuple[str, str]] = []
+    for obj in creates:
+        meta = obj["metadata"]
+        if not meta.get("name"):
+            meta["name"] = str(meta.get("generateName", ""))[:58] + generate_suffix()
+    for obj in [*creates, *updates, *deletes]:
+        meta = _meta(obj)
+        marks.append((str(meta.get("namespace", "")), str(meta.get("name", ""))))
+    index.expected.update(marks)
+    calls: list[Any] = [api.create(resource, obj) for obj in creates]
+    calls += [api.update(resource, obj) for obj in updates]
+    calls += [
+        api.delete(resource, _meta(obj).get("namespace", ""), _meta(obj).get("name", ""),
+                   preconditions={"uid": _meta(obj).get("uid", "")})
+        for obj in deletes
+    ]
+    try:
+        results = await asyncio.gather(*calls, return_exceptions=True)
+    finally:
+        index.expected.difference_update(marks)  # writes that produced no event (no-op, conflict)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        raise errors[0]
+    return all(r is not None for r in results[: len(creates) + len(updates)])
+
+
+class EndpointSliceController:
+    """For every Service with a selector: EndpointSlices of its ready and not-ready pods (per IP family,
+    at most `max_endpoints_per_slice` endpoints each), exactly as kube-controller-manager writes them."""
+
+    name: str = "endpointslice-controller"
+    watches: tuple[str, ...] = ("/services", "/pods", SLICES, "/nodes")
+
+    def __init__(self, max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE) -> None:
+        self.max_endpoints_per_slice = max_endpoints_per_slice
+        self._indexes: weakref.WeakKeyDictionary[ClusterStore, ServiceIndex] = weakref.WeakKeyDictionary()
+        self._triggers: weakref.WeakKeyDictionary[ClusterStore, TriggerTimeTracker] = weakref.WeakKeyDictionary()
+
+    def index(self, cluster: Cluster) -> ServiceIndex:
+        index = self._indexes.get(cluster.store)
+        if index is None:
+            index = self._indexes[cluster.store] = ServiceIndex()
+        return index
+
+    def _tracker(self, cluster: Cluster) -> TriggerTimeTracker:
+        tracker = self._triggers.get(cluster.store)
+        if tracker is None:
+            tracker = self._triggers[cluster.store] = TriggerTimeTracker()
+        return tracker
+
+    # ------------------------------------------------------------------ events → Services
+    def keys_for(self, cluster: Cluster, event: Event) -> Iterable[Key]:
+        # runs inside the store write that produced the event: it must never raise
+        try:
+            return self._keys_for(cluster, event)
+        except Exception:
+            log.exception("%s: cannot map %s event in %s", self.name, event.resource, cluster.name)
+            return ()
+
+    def _keys_for(self, cluster: Cluster, event: Event) -> set[Key]:
+        obj = event.entry.obj
+        meta = _meta(obj)
+        ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+        index = self.index(cluster)
+        if event.resource == "/services":
+            index.service_event(event.type, obj)
+            return {(ns, name)}
+        if event.resource == "/pods":
+            return {(ns, svc) for svc in index.pod_event(event.type, obj, track_nodes=True)}
+        if event.resource == SLICES:
+            labels = _labels(obj)
+            service = labels.get(SERVICE_NAME_LABEL)
+            managed = labels.get(MANAGED_BY_LABEL) == CONTROLLER_NAME and isinstance(service, str) and service
+            pods = target_pods(ns, obj.get("endpoints") or []) if managed else []
+            before = index.set_members(ns, name, str(service) if managed and event.type != "DELETED" else None, pods)
+            if (ns, name) in index.expected:
+                index.expected.discard((ns, name))
+                return set()
+            keys = {(ns, str(service))} if managed else set()
+            if before and before != service:
+                keys.add((ns, before))  # relabelled or no longer ours: the old Service must resync
+            return keys
+        if event.resource == "/nodes":
+            on_node = index.node_event(event.type, obj)
+            keys = set()
+            for pod_ns, pod_name in on_node or ():
+                entry = cluster.store.get("/pods", pod_ns, pod_name)
+                pod_labels = _labels(entry.obj) if entry else {}
+                keys.update((pod_ns, svc) for svc in index.services_for_pod(pod_ns, pod_name, pod_labels))
+            return keys
+        return set()
+
+    # ------------------------------------------------------------------ reconcile
+    async def reconcile(self, api: ClusterAPI, key: Key) -> float | None:
+        namespace, name = key
+        api = ClusterAPI(api.server, api.cluster, FIELD_MANAGER)
+        index = self.index(api.cluster)
+        slices = [
+            s for s in api.objects(SLICES, namespace)
+            if _labels(s).get(SERVICE_NAME_LABEL) == name and _labels(s).get(MANAGED_BY_LABEL) == CONTROLLER_NAME
+        ]
+        service = api.get("/services", namespace, name)
+        if service is None:
+            self._tracker(api.cluster).forget(namespace, name)
+            index.memos.pop(key, None)
+            # the GC removes owned slices; this catches those created in a race with the deletion
+            orphans = [s for s in slices if not _meta(s).get("deletionTimestamp") and self._orphaned(api, s)]
+            if orphans:
+                await apply_writes(api, SLICES, index, [], [], orphans)
+            return None
+        if not controls(service):
+            index.memos.pop(key, None)
+            return None  # ExternalName or no selector: the user's slices, never touched (as upstream)
+        pods = select_pods(service, api.objects("/pods", namespace))
+        node_names = {str((p.get("spec") or {}).get("nodeName") or "") for p in pods}
+        nodes = {n: node for n in node_names if n and (node := api.get("/nodes", "", n)) is not None}
+        trigger = self._tracker(api.cluster).compute(service, pods)
+        plan = plan_slices(service, pods, nodes, slices, trigger, self.max_endpoints_per_slice, index.memo(*key))
+        if plan.missing_nodes:
+            # upstream skips such pods and retries; here the node's arrival requeues the Service
+            log.debug("%s: %s/%s has pods on unknown nodes %s", self.name, namespace, name, plan.missing_nodes)
+        if not plan:
+            return None
+        done = await apply_writes(api, SLICES, index, plan.creates, plan.updates, plan.deletes)
+        if not done and not namespace_closed(api, namespace):
+            return 1.0  # a conflict or a taken name: look again (upstream's base backoff)
+        return None
+
+    @staticmethod
+    def _orphaned(api: ClusterAPI, slice_: Obj) -> bool:
+        refs = [r for r in _meta(slice_).get("ownerReferences") or []
+                if isinstance(r, dict) and r.get("kind") == "Service"]
+        return bool(refs) and not any(api.cluster.store.uid_exists(str(r.get("uid", ""))) for r in refs)
 
 
 def endpoint_controllers() -> list[Controller]:
-    return []
+    """The EndpointSlice controller and the legacy Endpoints controller."""
+    from clusterset.apiserver.controllers.endpoints import EndpointsController
+
+    return [EndpointSliceController(), EndpointsController()]

@@ -75,5 +75,13 @@ class Kubectl:
 @pytest.fixture(params=sorted(KUBECTLS) or ["missing"])
 def kubectl(request: pytest.FixtureRequest, cluster: ClusterInfo, tmp_path: Path) -> Kubectl:
     if request.param == "missing":
-        pytest.skip("kubectl is not installed on this machine (CI installs it; see .ci/run)")
+        pytest.skip("kubectl is not installed on this machine (CI requires it: .ci/run fails without it)")
     return Kubectl(KUBECTLS[request.param], cluster, tmp_path / "kubectl-cache")
+
+
+@pytest.fixture(params=sorted(KUBECTLS) or ["missing"])
+def live_kubectl(request: pytest.FixtureRequest, live_cluster: ClusterInfo, tmp_path: Path) -> Kubectl:
+    """kubectl (oldest and newest) against a cluster whose built-in controllers run."""
+    if request.param == "missing":
+        pytest.skip("kubectl is not installed on this machine (CI requires it: .ci/run fails without it)")
+    return Kubectl(KUBECTLS[request.param], live_cluster, tmp_path / "kubectl-cache")

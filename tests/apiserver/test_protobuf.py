@@ -10,10 +10,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import ssl
 import struct
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -529,24 +526,6 @@ def test_truncations_and_garbage_never_crash() -> None:
 
 
 # ---------------------------------------------------------------------------- end to end with kubectl
-def protobuf_accepted(cluster: ClusterInfo) -> bool:
-    """Whether the server decodes protobuf bodies yet (handlers.py wires decode_protobuf in)."""
-    body = unknown("v1", "ConfigMap", object_meta("probe", "default") + str_map(2, {"a": "b"}))
-    request = urllib.request.Request(
-        f"{cluster.server}/api/v1/namespaces/default/configmaps?dryRun=All",
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/vnd.kubernetes.protobuf", "Accept": "application/json",
-                 "Authorization": f"Bearer {cluster.token}"},
-    )
-    context = ssl.create_default_context(cafile=cluster.ca_file)
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=10) as response:
-            return bool(response.status == 201)
-    except urllib.error.HTTPError:
-        return False
-
-
 @pytest.mark.parametrize("version", ["1.32", "1.33"])
 def test_kubectl_sends_protobuf_and_the_server_stores_it(version: str, cluster: ClusterInfo, tmp_path: Path) -> None:
     from tests.conftest import Kubectl
@@ -555,8 +534,6 @@ def test_kubectl_sends_protobuf_and_the_server_stores_it(version: str, cluster: 
     binary = Path(os.path.realpath(found)).parent / f"kubectl.{version}" if found else None
     if binary is None or not binary.exists():
         pytest.skip(f"kubectl {version} is not installed on this machine")
-    if not protobuf_accepted(cluster):
-        pytest.skip("handlers.py does not decode application/vnd.kubernetes.protobuf yet")
     kubectl = Kubectl(str(binary), cluster, tmp_path / "cache")
     kubectl("create", "configmap", "x", "--from-literal=a=b")
     kubectl("create", "deployment", "web", "--image=nginx", "--replicas=0")

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 from tests.helpers import wait_until
 
 if TYPE_CHECKING:
+    from clusterset.testing import ClusterInfo, ServerThread
     from tests.conftest import Kubectl
+
+
+def settings(server: ServerThread, info: ClusterInfo) -> dict[str, Any]:
+    """The stored settings of a logical cluster (nodes, podReadyDelay, CIDRs, ...)."""
+    settings: dict[str, Any] = server.server.clusters[info.name].settings
+    return settings
 
 
 def get_json(kubectl: Kubectl, *args: str) -> Any:

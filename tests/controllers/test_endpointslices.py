@@ -732,7 +732,7 @@ def test_restart_rewrites_nothing_and_keeps_reconciling(tmp_path: Path) -> None:
 @pytest.fixture(params=sorted(KUBECTLS) or ["missing"])
 def kubectl_binary(request: pytest.FixtureRequest) -> str:
     if request.param == "missing":
-        pytest.skip("kubectl is not installed on this machine (CI installs it; see .ci/run)")
+        pytest.skip("kubectl is not installed on this machine (CI requires it: .ci/run fails without it)")
     return KUBECTLS[request.param]
 
 

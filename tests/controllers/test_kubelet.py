@@ -7,23 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kubernetes import client
 
 from clusterset.testing import ClusterInfo, ServerThread
-from tests.conftest import KUBECTLS, Kubectl
-from tests.controllers import condition, get_json, in_network, items, table_rows, wait_until
-
-
-@pytest.fixture(params=sorted(KUBECTLS) or ["missing"])
-def live_kubectl(request: pytest.FixtureRequest, live_cluster: ClusterInfo, tmp_path: Path) -> Kubectl:
-    if request.param == "missing":
-        pytest.skip("kubectl is not installed on this machine (CI installs it; see .ci/run)")
-    return Kubectl(KUBECTLS[request.param], live_cluster, tmp_path / "kubectl-cache")
-
-
-def settings(server: ServerThread, info: ClusterInfo) -> dict[str, Any]:
-    return server.server.clusters[info.name].settings
+from tests.conftest import Kubectl
+from tests.controllers import condition, get_json, in_network, items, settings, table_rows, wait_until
 
 
 def pod(kubectl: Kubectl, name: str) -> dict[str, Any]:

@@ -7,15 +7,11 @@ The object is computed by `endpoint_state.plan_endpoints`; this module only maps
 from __future__ import annotations
 
 import logging
-import weakref
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from clusterset.apiserver.controllers.endpoint_state import (
     ENDPOINTS_CONTROLLER_NAME,
     ENDPOINTS_MANAGED_BY_LABEL,
-    ServiceIndex,
-    TriggerTimeTracker,
     controls,
     plan_endpoints,
     select_pods,
@@ -23,13 +19,14 @@ from clusterset.apiserver.controllers.endpoint_state import (
 )
 from clusterset.apiserver.controllers.endpointslices import (
     FIELD_MANAGER,
+    ServiceIndexed,
     _labels,
     _meta,
     apply_writes,
     namespace_closed,
 )
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
-from clusterset.apiserver.store import ClusterStore, Event
+from clusterset.apiserver.store import Event
 
 if TYPE_CHECKING:
     from clusterset.apiserver.cluster import Cluster
@@ -39,36 +36,14 @@ log = logging.getLogger(__name__)
 ENDPOINTS = "/endpoints"
 
 
-class EndpointsController:
+class EndpointsController(ServiceIndexed):
     """Endpoints named like the Service: ready pods in `addresses`, the others in `notReadyAddresses`
     (terminating pods only with publishNotReadyAddresses), subsets repacked by port set."""
 
     name: str = "endpoint-controller"
     watches: tuple[str, ...] = ("/services", "/pods", ENDPOINTS)
 
-    def __init__(self) -> None:
-        self._indexes: weakref.WeakKeyDictionary[ClusterStore, ServiceIndex] = weakref.WeakKeyDictionary()
-        self._triggers: weakref.WeakKeyDictionary[ClusterStore, TriggerTimeTracker] = weakref.WeakKeyDictionary()
 
-    def index(self, cluster: Cluster) -> ServiceIndex:
-        index = self._indexes.get(cluster.store)
-        if index is None:
-            index = self._indexes[cluster.store] = ServiceIndex()
-        return index
-
-    def _tracker(self, cluster: Cluster) -> TriggerTimeTracker:
-        tracker = self._triggers.get(cluster.store)
-        if tracker is None:
-            tracker = self._triggers[cluster.store] = TriggerTimeTracker()
-        return tracker
-
-    def keys_for(self, cluster: Cluster, event: Event) -> Iterable[Key]:
-        # runs inside the store write that produced the event: it must never raise
-        try:
-            return self._keys_for(cluster, event)
-        except Exception:
-            log.exception("%s: cannot map %s event in %s", self.name, event.resource, cluster.name)
-            return ()
 
     def _keys_for(self, cluster: Cluster, event: Event) -> set[Key]:
         obj = event.entry.obj

@@ -91,15 +91,12 @@ async def apply_writes(
     return all(r is not None for r in results[: len(creates) + len(updates)])
 
 
-class EndpointSliceController:
-    """For every Service with a selector: EndpointSlices of its ready and not-ready pods (per IP family,
-    at most `max_endpoints_per_slice` endpoints each), exactly as kube-controller-manager writes them."""
+class ServiceIndexed:
+    """Per-cluster state shared by the Service-driven controllers (slices and legacy Endpoints)."""
 
-    name: str = "endpointslice-controller"
-    watches: tuple[str, ...] = ("/services", "/pods", SLICES, "/nodes")
+    name: str = ""
 
-    def __init__(self, max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE) -> None:
-        self.max_endpoints_per_slice = max_endpoints_per_slice
+    def __init__(self) -> None:
         self._indexes: weakref.WeakKeyDictionary[ClusterStore, ServiceIndex] = weakref.WeakKeyDictionary()
         self._triggers: weakref.WeakKeyDictionary[ClusterStore, TriggerTimeTracker] = weakref.WeakKeyDictionary()
 
@@ -115,7 +112,6 @@ class EndpointSliceController:
             tracker = self._triggers[cluster.store] = TriggerTimeTracker()
         return tracker
 
-    # ------------------------------------------------------------------ events → Services
     def keys_for(self, cluster: Cluster, event: Event) -> Iterable[Key]:
         # runs inside the store write that produced the event: it must never raise
         try:
@@ -123,6 +119,23 @@ class EndpointSliceController:
         except Exception:
             log.exception("%s: cannot map %s event in %s", self.name, event.resource, cluster.name)
             return ()
+
+    def _keys_for(self, cluster: Cluster, event: Event) -> set[Key]:
+        raise NotImplementedError
+
+
+class EndpointSliceController(ServiceIndexed):
+    """For every Service with a selector: EndpointSlices of its ready and not-ready pods (per IP family,
+    at most `max_endpoints_per_slice` endpoints each), exactly as kube-controller-manager writes them."""
+
+    name: str = "endpointslice-controller"
+    watches: tuple[str, ...] = ("/services", "/pods", SLICES, "/nodes")
+
+    def __init__(self, max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE) -> None:
+        self.max_endpoints_per_slice = max_endpoints_per_slice
+        super().__init__()
+
+    # ------------------------------------------------------------------ events → Services
 
     def _keys_for(self, cluster: Cluster, event: Event) -> set[Key]:
         obj = event.entry.obj

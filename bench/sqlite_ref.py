@@ -29,16 +29,8 @@ import orjson
 
 from bench.load import percentile
 from bench.workload import list_labels, stored_configmap_bytes
+from clusterset.apiserver.sqlite import SCHEMA  # the reference stores rows exactly as the server does
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS clusters (name TEXT PRIMARY KEY, rv INTEGER NOT NULL, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS objects (
-  cluster TEXT NOT NULL, resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
-  data BLOB NOT NULL, PRIMARY KEY (cluster, resource, namespace, name)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
-  cluster TEXT NOT NULL, rv INTEGER NOT NULL, type TEXT NOT NULL, resource TEXT NOT NULL,
-  data BLOB NOT NULL, PRIMARY KEY (cluster, rv)) WITHOUT ROWID;
-"""
 INSERT = "INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?)"
 LIST_OBJECTS = 10_000
 

@@ -40,9 +40,9 @@ from clusterset.apiserver.controllers.workloadutil import (
     is_terminal,
     meta,
     now_rfc3339,
-    orphan_owner_keys,
     owned,
     owner_key,
+    owner_keys,
     owner_ref,
     parse_ts,
     safe_keys,
@@ -169,13 +169,7 @@ class DeploymentController:
             if d_key and d and not is_rolling(d.obj):
                 yield d_key
             return
-        self._orphans.note(cluster.name, event)
-        key = owner_key(obj, "Deployment", "apps/v1")
-        if key is not None:
-            yield key
-        elif event.type != "DELETED":
-            ns = str(meta(obj).get("namespace", ""))
-            yield from orphan_owner_keys((e.obj for e in cluster.store.entries(DEPLOYMENTS, ns)), obj)
+        yield from owner_keys(cluster, event, self._orphans, "Deployment", DEPLOYMENTS)
 
     @guarded("kube-controller-manager")
     async def reconcile(self, api: ClusterAPI, key: Key) -> float | None:

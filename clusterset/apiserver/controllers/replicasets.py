@@ -31,9 +31,8 @@ from clusterset.apiserver.controllers.workloadutil import (
     labels,
     meta,
     now_rfc3339,
-    orphan_owner_keys,
     owned,
-    owner_key,
+    owner_keys,
     parse_ts,
     pod_condition,
     pod_from_template,
@@ -114,13 +113,7 @@ class ReplicaSetController:
         if event.resource == REPLICASETS:
             yield (str(meta(obj).get("namespace", "")), str(meta(obj)["name"]))
             return
-        self._orphans.note(cluster.name, event)
-        key = owner_key(obj, "ReplicaSet", "apps/v1")
-        if key is not None:
-            yield key
-        elif event.type != "DELETED":
-            ns = str(meta(obj).get("namespace", ""))
-            yield from orphan_owner_keys((e.obj for e in cluster.store.entries(REPLICASETS, ns)), obj)
+        yield from owner_keys(cluster, event, self._orphans, "ReplicaSet", REPLICASETS)
 
     @guarded("kube-controller-manager")
     async def reconcile(self, api: ClusterAPI, key: Key) -> float | None:

@@ -35,8 +35,7 @@ from clusterset.apiserver.controllers.workloadutil import (
     is_running_and_ready,
     labels,
     meta,
-    orphan_owner_keys,
-    owner_key,
+    owner_keys,
     pod_from_template,
     safe_keys,
     selector_of,
@@ -82,13 +81,7 @@ class StatefulSetController:
         if event.resource == STATEFULSETS:
             yield (str(meta(obj).get("namespace", "")), str(meta(obj)["name"]))
             return
-        self._orphans.note(cluster.name, event)
-        key = owner_key(obj, "StatefulSet", "apps/v1")
-        if key is not None:
-            yield key
-        elif event.type != "DELETED":
-            ns = str(meta(obj).get("namespace", ""))
-            yield from orphan_owner_keys((e.obj for e in cluster.store.entries(STATEFULSETS, ns)), obj)
+        yield from owner_keys(cluster, event, self._orphans, "StatefulSet", STATEFULSETS)
 
     @guarded("kube-controller-manager")
     async def reconcile(self, api: ClusterAPI, key: Key) -> float | None:

@@ -259,6 +259,19 @@ async def claim(api: ClusterAPI, resource: str, owner: Obj, selector: LabelSelec
     return result
 
 
+def owner_keys(cluster: Cluster, event: Event, orphans: Orphans, kind: str, owner_resource: str) -> list[Key]:
+    """The `kind` owners an owned object's event concerns: its controller, or owners that may adopt it."""
+    obj = event.entry.obj
+    orphans.note(cluster.name, event)
+    key = owner_key(obj, kind, "apps/v1")
+    if key is not None:
+        return [key]
+    if event.type == "DELETED":
+        return []
+    ns = str(meta(obj).get("namespace", ""))
+    return orphan_owner_keys((e.obj for e in cluster.store.entries(owner_resource, ns)), obj)
+
+
 def orphan_owner_keys(api_objects: Iterable[Obj], obj: Obj) -> list[Key]:
     """Owners (of one kind, in obj's namespace) whose selector would adopt an orphan `obj`."""
     if controller_ref(obj) is not None or meta(obj).get("deletionTimestamp"):

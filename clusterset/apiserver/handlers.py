@@ -28,7 +28,7 @@ from clusterset.apiserver.openapi import (
 )
 from clusterset.apiserver.protobuf import CONTENT_TYPE as PROTOBUF
 from clusterset.apiserver.protobuf import decode_protobuf
-from clusterset.apiserver.rest import Ctx, ListOptions
+from clusterset.apiserver.rest import Ctx, ListOptions, raw_as
 from clusterset.apiserver.selectors import parse_field_selector, parse_label_selector
 from clusterset.apiserver.store import Event, TooOld
 from clusterset.apiserver.tables import to_table
@@ -391,7 +391,8 @@ class Handler:
                         resource_version=entry.obj["metadata"]["resourceVersion"],
                     ),
                 )
-            return web.Response(body=entry.raw, headers={"Content-Type": JSON, **self._warning_headers(ctx)})
+            body = raw_as(entry, ctx.rt.group_version)
+            return web.Response(body=body, headers={"Content-Type": JSON, **self._warning_headers(ctx)})
         if method == "PUT":
             body = await self._read_body(request, ctx)
             if sub == "scale":
@@ -556,7 +557,7 @@ class Handler:
                 table["metadata"]["remainingItemCount"] = meta["remainingItemCount"]
             return self._respond(ctx, table)
         head = orjson.dumps({"kind": ctx.rt.list_kind, "apiVersion": ctx.rt.group_version, "metadata": meta})
-        body = head[:-1] + b',"items":[' + b",".join(e.raw for e in entries) + b"]}"
+        body = head[:-1] + b',"items":[' + b",".join(raw_as(e, ctx.rt.group_version) for e in entries) + b"]}"
         return web.Response(body=body, headers={"Content-Type": JSON, **self._warning_headers(ctx)})
 
     async def _watch(self, request: web.Request, ctx: Ctx, opts: ListOptions) -> web.StreamResponse:
@@ -662,7 +663,8 @@ class Handler:
         if table:
             obj = to_table(ctx.rt, [ev.entry.obj], resource_version=str(ev.rv))
             return orjson.dumps({"type": ev.type, "object": obj}) + b"\n"
-        return b'{"type":"' + ev.type.encode() + b'","object":' + ev.entry.raw + b"}\n"
+        raw = raw_as(ev.entry, ctx.rt.group_version)
+        return b'{"type":"' + ev.type.encode() + b'","object":' + raw + b"}\n"
 
     def _bookmark(self, ctx: Ctx, rv: int, initial_end: bool = False) -> bytes:
         meta: dict[str, Any] = {"resourceVersion": str(rv), "creationTimestamp": None}

@@ -14,13 +14,14 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from clusterset.apiserver import errors
+from clusterset.apiserver import about, errors
 from clusterset.apiserver.builtin_schemas import builtin_schema
 from clusterset.apiserver.cluster import Cluster, Served
 from clusterset.apiserver.crds import CRD_RESOURCE, crd_served, established_status, terminating_condition
 from clusterset.apiserver.errors import FieldError, StatusError
 from clusterset.apiserver.schema import Schema
 from clusterset.apiserver.store import Obj
+from clusterset.apiserver.transition_rules import immutability_errors
 
 if TYPE_CHECKING:
     from clusterset.apiserver.rest import Ctx, Rest
@@ -54,10 +55,16 @@ class Lifecycle:
                 schema.apply_defaults(obj)
 
     def validate(self, ctx: Ctx, obj: Obj, old: Obj | None) -> list[FieldError]:
-        if ctx.rt.is_crd:
-            schema = self.schema_for(ctx.served)
-            return schema.validate(obj) if schema is not None else []
-        return []
+        rt = ctx.rt
+        if not rt.is_crd:
+            return []
+        schema = self.schema_for(ctx.served)
+        problems = schema.validate(obj) if schema is not None else []
+        if old is not None:
+            problems += immutability_errors(rt.schema, obj, old)
+        if about.is_cluster_property(rt.group, rt.plural) and not problems:
+            problems += about.validate(ctx.cluster.store, obj, old)
+        return problems
 
     # ---------------------------------------------------------------- admission
     def admit_create(self, ctx: Ctx, obj: Obj) -> None:
@@ -74,6 +81,8 @@ class Lifecycle:
         name = obj["metadata"]["name"]
         if rt.group == "" and rt.plural == "namespaces" and name in PROTECTED_NAMESPACES:
             raise errors.forbidden("namespaces", "", name, "this namespace may not be deleted")
+        if about.is_cluster_property(rt.group, rt.plural):
+            about.admit_delete(ctx.cluster.store, obj)
 
     def deletion_finalizers(self, ctx: Ctx, obj: Obj) -> list[str]:
         """Finalizers the server itself adds on DELETE (namespaces and CRDs wait for cleanup)."""

@@ -441,6 +441,7 @@ class Rest:
         patch = _parse_json(raw)
         entry = self.get(ctx, name)
         current = entry.copy()
+        current["apiVersion"] = rt.group_version  # patches apply to the object as served in this version
         if content_type == JSON_PATCH:
             patched = apply_json_patch(current, patch)
         elif content_type == MERGE_PATCH:
@@ -710,6 +711,17 @@ class Rest:
             return self.matches(served, event.entry.obj, opts.label_selector, opts.field_selector)
 
         return accepts
+
+
+def raw_as(entry: Entry, group_version: str) -> bytes:
+    """The object's JSON as served in one version of its resource.
+
+    Objects keep the apiVersion they were written in; the versions of a CRD share one storage, and
+    with conversion strategy None (all we support) serving another version only rewrites apiVersion.
+    """
+    if entry.obj.get("apiVersion") == group_version:
+        return entry.raw
+    return orjson.dumps({**entry.obj, "apiVersion": group_version})
 
 
 def _patch_options_invalid(field_name: str, message: str) -> StatusError:

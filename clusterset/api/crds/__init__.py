@@ -1,0 +1,25 @@
+"""CRD manifests clusterset installs (and `clusterset crds` prints)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import yaml
+
+HUB_CRDS = ("multicluster.x-k8s.io_clusterprofiles.yaml", "clusterset.io_clusterreports.yaml")
+MEMBER_CRDS = ("about.k8s.io_clusterproperties.yaml",)
+
+
+def load(filename: str) -> dict[str, Any]:
+    text = resources.files(__package__).joinpath(filename).read_text()
+    crd: dict[str, Any] = yaml.safe_load(text)
+    return crd
+
+
+def hub_crds() -> list[dict[str, Any]]:
+    return [load(f) for f in HUB_CRDS]
+
+
+def member_crds() -> list[dict[str, Any]]:
+    return [load(f) for f in MEMBER_CRDS]

@@ -1,0 +1,1 @@
+"""Async Kubernetes REST client on raw dicts: kubeconfig, exec credentials, retries, typed errors."""

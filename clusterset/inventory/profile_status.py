@@ -1,0 +1,136 @@
+"""What a member's ClusterProfile should say, as a pure function of what its agent reported.
+
+The hub never talks to members (pull model): the agent writes a ClusterReport into the member's hub
+namespace, refreshing `status.observedTime` every heartbeat. The profile copies version, properties
+and the agent's `ControlPlaneHealthy` observation; when the report goes stale (the agent or its
+connection died) health becomes Unknown, as the node lifecycle controller does for a silent kubelet.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from clusterset.api.inventory import (
+    CLUSTER_MANAGER_LABEL,
+    CONTROL_PLANE_HEALTHY,
+    EXEC_EXTENSION,
+    JOINED,
+    MANAGER_NAME,
+    MEMBER_LABEL,
+    condition,
+    set_condition,
+)
+
+
+@dataclass(frozen=True)
+class AccessProvider:
+    """An access provider the hub advertises on every profile: a name, plus exec config per member."""
+
+    name: str
+    exec_config: dict[str, Any]  # the client.authentication.k8s.io/exec extension; `{cluster}` is the member id
+
+
+def parse_time(text: Any) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def rfc3339(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def desired_profile(cluster_id: str, namespace: str) -> dict[str, Any]:
+    """A new ClusterProfile: the manager label and spec are set once and never changed (KEP-4322)."""
+    return {
+        "apiVersion": "multicluster.x-k8s.io/v1alpha1",
+        "kind": "ClusterProfile",
+        "metadata": {
+            "name": cluster_id,
+            "namespace": namespace,
+            "labels": {CLUSTER_MANAGER_LABEL: MANAGER_NAME, MEMBER_LABEL: cluster_id},
+        },
+        "spec": {"displayName": cluster_id, "clusterManager": {"name": MANAGER_NAME}},
+    }
+
+
+def report_age(report: dict[str, Any] | None, now: datetime) -> float | None:
+    observed = parse_time(((report or {}).get("status") or {}).get("observedTime"))
+    return None if observed is None else (now - observed).total_seconds()
+
+
+def desired_status(
+    cluster_id: str,
+    report: dict[str, Any] | None,
+    current: dict[str, Any] | None,
+    now: datetime,
+    grace_seconds: float,
+    providers: tuple[AccessProvider, ...] = (),
+) -> dict[str, Any]:
+    """The profile's status. `current` is the profile's present status (keeps transition times)."""
+    stamp = rfc3339(now)
+    reported = (report or {}).get("status") or {}
+    current = current or {}
+    conditions = current.get("conditions")
+    age = report_age(report, now)
+    if report is None or age is None:
+        joined = {"type": JOINED, "status": "False", "reason": "AgentNotConnected",
+                  "message": f"{cluster_id} is registered; waiting for its agent to report with its hub token"}
+        healthy = {"type": CONTROL_PLANE_HEALTHY, "status": "Unknown", "reason": "AgentNotConnected",
+                   "message": "no report from the member's agent yet"}
+    else:
+        joined = {"type": JOINED, "status": "True", "reason": "AgentConnected",
+                  "message": f"the agent of {cluster_id} reports to the hub"}
+        observed = condition(reported.get("conditions"), CONTROL_PLANE_HEALTHY)
+        if age > grace_seconds:
+            healthy = {"type": CONTROL_PLANE_HEALTHY, "status": "Unknown", "reason": "AgentStoppedReporting",
+                       "message": f"the agent has not reported since {reported.get('observedTime')} "
+                                  f"(grace period {grace_seconds:g}s); the member's health is unknown"}
+        elif observed is None:
+            healthy = {"type": CONTROL_PLANE_HEALTHY, "status": "Unknown", "reason": "NotReported",
+                       "message": "the agent's report has no ControlPlaneHealthy condition"}
+        else:
+            healthy = {"type": CONTROL_PLANE_HEALTHY, "status": observed.get("status", "Unknown"),
+                       "reason": observed.get("reason") or "Reported", "message": observed.get("message") or ""}
+    refusal = condition(reported.get("conditions"), JOINED)
+    if refusal is not None and refusal.get("status") != "True":  # the agent refuses to act for this member
+        joined = {k: refusal[k] for k in ("type", "status", "reason", "message") if k in refusal}
+    conditions = set_condition(conditions, joined, stamp)
+    conditions = set_condition(conditions, healthy, stamp)
+    status: dict[str, Any] = {"conditions": conditions}
+    version = (reported.get("version") or {}).get("kubernetes")
+    if version:
+        status["version"] = {"kubernetes": version}
+    properties = [p for p in reported.get("properties") or [] if isinstance(p, dict) and p.get("name")]
+    if properties:
+        status["properties"] = sorted(properties, key=lambda p: str(p["name"]))
+    endpoint = reported.get("cluster")
+    if isinstance(endpoint, dict) and endpoint.get("server") and providers:
+        status["accessProviders"] = [_access_provider(p, endpoint, cluster_id) for p in providers]
+    return status
+
+
+def _access_provider(provider: AccessProvider, endpoint: dict[str, Any], cluster_id: str) -> dict[str, Any]:
+    cluster = {k: v for k, v in endpoint.items() if k in ("server", "certificate-authority-data", "tls-server-name",
+                                                         "proxy-url")}
+    config = {k: (v.replace("{cluster}", cluster_id) if isinstance(v, str) else v)
+              for k, v in provider.exec_config.items()}
+    cluster["extensions"] = [{"name": EXEC_EXTENSION, "extension": config}]
+    return {"name": provider.name, "cluster": cluster}
+
+
+def without_observation_times(status: dict[str, Any]) -> dict[str, Any]:
+    """Status minus what changes on every heartbeat: two statuses equal here differ only in freshness."""
+    trimmed = copy.deepcopy(status)
+    trimmed.pop("observedTime", None)
+    for prop in trimmed.get("properties") or []:
+        prop.pop("lastObservedTime", None)
+    for cond in trimmed.get("conditions") or []:
+        cond.pop("lastTransitionTime", None)
+    return trimmed

@@ -1,0 +1,245 @@
+"""`clusterset join` and `clusterset leave`: the authority above a member that admits it into the set.
+
+Joining gives the member a hub namespace (`clusterset-<id>`) and an agent identity that can write only
+there: a ServiceAccount with a Role and RoleBinding, and a token from TokenRequest — the same objects on
+the embedded hub as on a real one. The hub's credentials for the agent go into the member as a Secret,
+and the member gets `clusterset.k8s.io` (KEP-2149: it exists exactly while the cluster is a member).
+A join is refused, with what to do, when the member has no id or another member already uses it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from clusterset.api import crds
+from clusterset.api.inventory import (
+    AGENT_ROLE,
+    AGENT_SERVICE_ACCOUNT,
+    CLUSTER_ID_PROPERTY,
+    CLUSTER_REPORTS,
+    CLUSTERSET_NAMESPACE_LABEL,
+    CLUSTERSET_PROPERTY,
+    FIELD_MANAGER,
+    HUB_KUBECONFIG_SECRET,
+    MEMBER_LABEL,
+    MEMBER_SERVER_ANNOTATION,
+    MEMBER_UID_ANNOTATION,
+    SYSTEM_NAMESPACE,
+    cluster_id_problem,
+    member_namespace,
+)
+from clusterset.api.resources import (
+    CLUSTER_PROPERTIES,
+    CRDS,
+    NAMESPACES,
+    ROLE_BINDINGS,
+    ROLES,
+    SECRETS,
+    SERVICE_ACCOUNTS,
+    Resource,
+)
+from clusterset.client import ClusterClient
+from clusterset.client.errors import AlreadyExists, NotFound
+from clusterset.inventory.endpoint import endpoint_of
+
+log = logging.getLogger(__name__)
+
+AGENT_TOKEN_SECONDS = 365 * 24 * 3600
+READ_WRITE = ["get", "list", "watch", "create", "update", "patch", "delete"]
+
+
+class JoinRefused(Exception):
+    """The member cannot join as asked; the message says why and what to do."""
+
+
+@dataclass
+class Membership:
+    cluster_id: str
+    clusterset: str
+    hub_namespace: str
+    agent_kubeconfig: dict[str, Any]
+
+
+async def ensure_crds(client: ClusterClient, manifests: list[dict[str, Any]]) -> None:
+    """Apply CRDs (server-side apply: idempotent, and updates an older copy)."""
+    for crd in manifests:
+        await client.apply(CRDS, crd, FIELD_MANAGER)
+
+
+async def _get(client: ClusterClient, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+    try:
+        return await client.get(res, name, namespace)
+    except NotFound:
+        return None
+
+
+async def _create(client: ClusterClient, res: Resource, obj: dict[str, Any]) -> None:
+    with contextlib.suppress(AlreadyExists):
+        await client.create(res, obj, field_manager=FIELD_MANAGER)
+
+
+def _property(name: str, value: str) -> dict[str, Any]:
+    return {"apiVersion": "about.k8s.io/v1beta1", "kind": "ClusterProperty", "metadata": {"name": name},
+            "spec": {"value": value}}
+
+
+async def member_id(member: ClusterClient) -> str | None:
+    prop = await _get(member, CLUSTER_PROPERTIES, CLUSTER_ID_PROPERTY)
+    value = ((prop or {}).get("spec") or {}).get("value")
+    return value if isinstance(value, str) else None
+
+
+async def cluster_uid(member: ClusterClient) -> str:
+    """The member's identity across ids: kube-system's uid, as KEP-2149 suggests for ids."""
+    ns = await member.get(NAMESPACES, "kube-system")
+    return str(ns["metadata"]["uid"])
+
+
+async def join(
+    hub: ClusterClient,
+    member: ClusterClient,
+    *,
+    clusterset: str,
+    cluster_id: str | None = None,
+    hub_server: str | None = None,
+) -> Membership:
+    """Register `member` in `clusterset` on `hub`. Idempotent for the same member; refuses a taken id."""
+    await ensure_crds(member, crds.member_crds())
+    existing_id = await member_id(member)
+    if existing_id is None:
+        if cluster_id is None:
+            raise JoinRefused(
+                f"{member.name or member.server} has no ClusterProperty {CLUSTER_ID_PROPERTY} (its cluster id); "
+                f"give it one with `clusterset join --id <dns-label>` or create it: kubectl create -f - <<< "
+                f"'{{\"apiVersion\": \"about.k8s.io/v1beta1\", \"kind\": \"ClusterProperty\", "
+                f"\"metadata\": {{\"name\": \"{CLUSTER_ID_PROPERTY}\"}}, \"spec\": {{\"value\": \"<id>\"}}}}'"
+            )
+        problem = cluster_id_problem(cluster_id)
+        if problem is not None:
+            raise JoinRefused(f"cluster id {cluster_id!r} {problem}")
+        await member.create(CLUSTER_PROPERTIES, _property(CLUSTER_ID_PROPERTY, cluster_id), field_manager=FIELD_MANAGER)
+        existing_id = cluster_id
+    elif cluster_id is not None and cluster_id != existing_id:
+        raise JoinRefused(
+            f"{member.name or member.server} already has the id {existing_id!r} ({CLUSTER_ID_PROPERTY}); "
+            f"join without --id, or change the property first (allowed only while not in a ClusterSet)"
+        )
+    cid = existing_id
+    problem = cluster_id_problem(cid)
+    if problem is not None:
+        raise JoinRefused(f"the member's {CLUSTER_ID_PROPERTY} {cid!r} {problem}; fix the ClusterProperty and retry")
+    current_set = await _get(member, CLUSTER_PROPERTIES, CLUSTERSET_PROPERTY)
+    current_value = ((current_set or {}).get("spec") or {}).get("value")
+    if current_set is not None and current_value != clusterset:
+        raise JoinRefused(
+            f"cluster {cid!r} is already a member of ClusterSet {current_value!r} ({CLUSTERSET_PROPERTY}); "
+            f"run `clusterset leave` for it first"
+        )
+
+    uid = await cluster_uid(member)
+    namespace = member_namespace(cid)
+    ns = await _get(hub, NAMESPACES, namespace)
+    if ns is not None:
+        annotations = ns["metadata"].get("annotations") or {}
+        owner = annotations.get(MEMBER_UID_ANNOTATION)
+        if owner != uid or ns["metadata"].get("deletionTimestamp"):
+            where = annotations.get(MEMBER_SERVER_ANNOTATION, "another cluster")
+            raise JoinRefused(
+                f"the cluster id {cid!r} is already used by another member of the ClusterSet (at {where}); "
+                f"give this cluster a different {CLUSTER_ID_PROPERTY}, or run `clusterset leave` for the other one"
+                if not ns["metadata"].get("deletionTimestamp")
+                else f"member {cid!r} is still leaving the ClusterSet; retry in a few seconds"
+            )
+
+    await ensure_crds(hub, crds.hub_crds())
+    set_labels = {CLUSTERSET_NAMESPACE_LABEL: clusterset}
+    await _create(hub, NAMESPACES, {"metadata": {"name": clusterset, "labels": set_labels}})
+    await hub.patch(NAMESPACES, clusterset, {"metadata": {"labels": {CLUSTERSET_NAMESPACE_LABEL: clusterset}}})
+    await _create(hub, NAMESPACES, {"metadata": {
+        "name": namespace,
+        "labels": {MEMBER_LABEL: cid, CLUSTERSET_NAMESPACE_LABEL + "-member": clusterset},
+        "annotations": {MEMBER_UID_ANNOTATION: uid, MEMBER_SERVER_ANNOTATION: member.server},
+    }})
+    await _create(hub, SERVICE_ACCOUNTS, {"metadata": {"name": AGENT_SERVICE_ACCOUNT, "namespace": namespace}})
+    await hub.apply(ROLES, agent_role(namespace), FIELD_MANAGER)
+    await hub.apply(ROLE_BINDINGS, agent_role_binding(namespace), FIELD_MANAGER)
+    token = await request_token(hub, namespace, AGENT_SERVICE_ACCOUNT, AGENT_TOKEN_SECONDS)
+    kubeconfig = agent_kubeconfig(hub, hub_server or hub.server, namespace, token)
+
+    await _create(member, NAMESPACES, {"metadata": {"name": SYSTEM_NAMESPACE}})
+    secret = {"apiVersion": "v1", "kind": "Secret",
+              "metadata": {"name": HUB_KUBECONFIG_SECRET, "namespace": SYSTEM_NAMESPACE},
+              "type": "Opaque", "data": {"kubeconfig": base64.b64encode(yaml.safe_dump(kubeconfig).encode()).decode()}}
+    await member.apply(SECRETS, secret, FIELD_MANAGER)
+    if current_set is None:
+        await member.create(CLUSTER_PROPERTIES, _property(CLUSTERSET_PROPERTY, clusterset), field_manager=FIELD_MANAGER)
+    log.info("joined cluster=%s clusterset=%s hub_namespace=%s", cid, clusterset, namespace)
+    return Membership(cid, clusterset, namespace, kubeconfig)
+
+
+async def leave(hub: ClusterClient | None, member: ClusterClient | None, cluster_id: str | None = None) -> str:
+    """Undo a join. Either side may be gone: a dead member can still be removed from the hub by id."""
+    if cluster_id is None:
+        if member is None:
+            raise JoinRefused("leave needs the member's kubeconfig context or its --id")
+        cluster_id = await member_id(member)
+        if cluster_id is None:
+            raise JoinRefused(f"{member.name or member.server} has no {CLUSTER_ID_PROPERTY}; it is not a member")
+    if member is not None:
+        for name in (CLUSTERSET_PROPERTY,):
+            with contextlib.suppress(NotFound):
+                await member.delete(CLUSTER_PROPERTIES, name)
+        with contextlib.suppress(NotFound):
+            await member.delete(SECRETS, HUB_KUBECONFIG_SECRET, SYSTEM_NAMESPACE)
+    if hub is not None:
+        with contextlib.suppress(NotFound):
+            await hub.delete(NAMESPACES, member_namespace(cluster_id))
+    log.info("left cluster=%s", cluster_id)
+    return cluster_id
+
+
+async def request_token(client: ClusterClient, namespace: str, service_account: str, seconds: int) -> str:
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": seconds}}
+    out = await client.request("POST", SERVICE_ACCOUNTS.path(namespace, service_account, "token"), body=body)
+    return str(out["status"]["token"])
+
+
+def agent_role(namespace: str) -> dict[str, Any]:
+    """What an agent may do on the hub: its own namespace's reports (and, later, MCS and Work records)."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": AGENT_ROLE, "namespace": namespace},
+        "rules": [
+            {"apiGroups": [CLUSTER_REPORTS.group], "resources": [CLUSTER_REPORTS.plural], "verbs": READ_WRITE},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": READ_WRITE},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+        ],
+    }
+
+
+def agent_role_binding(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": AGENT_ROLE, "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": AGENT_ROLE},
+        "subjects": [{"kind": "ServiceAccount", "name": AGENT_SERVICE_ACCOUNT, "namespace": namespace}],
+    }
+
+
+def agent_kubeconfig(hub: ClusterClient, server: str, namespace: str, token: str) -> dict[str, Any]:
+    """A kubeconfig for the agent: the hub's endpoint and CA, the agent's token, its namespace."""
+    cluster = {**endpoint_of(hub), "server": server}
+    return {
+        "apiVersion": "v1", "kind": "Config", "current-context": "hub",
+        "clusters": [{"name": "hub", "cluster": cluster}],
+        "users": [{"name": AGENT_SERVICE_ACCOUNT, "user": {"token": token}}],
+        "contexts": [
+            {"name": "hub", "context": {"cluster": "hub", "user": AGENT_SERVICE_ACCOUNT, "namespace": namespace}}
+        ],
+    }

@@ -1,0 +1,82 @@
+"""One engaged cluster: its client and its shared informers.
+
+Informers are shared per (resource, namespace, label selector, field selector): every controller
+and every `cache()` call asking for the same view of a cluster uses one list/watch and one cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from clusterset.api.resources import Resource
+from clusterset.runtime import labels
+from clusterset.runtime.cache import Cache
+from clusterset.runtime.informer import Informer
+
+if TYPE_CHECKING:
+    from clusterset.client import ClusterClient
+    from clusterset.runtime.metrics import Metrics
+
+InformerKey = tuple[Resource, str | None, str | None, str | None]
+
+
+class Cluster:
+    """A cluster a Manager runs against: `name`, `client` for writes, `cache()` for reads."""
+
+    def __init__(self, name: str, client: ClusterClient, *, resync_period: float | None = None,
+                 metrics: Metrics | None = None) -> None:
+        self.name = name
+        self.client = client
+        self.resync_period = resync_period
+        self._metrics = metrics
+        self._informers: dict[InformerKey, Informer] = {}
+        self._stopped = False
+
+    def informer(self, resource: Resource, namespace: str | None = None,
+                 label_selector: str | Mapping[str, str] | None = None, field_selector: str | None = None
+                 ) -> Informer:
+        """The shared, started informer for this view of `resource` (created on first use)."""
+        if self._stopped:
+            raise RuntimeError(f"cluster {self.name!r} was disengaged; its caches are gone")
+        if not resource.namespaced:
+            namespace = None
+        selector = labels.to_string(label_selector)
+        labels.parse(selector)  # a malformed selector fails here, not in a background task
+        key = (resource, namespace or None, selector, field_selector or None)
+        informer = self._informers.get(key)
+        if informer is None:
+            informer = Informer(
+                self.client, resource, namespace=namespace or None, label_selector=selector,
+                field_selector=field_selector or None, cluster=self.name, resync_period=self.resync_period,
+                metrics=self._metrics.informer(self.name, str(resource)) if self._metrics else None,
+            )
+            self._informers[key] = informer
+            informer.start()
+        return informer
+
+    def cache(self, resource: Resource, namespace: str | None = None,
+              label_selector: str | Mapping[str, str] | None = None, field_selector: str | None = None) -> Cache:
+        """The cache of this view of `resource`; it fills in the background (`await cache.wait_synced()`)."""
+        return self.informer(resource, namespace, label_selector, field_selector).cache
+
+    def informers(self) -> list[Informer]:
+        return list(self._informers.values())
+
+    @property
+    def synced(self) -> bool:
+        return all(i.cache.synced.is_set() for i in self._informers.values())
+
+    async def wait_synced(self, timeout: float | None = None) -> None:
+        """Waits until every informer started so far has loaded its first list."""
+        await asyncio.wait_for(asyncio.gather(*(i.cache.synced.wait() for i in self.informers())), timeout)
+
+    async def stop(self) -> None:
+        """Stops every informer (cancelling its watch)."""
+        self._stopped = True
+        informers, self._informers = list(self._informers.values()), {}
+        await asyncio.gather(*(i.stop() for i in informers))
+
+    def __repr__(self) -> str:
+        return f"Cluster({self.name!r})"

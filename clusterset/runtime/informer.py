@@ -1,0 +1,250 @@
+"""List-then-watch of one resource in one cluster, feeding a Cache and event handlers.
+
+The loop is client-go's reflector: list (paged) to get a consistent snapshot and its
+resourceVersion, then watch from that version with bookmarks (so an idle watch still advances its
+version and a reconnect resumes cheaply). A broken stream reconnects from the last version seen; a
+410 Expired (the server's history no longer reaches back that far) relists and diffs the new
+snapshot against the cache, so deletions missed while disconnected still reach the handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from clusterset.api.resources import Resource
+from clusterset.client.errors import Gone
+from clusterset.runtime.cache import Cache, Obj, key_of
+from clusterset.runtime.logs import bind
+
+if TYPE_CHECKING:
+    from clusterset.client import ClusterClient
+
+log = logging.getLogger(__name__)
+
+ADDED, MODIFIED, DELETED, RESYNC = "ADDED", "MODIFIED", "DELETED", "RESYNC"
+
+
+@dataclass(frozen=True)
+class Event:
+    """A change the informer saw. `old` is the previous object for MODIFIED; for DELETED `obj` is the
+    last state known (after a relist that may be older than the deletion itself)."""
+
+    type: str
+    obj: Obj
+    old: Obj | None = None
+
+
+Handler = Callable[[Event], None]
+
+
+class InformerMetrics(Protocol):
+    def relisted(self) -> None: ...
+    def watch_restarted(self, reason: str) -> None: ...
+
+
+class Informer:
+    """Keeps `cache` equal to the server's view of (resource, namespace, selectors) and tells handlers.
+
+    Handlers run synchronously in the informer's task and must not block (enqueue and return).
+    """
+
+    def __init__(
+        self,
+        client: ClusterClient,
+        resource: Resource,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        cluster: str = "",
+        resync_period: float | None = None,
+        page_size: int = 500,
+        watch_timeout: tuple[int, int] = (300, 600),
+        max_backoff: float = 5.0,
+        metrics: InformerMetrics | None = None,
+    ) -> None:
+        self.client = client
+        self.resource = resource
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.field_selector = field_selector
+        self.cluster = cluster
+        self.resync_period = resync_period
+        self.page_size = page_size
+        self.watch_timeout = watch_timeout
+        self.max_backoff = max_backoff
+        self.cache = Cache(resource)
+        self._metrics = metrics
+        self._handlers: list[Handler] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lists = 0
+        self._log = bind(log, cluster=cluster, resource=str(resource), namespace=namespace,
+                         selector=label_selector)
+
+    # ------------------------------------------------------------------ handlers
+    def add_handler(self, handler: Handler) -> None:
+        """Registers `handler`; if the cache is already loaded it first gets ADDED for every object."""
+        self._handlers.append(handler)
+        if self.cache.synced.is_set():
+            for obj in self.cache.list():
+                self._call(handler, Event(ADDED, obj))
+
+    def remove_handler(self, handler: Handler) -> None:
+        with contextlib.suppress(ValueError):
+            self._handlers.remove(handler)
+
+    def _dispatch(self, event: Event) -> None:
+        for handler in list(self._handlers):
+            self._call(handler, event)
+
+    def _call(self, handler: Handler, event: Event) -> None:
+        try:
+            handler(event)
+        except Exception:
+            self._log.exception("event handler failed", event=event.type, key=str(key_of(event.obj)))
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        if self._tasks:
+            return
+        name = f"informer {self.cluster}/{self.resource}"
+        self._tasks.append(asyncio.create_task(self._run(), name=name))
+        if self.resync_period:
+            self._tasks.append(asyncio.create_task(self._resync(self.resync_period), name=f"{name} resync"))
+
+    @property
+    def running(self) -> bool:
+        return any(not t.done() for t in self._tasks)
+
+    async def stop(self) -> None:
+        """Cancels the watch (closing its connection) and waits for the tasks to end."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # ------------------------------------------------------------------ the loop
+    async def _run(self) -> None:
+        need_list = True
+        paged = True
+        failures = 0
+        while True:
+            try:
+                if need_list:
+                    await self._list(paged)
+                    need_list, paged = False, True
+                await self._watch()
+                failures = 0
+                self._restarted("closed")
+                continue
+            except Gone:
+                # the watch's version (or a list's continue token) is older than the server's history
+                self._log.info("resourceVersion expired, relisting", resource_version=self.cache.resource_version)
+                paged = not need_list  # an expired continue token: relist in one piece
+                need_list = True
+                self._restarted("expired")
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                delay = min(self.max_backoff, 0.1 * 2 ** min(failures, 10)) * random.uniform(0.5, 1.0)
+                self._log.warning("list/watch failed, retrying", error=repr(exc), attempt=failures,
+                                  retry_in=round(delay, 2))
+                self._restarted("error")
+                await asyncio.sleep(delay)
+
+    def _restarted(self, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.watch_restarted(reason)
+
+    async def _list(self, paged: bool) -> None:
+        items: list[Obj] = []
+        resource_version = ""
+        cont: str | None = None
+        while True:
+            page = await self.client.list(
+                self.resource, namespace=self.namespace, label_selector=self.label_selector,
+                field_selector=self.field_selector, limit=self.page_size if paged else None, continue_=cont,
+            )
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            resource_version = resource_version or str(meta.get("resourceVersion") or "")
+            cont = meta.get("continue") or None
+            if not cont:
+                break
+        self._lists += 1
+        if self._lists > 1 and self._metrics is not None:
+            self._metrics.relisted()
+        self._replace(items, resource_version)
+
+    def _replace(self, items: list[Obj], resource_version: str) -> None:
+        """Makes the cache equal to a fresh list, then tells handlers what changed."""
+        events: list[Event] = []
+        seen = set()
+        for obj in items:
+            obj.setdefault("apiVersion", self.resource.api_version)
+            obj.setdefault("kind", self.resource.kind)
+            seen.add(key_of(obj))
+            old = self.cache.put(obj)
+            if old is None:
+                events.append(Event(ADDED, obj))
+            elif _rv(old) != _rv(obj):
+                events.append(Event(MODIFIED, obj, old))
+        for key in list(self.cache):
+            if key not in seen:
+                gone = self.cache.remove(key)
+                if gone is not None:
+                    events.append(Event(DELETED, gone))
+        self.cache.resource_version = resource_version
+        self.cache.synced.set()
+        self._log.debug("listed", objects=len(items), resource_version=resource_version, changes=len(events))
+        for event in events:
+            self._dispatch(event)
+
+    async def _watch(self) -> None:
+        timeout = random.randint(*self.watch_timeout)
+        stream = self.client.watch(
+            self.resource, namespace=self.namespace, label_selector=self.label_selector,
+            field_selector=self.field_selector, resource_version=self.cache.resource_version,
+            allow_bookmarks=True, timeout_seconds=timeout,
+        )
+        async with contextlib.aclosing(stream):
+            async for raw in stream:
+                self._apply(raw)
+
+    def _apply(self, raw: dict[str, Any]) -> None:
+        type_, obj = raw.get("type"), raw.get("object") or {}
+        rv = _rv(obj)
+        if type_ == "BOOKMARK":
+            if rv:
+                self.cache.resource_version = rv
+            return
+        if type_ in (ADDED, MODIFIED):
+            old = self.cache.put(obj)
+            self.cache.resource_version = rv or self.cache.resource_version
+            self._dispatch(Event(ADDED, obj) if old is None else Event(MODIFIED, obj, old))
+        elif type_ == DELETED:
+            self.cache.remove(key_of(obj))
+            self.cache.resource_version = rv or self.cache.resource_version
+            self._dispatch(Event(DELETED, obj))
+
+    async def _resync(self, period: float) -> None:
+        """Re-delivers every cached object (no API call), so level-based controllers re-check the world."""
+        while True:
+            await asyncio.sleep(period)
+            if self.cache.synced.is_set():
+                for obj in self.cache.list():
+                    self._dispatch(Event(RESYNC, obj, obj))
+
+
+def _rv(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")

@@ -1,0 +1,235 @@
+"""Controllers on the real server: coalescing, retries with backoff, one worker per key, cross-cluster keys."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections import Counter
+from typing import Any
+
+from clusterset.api.resources import CONFIG_MAPS, NAMESPACES
+from clusterset.client import ClusterClient
+from clusterset.runtime import (
+    Controller,
+    Manager,
+    ObjectKey,
+    RateLimiter,
+    Request,
+    Result,
+    StaticProvider,
+    Watch,
+)
+from clusterset.runtime.informer import MODIFIED, Event
+from clusterset.testing import ClusterInfo, ServerThread
+from tests.runtime.util import MINE, client_of, cm, eventually
+
+MY_CONFIGMAPS = Watch(CONFIG_MAPS, namespace="default", label_selector=MINE)
+
+
+def value(req: Request) -> str | None:
+    obj = req.cluster.cache(CONFIG_MAPS, "default", MINE).get(req.key)
+    return obj["data"]["v"] if obj else None
+
+
+async def test_a_burst_of_1000_updates_costs_a_handful_of_reconciles(cluster: ClusterInfo,
+                                                                     client: ClusterClient) -> None:
+    await client.create(CONFIG_MAPS, cm("burst", v="0"))
+    seen: list[str | None] = []
+    busy = asyncio.Event()
+    burst_written = asyncio.Event()
+
+    async def reconcile(req: Request) -> None:
+        seen.append(value(req))
+        if len(seen) == 1:  # a slow reconcile: the burst lands while it runs
+            busy.set()
+            await burst_written.wait()
+
+    controller = Controller("burst", reconcile, [MY_CONFIGMAPS])
+    manager = Manager(StaticProvider({"c": client}))
+    manager.add(controller)
+    async with manager:
+        await asyncio.wait_for(busy.wait(), 10)
+        modified = Counter[str]()
+
+        def count(event: Event) -> None:
+            modified[event.type] += 1
+
+        manager.cluster("c").informer(CONFIG_MAPS, "default", MINE).add_handler(count)
+        for v in range(1, 1001):
+            await client.patch(CONFIG_MAPS, "burst", {"data": {"v": str(v)}}, namespace="default")
+        burst_written.set()
+        await eventually(lambda: modified[MODIFIED] == 1000, message="all 1000 watch events")
+        await eventually(lambda: seen[-1] == "1000" and controller.queue is not None
+                         and controller.queue.pending() == 0, message="a reconcile of the final state")
+    assert seen[0] == "0"
+    assert 2 <= len(seen) <= 10, seen
+
+
+async def test_a_failing_reconcile_backs_off_and_does_not_stop_the_others(cluster: ClusterInfo,
+                                                                          client: ClusterClient) -> None:
+    await client.create(CONFIG_MAPS, cm("bad", v="1"))
+    await client.create(CONFIG_MAPS, cm("good", v="1"))
+    attempts: list[float] = []
+    good_seen: list[str | None] = []
+    other_seen: list[tuple[str, str | None]] = []
+    broken = True
+
+    async def flaky(req: Request) -> None:
+        if req.name == "bad":
+            attempts.append(time.monotonic())
+            if broken:
+                raise RuntimeError("the bad object is bad")
+        else:
+            good_seen.append(value(req))
+
+    async def other(req: Request) -> None:
+        other_seen.append((req.name, value(req)))
+
+    flaky_ctrl = Controller("flaky", flaky, [MY_CONFIGMAPS], workers=1,
+                            rate_limiter=RateLimiter(base_delay=0.05, max_delay=5.0, qps=0))
+    manager = Manager(StaticProvider({"c": client}))
+    manager.add(flaky_ctrl)
+    manager.add(Controller("other", other, [MY_CONFIGMAPS]))
+    async with manager:
+        await eventually(lambda: len(attempts) >= 3, message="the bad key to be retried")
+        # while "bad" keeps failing, the same worker reconciles "good", and the other controller both keys
+        await client.patch(CONFIG_MAPS, "good", {"data": {"v": "2"}}, namespace="default")
+        await client.patch(CONFIG_MAPS, "bad", {"data": {"v": "2"}}, namespace="default")
+        await eventually(lambda: "2" in good_seen and ("good", "2") in other_seen and ("bad", "2") in other_seen,
+                         message="the others to keep reconciling")
+        await eventually(lambda: len(attempts) >= 6, message="six attempts")
+        # (the event on "bad" may have queued it once early; from the next failure on, the delays grow)
+        gaps = [b - a for a, b in itertools.pairwise(attempts[2:])]
+        assert all(later > earlier * 1.5 for earlier, later in itertools.pairwise(gaps)), gaps
+        assert gaps[-1] >= 0.05 * 2 ** 4 * 0.9, gaps
+        errors = manager.metrics.registry.get_sample_value(
+            "controller_runtime_reconcile_errors_total", {"controller": "flaky", "cluster": "c"})
+        assert errors is not None and errors >= 6
+        broken = False
+        item = ("c", ObjectKey("default", "bad"))
+        assert flaky_ctrl.queue is not None and flaky_ctrl.queue.num_requeues(item) >= 5
+        await eventually(lambda: flaky_ctrl.queue is not None and flaky_ctrl.queue.num_requeues(item) == 0,
+                         timeout=20, message="a success to reset the backoff")
+
+
+async def test_workers_never_share_a_key_and_clusters_are_independent(server: ServerThread) -> None:
+    clients = {name: client_of(server.add_cluster(controllers=False)) for name in ("a", "b")}
+    active: set[tuple[str, Any]] = set()
+    overlaps: list[tuple[str, Any]] = []
+    runs = Counter[tuple[str, Any]]()
+    both_clusters = asyncio.Barrier(2)
+
+    async def reconcile(req: Request) -> None:
+        item = (req.cluster.name, req.key)
+        if item in active:
+            overlaps.append(item)
+        active.add(item)
+        try:
+            if req.key == "shared" and runs[item] == 0:
+                # both clusters' "shared" must be in flight at once, or this times out
+                await asyncio.wait_for(both_clusters.wait(), 10)
+            await asyncio.sleep(random.uniform(0, 0.004))
+        finally:
+            active.discard(item)
+            runs[item] += 1
+
+    controller = Controller("workers", reconcile, workers=4)
+    manager = Manager(StaticProvider(clients))
+    manager.add(controller)
+    async with manager:
+        await eventually(lambda: set(manager.clusters) == {"a", "b"})
+        controller.enqueue("a", "shared")
+        controller.enqueue("b", "shared")
+        await eventually(lambda: runs[("a", "shared")] and runs[("b", "shared")], message="the shared key in both")
+        keys = ["k0", "k1", "k2"]
+        enqueued = 0
+        for round_ in range(300):
+            for name in clients:
+                for key in keys:
+                    controller.enqueue(name, key)
+                    enqueued += 1
+            if round_ % 3 == 0:
+                await asyncio.sleep(0.001)
+        await eventually(lambda: controller.queue is not None and controller.queue.pending() == 0)
+    for c in clients.values():
+        await c.close()
+    assert overlaps == []
+    per_key = [runs[(name, key)] for name in clients for key in keys]
+    assert all(n >= 2 for n in per_key), per_key  # re-added while processing: processed again after
+    assert sum(per_key) < enqueued / 3, (sum(per_key), enqueued)  # and coalesced while queued
+
+
+async def test_a_hub_controller_maps_hub_objects_to_member_keys(server: ServerThread) -> None:
+    hub = client_of(server.add_cluster(controllers=False))
+    member = client_of(server.add_cluster(controllers=False))
+    late = server.add_cluster(controllers=False)
+    reconciled: list[tuple[str, Any]] = []
+
+    def member_of(cluster: str, obj: dict[str, Any]) -> list[tuple[str, str]]:
+        namespace = obj["metadata"]["namespace"]
+        return [("hub", namespace.removeprefix("clusterset-"))] if namespace.startswith("clusterset-") else []
+
+    def to_late_cluster(cluster: str, obj: dict[str, Any]) -> list[tuple[str, tuple[str, str]]]:
+        return [("late", ("default", obj["metadata"]["name"]))] if obj["metadata"]["name"] == "fan-out" else []
+
+    async def reconcile(req: Request) -> Result:
+        reconciled.append((req.cluster.name, req.key))
+        return Result.done()
+
+    controller = Controller(
+        "members",
+        reconcile,
+        [
+            Watch(CONFIG_MAPS, label_selector=MINE, map_to=member_of),  # hub namespaces → member keys
+            Watch(CONFIG_MAPS, namespace="default", label_selector=MINE, map_to=to_late_cluster),
+            Watch(CONFIG_MAPS, namespace="default", label_selector=MINE, clusters=lambda name: name != "hub"),
+        ],
+        clusters="hub",
+    )
+    manager = Manager(StaticProvider({"hub": hub, "m1": member}))
+    manager.add(controller)
+    async with manager:
+        await hub.create(NAMESPACES, {"metadata": {"name": "clusterset-m1"}})
+        await hub.create(CONFIG_MAPS, cm("report", namespace="clusterset-m1"))
+        await member.create(CONFIG_MAPS, cm("local"))
+        await hub.create(CONFIG_MAPS, cm("fan-out"))
+        await eventually(lambda: ("hub", "m1") in reconciled and ("m1", ObjectKey("default", "local")) in reconciled,
+                         message="hub and member keys")
+        # hub objects are not reconciled as themselves (the hub watches map them), members' objects are
+        assert ("hub", ObjectKey("clusterset-m1", "report")) not in reconciled
+        assert ("hub", ObjectKey("default", "fan-out")) not in reconciled
+        # a key for a cluster that is not engaged yet waits for it
+        assert not any(c == "late" for c, _ in reconciled)
+        await manager.add_cluster("late", client_of(late))
+        await eventually(lambda: ("late", ObjectKey("default", "fan-out")) in reconciled, message="the parked key")
+    await hub.close()
+    await member.close()
+
+
+async def test_requeue_after_periodic_resync_and_direct_enqueue(cluster: ClusterInfo, client: ClusterClient) -> None:
+    await client.create(CONFIG_MAPS, cm("tick", v="1"))
+    times: dict[Any, list[float]] = {}
+
+    async def reconcile(req: Request) -> Result | None:
+        times.setdefault(req.key, []).append(time.monotonic())
+        if req.key == ObjectKey("default", "tick") and len(times[req.key]) < 4:
+            return Result(requeue_after=0.1)
+        return None
+
+    ticking = Controller("ticking", reconcile, [MY_CONFIGMAPS])
+    resyncing = Controller("resyncing", reconcile, [Watch(CONFIG_MAPS, namespace="default", label_selector=MINE,
+                                                          map_to=lambda c, o: [(c, "resynced")])],
+                           resync_period=0.1)
+    manager = Manager(StaticProvider({"c": client}))
+    manager.add(ticking)
+    manager.add(resyncing)
+    async with manager:
+        await eventually(lambda: len(times.get(ObjectKey("default", "tick"), [])) == 4, message="requeue_after")
+        ticks = times[ObjectKey("default", "tick")]
+        assert all(b - a >= 0.09 for a, b in itertools.pairwise(ticks)), ticks
+        await eventually(lambda: len(times.get("resynced", [])) >= 3, message="periodic resync")
+        ticking.enqueue("c", "direct")
+        ticking.enqueue(manager.cluster("c"), ("default", "tuple-key"))
+        await eventually(lambda: "direct" in times and ObjectKey("default", "tuple-key") in times)

@@ -1,0 +1,133 @@
+"""Informers against the real server: list+watch, a watch broken by a server restart, 410 → relist."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from clusterset.api.resources import CONFIG_MAPS
+from clusterset.client import ClusterClient
+from clusterset.runtime.informer import ADDED, DELETED, MODIFIED, Event, Informer
+from clusterset.runtime.metrics import Metrics
+from clusterset.testing import ClusterInfo, ServerThread
+from tests.runtime.util import MINE, Proxy, client_of, cm, eventually, free_port, listed, snapshot
+
+
+async def test_list_then_watch_feeds_the_cache_and_handlers(cluster: ClusterInfo, client: ClusterClient) -> None:
+    await client.create(CONFIG_MAPS, cm("before", v="1"))
+    informer = Informer(client, CONFIG_MAPS, namespace="default", label_selector=MINE)
+    events: list[Event] = []
+    informer.add_handler(events.append)
+    informer.start()
+    try:
+        await informer.cache.wait_synced(10)
+        assert [e.type for e in events] == [ADDED]
+        await client.create(CONFIG_MAPS, cm("after", v="1"))
+        await client.patch(CONFIG_MAPS, "before", {"data": {"v": "2"}}, namespace="default")
+        await client.delete(CONFIG_MAPS, "after", namespace="default")
+        await eventually(lambda: len(events) == 4, message="four events")
+        assert [(e.type, e.obj["metadata"]["name"]) for e in events] == [
+            (ADDED, "before"), (ADDED, "after"), (MODIFIED, "before"), (DELETED, "after")]
+        assert events[2].old is not None and events[2].old["data"] == {"v": "1"}
+        assert informer.cache.get(("default", "before"))["data"] == {"v": "2"}  # type: ignore[index]
+        # a handler added late first sees what is already there
+        late: list[Event] = []
+        informer.add_handler(late.append)
+        assert [(e.type, e.obj["metadata"]["name"]) for e in late] == [(ADDED, "before")]
+    finally:
+        await informer.stop()
+    assert not informer.running
+
+
+async def test_a_watch_broken_by_a_server_restart_resumes_without_missing_events(tmp_path: Path) -> None:
+    port = free_port()
+    server = ServerThread(tmp_path, port=port, bookmark_interval=0.5)
+    restarted: ServerThread | None = None
+    try:
+        info = server.add_cluster("restart", controllers=False)
+        client = client_of(info)
+        metrics = Metrics()
+        informer = Informer(client, CONFIG_MAPS, namespace="default", label_selector=MINE, cluster="restart",
+                            max_backoff=0.5, metrics=metrics.informer("restart", "configmaps"))
+        events: list[Event] = []
+        informer.add_handler(events.append)
+        for i in range(5):
+            await client.create(CONFIG_MAPS, cm(f"cm-{i}", v="0"))
+        informer.start()
+        await informer.cache.wait_synced(10)
+        await eventually(lambda: len(informer.cache) == 5)
+
+        await asyncio.to_thread(server.stop)
+        restarted = await asyncio.to_thread(ServerThread, tmp_path, port=port, bookmark_interval=0.5)
+        # changes made right after the restart, whether or not the informer has reconnected yet
+        direct = client_of(restarted.info("restart"))
+        await direct.patch(CONFIG_MAPS, "cm-0", {"data": {"v": "1"}}, namespace="default")
+        await direct.delete(CONFIG_MAPS, "cm-1", namespace="default")
+        await direct.create(CONFIG_MAPS, cm("cm-new", v="0"))
+
+        fresh = listed(await direct.list(CONFIG_MAPS, namespace="default", label_selector=MINE))
+        await eventually(lambda: snapshot(informer.cache) == fresh, message="the cache to equal a fresh list")
+        assert "cm-1" not in fresh
+        assert ("DELETED", "cm-1") in [(e.type, e.obj["metadata"]["name"]) for e in events]
+        restarts = sum(metrics.registry.get_sample_value(
+            "clusterset_informer_watch_restarts_total", {"cluster": "restart", "resource": "configmaps",
+                                                         "reason": reason}) or 0 for reason in ("closed", "error"))
+        assert restarts >= 1
+        # the persisted watch history let the informer resume: no relist was needed
+        assert metrics.registry.get_sample_value(
+            "clusterset_informer_relists_total", {"cluster": "restart", "resource": "configmaps"}) is None
+        await informer.stop()
+        await client.close()
+        await direct.close()
+    finally:
+        await asyncio.to_thread((restarted or server).stop)
+
+
+async def test_a_410_relists_and_reports_deletions_missed_while_disconnected() -> None:
+    server = ServerThread(None, history_size=20, bookmark_interval=0.5)
+    proxy: Proxy | None = None
+    try:
+        info = server.add_cluster("small", controllers=False)
+        direct = client_of(info)
+        url = urlsplit(info.server)
+        proxy = Proxy(url.hostname or "127.0.0.1", url.port or 443)
+        await proxy.start()
+        via_proxy = client_of(info, server=urlunsplit(url._replace(netloc=f"127.0.0.1:{proxy.port}")))
+        metrics = Metrics()
+        informer = Informer(via_proxy, CONFIG_MAPS, namespace="default", label_selector=MINE, cluster="small",
+                            max_backoff=0.3, metrics=metrics.informer("small", "configmaps"))
+        events: list[Event] = []
+        informer.add_handler(events.append)
+        for i in range(5):
+            await direct.create(CONFIG_MAPS, cm(f"cm-{i}", v="0"))
+        informer.start()
+        await informer.cache.wait_synced(10)
+        await eventually(lambda: len(informer.cache) == 5)
+
+        proxy.cut()  # the watch breaks mid-stream and cannot reconnect
+        for v in range(30):  # more events than the server's history of 20
+            await direct.patch(CONFIG_MAPS, "cm-0", {"data": {"v": str(v)}}, namespace="default")
+        await direct.delete(CONFIG_MAPS, "cm-1", namespace="default")
+        await direct.delete(CONFIG_MAPS, "cm-2", namespace="default")
+        await direct.create(CONFIG_MAPS, cm("cm-new", v="0"))
+        proxy.restore()
+
+        fresh = listed(await direct.list(CONFIG_MAPS, namespace="default", label_selector=MINE))
+        await eventually(lambda: snapshot(informer.cache) == fresh, message="the cache to equal a fresh list")
+        assert sorted(fresh) == ["cm-0", "cm-3", "cm-4", "cm-new"]
+        assert informer.cache.get("default/cm-0")["data"] == {"v": "29"}  # type: ignore[index]
+        seen = [(e.type, e.obj["metadata"]["name"]) for e in events]
+        assert {n for t, n in seen if t == DELETED} == {"cm-1", "cm-2"}
+        assert (ADDED, "cm-new") in seen
+        labels = {"cluster": "small", "resource": "configmaps"}
+        assert (metrics.registry.get_sample_value("clusterset_informer_relists_total", labels) or 0) >= 1
+        assert (metrics.registry.get_sample_value("clusterset_informer_watch_restarts_total",
+                                                  {**labels, "reason": "expired"}) or 0) >= 1
+        await informer.stop()
+        await via_proxy.close()
+        await direct.close()
+    finally:
+        if proxy is not None:
+            await proxy.stop()
+        await asyncio.to_thread(server.stop)

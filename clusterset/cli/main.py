@@ -40,9 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     cl.add_argument("--no-controllers", action="store_true", help="the API server alone: no nodes, pods or slices")
     cl.add_argument("--dual-stack", action="store_true", help="IPv4 and IPv6 service and pod ranges")
 
+    plugin = sub.add_parser("credential-plugin",
+                            help="a ClusterProfile access-provider credential plugin (exec, KEP-541)")
+    plugin.add_argument("plugin", choices=["secretreader", "embedded"])
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "credential-plugin":
+        from clusterset.inventory import access_plugins
+
+        return access_plugins.main(args.plugin)
     if args.command == "up":
         names = ["hub", *(f"member-{i}" for i in range(1, args.clusters + 1))]
         return _run_server(args, names, banner=True)

@@ -25,6 +25,8 @@ def load_kubeconfig(path: str | None = None, context: str | None = None) -> Clie
     from kubernetes_asyncio.config.kube_config import KubeConfigMerger
 
     paths = path or os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG
+    if not any(p and os.path.exists(os.path.expanduser(p)) for p in paths.split(os.pathsep)):
+        raise CredentialError(f"no kubeconfig found at {paths}")
     try:
         merger = KubeConfigMerger(paths)
     except (OSError, ValueError) as exc:

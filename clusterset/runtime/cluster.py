@@ -76,7 +76,8 @@ class Cluster:
         """Stops every informer (cancelling its watch)."""
         self._stopped = True
         informers, self._informers = list(self._informers.values()), {}
-        await asyncio.gather(*(i.stop() for i in informers))
+        tasks = [task for informer in informers for task in informer.cancel()]
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def __repr__(self) -> str:
         return f"Cluster({self.name!r})"

@@ -66,7 +66,7 @@ class Informer:
         resync_period: float | None = None,
         page_size: int = 500,
         watch_timeout: tuple[int, int] = (300, 600),
-        max_backoff: float = 5.0,
+        max_backoff: float = 10.0,
         metrics: InformerMetrics | None = None,
     ) -> None:
         self.client = client
@@ -84,6 +84,7 @@ class Informer:
         self._handlers: list[Handler] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._lists = 0
+        self._received = False
         self._log = bind(log, cluster=cluster, resource=str(resource), namespace=namespace,
                          selector=label_selector)
 
@@ -124,12 +125,16 @@ class Informer:
 
     async def stop(self) -> None:
         """Cancels the watch (closing its connection) and waits for the tasks to end."""
+        for task in self.cancel():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def cancel(self) -> list[asyncio.Task[None]]:
+        """Cancels the tasks without waiting (so a stop that is itself cancelled leaves nothing running)."""
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        return tasks
 
     # ------------------------------------------------------------------ the loop
     async def _run(self) -> None:
@@ -155,6 +160,8 @@ class Informer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._received:  # the stream worked for a while: start the backoff over
+                    failures, self._received = 0, False
                 failures += 1
                 delay = min(self.max_backoff, 0.1 * 2 ** min(failures, 10)) * random.uniform(0.5, 1.0)
                 self._log.warning("list/watch failed, retrying", error=repr(exc), attempt=failures,
@@ -222,6 +229,7 @@ class Informer:
                 self._apply(raw)
 
     def _apply(self, raw: dict[str, Any]) -> None:
+        self._received = True
         type_, obj = raw.get("type"), raw.get("object") or {}
         rv = _rv(obj)
         if type_ == "BOOKMARK":

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import importlib
 import inspect
 import json
 import logging
@@ -31,6 +30,7 @@ import yaml
 from clusterset.api.inventory import CONTROL_PLANE_HEALTHY, condition
 from clusterset.api.resources import CLUSTER_PROFILES
 from clusterset.client import ClientConfig, ClusterClient, load_kubeconfig
+from clusterset.runtime import access
 from clusterset.runtime.cache import Obj, ObjectKey, key_of
 from clusterset.runtime.informer import Event, Informer
 from clusterset.runtime.logs import bind
@@ -202,9 +202,7 @@ class ClusterProfileProvider:
         await sink.add_cluster(name, client, owned=True)
 
     async def _client(self, profile: Obj) -> ClusterClient:
-        build = self.client_for
-        if build is None:
-            build = importlib.import_module("clusterset.runtime.access").client_for
+        build: AccessFunction = self.client_for or access.client_for
         made = build(profile, self.provider_file)
         if inspect.isawaitable(made):
             made = await made

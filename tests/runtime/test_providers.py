@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -171,4 +172,56 @@ async def test_cluster_profile_provider_follows_health_and_deletion(server: Serv
         await eventually(lambda: built.count("m1") == count + 1, message="re-engaged with new access")
         await hub.delete(CLUSTER_PROFILES, "m2", namespace="fleet")
         await eventually(lambda: set(manager.clusters) == {"hub", "m1"}, message="deleted profile disengaged")
+    await hub.close()
+
+
+PLUGIN = '''
+import json, os, sys
+info = json.loads(os.environ["KUBERNETES_EXEC_INFO"])
+name = info["spec"]["cluster"]["config"]["clusterName"]
+with open(os.path.join(os.environ["TOKEN_DIR"], name)) as f:
+    token = f.read().strip()
+print(json.dumps({"apiVersion": info["apiVersion"], "kind": "ExecCredential", "status": {"token": token}}))
+'''
+
+
+async def test_cluster_profile_provider_reaches_members_through_an_exec_access_provider(
+        server: ServerThread, tmp_path: Path) -> None:
+    hub_info = server.add_cluster(controllers=False)
+    member = server.add_cluster(controllers=False)
+    async with client_of(member) as c:
+        await c.create(CONFIG_MAPS, cm("over-exec"))
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    (tokens / member.name).write_text(member.token)
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text(PLUGIN)
+    provider_file = tmp_path / "providers.json"
+    provider_file.write_text(json.dumps({"providers": [{"name": "test-tokens", "execConfig": {
+        "apiVersion": "client.authentication.k8s.io/v1", "command": sys.executable, "args": [str(plugin)],
+        "env": [{"name": "TOKEN_DIR", "value": str(tokens)}], "provideClusterInfo": True}}]}))
+    hub = client_of(hub_info)
+    await install_profiles_crd(hub)
+    await hub.create(NAMESPACES, {"metadata": {"name": "fleet"}})
+    await hub.create(CLUSTER_PROFILES, {"metadata": {"name": member.name, "namespace": "fleet"},
+                                        "spec": {"displayName": member.name, "clusterManager": {"name": "test"}}})
+    profile = await hub.get(CLUSTER_PROFILES, member.name, namespace="fleet")
+    ca = base64.b64encode(Path(member.ca_file).read_bytes()).decode()
+    profile["status"] = {
+        "conditions": [{"type": "ControlPlaneHealthy", "status": "True", "reason": "Healthz", "message": "",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+        "accessProviders": [{"name": "test-tokens", "cluster": {
+            "server": member.server, "certificate-authority-data": ca,
+            "extensions": [{"name": "client.authentication.k8s.io/exec", "extension": {"clusterName": member.name}}],
+        }}],
+    }
+    await hub.update(CLUSTER_PROFILES, profile, subresource="status")
+
+    controller, seen = recorder()
+    manager = Manager(ClusterProfileProvider(hub, namespace="fleet", provider_file=str(provider_file)))
+    manager.add(controller)
+    async with manager:
+        await eventually(lambda: (member.name, ObjectKey("default", "over-exec")) in seen, timeout=20,
+                         message="a member object read through the exec-authenticated client")
+        assert manager.cluster(member.name).client.config.exec is not None
     await hub.close()

@@ -129,7 +129,9 @@ class LeaderElection:
         """One acquire-or-renew: "held" (we hold it now), "other" (someone else validly does), "error"."""
         try:
             return await self._try_once()
-        except (ApiError, ConnectionFailed) as exc:
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # ApiError, ConnectionFailed, a credential plugin failing: try again later
             self._log.warning("lease request failed", error=repr(exc))
             return "error"
 

@@ -85,6 +85,7 @@ class KubeconfigProvider:
         self._log = bind(log, kubeconfig=str(self.path))
 
     async def run(self, sink: ClusterSink) -> None:
+        self.engaged = {}  # a restarted manager starts with no clusters
         seen: tuple[int, int, int] | None = None
         failed: dict[str, str] = {}  # context → fingerprint whose client could not be built
         while True:
@@ -153,6 +154,7 @@ class ClusterProfileProvider:
         self._log = bind(log, hub=getattr(hub, "server", None))
 
     async def run(self, sink: ClusterSink) -> None:
+        self.engaged = {}
         informer = Informer(self.hub, CLUSTER_PROFILES, namespace=self.namespace, label_selector=self.label_selector,
                             cluster="hub")
         queue: WorkQueue[ObjectKey] = WorkQueue()

@@ -59,12 +59,16 @@ async def test_a_watch_broken_by_a_server_restart_resumes_without_missing_events
         await eventually(lambda: len(informer.cache) == 5)
 
         await asyncio.to_thread(server.stop)
+        # while the informer cannot connect, the same state is served on another port and changed there
+        elsewhere = await asyncio.to_thread(ServerThread, tmp_path, bookmark_interval=0.5)
+        async with client_of(elsewhere.info("restart")) as writer:
+            await writer.patch(CONFIG_MAPS, "cm-0", {"data": {"v": "1"}}, namespace="default")
+            await writer.delete(CONFIG_MAPS, "cm-1", namespace="default")
+            await writer.create(CONFIG_MAPS, cm("cm-new", v="0"))
+        await asyncio.to_thread(elsewhere.stop)
+        assert snapshot(informer.cache).keys() == {f"cm-{i}" for i in range(5)}  # it saw none of that yet
         restarted = await asyncio.to_thread(ServerThread, tmp_path, port=port, bookmark_interval=0.5)
-        # changes made right after the restart, whether or not the informer has reconnected yet
         direct = client_of(restarted.info("restart"))
-        await direct.patch(CONFIG_MAPS, "cm-0", {"data": {"v": "1"}}, namespace="default")
-        await direct.delete(CONFIG_MAPS, "cm-1", namespace="default")
-        await direct.create(CONFIG_MAPS, cm("cm-new", v="0"))
 
         fresh = listed(await direct.list(CONFIG_MAPS, namespace="default", label_selector=MINE))
         await eventually(lambda: snapshot(informer.cache) == fresh, message="the cache to equal a fresh list")

@@ -1,4 +1,4 @@
-"""Run the embedded API server in a background thread: for tests, benchmarks and notebooks.
+"""Run the embedded API server, or a whole embedded fleet, in a background thread: for tests and notebooks.
 
 The server gets its own event loop, so synchronous clients (the official `kubernetes` client,
 kubectl subprocesses) and asyncio clients on another loop can all talk to it over real HTTPS.
@@ -12,11 +12,14 @@ import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from clusterset.apiserver.server import Apiserver
+
+if TYPE_CHECKING:
+    from clusterset.fleet.embedded import FleetOptions
 
 T = TypeVar("T")
 
@@ -73,6 +76,9 @@ class ServerThread:
         await server.start()
         return server
 
+    async def _stop(self) -> None:
+        await self.server.stop()
+
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
@@ -96,7 +102,25 @@ class ServerThread:
 
     def stop(self) -> None:
         try:
-            self.call(self.server.stop())
+            self.call(self._stop())
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
+
+
+class FleetThread(ServerThread):
+    """An embedded fleet (`clusterset up` in-process: hub, members, hub controllers, agents) in a thread."""
+
+    def __init__(self, options: FleetOptions) -> None:
+        self.fleet_options = options
+        super().__init__(options.state_dir)
+
+    async def _start(self) -> Apiserver:
+        from clusterset.fleet.embedded import EmbeddedFleet  # the fleet's layers load only when used
+
+        self.fleet = EmbeddedFleet(self.fleet_options)
+        await self.fleet.start()
+        return self.fleet.server
+
+    async def _stop(self) -> None:
+        await self.fleet.stop()

@@ -18,7 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "client": {"client", "api"},
     "apiserver": {"apiserver", "api"},
     "api": {"api"},
-    "testing": {"apiserver", "api", "testing"},
+    "testing": {"apiserver", "api", "fleet", "testing"},
 }
 
 

@@ -1,4 +1,4 @@
-"""`clusterset` command line: up, apiserver, cluster add|remove|list."""
+"""`clusterset` command line: up, join, leave, agent, hub, status, crds, apiserver, cluster add|remove|list."""
 
 from __future__ import annotations
 
@@ -9,26 +9,22 @@ import logging
 import signal
 import ssl
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 
-DEFAULT_STATE_DIR = Path(".clusterset")
-DEFAULT_PORT = 16443
+from clusterset.cli import fleet_commands
+from clusterset.cli.fleet_commands import DEFAULT_PORT, DEFAULT_STATE_DIR
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="clusterset", description="A multi-cluster control plane for Kubernetes.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    up = sub.add_parser("up", help="run an embedded fleet: a hub and member clusters in one API server")
-    _server_flags(up)
-    up.add_argument("--clusters", type=int, default=2, help="number of member clusters (default 2)")
+    fleet_commands.add_parsers(sub)
 
     api = sub.add_parser("apiserver", help="run only the embedded API server")
-    _server_flags(api)
+    fleet_commands.server_flags(api)
     api.add_argument("--cluster", action="append", default=[], help="logical cluster to create (repeatable)")
 
     cl = sub.add_parser("cluster", help="add, remove or list the logical clusters of a running server")
@@ -51,36 +47,19 @@ def main(argv: list[str] | None = None) -> int:
         from clusterset.inventory import access_plugins
 
         return access_plugins.main(args.plugin)
-    if args.command == "up":
-        names = ["hub", *(f"member-{i}" for i in range(1, args.clusters + 1))]
-        return _run_server(args, names, banner=True)
     if args.command == "apiserver":
-        return _run_server(args, args.cluster, banner=False)
-    return _cluster_command(args)
+        return _run_server(args, args.cluster)
+    if args.command == "cluster":
+        return _cluster_command(args)
+    result = fleet_commands.run(args)
+    assert result is not None, args.command
+    return result
 
 
-def _server_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
-                   help=f"where state, certificates and the kubeconfig live (default {DEFAULT_STATE_DIR})")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=None,
-                   help=f"listen port (default: the port used last time in this state dir, else {DEFAULT_PORT})")
-    p.add_argument("--durable", action="store_true", help="fsync every commit (survives power loss, slower)")
-    p.add_argument("-v", "--verbose", action="store_true")
-
-
-def _previous_port(state_dir: Path) -> int | None:
+def _run_server(args: argparse.Namespace, names: list[str]) -> int:
+    port = args.port if args.port is not None else (fleet_commands.previous_port(args.state_dir) or DEFAULT_PORT)
     try:
-        url = json.loads((state_dir / "server.json").read_text())["url"]
-        return int(url.rsplit(":", 1)[1])
-    except (OSError, ValueError, KeyError, IndexError):
-        return None
-
-
-def _run_server(args: argparse.Namespace, names: list[str], banner: bool) -> int:
-    port = args.port if args.port is not None else (_previous_port(args.state_dir) or DEFAULT_PORT)
-    try:
-        asyncio.run(_serve(args.state_dir, args.host, port, names, banner, args.durable))
+        asyncio.run(_serve(args.state_dir, args.host, port, names, args.durable))
     except KeyboardInterrupt:
         pass
     except OSError as exc:
@@ -90,12 +69,10 @@ def _run_server(args: argparse.Namespace, names: list[str], banner: bool) -> int
     return 0
 
 
-async def _serve(state_dir: Path, host: str, port: int, names: list[str], banner: bool, durable: bool) -> None:
+async def _serve(state_dir: Path, host: str, port: int, names: list[str], durable: bool) -> None:
     from clusterset.apiserver.server import Apiserver
 
-    started = time.monotonic()
     server = Apiserver(state_dir, host=host, port=port, durable=durable)
-    resumed = [n for n in names if n in server.clusters]
     for name in names:
         if name not in server.clusters:
             print(f"  creating cluster {name} ...", flush=True)
@@ -103,11 +80,7 @@ async def _serve(state_dir: Path, host: str, port: int, names: list[str], banner
     await server.start()
     kubeconfig = state_dir / "kubeconfig"
     server.write_kubeconfig(kubeconfig, current=names[0] if names else None)
-    elapsed = time.monotonic() - started
-    if banner:
-        _print_banner(server, kubeconfig, resumed, elapsed)
-    else:
-        print(f"clusterset apiserver listening on {server.url} (kubeconfig: {kubeconfig})", flush=True)
+    print(f"clusterset apiserver listening on {server.url} (kubeconfig: {kubeconfig})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -115,25 +88,6 @@ async def _serve(state_dir: Path, host: str, port: int, names: list[str], banner
     await stop.wait()
     print("\nstopping ...", flush=True)
     await server.stop()
-
-
-def _print_banner(server: Any, kubeconfig: Path, resumed: list[str], elapsed: float) -> None:
-    rows = [("CLUSTER", "ROLE", "SERVER")]
-    for name in server.clusters:
-        rows.append((name, "hub" if name == "hub" else "member", server.cluster_url(name)))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    print(f"\nclusterset fleet ready in {elapsed:.1f}s" + (f" (resumed {len(resumed)} clusters)" if resumed else ""))
-    for row in rows:
-        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
-    print(f"""
-Use it with kubectl:
-  export KUBECONFIG={kubeconfig.resolve()}
-  kubectl --context hub get namespaces
-  kubectl --context member-1 create configmap hello --from-literal=greeting=hi
-
-Add or remove clusters while it runs:  clusterset cluster add NAME   |   clusterset cluster remove NAME
-Press Ctrl-C to stop; run `clusterset up` again in this directory to resume the same fleet.
-""", flush=True)
 
 
 def _cluster_command(args: argparse.Namespace) -> int:

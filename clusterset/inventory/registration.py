@@ -112,28 +112,23 @@ async def join(
     """Register `member` in `clusterset` on `hub`. Idempotent for the same member; refuses a taken id."""
     await ensure_crds(member, crds.member_crds())
     existing_id = await member_id(member)
-    if existing_id is None:
-        if cluster_id is None:
-            raise JoinRefused(
-                f"{member.name or member.server} has no ClusterProperty {CLUSTER_ID_PROPERTY} (its cluster id); "
-                f"give it one with `clusterset join --id <dns-label>` or create it: kubectl create -f - <<< "
-                f"'{{\"apiVersion\": \"about.k8s.io/v1beta1\", \"kind\": \"ClusterProperty\", "
-                f"\"metadata\": {{\"name\": \"{CLUSTER_ID_PROPERTY}\"}}, \"spec\": {{\"value\": \"<id>\"}}}}'"
-            )
-        problem = cluster_id_problem(cluster_id)
-        if problem is not None:
-            raise JoinRefused(f"cluster id {cluster_id!r} {problem}")
-        await member.create(CLUSTER_PROPERTIES, _property(CLUSTER_ID_PROPERTY, cluster_id), field_manager=FIELD_MANAGER)
-        existing_id = cluster_id
-    elif cluster_id is not None and cluster_id != existing_id:
+    if existing_id is None and cluster_id is None:
+        raise JoinRefused(
+            f"{member.name or member.server} has no ClusterProperty {CLUSTER_ID_PROPERTY} (its cluster id); "
+            f"give it one with `clusterset join --id <dns-label>` or create it: kubectl create -f - <<< "
+            f"'{{\"apiVersion\": \"about.k8s.io/v1beta1\", \"kind\": \"ClusterProperty\", "
+            f"\"metadata\": {{\"name\": \"{CLUSTER_ID_PROPERTY}\"}}, \"spec\": {{\"value\": \"<id>\"}}}}'"
+        )
+    if existing_id is not None and cluster_id is not None and cluster_id != existing_id:
         raise JoinRefused(
             f"{member.name or member.server} already has the id {existing_id!r} ({CLUSTER_ID_PROPERTY}); "
             f"join without --id, or change the property first (allowed only while not in a ClusterSet)"
         )
-    cid = existing_id
+    cid = existing_id or cluster_id
+    assert cid is not None
     problem = cluster_id_problem(cid)
     if problem is not None:
-        raise JoinRefused(f"the member's {CLUSTER_ID_PROPERTY} {cid!r} {problem}; fix the ClusterProperty and retry")
+        raise JoinRefused(f"cluster id {cid!r} {problem}; fix {CLUSTER_ID_PROPERTY} and retry")
     current_set = await _get(member, CLUSTER_PROPERTIES, CLUSTERSET_PROPERTY)
     current_value = ((current_set or {}).get("spec") or {}).get("value")
     if current_set is not None and current_value != clusterset:
@@ -147,15 +142,16 @@ async def join(
     ns = await _get(hub, NAMESPACES, namespace)
     if ns is not None:
         annotations = ns["metadata"].get("annotations") or {}
-        owner = annotations.get(MEMBER_UID_ANNOTATION)
-        if owner != uid or ns["metadata"].get("deletionTimestamp"):
+        if ns["metadata"].get("deletionTimestamp"):
+            raise JoinRefused(f"member {cid!r} is still leaving the ClusterSet; retry in a few seconds")
+        if annotations.get(MEMBER_UID_ANNOTATION) != uid:
             where = annotations.get(MEMBER_SERVER_ANNOTATION, "another cluster")
             raise JoinRefused(
                 f"the cluster id {cid!r} is already used by another member of the ClusterSet (at {where}); "
                 f"give this cluster a different {CLUSTER_ID_PROPERTY}, or run `clusterset leave` for the other one"
-                if not ns["metadata"].get("deletionTimestamp")
-                else f"member {cid!r} is still leaving the ClusterSet; retry in a few seconds"
             )
+    if existing_id is None:
+        await member.create(CLUSTER_PROPERTIES, _property(CLUSTER_ID_PROPERTY, cid), field_manager=FIELD_MANAGER)
 
     await ensure_crds(hub, crds.hub_crds())
     set_labels = {CLUSTERSET_NAMESPACE_LABEL: clusterset}

@@ -1,0 +1,195 @@
+"""The embedded fleet: one API server hosting `hub` and `member-1..N`, the hub's controllers, one agent per member.
+
+Everything talks through the REST API as it would across real clusters: members join through
+`inventory.registration.join` (ServiceAccount, Role, RoleBinding, TokenRequest on the hub), and each
+agent reports with its own hub token. State lives in the server's SQLite, so starting again on the same
+directory resumes the same fleet (joins are idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clusterset.api import crds
+from clusterset.api.inventory import CONTROL_PLANE_HEALTHY, condition
+from clusterset.api.resources import CLUSTER_PROFILES
+from clusterset.apiserver.server import Apiserver
+from clusterset.client import ClientConfig, ClusterClient
+from clusterset.inventory.agent import MemberAgent
+from clusterset.inventory.controllers import REPORT_KEY, agent_controller, profile_controller
+from clusterset.inventory.profile_status import AccessProvider
+from clusterset.inventory.profiles import ProfileManager
+from clusterset.inventory.registration import ensure_crds, join
+from clusterset.runtime import Manager
+
+log = logging.getLogger(__name__)
+
+HUB = "hub"
+EMBEDDED_PROVIDER = "clusterset-embedded"
+
+
+@dataclass
+class FleetOptions:
+    state_dir: Path | None
+    members: int = 2
+    host: str = "127.0.0.1"
+    port: int = 0
+    durable: bool = False
+    clusterset: str = "clusterset"
+    heartbeat: float = 10.0
+    grace: float = 40.0
+    probe_timeout: float = 5.0
+    join_concurrency: int = 16
+    metrics_port: int = 0
+    member_settings: dict[str, Any] = field(default_factory=dict)  # add_cluster options for new members
+
+
+def member_names(count: int) -> list[str]:
+    return [f"member-{i}" for i in range(1, count + 1)]
+
+
+class EmbeddedFleet:
+    """Start with `await fleet.start()`, stop with `await fleet.stop()`; `progress` gets one line per step."""
+
+    def __init__(self, options: FleetOptions, progress: Callable[[str], None] = lambda _line: None) -> None:
+        self.options = options
+        self.progress = progress
+        self.server = Apiserver(options.state_dir, host=options.host, port=options.port, durable=options.durable)
+        self.hub_manager = Manager(name="hub", metrics_port=options.metrics_port)
+        self.agent_manager = Manager(name="agents")
+        self.agents: dict[str, MemberAgent] = {}
+        self.admin_clients: dict[str, ClusterClient] = {}
+        self.resumed: list[str] = []
+        self.profiles: ProfileManager | None = None
+        self.agent_reports = agent_controller(self.agents)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        opts = self.options
+        names = [HUB, *member_names(opts.members)]
+        self.resumed = [n for n in names if n in self.server.clusters]
+        missing = [n for n in names if n not in self.server.clusters]
+        if missing:
+            self.progress(f"creating {len(missing)} cluster(s): {_short(missing)}")
+        for name in missing:
+            await self.server.add_cluster(name, **({} if name == HUB else opts.member_settings))
+        await self.server.start()
+        if opts.state_dir is not None:
+            self.server.write_kubeconfig(opts.state_dir / "kubeconfig", current=HUB)
+
+        hub = self.admin_client(HUB)
+        self.progress("installing the inventory CRDs on the hub")
+        await ensure_crds(hub, crds.hub_crds())
+        self.profiles = ProfileManager(
+            hub, opts.clusterset, grace_seconds=opts.grace,
+            providers=(AccessProvider(EMBEDDED_PROVIDER, self._exec_config()),),
+        )
+        self.hub_manager.add(profile_controller(self.profiles, HUB))
+        await self.hub_manager.add_cluster(HUB, hub, owned=False)
+        await self.hub_manager.start()
+
+        self.agent_manager.add(self.agent_reports)
+        await self.agent_manager.start()
+        members = member_names(opts.members)
+        self.progress(f"joining {len(members)} member(s) to ClusterSet {opts.clusterset!r}")
+        limit = asyncio.Semaphore(opts.join_concurrency)
+
+        async def join_one(name: str) -> None:
+            async with limit:
+                await self.join_member(name)
+
+        await asyncio.gather(*(join_one(n) for n in members))
+        self.write_fleet_json()
+
+    async def join_member(self, name: str) -> None:
+        """Join a member (idempotent) and start its agent."""
+        opts = self.options
+        hub = self.admin_client(HUB)
+        member = self.admin_client(name)
+        membership = await join(hub, member, clusterset=opts.clusterset, cluster_id=name)
+        token = membership.agent_kubeconfig["users"][0]["user"]["token"]
+        hub_as_agent = ClusterClient(ClientConfig(
+            server=self.server.cluster_url(HUB), name=f"{name}@hub", namespace=membership.hub_namespace,
+            ca_data=self.server.ca_pem.encode(), token=token,
+        ))
+        agent = MemberAgent(name, member, hub_as_agent, membership.hub_namespace,
+                            heartbeat=opts.heartbeat, probe_timeout=opts.probe_timeout)
+        old = self.agents.pop(name, None)
+        if old is not None:
+            await old.close()
+            await old.hub.close()
+        self.agents[name] = agent
+        await self.agent_manager.add_cluster(name, member, owned=False)
+        self.agent_reports.enqueue(name, REPORT_KEY)
+
+    async def stop(self) -> None:
+        await self.agent_manager.stop()
+        await self.hub_manager.stop()
+        for agent in self.agents.values():
+            await agent.close()
+            await agent.hub.close()
+        for client in self.admin_clients.values():
+            await client.close()
+        await self.server.stop()
+
+    # ------------------------------------------------------------------ helpers
+    def admin_client(self, name: str) -> ClusterClient:
+        client = self.admin_clients.get(name)
+        if client is None:
+            cluster = self.server.clusters[name]
+            client = ClusterClient(ClientConfig(
+                server=self.server.cluster_url(name), name=name, ca_data=self.server.ca_pem.encode(),
+                token=cluster.token,
+            ))
+            self.admin_clients[name] = client
+        return client
+
+    def _exec_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"clusterName": "{cluster}"}
+        if self.options.state_dir is not None:
+            config["stateDir"] = str(self.options.state_dir.resolve())
+        return config
+
+    def fleet_description(self) -> dict[str, Any]:
+        clusters = [{"name": HUB, "context": HUB, "role": "hub", "server": self.server.cluster_url(HUB)}]
+        for name in member_names(self.options.members):
+            clusters.append({"name": name, "context": name, "role": "member", "id": name,
+                             "server": self.server.cluster_url(name)})
+        return {"clusterset": self.options.clusterset, "namespace": self.options.clusterset, "clusters": clusters}
+
+    def write_fleet_json(self) -> None:
+        if self.options.state_dir is None:
+            return
+        path = self.options.state_dir / "fleet.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.fleet_description(), indent=2) + "\n")
+        os.replace(tmp, path)
+
+    async def wait_healthy(self, timeout: float = 60.0) -> float:
+        """Seconds until every member's profile says ControlPlaneHealthy=True (for `up` and benchmarks)."""
+        started = time.monotonic()
+        want = set(member_names(self.options.members))
+        hub = self.admin_client(HUB)
+        while True:
+            listed = await hub.list(CLUSTER_PROFILES, self.options.clusterset)
+            healthy = {i["metadata"]["name"] for i in listed.get("items") or []
+                       if (condition((i.get("status") or {}).get("conditions"), CONTROL_PLANE_HEALTHY) or {})
+                       .get("status") == "True"}
+            if want <= healthy:
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"members not healthy after {timeout:g}s: {_short(sorted(want - healthy))}")
+            await asyncio.sleep(0.2)
+
+
+def _short(names: list[str]) -> str:
+    return ", ".join(names) if len(names) <= 4 else f"{names[0]}, {names[1]}, … {names[-1]}"
+

@@ -1,0 +1,76 @@
+"""The inventory's reconcilers wired to the runtime: what triggers them and what they read."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from clusterset.api.inventory import CLUSTER_REPORTS, MEMBER_LABEL, member_namespace
+from clusterset.api.resources import CLUSTER_PROFILES, CLUSTER_PROPERTIES, NAMESPACES
+from clusterset.client.errors import Forbidden, NotFound, Unauthorized
+from clusterset.inventory.agent import MemberAgent
+from clusterset.inventory.profiles import ProfileManager
+from clusterset.runtime import Controller, Request, Result, Watch
+
+log = logging.getLogger(__name__)
+
+REPORT_KEY = "report"
+
+
+def _member_of_namespace(_cluster: str, obj: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+    cid = (obj.get("metadata", {}).get("labels") or {}).get(MEMBER_LABEL)
+    return [(_cluster, cid)] if cid else []
+
+
+def _member_by_name(_cluster: str, obj: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+    return [(_cluster, obj["metadata"]["name"])]
+
+
+def profile_controller(manager: ProfileManager, hub: str = "hub", workers: int = 4) -> Controller:
+    """Hub: one key per member id; triggered by its hub namespace, its report and its profile."""
+
+    async def reconcile(req: Request) -> Result | None:
+        cid = req.name
+        ns_name = member_namespace(cid)
+        member_ns = req.cluster.cache(NAMESPACES, label_selector=MEMBER_LABEL).get(ns_name)
+        report = req.cluster.cache(CLUSTER_REPORTS).get((ns_name, cid))
+        profile = req.cluster.cache(CLUSTER_PROFILES, namespace=manager.namespace).get((manager.namespace, cid))
+        wait = await manager.reconcile(cid, member_ns, report, profile)
+        return Result(requeue_after=wait) if wait is not None else None
+
+    return Controller(
+        "inventory-profiles",
+        reconcile,
+        [
+            Watch(NAMESPACES, label_selector=MEMBER_LABEL, map_to=_member_of_namespace),
+            Watch(CLUSTER_REPORTS, map_to=_member_by_name),
+            Watch(CLUSTER_PROFILES, namespace=manager.namespace, map_to=_member_by_name),
+        ],
+        clusters=hub,
+        workers=workers,
+    )
+
+
+def agent_controller(agents: Mapping[str, MemberAgent], workers: int = 4) -> Controller:
+    """Members: one key per member; a ClusterProperty change reports at once, else every heartbeat."""
+
+    async def reconcile(req: Request) -> Result | None:
+        agent = agents.get(req.cluster.name)
+        if agent is None:
+            return None
+        try:
+            wait = await agent.report()
+        except (Unauthorized, Forbidden, NotFound) as exc:
+            # the hub no longer accepts this agent (it left the set): stop reporting, say why once
+            log.warning("agent stopped cluster=%s reason=%s", agent.cluster_id, exc)
+            return None
+        return Result(requeue_after=wait)
+
+    return Controller(
+        "inventory-agent",
+        reconcile,
+        [Watch(CLUSTER_PROPERTIES, map_to=lambda cluster, _obj: [(cluster, REPORT_KEY)])],
+        clusters=lambda name: name in agents,
+        workers=workers,
+    )

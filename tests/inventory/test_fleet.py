@@ -1,0 +1,185 @@
+"""End to end on the embedded fleet: join, profiles, health, properties, leave, RBAC of agent tokens."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from clusterset.api.inventory import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY, condition
+from clusterset.client import ClusterClient
+from clusterset.fleet.embedded import FleetOptions
+from clusterset.inventory.registration import JoinRefused, join, leave
+from clusterset.testing import FleetThread
+from tests.helpers import custom, wait_until
+
+CP = ("multicluster.x-k8s.io", "v1alpha1")
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[FleetThread]:
+    thread = FleetThread(FleetOptions(tmp_path / "fleet", members=3, heartbeat=0.5, grace=3.0, probe_timeout=2.0))
+    try:
+        yield thread
+    finally:
+        thread.stop()
+
+
+def profiles(fleet: FleetThread) -> dict[str, dict[str, Any]]:
+    items = custom(fleet.info("hub")).list_namespaced_custom_object(*CP, "clusterset", "clusterprofiles")["items"]
+    return {i["metadata"]["name"]: i for i in items}
+
+
+def health(profile: dict[str, Any] | None) -> str | None:
+    c = condition(((profile or {}).get("status") or {}).get("conditions"), "ControlPlaneHealthy")
+    return None if c is None else str(c["status"])
+
+
+def prop_values(profile: dict[str, Any]) -> dict[str, str]:
+    return {p["name"]: p["value"] for p in (profile.get("status") or {}).get("properties") or []}
+
+
+def test_members_get_healthy_profiles_with_version_and_properties(fleet: FleetThread) -> None:
+    wait_until(lambda: {n: health(p) for n, p in profiles(fleet).items()} ==
+               {"member-1": "True", "member-2": "True", "member-3": "True"}, timeout=30)
+    cps = profiles(fleet)
+    m1 = cps["member-1"]
+    assert m1["metadata"]["labels"]["x-k8s.io/cluster-manager"] == "clusterset"
+    assert m1["spec"]["clusterManager"] == {"name": "clusterset"}
+    assert m1["status"]["version"]["kubernetes"] == "1.30.0"
+    assert prop_values(m1) == {CLUSTER_ID_PROPERTY: "member-1", CLUSTERSET_PROPERTY: "clusterset"}
+    assert all(p.get("lastObservedTime") for p in m1["status"]["properties"])
+    assert condition(m1["status"]["conditions"], "Joined")["status"] == "True"
+    (provider,) = m1["status"]["accessProviders"]
+    assert provider["cluster"]["server"] == fleet.server.cluster_url("member-1")
+    assert provider["cluster"]["extensions"][0]["extension"]["clusterName"] == "member-1"
+    ns = client.CoreV1Api(fleet.info("hub").api_client()).read_namespace("clusterset")
+    assert ns.metadata.labels["multicluster.x-k8s.io/clusterset"] == "clusterset"
+    # fleet.json describes the fleet for scripts
+    described = json.loads((fleet.state_dir / "fleet.json").read_text())  # type: ignore[operator]
+    assert [(c["name"], c["role"]) for c in described["clusters"]] == [
+        ("hub", "hub"), ("member-1", "member"), ("member-2", "member"), ("member-3", "member")]
+    assert described["clusters"][1]["id"] == "member-1"
+
+
+def test_a_new_cluster_property_shows_up_in_the_profile(fleet: FleetThread) -> None:
+    wait_until(lambda: health(profiles(fleet).get("member-2")) == "True", timeout=30)
+    custom(fleet.info("member-2")).create_cluster_custom_object(
+        "about.k8s.io", "v1beta1", "clusterproperties",
+        {"metadata": {"name": "zone.example.com"}, "spec": {"value": "eu-west"}})
+    wait_until(lambda: prop_values(profiles(fleet)["member-2"]).get("zone.example.com") == "eu-west", timeout=10)
+
+
+def test_a_removed_member_turns_unhealthy_and_leave_deletes_its_profile(fleet: FleetThread) -> None:
+    wait_until(lambda: health(profiles(fleet).get("member-3")) == "True", timeout=30)
+    fleet.remove_cluster("member-3")
+    wait_until(lambda: health(profiles(fleet)["member-3"]) == "False", timeout=15)
+    reason = condition(profiles(fleet)["member-3"]["status"]["conditions"], "ControlPlaneHealthy")
+    assert reason["reason"] == "ReadyzFailed"
+    assert health(profiles(fleet)["member-1"]) == "True"
+
+    async def leave_by_id() -> str:
+        return await leave(fleet.fleet.admin_client("hub"), None, "member-3")
+
+    assert fleet.call(leave_by_id()) == "member-3"
+    wait_until(lambda: "member-3" not in profiles(fleet), timeout=15)
+
+
+def test_an_agent_that_stops_reporting_turns_health_unknown(fleet: FleetThread) -> None:
+    wait_until(lambda: health(profiles(fleet).get("member-1")) == "True", timeout=30)
+    fleet.call(fleet.fleet.agent_manager.remove_cluster("member-1"))
+    wait_until(lambda: health(profiles(fleet)["member-1"]) == "Unknown", timeout=15)
+    c = condition(profiles(fleet)["member-1"]["status"]["conditions"], "ControlPlaneHealthy")
+    assert c["reason"] == "AgentStoppedReporting"
+
+
+def test_join_is_refused_for_a_missing_or_duplicate_id(fleet: FleetThread) -> None:
+    fleet.add_cluster("stray", controllers=False)
+
+    async def try_join(cluster_id: str | None) -> str:
+        stray = ClusterClient.from_config(fleet.fleet.admin_client("stray").config)
+        try:
+            await join(fleet.fleet.admin_client("hub"), stray, clusterset="clusterset", cluster_id=cluster_id)
+        except JoinRefused as exc:
+            return str(exc)
+        finally:
+            await stray.close()
+        return "joined"
+
+    missing = fleet.call(try_join(None))
+    assert "has no ClusterProperty cluster.clusterset.k8s.io" in missing and "--id" in missing
+    duplicate = fleet.call(try_join("member-1"))
+    assert "already used by another member" in duplicate
+    assert "stray" not in profiles(fleet)
+    assert fleet.call(try_join("stray")) == "joined"
+    wait_until(lambda: "stray" in profiles(fleet), timeout=15)
+
+
+def agent_api(fleet: FleetThread, member: str) -> client.ApiClient:
+    """The official client with the agent's own hub token (from the Secret that join wrote)."""
+    secret = client.CoreV1Api(fleet.info(member).api_client()).read_namespaced_secret("clusterset-hub",
+                                                                                      "clusterset-system")
+    kubeconfig = yaml.safe_load(base64.b64decode(secret.data["kubeconfig"]))
+    config = client.Configuration()
+    config.host = kubeconfig["clusters"][0]["cluster"]["server"]
+    config.ssl_ca_cert = fleet.ca_file
+    config.api_key = {"authorization": "Bearer " + kubeconfig["users"][0]["user"]["token"]}
+    return client.ApiClient(config)
+
+
+def test_an_agent_token_writes_only_its_own_hub_namespace(fleet: FleetThread) -> None:
+    wait_until(lambda: health(profiles(fleet).get("member-1")) == "True", timeout=30)
+    api = client.CustomObjectsApi(agent_api(fleet, "member-1"))
+    own = api.get_namespaced_custom_object("clusterset.io", "v1alpha1", "clusterset-member-1", "clusterreports",
+                                           "member-1")
+    assert own["metadata"]["name"] == "member-1"
+
+    def forbidden(call: Any) -> str:
+        with pytest.raises(ApiException) as exc:
+            call()
+        assert exc.value.status == 403, exc.value.body
+        body = json.loads(exc.value.body)
+        assert body["reason"] == "Forbidden"
+        return str(body["message"])
+
+    user = 'User "system:serviceaccount:clusterset-member-1:clusterset-agent"'
+    message = forbidden(lambda: api.get_namespaced_custom_object(
+        "clusterset.io", "v1alpha1", "clusterset-member-2", "clusterreports", "member-2"))
+    assert message == (f'clusterreports.clusterset.io "member-2" is forbidden: {user} cannot get resource '
+                       f'"clusterreports" in API group "clusterset.io" in the namespace "clusterset-member-2"')
+    message = forbidden(lambda: api.list_namespaced_custom_object(*CP, "clusterset", "clusterprofiles"))
+    assert f"{user} cannot list resource \"clusterprofiles\" in API group \"multicluster.x-k8s.io\"" in message
+    message = forbidden(lambda: api.patch_namespaced_custom_object_status(
+        *CP, "clusterset", "clusterprofiles", "member-1", {"status": {"version": {"kubernetes": "9.9.9"}}}))
+    assert "cannot patch resource \"clusterprofiles/status\"" in message
+    forbidden(lambda: api.create_namespaced_custom_object(
+        "clusterset.io", "v1alpha1", "clusterset-member-2", "clusterreports",
+        {"apiVersion": "clusterset.io/v1alpha1", "kind": "ClusterReport", "metadata": {"name": "fake"}}))
+
+
+def test_the_fleet_resumes_after_a_restart(tmp_path: Path) -> None:
+    options = FleetOptions(tmp_path / "fleet", members=2, heartbeat=0.5, grace=3.0)
+    first = FleetThread(options)
+    try:
+        wait_until(lambda: {n: health(p) for n, p in profiles(first).items()} ==
+                   {"member-1": "True", "member-2": "True"}, timeout=30)
+        uids = {n: p["metadata"]["uid"] for n, p in profiles(first).items()}
+        port = first.server.port
+    finally:
+        first.stop()
+    options.port = port
+    second = FleetThread(options)
+    try:
+        assert sorted(second.fleet.resumed) == ["hub", "member-1", "member-2"]
+        wait_until(lambda: {n: health(p) for n, p in profiles(second).items()} ==
+                   {"member-1": "True", "member-2": "True"}, timeout=30)
+        assert {n: p["metadata"]["uid"] for n, p in profiles(second).items()} == uids
+    finally:
+        second.stop()

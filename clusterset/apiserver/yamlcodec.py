@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import yaml
 
+# libyaml's parser when PyYAML was built with it (several times faster); the resolvers stay ours
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-class _KubeLoader(yaml.SafeLoader):
+
+class _KubeLoader(_BaseLoader):  # type: ignore[misc]
     pass
 
 
@@ -18,4 +22,11 @@ _KubeLoader.yaml_implicit_resolvers = {
 
 
 def load_yaml(text: str) -> Any:
+    """A YAML document. JSON is YAML, and clients (server-side apply, controllers) mostly send JSON:
+    that is parsed as JSON first, which is two orders of magnitude faster than a YAML parser."""
+    if text.lstrip()[:1] == "{":
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
     return yaml.load(text, Loader=_KubeLoader)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,11 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from clusterset.api.inventory import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY, condition
-from clusterset.client import ClusterClient
+from clusterset.api.resources import NAMESPACES
+from clusterset.client import ClusterClient, CredentialError
 from clusterset.fleet.embedded import FleetOptions
 from clusterset.inventory.registration import JoinRefused, join, leave
+from clusterset.runtime.access import client_for
 from clusterset.testing import FleetThread
 from tests.helpers import custom, wait_until
 
@@ -183,3 +187,26 @@ def test_the_fleet_resumes_after_a_restart(tmp_path: Path) -> None:
         assert {n: p["metadata"]["uid"] for n, p in profiles(second).items()} == uids
     finally:
         second.stop()
+
+
+def test_a_consumer_reaches_a_member_from_its_profile_and_a_provider_file(fleet: FleetThread, tmp_path: Path) -> None:
+    wait_until(lambda: health(profiles(fleet).get("member-2")) == "True", timeout=30)
+    profile = profiles(fleet)["member-2"]
+    plugin = {"apiVersion": "client.authentication.k8s.io/v1", "command": sys.executable,
+              "args": ["-m", "clusterset.cli.main", "credential-plugin", "embedded"], "provideClusterInfo": True}
+    good = tmp_path / "providers.json"
+    good.write_text(json.dumps({"providers": [{"name": "clusterset-embedded", "execConfig": plugin}]}))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"providers": [{"name": "clusterset-embedded",
+                                              "execConfig": {**plugin, "command": str(tmp_path / "no-such-plugin")}}]}))
+    client.CoreV1Api(fleet.info("member-2").api_client()).create_namespace({"metadata": {"name": "only-in-member-2"}})
+
+    async def namespaces(provider_file: Path) -> set[str]:
+        async with client_for(profile, str(provider_file)) as member:
+            listed = await member.list(NAMESPACES)
+            return {n["metadata"]["name"] for n in listed["items"]}
+
+    assert "only-in-member-2" in asyncio.run(namespaces(good))
+    with pytest.raises(CredentialError) as exc:
+        asyncio.run(namespaces(bad))
+    assert "no-such-plugin" in str(exc.value)

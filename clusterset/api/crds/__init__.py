@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 from importlib import resources
 from typing import Any
 
@@ -12,6 +14,12 @@ MEMBER_CRDS = ("about.k8s.io_clusterproperties.yaml",)
 
 
 def load(filename: str) -> dict[str, Any]:
+    """A fresh copy of a CRD manifest (parsed once: YAML parsing is slow, and joins need them often)."""
+    return copy.deepcopy(_parsed(filename))
+
+
+@functools.cache
+def _parsed(filename: str) -> dict[str, Any]:
     text = resources.files(__package__).joinpath(filename).read_text()
     crd: dict[str, Any] = yaml.safe_load(text)
     return crd

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import signal
 import sys
@@ -20,20 +21,22 @@ import yaml
 from clusterset.api import crds
 from clusterset.api.inventory import (
     CLUSTER_REPORTS,
+    CLUSTERSET_NAMESPACE_LABEL,
     CONTROL_PLANE_HEALTHY,
     HUB_KUBECONFIG_SECRET,
     JOINED,
     SYSTEM_NAMESPACE,
     condition,
 )
-from clusterset.api.resources import CLUSTER_PROFILES, SECRETS
-from clusterset.client import ApiError, ClusterClient, ConnectionFailed, CredentialError
+from clusterset.api.resources import CLUSTER_PROFILES, NAMESPACES, SECRETS
+from clusterset.client import AlreadyExists, ApiError, ClusterClient, ConnectionFailed, CredentialError
 from clusterset.fleet.embedded import EmbeddedFleet, FleetOptions
 from clusterset.inventory.agent import MemberAgent
 from clusterset.inventory.controllers import REPORT_KEY, agent_controller, profile_controller
+from clusterset.inventory.profile_status import AccessProvider
 from clusterset.inventory.profiles import ProfileManager
-from clusterset.inventory.registration import JoinRefused, join, leave, member_id
-from clusterset.runtime import Manager
+from clusterset.inventory.registration import JoinRefused, ensure_crds, join, leave, member_id
+from clusterset.runtime import LeaderElection, Manager
 
 DEFAULT_STATE_DIR = Path(".clusterset")
 DEFAULT_PORT = 16443
@@ -72,6 +75,11 @@ def add_parsers(sub: Any) -> None:
     hub.add_argument("--clusterset", default=DEFAULT_CLUSTERSET)
     hub.add_argument("--grace", type=float, default=40.0)
     hub.add_argument("--metrics-port", type=int, default=0)
+    hub.add_argument("--no-leader-elect", dest="leader_elect", action="store_false",
+                     help="act without holding the Lease <clusterset>/clusterset-hub (only one replica may run)")
+    hub.add_argument("--access-provider", action="append", default=[], metavar="NAME",
+                     help="advertise this access provider on every ClusterProfile, with exec config "
+                          "{clusterName: <member id>} (repeatable; e.g. secretreader)")
 
     status = sub.add_parser("status", help="show the fleet: clusters, health, version, properties")
     kube_flags(status)
@@ -272,8 +280,14 @@ async def _agent(args: argparse.Namespace) -> int:
 
 async def _hub(args: argparse.Namespace) -> int:
     hub = await _client(_kubeconfig(args), args.context)
-    profiles = ProfileManager(hub, args.clusterset, grace_seconds=args.grace)
-    manager = Manager(name="hub", metrics_port=args.metrics_port)
+    await ensure_crds(hub, crds.hub_crds())
+    with contextlib.suppress(AlreadyExists):
+        await hub.create(NAMESPACES, {"metadata": {"name": args.clusterset,
+                                                   "labels": {CLUSTERSET_NAMESPACE_LABEL: args.clusterset}}})
+    providers = tuple(AccessProvider(name, {"clusterName": "{cluster}"}) for name in args.access_provider)
+    profiles = ProfileManager(hub, args.clusterset, grace_seconds=args.grace, providers=providers)
+    election = LeaderElection(hub, args.clusterset, "clusterset-hub") if args.leader_elect else None
+    manager = Manager(name="hub", metrics_port=args.metrics_port, leader_election=election)
     manager.add(profile_controller(profiles, "hub"))
     await manager.add_cluster("hub", hub, owned=False)
     await manager.start()

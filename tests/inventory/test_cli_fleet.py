@@ -8,8 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
 
+from clusterset.testing import ServerThread
 from tests.conftest import KUBECTLS
+from tests.helpers import custom, wait_until
 from tests.test_cli import _clusterset, _wait_for, fleet  # noqa: F401  (the `fleet` fixture)
 
 Fleet = tuple[Path, "subprocess.Popen[str]", Path]
@@ -86,3 +90,64 @@ def test_join_agent_and_leave_as_separate_processes(fleet: Fleet, tmp_path: Path
     left = run("leave", "member-3", "--state-dir", str(state))
     assert left.returncode == 0, left.stderr
     wait_status(state, lambda r: "member-3" not in r)
+
+
+def test_hub_replicas_elect_one_leader_and_fail_over(tmp_path: Path) -> None:
+    """Real-cluster mode: `join`, `agent` and two `hub` replicas as processes against plain API servers."""
+    server = ServerThread(tmp_path / "server")
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        server.add_cluster("hub", controllers=False)
+        server.add_cluster("m1", controllers=False)
+        kubeconfig = tmp_path / "kubeconfig"
+        server.server.write_kubeconfig(kubeconfig, ["hub", "m1"], "hub")
+        base = ["--kubeconfig", str(kubeconfig), "--state-dir", str(tmp_path)]
+        joined = run("join", "m1", "--id", "m1", *base)
+        assert joined.returncode == 0, joined.stderr
+
+        def start(name: str, *args: str) -> subprocess.Popen[str]:
+            with (tmp_path / f"{name}.log").open("w") as out:
+                proc = subprocess.Popen(_clusterset(*args, *base), stdout=out, stderr=subprocess.STDOUT, text=True)
+            procs.append(proc)
+            return proc
+
+        replicas = [start(f"hub{i}", "hub", "--context", "hub") for i in range(2)]
+        start("agent", "agent", "--context", "m1", "--heartbeat", "1")
+        api = custom(server.info("hub"))
+
+        def healthy() -> bool:
+            try:
+                cp = api.get_namespaced_custom_object("multicluster.x-k8s.io", "v1alpha1", "clusterset",
+                                                      "clusterprofiles", "m1")
+            except ApiException:
+                return False
+            return [c["status"] for c in cp.get("status", {}).get("conditions", [])
+                    if c["type"] == "ControlPlaneHealthy"] == ["True"]
+
+        wait_until(healthy, timeout=60)
+        coordination = client.CoordinationV1Api(server.info("hub").api_client())
+        holder = coordination.read_namespaced_lease("clusterset-hub", "clusterset").spec.holder_identity
+        leader = next(p for p in replicas if holder.endswith(f"_{p.pid}"))
+        leader.send_signal(signal.SIGINT)
+        assert leader.wait(20) == 0
+        follower = next(p for p in replicas if p is not leader)
+        wait_until(lambda: coordination.read_namespaced_lease("clusterset-hub", "clusterset").spec.holder_identity
+                   not in (None, "", holder), timeout=30)
+        assert follower.poll() is None
+        # the new leader keeps the profile current
+        custom(server.info("m1")).create_cluster_custom_object(
+            "about.k8s.io", "v1beta1", "clusterproperties", {"metadata": {"name": "zone.example.com"},
+                                                             "spec": {"value": "z1"}})
+
+        def mirrored() -> bool:
+            cp = api.get_namespaced_custom_object("multicluster.x-k8s.io", "v1alpha1", "clusterset",
+                                                  "clusterprofiles", "m1")
+            return any(p["name"] == "zone.example.com" for p in cp["status"].get("properties", []))
+
+        wait_until(mirrored, timeout=30)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                proc.wait(20)
+        server.stop()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
+from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from clusterset.api.inventory import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY, condition
@@ -210,3 +210,38 @@ def test_a_consumer_reaches_a_member_from_its_profile_and_a_provider_file(fleet:
     with pytest.raises(CredentialError) as exc:
         asyncio.run(namespaces(bad))
     assert "no-such-plugin" in str(exc.value)
+
+
+def test_heartbeats_do_not_rewrite_profiles_more_than_every_30_seconds(fleet: FleetThread) -> None:
+    wait_until(lambda: {n: health(p) for n, p in profiles(fleet).items()} ==
+               {"member-1": "True", "member-2": "True", "member-3": "True"}, timeout=30)
+    hub = custom(fleet.info("hub"))
+    start = hub.list_namespaced_custom_object(*CP, "clusterset", "clusterprofiles")["metadata"]["resourceVersion"]
+    report_versions = set()
+
+    def heartbeats_seen() -> bool:
+        report = hub.get_namespaced_custom_object("clusterset.io", "v1alpha1", "clusterset-member-1",
+                                                  "clusterreports", "member-1")
+        report_versions.add(report["metadata"]["resourceVersion"])
+        return len(report_versions) >= 6
+
+    wait_until(heartbeats_seen, timeout=20, interval=0.1)  # the agent reported ~6 times meanwhile
+    events = list(watch.Watch().stream(hub.list_namespaced_custom_object, *CP, "clusterset", "clusterprofiles",
+                                       resource_version=start, timeout_seconds=1))
+    assert events == [], [(e["type"], e["object"]["metadata"]["name"]) for e in events]
+
+
+def test_health_comes_back_when_the_agent_returns(fleet: FleetThread) -> None:
+    wait_until(lambda: health(profiles(fleet).get("member-2")) == "True", timeout=30)
+    agent = fleet.fleet.agents["member-2"]
+    member = fleet.fleet.admin_client("member-2")
+    fleet.call(fleet.fleet.agent_manager.remove_cluster("member-2"))
+    wait_until(lambda: health(profiles(fleet)["member-2"]) == "Unknown", timeout=15)
+
+    async def resume() -> None:
+        await fleet.fleet.agent_manager.add_cluster("member-2", member, owned=False)
+        fleet.fleet.agent_reports.enqueue("member-2", "report")
+
+    assert fleet.fleet.agents["member-2"] is agent
+    fleet.call(resume())
+    wait_until(lambda: health(profiles(fleet)["member-2"]) == "True", timeout=15)

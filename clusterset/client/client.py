@@ -57,12 +57,16 @@ USER_AGENT = f"clusterset/{_version()}"
 class ClusterClient:
     """One cluster's API. Create inside the event loop that will use it; close it (or use `async with`)."""
 
-    def __init__(self, config: ClientConfig) -> None:
+    def __init__(self, config: ClientConfig, session: aiohttp.ClientSession | None = None) -> None:
+        """`session`: share one connection pool among many clients (e.g. every cluster of an embedded
+        fleet, which are all one host): requests then reuse keep-alive connections across clusters.
+        A shared session is not closed by `close()`."""
         self.config = config
         self.server = config.server.rstrip("/")
         self.name = config.name
         self.namespace = config.namespace
         self.credentials = Credentials(config)
+        self._shared_session = session
         self._session: aiohttp.ClientSession | None = None
         self._static_ssl: Any = None
         self._exec_ssl: tuple[Credential, Any] | None = None
@@ -289,6 +293,8 @@ class ClusterClient:
         await asyncio.sleep(delay)
 
     def _get_session(self) -> aiohttp.ClientSession:
+        if self._shared_session is not None:
+            return self._shared_session
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=0)
             skip = ["Accept-Encoding"] if self.config.disable_compression else []
@@ -301,8 +307,22 @@ class ClusterClient:
                 self._exec_ssl = (cred, ssl_context(self.config, cred.client_cert, cred.client_key))
             return self._exec_ssl[1]
         if self._static_ssl is None:
-            self._static_ssl = ssl_context(self.config)
+            self._static_ssl = _shared_ssl_context(self.config)
         return self._static_ssl
+
+
+_SSL_CONTEXTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _shared_ssl_context(config: ClientConfig) -> Any:
+    """One TLS context per distinct trust and client-certificate setting: aiohttp pools connections
+    per context object, so clients that share a session reuse connections only if they share these."""
+    key = (config.server.split(":", 1)[0], config.insecure, config.ca_data, config.ca_file, config.tls_server_name,
+           config.client_cert_data, config.client_cert_file, config.client_key_data, config.client_key_file)
+    ctx = _SSL_CONTEXTS.get(key)
+    if ctx is None:
+        ctx = _SSL_CONTEXTS[key] = ssl_context(config)
+    return ctx
 
 
 async def load_kubeconfig_client(path: str | None = None, context: str | None = None) -> ClusterClient:

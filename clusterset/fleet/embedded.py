@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from clusterset.api import crds
 from clusterset.api.inventory import CONTROL_PLANE_HEALTHY, condition
 from clusterset.api.resources import CLUSTER_PROFILES
@@ -69,6 +71,7 @@ class EmbeddedFleet:
         self.admin_clients: dict[str, ClusterClient] = {}
         self.resumed: list[str] = []
         self.profiles: ProfileManager | None = None
+        self._session: aiohttp.ClientSession | None = None  # one connection pool for every client
         self.agent_reports = agent_controller(self.agents)
 
     # ------------------------------------------------------------------ lifecycle
@@ -119,9 +122,9 @@ class EmbeddedFleet:
         hub_as_agent = ClusterClient(ClientConfig(
             server=self.server.cluster_url(HUB), name=f"{name}@hub", namespace=membership.hub_namespace,
             ca_data=self.server.ca_pem.encode(), token=token,
-        ))
+        ), self.session)
         agent = MemberAgent(name, member, hub_as_agent, membership.hub_namespace,
-                            heartbeat=opts.heartbeat, probe_timeout=opts.probe_timeout)
+                            heartbeat=opts.heartbeat, probe_timeout=opts.probe_timeout, session=self.session)
         old = self.agents.pop(name, None)
         if old is not None:
             await old.close()
@@ -138,9 +141,18 @@ class EmbeddedFleet:
             await agent.hub.close()
         for client in self.admin_clients.values():
             await client.close()
+        if self._session is not None:
+            await self._session.close()
         await self.server.stop()
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """Every cluster of the fleet is one host: all clients share one pool of keep-alive connections."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        return self._session
+
     def admin_client(self, name: str) -> ClusterClient:
         client = self.admin_clients.get(name)
         if client is None:
@@ -148,7 +160,7 @@ class EmbeddedFleet:
             client = ClusterClient(ClientConfig(
                 server=self.server.cluster_url(name), name=name, ca_data=self.server.ca_pem.encode(),
                 token=cluster.token,
-            ))
+            ), self.session)
             self.admin_clients[name] = client
         return client
 

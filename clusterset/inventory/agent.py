@@ -13,6 +13,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
+
 from clusterset.api.inventory import CLUSTER_REPORTS, FIELD_MANAGER
 from clusterset.api.resources import CLUSTER_PROPERTIES
 from clusterset.client import ClusterClient
@@ -37,6 +39,7 @@ class MemberAgent:
         *,
         heartbeat: float = 10.0,
         probe_timeout: float = 5.0,
+        session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.cluster_id = cluster_id
         self.hub = hub
@@ -44,7 +47,7 @@ class MemberAgent:
         self.heartbeat = heartbeat
         # probes must fail fast: no retries, a short timeout (the next heartbeat is the retry)
         probe_config = dataclasses.replace(member.config, retry=RetryPolicy(attempts=1), timeout=probe_timeout)
-        self.probe = ClusterClient(probe_config)
+        self.probe = ClusterClient(probe_config, session)
         self.endpoint = endpoint_of(member)
         self._last: dict[str, Any] | None = None
         self._last_written = 0.0

@@ -36,6 +36,11 @@ checked against kubectl 1.33's descriptors (apiextensions: those in gcloud's ant
   @0f9f0907 apimachinery api/resource, @009a4a8b util/intstr, @203d8ac8 runtime;
   aaron-prindle/kubernetes@25d85c8f apimachinery apis/meta/v1; LogicalShark/kubernetes@af8834bd
   policy/v1; lalitc375/kubernetes@44e034a1 apiextensions-apiserver apis/apiextensions/v1.
+The review kinds (authorization.k8s.io/v1, authentication.k8s.io/v1 TokenReview and SelfSubjectReview,
+authentication.k8s.io/v1beta1 SelfSubjectReview; `kubectl auth can-i/whoami` send them as protobuf)
+were added from .proto text rendered from kubectl 1.33's own descriptors of those packages (with
+`+protobuf.nullable=true` restored on ExtraValue); every message they share with the table above
+came out identical.
 
 Only the messages reachable from the served kinds (KINDS) are kept. Output layout:
 
@@ -99,6 +104,13 @@ KINDS: list[tuple[str, str, str]] = [
     ("networking.k8s.io/v1", "Ingress", "k8s.io.api.networking.v1.Ingress"),
     ("scheduling.k8s.io/v1", "PriorityClass", "k8s.io.api.scheduling.v1.PriorityClass"),
     ("authentication.k8s.io/v1", "TokenRequest", "k8s.io.api.authentication.v1.TokenRequest"),
+    ("authentication.k8s.io/v1", "TokenReview", "k8s.io.api.authentication.v1.TokenReview"),
+    ("authentication.k8s.io/v1", "SelfSubjectReview", "k8s.io.api.authentication.v1.SelfSubjectReview"),
+    ("authentication.k8s.io/v1beta1", "SelfSubjectReview", "k8s.io.api.authentication.v1beta1.SelfSubjectReview"),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview", "k8s.io.api.authorization.v1.SelfSubjectAccessReview"),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview", "k8s.io.api.authorization.v1.SelfSubjectRulesReview"),
+    ("authorization.k8s.io/v1", "SubjectAccessReview", "k8s.io.api.authorization.v1.SubjectAccessReview"),
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview", "k8s.io.api.authorization.v1.LocalSubjectAccessReview"),
     ("autoscaling/v1", "Scale", "k8s.io.api.autoscaling.v1.Scale"),
     (
         "apiextensions.k8s.io/v1",

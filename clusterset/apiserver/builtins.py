@@ -681,8 +681,102 @@ class CronJobStrategy(Strategy):
         return errors
 
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
 class RbacStrategy(NoGenerationStrategy):
+    """Roles and bindings: upstream's defaulting (subject and roleRef apiGroups) and validation."""
+
     name_rule = "path"
+    kind = ""
+
+    def default(self, cluster: Cluster, obj: Obj) -> None:
+        if self.kind.endswith("Binding"):
+            ref = obj.get("roleRef")
+            if isinstance(ref, dict) and not ref.get("apiGroup"):
+                ref["apiGroup"] = RBAC_GROUP
+            for subject in obj.get("subjects") or []:
+                if isinstance(subject, dict) and not subject.get("apiGroup") and subject.get("kind") in (
+                        "User", "Group"):
+                    subject["apiGroup"] = RBAC_GROUP
+
+    def validate(self, cluster: Cluster, obj: Obj, old: Obj | None, namespaced: bool) -> list[FieldError]:
+        errors = super().validate(cluster, obj, old, namespaced)
+        if self.kind.endswith("Binding"):
+            errors += _validate_binding(obj, old, namespaced)
+            return errors
+        rules = obj.get("rules")
+        for i, rule in enumerate(rules if isinstance(rules, list) else []):
+            errors += _validate_policy_rule(rule if isinstance(rule, dict) else {}, namespaced, f"rules[{i}]")
+        aggregation = obj.get("aggregationRule")
+        if isinstance(aggregation, dict) and not aggregation.get("clusterRoleSelectors"):
+            errors.append(field_required("aggregationRule.clusterRoleSelectors"))
+        return errors
+
+
+def _go_strings(values: Any) -> str:
+    return "[]string{" + ", ".join(f'"{v}"' for v in values or []) + "}"
+
+
+def _validate_policy_rule(rule: dict[str, Any], namespaced: bool, path: str) -> list[FieldError]:
+    errors = []
+    if not rule.get("verbs"):
+        errors.append(field_required(f"{path}.verbs", "verbs must contain at least one value"))
+    urls = rule.get("nonResourceURLs")
+    if urls:
+        shown = f"Invalid value: {_go_strings(urls)}: "
+        if namespaced:
+            errors.append(FieldError(f"{path}.nonResourceURLs", "FieldValueInvalid",
+                                     shown + "namespaced rules cannot apply to non-resource URLs"))
+        if rule.get("apiGroups") or rule.get("resources") or rule.get("resourceNames"):
+            errors.append(FieldError(f"{path}.nonResourceURLs", "FieldValueInvalid",
+                                     shown + "rules cannot apply to both regular resources and non-resource URLs"))
+        return errors
+    if not rule.get("apiGroups"):
+        errors.append(field_required(f"{path}.apiGroups", "resource rules must supply at least one api group"))
+    if not rule.get("resources"):
+        errors.append(field_required(f"{path}.resources", "resource rules must supply at least one resource"))
+    return errors
+
+
+def _validate_binding(obj: Obj, old: Obj | None, namespaced: bool) -> list[FieldError]:
+    errors = []
+    ref: dict[str, Any] = obj["roleRef"] if isinstance(obj.get("roleRef"), dict) else {}
+    if ref.get("apiGroup") != RBAC_GROUP:
+        errors.append(field_not_supported("roleRef.apiGroup", ref.get("apiGroup", ""), [RBAC_GROUP]))
+    kinds = ["Role", "ClusterRole"] if namespaced else ["ClusterRole"]
+    if ref.get("kind") not in kinds:
+        errors.append(field_not_supported("roleRef.kind", ref.get("kind", ""), kinds))
+    if not ref.get("name"):
+        errors.append(field_required("roleRef.name"))
+    subjects = obj.get("subjects")
+    for i, subject in enumerate(subjects if isinstance(subjects, list) else []):
+        subject = subject if isinstance(subject, dict) else {}
+        path = f"subjects[{i}]"
+        if not subject.get("name"):
+            errors.append(field_required(f"{path}.name"))
+        kind, group = subject.get("kind"), subject.get("apiGroup", "")
+        if kind == "ServiceAccount":
+            if group:
+                errors.append(field_not_supported(f"{path}.apiGroup", group, [""]))
+            if not namespaced and not subject.get("namespace"):
+                errors.append(field_required(f"{path}.namespace"))
+        elif kind in ("User", "Group"):
+            if group != RBAC_GROUP:
+                errors.append(field_not_supported(f"{path}.apiGroup", group, [RBAC_GROUP]))
+        else:
+            errors.append(field_not_supported(f"{path}.kind", kind or "", ["ServiceAccount", "User", "Group"]))
+    if old is not None and old.get("roleRef") != obj.get("roleRef"):
+        shown = (f'rbac.RoleRef{{APIGroup:"{ref.get("apiGroup", "")}", Kind:"{ref.get("kind", "")}", '
+                 f'Name:"{ref.get("name", "")}"}}')
+        errors.append(FieldError("roleRef", "FieldValueInvalid", f"Invalid value: {shown}: cannot change roleRef"))
+    return errors
+
+
+def _rbac(kind: str) -> RbacStrategy:
+    strategy = RbacStrategy()
+    strategy.kind = kind
+    return strategy
 
 
 # ---------------------------------------------------------------------------- the registry
@@ -701,6 +795,22 @@ def _rt(
     if verbs is not None:
         rt.verbs = verbs
     return rt
+
+
+def _reviews() -> list[tuple[ResourceType, Strategy]]:
+    """The create-only review kinds (reviews.py answers them; nothing is stored)."""
+    authn, authz = "authentication.k8s.io", "authorization.k8s.io"
+    kinds = [
+        (authn, "v1", "selfsubjectreviews", "SelfSubjectReview", False),
+        (authn, "v1", "tokenreviews", "TokenReview", False),
+        (authn, "v1beta1", "selfsubjectreviews", "SelfSubjectReview", False),  # kubectl 1.27's `auth whoami`
+        (authz, "v1", "localsubjectaccessreviews", "LocalSubjectAccessReview", True),
+        (authz, "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False),
+        (authz, "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False),
+        (authz, "v1", "subjectaccessreviews", "SubjectAccessReview", False),
+    ]
+    return [(_rt(g, v, plural, kind, namespaced, verbs=("create",)), NoGenerationStrategy())
+            for g, v, plural, kind, namespaced in kinds]
 
 
 BUILTINS: list[tuple[ResourceType, Strategy]] = [
@@ -743,10 +853,14 @@ BUILTINS: list[tuple[ResourceType, Strategy]] = [
         _workload("DaemonSet"),
     ),
     (_rt("coordination.k8s.io", "v1", "leases", "Lease"), Strategy()),
-    (_rt("rbac.authorization.k8s.io", "v1", "roles", "Role"), RbacStrategy()),
-    (_rt("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"), RbacStrategy()),
-    (_rt("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False), RbacStrategy()),
-    (_rt("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False), RbacStrategy()),
+    (_rt("rbac.authorization.k8s.io", "v1", "roles", "Role"), _rbac("Role")),
+    (_rt("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"), _rbac("RoleBinding")),
+    (_rt("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False), _rbac("ClusterRole")),
+    (
+        _rt("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+        _rbac("ClusterRoleBinding"),
+    ),
+    *_reviews(),
     (_rt("batch", "v1", "jobs", "Job", cats=("all",), sub=("status",)), JobStrategy()),
     (_rt("batch", "v1", "cronjobs", "CronJob", short=("cj",), cats=("all",), sub=("status",)), CronJobStrategy()),
     (_rt("", "v1", "resourcequotas", "ResourceQuota", short=("quota",), sub=("status",)), Strategy()),

@@ -1,4 +1,4 @@
-"""A logical cluster: its store, served resources (built-ins plus its own CRDs), IP ranges, token."""
+"""A logical cluster: its store, served resources (built-ins plus its own CRDs), IP ranges, token, RBAC."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from clusterset.apiserver.builtins import BUILTINS
 from clusterset.apiserver.crds import CRD_TYPE, CRDStrategy
+from clusterset.apiserver.rbac import RbacAuthorizer
 from clusterset.apiserver.resources import ResourceType
 from clusterset.apiserver.store import ClusterStore
 from clusterset.apiserver.strategy import Strategy
@@ -138,10 +139,17 @@ class Cluster:
     registry: Registry = field(default_factory=Registry)
     _allocators: dict[str, IPAllocator] = field(default_factory=dict)
     _node_ports: set[int] = field(default_factory=set)
+    _rbac: RbacAuthorizer | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for served in _BUILTIN_SERVED:
             self.registry.add(served)
+
+    def rbac(self) -> RbacAuthorizer:
+        """The cluster's RBAC authorizer, built on first use (clusters only admins use never build it)."""
+        if self._rbac is None:
+            self._rbac = RbacAuthorizer(self.store)
+        return self._rbac
 
     @property
     def service_cidr(self) -> str:

@@ -1,4 +1,4 @@
-"""HTTP: routing of kube-apiserver paths, authentication, content negotiation, watch streams."""
+"""HTTP: routing of kube-apiserver paths, authentication and authorization, content negotiation, watch streams."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ import orjson
 import yaml
 from aiohttp import web
 
-from clusterset.apiserver import discovery, errors
+from clusterset.apiserver import discovery, errors, reviews, tokens
+from clusterset.apiserver.authn import UserInfo
+from clusterset.apiserver.authz import authorize, forbidden, request_attributes
 from clusterset.apiserver.cluster import Cluster
 from clusterset.apiserver.errors import StatusError
+from clusterset.apiserver.impersonation import impersonate, wants_impersonation
 from clusterset.apiserver.openapi import (
     KUBE_VERSION,
     OPENAPI_V2_PROTOBUF_TYPE,
@@ -122,8 +125,15 @@ class Handler:
             if name not in self.server.clusters:
                 raise errors.path_not_found()
             return self._health(sub_path)
-        cluster = self._auth_cluster(request, name)
-        return await self._cluster_request(request, cluster, sub_path)
+        cluster, user = self._auth_cluster(request, name)
+        if wants_impersonation(request.headers):
+            user = impersonate(cluster, user, request.headers)
+        if not user.master:  # system:masters (the admin token) skips authorization, as upstream
+            attrs = request_attributes(request.method, sub_path, request.query)
+            decision = authorize(cluster, user, attrs)
+            if not decision.allowed:
+                raise forbidden(user, attrs, decision.reason)
+        return await self._cluster_request(request, cluster, sub_path, user)
 
     # ---------------------------------------------------------------- auth
     @staticmethod
@@ -133,12 +143,11 @@ class Handler:
             return header[7:].strip()
         return None
 
-    def _auth_cluster(self, request: web.Request, name: str) -> Cluster:
-        token = self._bearer(request)
-        cluster = self.server.cluster_for_token(token) if token else None
-        if cluster is None or cluster.name != name:
+    def _auth_cluster(self, request: web.Request, name: str) -> tuple[Cluster, UserInfo]:
+        found = self.server.authenticator.authenticate(self._bearer(request), name)
+        if found is None:
             raise errors.unauthorized()
-        return cluster
+        return found
 
     def _auth_admin(self, request: web.Request) -> None:
         if self._bearer(request) != self.server.admin_token:
@@ -186,7 +195,8 @@ class Handler:
             **{k: v for k, v in cluster.settings.items() if k not in ("token",)},
         }
 
-    async def _cluster_request(self, request: web.Request, cluster: Cluster, path: str) -> web.StreamResponse:
+    async def _cluster_request(self, request: web.Request, cluster: Cluster, path: str, user: UserInfo
+                               ) -> web.StreamResponse:
         parts = [p for p in path.split("/") if p]
         if not parts:
             return _json(
@@ -228,7 +238,7 @@ class Handler:
             target = self._parse_target(cluster, parts[1], parts[2], parts[3:])
         else:
             raise errors.path_not_found()
-        return await self._resource_request(request, cluster, target)
+        return await self._resource_request(request, cluster, target, user)
 
     def _discovery_root(self, request: web.Request, cluster: Cluster, core: bool) -> web.Response:
         accept = request.headers.get("Accept", "")
@@ -346,11 +356,19 @@ class Handler:
             )
         return ctx
 
-    async def _resource_request(self, request: web.Request, cluster: Cluster, target: Target) -> web.StreamResponse:
+    async def _resource_request(self, request: web.Request, cluster: Cluster, target: Target, user: UserInfo
+                                ) -> web.StreamResponse:
         ctx = self._ctx(request, cluster, target)
         method = request.method
         rest = self.server.rest
         q = request.query
+        if reviews.is_review(target.group, target.plural):
+            if method != "POST" or target.name is not None:
+                raise errors.method_not_allowed()
+            body = await self._read_typed(request, ctx.rt.kind, target.version)
+            review = reviews.create_review(cluster, self.server.authenticator, user, target.group, target.version,
+                                           target.plural, target.namespace, body)
+            return self._respond(ctx, review, 201)
         if target.name is None:
             if method == "GET":
                 watching = _truthy(q.get("watch"))
@@ -415,7 +433,11 @@ class Handler:
             _code, result = await rest.delete(ctx, name, options)
             return self._respond(ctx, result)
         if method == "POST" and sub == "token":
-            raise errors.method_not_allowed()
+            body = await self._read_typed(request, "TokenRequest", "v1")
+            assert target.namespace is not None
+            result = tokens.token_request(self.server.tokens, cluster.name, cluster.store, target.namespace, name,
+                                          body)
+            return self._respond(ctx, result, 201)
         raise errors.method_not_allowed()
 
     def _verb_allowed(self, ctx: Ctx, verb: str) -> None:
@@ -444,6 +466,11 @@ class Handler:
 
     async def _read_json(self, request: web.Request) -> Any:
         return _decode(await self._read_raw(request), request.headers.get("Content-Type", ""), strict=False)
+
+    async def _read_typed(self, request: web.Request, kind: str, version: str) -> Any:
+        """A body that is not the resource's own kind (TokenRequest, the reviews)."""
+        raw = await self._read_raw(request)
+        return _decode(raw, request.headers.get("Content-Type", ""), strict=False, kind=kind, version=version)
 
     async def _read_body(self, request: web.Request, ctx: Ctx) -> Any:
         raw = await self._read_raw(request)

@@ -7,6 +7,7 @@ negotiation, watch streaming) live in `handlers.py`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 import socket
@@ -16,15 +17,17 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from clusterset.apiserver import errors
+from clusterset.apiserver import errors, policy
+from clusterset.apiserver.authn import Authenticator
 from clusterset.apiserver.cluster import Cluster, cidrs_for
 from clusterset.apiserver.controllers import default_controllers
 from clusterset.apiserver.controllers.manager import ControllerManager
 from clusterset.apiserver.lifecycle import Lifecycle
-from clusterset.apiserver.rest import Ctx, Rest
+from clusterset.apiserver.rest import Ctx, Rest, now_rfc3339
 from clusterset.apiserver.sqlite import Database
 from clusterset.apiserver.store import DEFAULT_HISTORY, ClusterStore
 from clusterset.apiserver.tls import TLSFiles, ensure_tls
+from clusterset.apiserver.tokens import TokenIssuer
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +72,12 @@ class Apiserver:
         self.admin_token = self._load_admin_token()
         self.clusters: dict[str, Cluster] = {}
         self._by_token: dict[str, Cluster] = {}
+        # ServiceAccount tokens: signed with <pki>/sa.key (made on first use; random for in-memory servers)
+        self.tokens = TokenIssuer(cert_dir / "sa.key")
+        self.authenticator = Authenticator(self.clusters, self._by_token, self.tokens)
         self.rest = Rest()
         self.lifecycle = Lifecycle(self.rest, self.ca_pem)
+        self.aggregator = policy.ClusterRoleAggregator(self.rest)
         self.controllers = ControllerManager(self, default_controllers())
         self._runner: web.AppRunner | None = None
         self._next_index = 0
@@ -90,12 +97,24 @@ class Apiserver:
         return path.read_text().strip()
 
     def _load(self) -> None:
+        # Loading allocates millions of long-lived containers; the cyclic GC would rescan them over and
+        # over (three quarters of a restart's time). Stored objects are plain JSON trees: no cycles to find.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._load_clusters()
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _load_clusters(self) -> None:
         for name, rv, data in self.db.clusters():
             settings = orjson.loads(data)
             cluster = self._make_cluster(name, settings)
             cluster.store.load(rv)
             self.lifecycle.restore_crds(cluster)
             cluster.reserve_loaded_addresses()
+            self.aggregator.attach(cluster)
             self._next_index = max(self._next_index, int(settings["index"]) + 1)
 
     def _make_cluster(self, name: str, settings: dict[str, Any]) -> Cluster:
@@ -131,11 +150,13 @@ class Apiserver:
         self.db.put_cluster(name, 0, orjson.dumps(settings))
         cluster = self._make_cluster(name, settings)
         await self._bootstrap(cluster)
+        self.aggregator.attach(cluster)
         if controllers and self._running:
             self.controllers.attach(cluster)
         return cluster
 
     async def _bootstrap(self, cluster: Cluster) -> None:
+        policy.install(cluster, now_rfc3339())  # the default RBAC policy, committed with the namespaces
         ns_ctx = self.ctx(cluster, "", "v1", "namespaces", None, manager="kube-apiserver")
         await asyncio.gather(*(self.rest.create(ns_ctx, {"metadata": {"name": ns}}) for ns in SYSTEM_NAMESPACES))
         svc_ctx = self.ctx(cluster, "", "v1", "services", "default", manager="kube-apiserver")
@@ -175,6 +196,7 @@ class Apiserver:
         return Ctx(cluster, served, namespace, manager=manager)
 
     def cluster_for_token(self, token: str) -> Cluster | None:
+        """The cluster whose admin token this is (see `authenticator` for every kind of token)."""
         return self._by_token.get(token)
 
     # ---------------------------------------------------------------- serving
@@ -192,10 +214,15 @@ class Apiserver:
 
         self._running = True
         self.controllers.start()
+        now = now_rfc3339()
+        installed = 0
         for cluster in self.clusters.values():
+            installed += policy.install(cluster, now)  # clusters made before the RBAC defaults existed get them
             self.lifecycle.resume(cluster)
             if cluster.settings.get("controllers", True):
                 self.controllers.attach(cluster)
+        if installed:
+            await self.db.committed()
         app = make_app(self)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()

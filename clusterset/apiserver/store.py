@@ -109,18 +109,22 @@ class ClusterStore:
     # loading -----------------------------------------------------------------
     def load(self, rv: int) -> None:
         self.rv = rv
+        # an object's last event holds the object as it is: both share one Entry, as before the restart
+        current: dict[bytes, Entry] = {}
         for resource, data in self.db.objects(self.name):
             obj = orjson.loads(data)
             meta = obj["metadata"]
             key = (meta.get("namespace", ""), meta["name"])
-            self._objects.setdefault(resource, {})[key] = Entry(obj, data)
+            entry = current[data] = Entry(obj, data)
+            self._objects.setdefault(resource, {})[key] = entry
             self._index(resource, key, None, obj)
         first = True
         for ev_rv, type_, resource, data in self.db.events(self.name):
             if first:
                 self.compacted_rv = ev_rv - 1
                 first = False
-            self.history.append(Event(ev_rv, type_, resource, Entry(orjson.loads(data), data)))
+            same = current.get(data) if type_ != "DELETED" else None
+            self.history.append(Event(ev_rv, type_, resource, same or Entry(orjson.loads(data), data)))
         if first:
             self.compacted_rv = rv
 

@@ -173,7 +173,8 @@ def test_every_builtin_document_is_self_contained(group: str, version: str) -> N
         assert ref.removeprefix("#/components/schemas/") in schemas, ref
     for rt in resources:
         gvk = {"group": rt.group, "kind": rt.kind, "version": rt.version}
-        assert kubectl_supports_field_validation(doc, gvk), rt.kind
+        if "patch" in rt.verbs:  # the create-only reviews have no PATCH operation, as upstream
+            assert kubectl_supports_field_validation(doc, gvk), rt.kind
         assert all(SMP in op["requestBody"]["content"] for _, op in patch_ops(doc, gvk))
         assert gvk in schemas[schema_name(rt)]["x-kubernetes-group-version-kind"]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import json
 import signal
 import sys
@@ -21,21 +20,20 @@ import yaml
 from clusterset.api import crds
 from clusterset.api.inventory import (
     CLUSTER_REPORTS,
-    CLUSTERSET_NAMESPACE_LABEL,
     CONTROL_PLANE_HEALTHY,
     HUB_KUBECONFIG_SECRET,
     JOINED,
     SYSTEM_NAMESPACE,
     condition,
 )
-from clusterset.api.resources import CLUSTER_PROFILES, NAMESPACES, SECRETS
-from clusterset.client import AlreadyExists, ApiError, ClusterClient, ConnectionFailed, CredentialError
+from clusterset.api.resources import CLUSTER_PROFILES, SECRETS
+from clusterset.client import ApiError, ClusterClient, ConnectionFailed, CredentialError
 from clusterset.fleet.embedded import EmbeddedFleet, FleetOptions
 from clusterset.inventory.agent import MemberAgent
 from clusterset.inventory.controllers import REPORT_KEY, agent_controller, profile_controller
 from clusterset.inventory.profile_status import AccessProvider
 from clusterset.inventory.profiles import ProfileManager
-from clusterset.inventory.registration import JoinRefused, ensure_crds, join, leave, member_id
+from clusterset.inventory.registration import JoinRefused, join, leave, member_id, prepare_hub
 from clusterset.runtime import LeaderElection, Manager
 
 DEFAULT_STATE_DIR = Path(".clusterset")
@@ -280,10 +278,7 @@ async def _agent(args: argparse.Namespace) -> int:
 
 async def _hub(args: argparse.Namespace) -> int:
     hub = await _client(_kubeconfig(args), args.context)
-    await ensure_crds(hub, crds.hub_crds())
-    with contextlib.suppress(AlreadyExists):
-        await hub.create(NAMESPACES, {"metadata": {"name": args.clusterset,
-                                                   "labels": {CLUSTERSET_NAMESPACE_LABEL: args.clusterset}}})
+    await prepare_hub(hub, args.clusterset)
     providers = tuple(AccessProvider(name, {"clusterName": "{cluster}"}) for name in args.access_provider)
     profiles = ProfileManager(hub, args.clusterset, grace_seconds=args.grace, providers=providers)
     election = LeaderElection(hub, args.clusterset, "clusterset-hub") if args.leader_elect else None

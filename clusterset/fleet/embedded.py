@@ -20,7 +20,6 @@ from typing import Any
 
 import aiohttp
 
-from clusterset.api import crds
 from clusterset.api.inventory import CONTROL_PLANE_HEALTHY, condition
 from clusterset.api.resources import CLUSTER_PROFILES
 from clusterset.apiserver.server import Apiserver
@@ -29,7 +28,7 @@ from clusterset.inventory.agent import MemberAgent
 from clusterset.inventory.controllers import REPORT_KEY, agent_controller, profile_controller
 from clusterset.inventory.profile_status import AccessProvider
 from clusterset.inventory.profiles import ProfileManager
-from clusterset.inventory.registration import ensure_crds, join
+from clusterset.inventory.registration import join, prepare_hub
 from clusterset.runtime import Manager
 
 log = logging.getLogger(__name__)
@@ -90,7 +89,7 @@ class EmbeddedFleet:
 
         hub = self.admin_client(HUB)
         self.progress("installing the inventory CRDs on the hub")
-        await ensure_crds(hub, crds.hub_crds())
+        await prepare_hub(hub, opts.clusterset)
         self.profiles = ProfileManager(
             hub, opts.clusterset, grace_seconds=opts.grace,
             providers=(AccessProvider(EMBEDDED_PROVIDER, self._exec_config()),),
@@ -117,7 +116,7 @@ class EmbeddedFleet:
         opts = self.options
         hub = self.admin_client(HUB)
         member = self.admin_client(name)
-        membership = await join(hub, member, clusterset=opts.clusterset, cluster_id=name)
+        membership = await join(hub, member, clusterset=opts.clusterset, cluster_id=name, hub_prepared=True)
         token = membership.agent_kubeconfig["users"][0]["user"]["token"]
         hub_as_agent = ClusterClient(ClientConfig(
             server=self.server.cluster_url(HUB), name=f"{name}@hub", namespace=membership.hub_namespace,
@@ -186,21 +185,21 @@ class EmbeddedFleet:
         os.replace(tmp, path)
 
     async def wait_healthy(self, timeout: float = 60.0) -> float:
-        """Seconds until every member's profile says ControlPlaneHealthy=True (for `up` and benchmarks)."""
+        """Seconds until every member's profile says ControlPlaneHealthy=True (for `up` and benchmarks).
+
+        Reads the hub manager's ClusterProfile cache (the watch keeps it current), not the API."""
         started = time.monotonic()
         want = set(member_names(self.options.members))
-        hub = self.admin_client(HUB)
+        profiles = self.hub_manager.cluster(HUB).cache(CLUSTER_PROFILES, namespace=self.options.clusterset)
         while True:
-            listed = await hub.list(CLUSTER_PROFILES, self.options.clusterset)
-            healthy = {i["metadata"]["name"] for i in listed.get("items") or []
-                       if (condition((i.get("status") or {}).get("conditions"), CONTROL_PLANE_HEALTHY) or {})
+            healthy = {p["metadata"]["name"] for p in profiles.list()
+                       if (condition((p.get("status") or {}).get("conditions"), CONTROL_PLANE_HEALTHY) or {})
                        .get("status") == "True"}
             if want <= healthy:
                 return time.monotonic() - started
             if time.monotonic() - started > timeout:
                 raise TimeoutError(f"members not healthy after {timeout:g}s: {_short(sorted(want - healthy))}")
-            await asyncio.sleep(0.2)
-
+            await asyncio.sleep(0.05)
 
 def _short(names: list[str]) -> str:
     return ", ".join(names) if len(names) <= 4 else f"{names[0]}, {names[1]}, … {names[-1]}"

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import yaml
 
 from clusterset.api import crds
@@ -51,6 +53,7 @@ from clusterset.inventory.endpoint import endpoint_of
 log = logging.getLogger(__name__)
 
 AGENT_TOKEN_SECONDS = 365 * 24 * 3600
+MANIFEST_ANNOTATION = "clusterset.io/manifest-digest"
 READ_WRITE = ["get", "list", "watch", "create", "update", "patch", "delete"]
 
 
@@ -67,9 +70,26 @@ class Membership:
 
 
 async def ensure_crds(client: ClusterClient, manifests: list[dict[str, Any]]) -> None:
-    """Apply CRDs (server-side apply: idempotent, and updates an older copy)."""
+    """Install or update CRDs. A GET first: applying a large CRD is costly, and joins repeat it."""
     for crd in manifests:
+        digest = hashlib.sha256(orjson.dumps(crd, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+        current = await _get(client, CRDS, crd["metadata"]["name"])
+        if current is not None and (current["metadata"].get("annotations") or {}).get(MANIFEST_ANNOTATION) == digest:
+            continue
+        crd = {**crd, "metadata": {**crd["metadata"], "annotations": {
+            **(crd["metadata"].get("annotations") or {}), MANIFEST_ANNOTATION: digest}}}
         await client.apply(CRDS, crd, FIELD_MANAGER)
+
+
+async def prepare_hub(hub: ClusterClient, clusterset: str) -> None:
+    """What every join needs on the hub: the CRDs and the ClusterSet's labelled namespace."""
+    await ensure_crds(hub, crds.hub_crds())
+    labels = {CLUSTERSET_NAMESPACE_LABEL: clusterset}
+    ns = await _get(hub, NAMESPACES, clusterset)
+    if ns is None:
+        await _create(hub, NAMESPACES, {"metadata": {"name": clusterset, "labels": labels}})
+    elif (ns["metadata"].get("labels") or {}).get(CLUSTERSET_NAMESPACE_LABEL) != clusterset:
+        await hub.patch(NAMESPACES, clusterset, {"metadata": {"labels": labels}})
 
 
 async def _get(client: ClusterClient, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
@@ -108,8 +128,11 @@ async def join(
     clusterset: str,
     cluster_id: str | None = None,
     hub_server: str | None = None,
+    hub_prepared: bool = False,
 ) -> Membership:
-    """Register `member` in `clusterset` on `hub`. Idempotent for the same member; refuses a taken id."""
+    """Register `member` in `clusterset` on `hub`. Idempotent for the same member; refuses a taken id.
+
+    `hub_prepared`: the caller already ran `prepare_hub` (the embedded fleet joins many members)."""
     await ensure_crds(member, crds.member_crds())
     existing_id = await member_id(member)
     if existing_id is None and cluster_id is None:
@@ -153,10 +176,8 @@ async def join(
     if existing_id is None:
         await member.create(CLUSTER_PROPERTIES, _property(CLUSTER_ID_PROPERTY, cid), field_manager=FIELD_MANAGER)
 
-    await ensure_crds(hub, crds.hub_crds())
-    set_labels = {CLUSTERSET_NAMESPACE_LABEL: clusterset}
-    await _create(hub, NAMESPACES, {"metadata": {"name": clusterset, "labels": set_labels}})
-    await hub.patch(NAMESPACES, clusterset, {"metadata": {"labels": {CLUSTERSET_NAMESPACE_LABEL: clusterset}}})
+    if not hub_prepared:
+        await prepare_hub(hub, clusterset)
     await _create(hub, NAMESPACES, {"metadata": {
         "name": namespace,
         "labels": {MEMBER_LABEL: cid, CLUSTERSET_NAMESPACE_LABEL + "-member": clusterset},

@@ -459,10 +459,16 @@ class Handler:
         length = request.content_length
         if length is not None and length > self.server.max_body:
             raise errors.too_large(self.server.max_body)
-        data = await request.content.read(self.server.max_body + 1)
-        if len(data) > self.server.max_body:
-            raise errors.too_large(self.server.max_body)
-        return data
+        chunks: list[bytes] = []
+        size = 0
+        while True:  # read(n) returns what has arrived so far, not n bytes: read to the end
+            chunk = await request.content.read(self.server.max_body + 1 - size)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self.server.max_body:
+                raise errors.too_large(self.server.max_body)
 
     async def _read_json(self, request: web.Request) -> Any:
         return _decode(await self._read_raw(request), request.headers.get("Content-Type", ""), strict=False)

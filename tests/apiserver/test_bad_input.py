@@ -132,6 +132,14 @@ def test_huge_body_is_413(raw: Raw) -> None:
     assert result["reason"] == "RequestEntityTooLarge"
 
 
+def test_a_large_body_under_the_limit_arrives_whole(raw: Raw) -> None:
+    """Bodies bigger than one socket read (a 2 MiB ConfigMap) are read to the end, not cut short."""
+    value = "x" * (2 * 1024 * 1024)
+    status, result = raw("POST", CM, cm("large", data={"k": value}))
+    assert status == 201, result
+    assert len(result["data"]["k"]) == len(value)
+
+
 def test_unauthenticated(raw: Raw) -> None:
     status, result = raw("GET", CM, token="not-a-token")
     assert status == 401 and result["reason"] == "Unauthorized"

@@ -184,9 +184,10 @@ async def _up(args: argparse.Namespace) -> int:
 
 def _print_banner(fleet: EmbeddedFleet, elapsed: float) -> None:
     kubeconfig = (fleet.options.state_dir or Path(".")) / "kubeconfig"
-    rows = [("CLUSTER", "ROLE", "SERVER")]
+    rows = [("CLUSTER", "ROLE", "ID", "HEALTHY", "SERVER")]
+    health = fleet.health()
     for c in fleet.fleet_description()["clusters"]:
-        rows.append((c["name"], c["role"], c["server"]))
+        rows.append((c["name"], c["role"], c.get("id", "-"), health.get(c["name"], "-"), c["server"]))
     resumed = f" (resumed {len(fleet.resumed)} clusters)" if fleet.resumed else ""
     print(f"\nclusterset fleet ready in {elapsed:.1f}s{resumed}")
     print(_table(rows))

@@ -184,17 +184,19 @@ class EmbeddedFleet:
         tmp.write_text(json.dumps(self.fleet_description(), indent=2) + "\n")
         os.replace(tmp, path)
 
-    async def wait_healthy(self, timeout: float = 60.0) -> float:
-        """Seconds until every member's profile says ControlPlaneHealthy=True (for `up` and benchmarks).
+    def health(self) -> dict[str, str]:
+        """Each member's ControlPlaneHealthy status, from the hub manager's ClusterProfile cache."""
+        profiles = self.hub_manager.cluster(HUB).cache(CLUSTER_PROFILES, namespace=self.options.clusterset)
+        return {p["metadata"]["name"]: str((condition((p.get("status") or {}).get("conditions"),
+                                                      CONTROL_PLANE_HEALTHY) or {}).get("status", "Unknown"))
+                for p in profiles.list()}
 
-        Reads the hub manager's ClusterProfile cache (the watch keeps it current), not the API."""
+    async def wait_healthy(self, timeout: float = 60.0) -> float:
+        """Seconds until every member's profile says ControlPlaneHealthy=True (for `up` and benchmarks)."""
         started = time.monotonic()
         want = set(member_names(self.options.members))
-        profiles = self.hub_manager.cluster(HUB).cache(CLUSTER_PROFILES, namespace=self.options.clusterset)
         while True:
-            healthy = {p["metadata"]["name"] for p in profiles.list()
-                       if (condition((p.get("status") or {}).get("conditions"), CONTROL_PLANE_HEALTHY) or {})
-                       .get("status") == "True"}
+            healthy = {name for name, status in self.health().items() if status == "True"}
             if want <= healthy:
                 return time.monotonic() - started
             if time.monotonic() - started > timeout:

@@ -123,7 +123,7 @@ class Manager:
             await self._remove(name)
 
     async def _remove(self, name: str) -> None:
-        cluster = self._clusters.pop(name, None)
+        cluster = self._clusters.get(name)
         for controller in self._controllers:
             controller.disengage(name)
         if cluster is None:
@@ -133,6 +133,7 @@ class Manager:
             self._owned.discard(name)
             with contextlib.suppress(Exception):
                 await cluster.client.close()
+        del self._clusters[name]  # last: whoever sees it gone may rely on its watches and client being closed
         self.metrics.forget_cluster(name)
         self.metrics.engaged_clusters.set(len(self._clusters))
         self._log.info("disengaged cluster", cluster=name)

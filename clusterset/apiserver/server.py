@@ -156,7 +156,7 @@ class Apiserver:
         return cluster
 
     async def _bootstrap(self, cluster: Cluster) -> None:
-        policy.install(cluster, now_rfc3339())  # the default RBAC policy, committed with the namespaces
+        policy.install(cluster, now_rfc3339(), new=True)  # the default RBAC policy, committed with the namespaces
         ns_ctx = self.ctx(cluster, "", "v1", "namespaces", None, manager="kube-apiserver")
         await asyncio.gather(*(self.rest.create(ns_ctx, {"metadata": {"name": ns}}) for ns in SYSTEM_NAMESPACES))
         svc_ctx = self.ctx(cluster, "", "v1", "services", "default", manager="kube-apiserver")

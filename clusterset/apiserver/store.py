@@ -176,8 +176,12 @@ class ClusterStore:
         self.rv += 1
         return self.rv
 
-    def put(self, resource: str, obj: Obj, event_type: str) -> Entry:
-        """Stores `obj` (whose metadata.resourceVersion the caller set from `next_rv()`)."""
+    def put(self, resource: str, obj: Obj, event_type: str, *, history: bool = True) -> Entry:
+        """Stores `obj` (whose metadata.resourceVersion the caller set from `next_rv()`).
+
+        `history=False` (objects a new cluster is born with, written before anyone can watch it) records
+        no event: nobody is told, and a watch cannot resume from before it (410, as after compaction).
+        """
         meta = obj["metadata"]
         key = (meta.get("namespace", ""), meta["name"])
         entry = Entry(obj)
@@ -189,7 +193,11 @@ class ClusterStore:
         self._index(resource, key, previous.obj if previous else None, obj)
         rv = int(meta["resourceVersion"])
         self.db.put_object(self.name, resource, key[0], key[1], entry.raw)
-        self._record(Event(rv, event_type, resource, entry))
+        if history:
+            self._record(Event(rv, event_type, resource, entry))
+        else:
+            self.compacted_rv = max(self.compacted_rv, rv)
+            self.db.set_cluster_rv(self.name, self.rv)
         return entry
 
     def remove(self, resource: str, obj: Obj) -> Entry:

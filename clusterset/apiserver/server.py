@@ -11,6 +11,7 @@ import gc
 import logging
 import secrets
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,8 @@ class Apiserver:
         self._running = False
         self._kubeconfig_flush: asyncio.Future[None] | None = None
         self._kubeconfig_current: str | None = None
+        # called with the name of each cluster added while serving (the embedded fleet joins it)
+        self.cluster_added: list[Callable[[str], None]] = []
         self._load()
 
     # ---------------------------------------------------------------- state
@@ -153,6 +156,9 @@ class Apiserver:
         self.aggregator.attach(cluster)
         if controllers and self._running:
             self.controllers.attach(cluster)
+        if self._running:
+            for callback in self.cluster_added:
+                callback(name)
         return cluster
 
     async def _bootstrap(self, cluster: Cluster) -> None:

@@ -71,13 +71,17 @@ class EmbeddedFleet:
         self.resumed: list[str] = []
         self.profiles: ProfileManager | None = None
         self._session: aiohttp.ClientSession | None = None  # one connection pool for every client
+        self.members: list[str] = []
+        self._joins: set[asyncio.Task[None]] = set()
         self.agent_reports = agent_controller(self.agents)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         opts = self.options
         names = [HUB, *member_names(opts.members)]
-        self.resumed = [n for n in names if n in self.server.clusters]
+        # clusters added at run time (`clusterset cluster add`) in an earlier run are members too
+        self.members = [*names[1:], *(n for n in self.server.clusters if n not in names)]
+        self.resumed = [n for n in [HUB, *self.members] if n in self.server.clusters]
         missing = [n for n in names if n not in self.server.clusters]
         if missing:
             self.progress(f"creating {len(missing)} cluster(s): {_short(missing)}")
@@ -100,7 +104,7 @@ class EmbeddedFleet:
 
         self.agent_manager.add(self.agent_reports)
         await self.agent_manager.start()
-        members = member_names(opts.members)
+        members = list(self.members)
         self.progress(f"joining {len(members)} member(s) to ClusterSet {opts.clusterset!r}")
         limit = asyncio.Semaphore(opts.join_concurrency)
 
@@ -110,6 +114,22 @@ class EmbeddedFleet:
 
         await asyncio.gather(*(join_one(n) for n in members))
         self.write_fleet_json()
+        self.server.cluster_added.append(self._join_later)
+
+    def _join_later(self, name: str) -> None:
+        """A cluster added while the fleet runs (`clusterset cluster add`) joins as a member."""
+        task = asyncio.create_task(self._join_added(name), name=f"join {name}")
+        self._joins.add(task)
+        task.add_done_callback(self._joins.discard)
+
+    async def _join_added(self, name: str) -> None:
+        try:
+            await self.join_member(name)
+        except Exception as exc:  # a bad cluster must not take the fleet down: say why
+            log.error("joining cluster=%s failed: %s", name, exc)
+            return
+        self.write_fleet_json()
+        log.info("joined added cluster=%s", name)
 
     async def join_member(self, name: str) -> None:
         """Join a member (idempotent) and start its agent."""
@@ -129,10 +149,15 @@ class EmbeddedFleet:
             await old.close()
             await old.hub.close()
         self.agents[name] = agent
+        if name not in self.members:
+            self.members.append(name)
         await self.agent_manager.add_cluster(name, member, owned=False)
         self.agent_reports.enqueue(name, REPORT_KEY)
 
     async def stop(self) -> None:
+        for task in list(self._joins):
+            task.cancel()
+        await asyncio.gather(*self._joins, return_exceptions=True)
         await self.agent_manager.stop()
         await self.hub_manager.stop()
         for agent in self.agents.values():
@@ -171,7 +196,7 @@ class EmbeddedFleet:
 
     def fleet_description(self) -> dict[str, Any]:
         clusters = [{"name": HUB, "context": HUB, "role": "hub", "server": self.server.cluster_url(HUB)}]
-        for name in member_names(self.options.members):
+        for name in self.members:
             clusters.append({"name": name, "context": name, "role": "member", "id": name,
                              "server": self.server.cluster_url(name)})
         return {"clusterset": self.options.clusterset, "namespace": self.options.clusterset, "clusters": clusters}
@@ -194,7 +219,7 @@ class EmbeddedFleet:
     async def wait_healthy(self, timeout: float = 60.0) -> float:
         """Seconds until every member's profile says ControlPlaneHealthy=True (for `up` and benchmarks)."""
         started = time.monotonic()
-        want = set(member_names(self.options.members))
+        want = set(self.members)
         while True:
             healthy = {name for name, status in self.health().items() if status == "True"}
             if want <= healthy:

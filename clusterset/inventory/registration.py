@@ -180,7 +180,7 @@ async def join(
         await prepare_hub(hub, clusterset)
     await _create(hub, NAMESPACES, {"metadata": {
         "name": namespace,
-        "labels": {MEMBER_LABEL: cid, CLUSTERSET_NAMESPACE_LABEL + "-member": clusterset},
+        "labels": {MEMBER_LABEL: cid},
         "annotations": {MEMBER_UID_ANNOTATION: uid, MEMBER_SERVER_ANNOTATION: member.server},
     }})
     await _create(hub, SERVICE_ACCOUNTS, {"metadata": {"name": AGENT_SERVICE_ACCOUNT, "namespace": namespace}})
@@ -209,9 +209,8 @@ async def leave(hub: ClusterClient | None, member: ClusterClient | None, cluster
         if cluster_id is None:
             raise JoinRefused(f"{member.name or member.server} has no {CLUSTER_ID_PROPERTY}; it is not a member")
     if member is not None:
-        for name in (CLUSTERSET_PROPERTY,):
-            with contextlib.suppress(NotFound):
-                await member.delete(CLUSTER_PROPERTIES, name)
+        with contextlib.suppress(NotFound):  # first: membership ends, so the id may change again
+            await member.delete(CLUSTER_PROPERTIES, CLUSTERSET_PROPERTY)
         with contextlib.suppress(NotFound):
             await member.delete(SECRETS, HUB_KUBECONFIG_SECRET, SYSTEM_NAMESPACE)
     if hub is not None:

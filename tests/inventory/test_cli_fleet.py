@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -67,87 +70,104 @@ def test_kubectl_lists_clusterprofiles_with_printer_columns(fleet: Fleet, tmp_pa
             ["clusterset", "member-2", "member-2", "1.30.0", "True", "True"]], version
 
 
-def test_join_agent_and_leave_as_separate_processes(fleet: Fleet, tmp_path: Path) -> None:  # noqa: F811
+def test_a_cluster_added_to_a_running_fleet_joins_it(fleet: Fleet) -> None:  # noqa: F811
     state, _proc, _log = fleet
     assert run("cluster", "add", "member-3", "--state-dir", str(state)).returncode == 0
-    refused = run("join", "member-3", "--state-dir", str(state))
-    assert refused.returncode == 1 and "has no ClusterProperty cluster.clusterset.k8s.io" in refused.stderr
-    taken = run("join", "member-3", "--id", "member-1", "--state-dir", str(state))
-    assert taken.returncode == 1 and "already used by another member" in taken.stderr, taken.stderr
-    joined = run("join", "member-3", "--id", "member-3", "--state-dir", str(state))
-    assert joined.returncode == 0, joined.stderr
-    rows = wait_status(state, lambda r: "member-3" in r)
-    assert rows["member-3"][2] == "False"  # registered, but no agent yet
-    with (tmp_path / "agent.log").open("w") as out:
-        agent = subprocess.Popen(_clusterset("agent", "--context", "member-3", "--state-dir", str(state),
-                                             "--heartbeat", "1"), stdout=out, stderr=subprocess.STDOUT, text=True)
-    try:
-        _wait_for(tmp_path / "agent.log", agent, "reporting to")
-        wait_status(state, lambda r: r["member-3"][1:3] == ["True", "True"])
-    finally:
-        agent.send_signal(signal.SIGINT)
-        assert agent.wait(20) == 0
-    left = run("leave", "member-3", "--state-dir", str(state))
-    assert left.returncode == 0, left.stderr
-    wait_status(state, lambda r: "member-3" not in r)
+    rows = wait_status(state, lambda r: r.get("member-3", [""])[1:3] == ["True", "True"])
+    assert "cluster.clusterset.k8s.io=member-3" in rows["member-3"][-1]
+    described = json.loads((state / "fleet.json").read_text())
+    assert [c["name"] for c in described["clusters"]] == ["hub", "member-1", "member-2", "member-3"]
 
 
-def test_hub_replicas_elect_one_leader_and_fail_over(tmp_path: Path) -> None:
-    """Real-cluster mode: `join`, `agent` and two `hub` replicas as processes against plain API servers."""
-    server = ServerThread(tmp_path / "server")
-    procs: list[subprocess.Popen[str]] = []
-    try:
-        server.add_cluster("hub", controllers=False)
-        server.add_cluster("m1", controllers=False)
+class Plain:
+    """Plain API servers (no fleet): clusterset's commands as separate processes, as on real clusters."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.server = ServerThread(tmp_path / "server")
+        self.procs: list[subprocess.Popen[str]] = []
+        for name in ("hub", "m1", "m2"):
+            self.server.add_cluster(name, controllers=False)
         kubeconfig = tmp_path / "kubeconfig"
-        server.server.write_kubeconfig(kubeconfig, ["hub", "m1"], "hub")
-        base = ["--kubeconfig", str(kubeconfig), "--state-dir", str(tmp_path)]
-        joined = run("join", "m1", "--id", "m1", *base)
-        assert joined.returncode == 0, joined.stderr
+        self.server.server.write_kubeconfig(kubeconfig, ["hub", "m1", "m2"], "hub")
+        self.flags = ["--kubeconfig", str(kubeconfig), "--state-dir", str(tmp_path)]
 
-        def start(name: str, *args: str) -> subprocess.Popen[str]:
-            with (tmp_path / f"{name}.log").open("w") as out:
-                proc = subprocess.Popen(_clusterset(*args, *base), stdout=out, stderr=subprocess.STDOUT, text=True)
-            procs.append(proc)
-            return proc
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return run(*args, *self.flags)
 
-        replicas = [start(f"hub{i}", "hub", "--context", "hub") for i in range(2)]
-        start("agent", "agent", "--context", "m1", "--heartbeat", "1")
-        api = custom(server.info("hub"))
+    def start(self, name: str, *args: str) -> subprocess.Popen[str]:
+        with (self.tmp_path / f"{name}.log").open("w") as out:
+            proc = subprocess.Popen(_clusterset(*args, *self.flags), stdout=out, stderr=subprocess.STDOUT, text=True)
+        self.procs.append(proc)
+        return proc
 
-        def healthy() -> bool:
-            try:
-                cp = api.get_namespaced_custom_object("multicluster.x-k8s.io", "v1alpha1", "clusterset",
-                                                      "clusterprofiles", "m1")
-            except ApiException:
-                return False
-            return [c["status"] for c in cp.get("status", {}).get("conditions", [])
-                    if c["type"] == "ControlPlaneHealthy"] == ["True"]
+    def profile(self, name: str) -> dict[str, Any] | None:
+        try:
+            cp: dict[str, Any] = custom(self.server.info("hub")).get_namespaced_custom_object(
+                "multicluster.x-k8s.io", "v1alpha1", "clusterset", "clusterprofiles", name)
+        except ApiException:
+            return None
+        return cp
 
-        wait_until(healthy, timeout=60)
-        coordination = client.CoordinationV1Api(server.info("hub").api_client())
-        holder = coordination.read_namespaced_lease("clusterset-hub", "clusterset").spec.holder_identity
-        leader = next(p for p in replicas if holder.endswith(f"_{p.pid}"))
-        leader.send_signal(signal.SIGINT)
-        assert leader.wait(20) == 0
-        follower = next(p for p in replicas if p is not leader)
-        wait_until(lambda: coordination.read_namespaced_lease("clusterset-hub", "clusterset").spec.holder_identity
-                   not in (None, "", holder), timeout=30)
-        assert follower.poll() is None
-        # the new leader keeps the profile current
-        custom(server.info("m1")).create_cluster_custom_object(
-            "about.k8s.io", "v1beta1", "clusterproperties", {"metadata": {"name": "zone.example.com"},
-                                                             "spec": {"value": "z1"}})
+    def condition(self, name: str, type_: str) -> str | None:
+        cp = self.profile(name) or {}
+        found = [c["status"] for c in cp.get("status", {}).get("conditions", []) if c["type"] == type_]
+        return found[0] if found else None
 
-        def mirrored() -> bool:
-            cp = api.get_namespaced_custom_object("multicluster.x-k8s.io", "v1alpha1", "clusterset",
-                                                  "clusterprofiles", "m1")
-            return any(p["name"] == "zone.example.com" for p in cp["status"].get("properties", []))
-
-        wait_until(mirrored, timeout=30)
-    finally:
-        for proc in procs:
+    def stop(self) -> None:
+        for proc in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
                 proc.wait(20)
-        server.stop()
+        self.server.stop()
+
+
+@pytest.fixture
+def plain(tmp_path: Path) -> Iterator[Plain]:
+    setup = Plain(tmp_path)
+    try:
+        yield setup
+    finally:
+        setup.stop()
+
+
+def test_join_agent_and_leave_as_separate_processes(plain: Plain) -> None:
+    plain.start("hub", "hub", "--context", "hub", "--no-leader-elect")
+    refused = plain.run("join", "m1")
+    assert refused.returncode == 1 and "has no ClusterProperty cluster.clusterset.k8s.io" in refused.stderr
+    assert plain.run("join", "m1", "--id", "m1").returncode == 0
+    taken = plain.run("join", "m2", "--id", "m1")
+    assert taken.returncode == 1 and "already used by another member" in taken.stderr, taken.stderr
+    wait_until(lambda: plain.condition("m1", "Joined") == "False", timeout=30)  # registered, no agent yet
+    agent = plain.start("agent", "agent", "--context", "m1", "--heartbeat", "1")
+    _wait_for(plain.tmp_path / "agent.log", agent, "reporting to")
+    wait_until(lambda: plain.condition("m1", "Joined") == "True" and
+               plain.condition("m1", "ControlPlaneHealthy") == "True", timeout=30)
+    agent.send_signal(signal.SIGINT)
+    assert agent.wait(20) == 0
+    left = plain.run("leave", "m1")
+    assert left.returncode == 0, left.stderr
+    wait_until(lambda: plain.profile("m1") is None, timeout=30)
+
+
+def test_hub_replicas_elect_one_leader_and_fail_over(plain: Plain) -> None:
+    assert plain.run("join", "m1", "--id", "m1").returncode == 0
+    replicas = [plain.start(f"hub{i}", "hub", "--context", "hub") for i in range(2)]
+    plain.start("agent", "agent", "--context", "m1", "--heartbeat", "1")
+    wait_until(lambda: plain.condition("m1", "ControlPlaneHealthy") == "True", timeout=60)
+    coordination = client.CoordinationV1Api(plain.server.info("hub").api_client())
+    holder = coordination.read_namespaced_lease("clusterset-hub", "clusterset").spec.holder_identity
+    leader = next(p for p in replicas if holder.endswith(f"_{p.pid}"))
+    leader.send_signal(signal.SIGINT)
+    assert leader.wait(20) == 0
+    follower = next(p for p in replicas if p is not leader)
+    wait_until(lambda: coordination.read_namespaced_lease("clusterset-hub", "clusterset").spec.holder_identity
+               not in (None, "", holder), timeout=30)
+    assert follower.poll() is None
+    # the new leader keeps the profile current
+    custom(plain.server.info("m1")).create_cluster_custom_object(
+        "about.k8s.io", "v1beta1", "clusterproperties", {"metadata": {"name": "zone.example.com"},
+                                                         "spec": {"value": "z1"}})
+    wait_until(lambda: any(p["name"] == "zone.example.com"
+                           for p in ((plain.profile("m1") or {}).get("status") or {}).get("properties", [])),
+               timeout=30)

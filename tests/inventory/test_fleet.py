@@ -17,11 +17,11 @@ from kubernetes.client.rest import ApiException
 
 from clusterset.api.inventory import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY, condition
 from clusterset.api.resources import NAMESPACES
-from clusterset.client import ClusterClient, CredentialError
+from clusterset.client import ClientConfig, ClusterClient, CredentialError
 from clusterset.fleet.embedded import FleetOptions
 from clusterset.inventory.registration import JoinRefused, join, leave
 from clusterset.runtime.access import client_for
-from clusterset.testing import FleetThread
+from clusterset.testing import FleetThread, ServerThread
 from tests.helpers import custom, wait_until
 
 CP = ("multicluster.x-k8s.io", "v1alpha1")
@@ -105,25 +105,30 @@ def test_an_agent_that_stops_reporting_turns_health_unknown(fleet: FleetThread) 
 
 
 def test_join_is_refused_for_a_missing_or_duplicate_id(fleet: FleetThread) -> None:
-    fleet.add_cluster("stray", controllers=False)
+    # a cluster of another server: one the fleet would not join by itself
+    other = ServerThread(None)
+    try:
+        stray_info = other.add_cluster("stray", controllers=False)
+        stray_config = ClientConfig(server=stray_info.server, name="stray", token=stray_info.token,
+                                    ca_file=stray_info.ca_file)
 
-    async def try_join(cluster_id: str | None) -> str:
-        stray = ClusterClient.from_config(fleet.fleet.admin_client("stray").config)
-        try:
-            await join(fleet.fleet.admin_client("hub"), stray, clusterset="clusterset", cluster_id=cluster_id)
-        except JoinRefused as exc:
-            return str(exc)
-        finally:
-            await stray.close()
-        return "joined"
+        async def try_join(cluster_id: str | None) -> str:
+            async with ClusterClient(stray_config) as stray:
+                try:
+                    await join(fleet.fleet.admin_client("hub"), stray, clusterset="clusterset", cluster_id=cluster_id)
+                except JoinRefused as exc:
+                    return str(exc)
+            return "joined"
 
-    missing = fleet.call(try_join(None))
-    assert "has no ClusterProperty cluster.clusterset.k8s.io" in missing and "--id" in missing
-    duplicate = fleet.call(try_join("member-1"))
-    assert "already used by another member" in duplicate
-    assert "stray" not in profiles(fleet)
-    assert fleet.call(try_join("stray")) == "joined"
-    wait_until(lambda: "stray" in profiles(fleet), timeout=15)
+        missing = fleet.call(try_join(None))
+        assert "has no ClusterProperty cluster.clusterset.k8s.io" in missing and "--id" in missing
+        duplicate = fleet.call(try_join("member-1"))
+        assert "already used by another member" in duplicate
+        assert "stray" not in profiles(fleet)
+        assert fleet.call(try_join("stray")) == "joined"
+        wait_until(lambda: "stray" in profiles(fleet), timeout=15)
+    finally:
+        other.stop()
 
 
 def agent_api(fleet: FleetThread, member: str) -> client.ApiClient:

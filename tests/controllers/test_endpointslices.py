@@ -131,6 +131,110 @@ def test_plan_packs_1000_pods_into_10_full_slices_and_is_stable() -> None:
     assert not plan.creates and len(plan.updates) == 1 and len(plan.updates[0]["endpoints"]) == 100
 
 
+def _sizes(slices: list[dict[str, Any]]) -> dict[str, int]:
+    return {s["metadata"]["name"]: len(s.get("endpoints") or []) for s in slices}
+
+
+def _homes(slices: list[dict[str, Any]]) -> dict[str, str]:
+    """Pod name → the slice holding its endpoint."""
+    return {e["targetRef"]["name"]: s["metadata"]["name"] for s in slices for e in s.get("endpoints") or []}
+
+
+def _apply(slices: list[dict[str, Any]], plan: Any, rv: int) -> list[dict[str, Any]]:
+    """The slices the API server holds once `plan` is written (each write a new resourceVersion)."""
+    kept = {s["metadata"]["name"]: s for s in slices}
+    for s in plan.deletes:
+        kept.pop(s["metadata"]["name"], None)
+    for s in [*copy.deepcopy(plan.updates), *_stored(plan.creates, rv * 100)]:
+        s["metadata"]["resourceVersion"] = str(rv)
+        kept[s["metadata"]["name"]] = s
+    return sorted(kept.values(), key=lambda s: str(s["metadata"]["name"]))
+
+
+def test_plan_fills_room_left_in_unchanged_slices_before_creating_one() -> None:
+    """The one deviation from upstream's reconcileByPortMapping: 8 new endpoints and an unchanged slice
+    with room for 7. Upstream creates an 8-endpoint slice and the 7 places stay empty for good (it never
+    rebalances); here the 7 are filled and only 1 endpoint goes to a new slice."""
+    svc = _svc()
+    slices = _stored(plan_slices(svc, [_pod(i) for i in range(193)], NODES, []).creates)
+    sizes = _sizes(slices)
+    assert sorted(sizes.values()) == [93, 100]
+    roomy = next(name for name, n in sizes.items() if n == 93)
+    plan = plan_slices(svc, [_pod(i) for i in range(201)], NODES, slices)
+    assert [(s["metadata"]["name"], len(s["endpoints"])) for s in plan.updates] == [(roomy, 100)]
+    assert [len(s["endpoints"]) for s in plan.creates] == [1] and not plan.deletes
+    after = _homes(_apply(slices, plan, 2))
+    assert all(after[pod] == home for pod, home in _homes(slices).items()), "no endpoint moves"
+
+
+def test_plan_keeps_upstreams_choices_before_filling_other_slices() -> None:
+    svc = _svc()
+    # two unchanged slices, 60 and 90 endpoints: 8 new ones go to the one ending closest to full
+    # (getSliceToFill), one update and nothing else, as upstream
+    slices = _stored(plan_slices(svc, [_pod(i) for i in range(60)], NODES, []).creates)
+    slices += _stored(plan_slices(svc, [_pod(i) for i in range(60, 150)], NODES, []).creates, 1)
+    plan = plan_slices(svc, [_pod(i) for i in range(158)], NODES, slices)
+    assert not plan.creates and not plan.deletes
+    assert [len(s["endpoints"]) for s in plan.updates] == [98]
+    # 55 new endpoints: the slice being updated anyway (a pod turned not ready) is filled first
+    # (upstream's step 2); no unchanged slice takes the 15 left, so the room of one is filled (the
+    # deviation: upstream would create a slice of 15); the last 5 go to a new slice
+    sixty, ninety = (s["metadata"]["name"] for s in slices)
+    changed = [_pod(0, ready=False), *[_pod(i) for i in range(1, 205)]]
+    plan = plan_slices(svc, changed, NODES, slices)
+    assert sorted((s["metadata"]["name"], len(s["endpoints"])) for s in plan.updates) == [(sixty, 100), (ninety, 100)]
+    assert [len(s["endpoints"]) for s in plan.creates] == [5]
+    homes = _homes(_apply(slices, plan, 2))
+    assert {homes[f"web-{i:04d}"] for i in range(150, 190)} == {sixty}
+    assert {homes[f"web-{i:04d}"] for i in range(190, 200)} == {ninety}
+    assert {homes[f"web-{i:04d}"] for i in range(200, 205)} == {"web-gen200"}
+
+
+@pytest.mark.parametrize("lags", [(0,), (0, 0, 1, 5)], ids=["ready-on-arrival", "ready-later"])
+def test_plan_pods_arriving_in_batches_end_in_the_fewest_full_slices(lags: tuple[int, ...]) -> None:
+    """What a scaled-up Deployment looks like to the controller: pods get IPs in batches of 1 to 60 and
+    turn Ready in the same sync (podReadyDelay 0) or some syncs later. Every sync leaves at most one
+    slice with room, so 1,000 pods end in 10 full slices (upstream's rule leaves 11 when pods are Ready
+    on arrival: a batch that does not fit the last slice's room opens a new one), and no endpoint ever
+    moves to another slice."""
+    import random
+
+    svc = _svc()
+    rng = random.Random(7)
+    ready_at: list[int] = []  # the sync from which each pod (there since the sync it got its IP) is Ready
+    slices: list[dict[str, Any]] = []
+    homes: dict[str, str] = {}
+    step = 0
+    while len(ready_at) < 1000 or step <= max(ready_at):
+        step += 1
+        ready_at += [step + rng.choice(lags) for _ in range(min(rng.randint(1, 60), 1000 - len(ready_at)))]
+        pods = [_pod(i, ready=when <= step) for i, when in enumerate(ready_at)]
+        slices = _apply(slices, plan_slices(svc, pods, NODES, slices), step)
+        sizes = _sizes(slices).values()
+        assert sum(sizes) == len(pods) and sum(1 for n in sizes if n < 100) <= 1
+        now = _homes(slices)
+        assert all(now[pod] == home for pod, home in homes.items()), "an endpoint moved"
+        homes = now
+    assert list(_sizes(slices).values()) == [100] * 10
+    assert all(e["conditions"]["ready"] for s in slices for e in s["endpoints"])
+    assert not plan_slices(svc, pods, NODES, slices)
+
+
+def test_service_index_batches_pod_triggered_syncs() -> None:
+    """Upstream's AddAfter(key, batchPeriod): the first change opens the window, later ones join it."""
+    index = ServiceIndex()
+    key = ("default", "web")
+    assert index.batch([key], 10.0, 0) == {key} and index.sync_due(key, 10.0) is None, "period 0: at once"
+    assert index.batch([key], 10.0, 0.5) == {key}, "a window opens: queue it (the reconcile waits)"
+    assert index.batch([key], 10.2, 0.5) == set(), "joins the open window"
+    assert index.sync_due(key, 10.2) == pytest.approx(0.3)
+    assert index.sync_due(key, 10.5) is None and not index.batches, "due: sync, the window closes"
+    assert index.batch([key], 10.6, 0.5) == {key}
+    assert index.batch([key], 11.2, 0.5) == {key}, "overdue (its sync queued or lost): queue it again"
+    index.urgent.add(key)  # a Service change
+    assert index.sync_due(key, 10.7) is None and not index.batches and not index.urgent
+
+
 def test_plan_endpoint_fields_conditions_and_exclusions() -> None:
     svc = _svc()
     terminating = _pod(3, metadata__deletionTimestamp="2024-05-01T11:00:00Z")
@@ -582,6 +686,54 @@ def test_250_pods_make_three_slices_of_at_most_100(env: Env) -> None:
     assert len(by_pod(slices)) == 250
 
 
+def _slice_writes(env: Env, service: str, since: str, until: str) -> list[dict[str, Any]]:
+    """The Service's slices as written after resourceVersion `since`, up to `until` (a watch replay)."""
+    resp = env.discovery.list_namespaced_endpoint_slice(
+        "default", label_selector=f"{SERVICE_NAME_LABEL}={service}", watch=True, resource_version=since,
+        timeout_seconds=1, _preload_content=False)
+    events = [json.loads(line) for line in resp.data.decode().splitlines() if line.strip()]
+    return [e["object"] for e in events
+            if e["type"] != "BOOKMARK" and int(e["object"]["metadata"]["resourceVersion"]) <= int(until)]
+
+
+def test_batch_period_gathers_pod_changes_into_one_write_but_not_service_changes(env: Env) -> None:
+    """The `endpointSliceBatchPeriod` setting (upstream's --endpointslice-updates-batch-period, default 0):
+    a pod change syncs its Service that many seconds later, with every change made meanwhile; a change
+    of the Service itself syncs at once, pending pod changes included."""
+    settings = env.server.server.clusters[env.info.name].settings
+    settings["endpointSliceBatchPeriod"] = 1.5
+    pods = [env.pod(f"batch-{i}", {"app": "batch"}) for i in range(4)]
+    env.service("batch")
+    (first,) = env.wait_endpoints("batch", 4)
+
+    def all_ready(ready: bool) -> Callable[[], list[dict[str, Any]] | None]:
+        def check() -> list[dict[str, Any]] | None:
+            slices = env.slices("batch")
+            eps = by_pod(slices)
+            return slices if len(eps) == 4 and all(e["conditions"]["ready"] == ready for e in eps.values()) else None
+        return check
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda p: env.set_status(p["name"], p["ips"], ready=False), pods))
+    (after,) = wait_until(all_ready(False), timeout=10, what="four not-ready endpoints")
+    assert time.monotonic() - start >= 1.5, "a pod change waits for the batch period"
+    writes = _slice_writes(env, "batch", first["metadata"]["resourceVersion"], after["metadata"]["resourceVersion"])
+    assert len(writes) == 1, "the four changes of the window share one write"
+
+    settings["endpointSliceBatchPeriod"] = 4.0
+    start = time.monotonic()
+    for p in pods:
+        env.set_status(p["name"], p["ips"], ready=True)
+    env.core.patch_namespaced_service("batch", "default", {"metadata": {"labels": {"app": "batch", "tier": "web"}}},
+                                      _content_type=MERGE)
+    (s,) = wait_until(all_ready(True), timeout=10, what="four ready endpoints")
+    assert time.monotonic() - start < 4.0, "the Service's sync did not wait for the pods' batch period"
+    assert s["metadata"]["labels"]["tier"] == "web"
+    settings["endpointSliceBatchPeriod"] = 0
+    env.settle()  # the window's requeue still fires (a no-op sync): leave the server idle
+
+
 def test_dual_stack_service_gets_one_slice_per_family(ep_server: ServerThread) -> None:
     e = Env(ep_server, ep_server.add_cluster(dual_stack=True))
     e.node("n1", "zone-a")
@@ -811,3 +963,41 @@ def test_live_cluster_publishes_ready_pods(live_cluster: ClusterInfo) -> None:
             "default", label_selector=f"{SERVICE_NAME_LABEL}=live", _preload_content=False).data)["items"])
             .get("live-0", {}).get("conditions") == {"ready": False, "serving": False, "terminating": False},
             timeout=10, what="live-0 not ready in its slice")
+
+
+def test_deployment_of_1000_replicas_gets_10_full_slices(server: ServerThread) -> None:
+    """The scale case, with every controller on (10 nodes of 110 pods): the pods get IPs and turn Ready
+    in batches, as the scheduler and kubelets get to them; the Service ends with exactly 10
+    EndpointSlices of 100 ready endpoints, one per pod."""
+    from tests.helpers import wait_until as poll
+
+    info = server.add_cluster(nodes=10)
+    try:
+        api = info.api_client()
+        core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
+        labels = {"app": "big"}
+        client.AppsV1Api(api).create_namespaced_deployment("default", {
+            "metadata": {"name": "big"},
+            "spec": {"replicas": 1000, "selector": {"matchLabels": labels}, "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": "app:1", "ports": [{"containerPort": 8080}]}]}}}})
+        core.create_namespaced_service("default", {
+            "metadata": {"name": "big"}, "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": 8080}]}})
+
+        def all_ready() -> list[dict[str, Any]] | None:
+            resp = discovery.list_namespaced_endpoint_slice("default", label_selector=f"{SERVICE_NAME_LABEL}=big",
+                                                            _preload_content=False)
+            slices: list[dict[str, Any]] = json.loads(resp.data)["items"]
+            eps = [e for s in slices for e in s.get("endpoints") or []]
+            return slices if len(eps) == 1000 and all(e["conditions"]["ready"] for e in eps) else None
+
+        # polled every 0.5 s: listing 1,000 endpoints competes for the CPU the server needs
+        slices = poll(all_ready, timeout=120, interval=0.5, message="1,000 ready endpoints")
+        assert sorted(len(s["endpoints"]) for s in slices) == [100] * 10
+        eps = by_pod(slices)
+        pods = {p.metadata.name: p for p in core.list_namespaced_pod("default", label_selector="app=big").items}
+        assert set(eps) == set(pods) and len(pods) == 1000
+        assert all(ep["addresses"] == [pods[name].status.pod_ip] for name, ep in eps.items())
+        assert all(s["ports"] == [{"name": "", "protocol": "TCP", "port": 8080}] for s in slices)
+    finally:
+        server.remove_cluster(info.name)

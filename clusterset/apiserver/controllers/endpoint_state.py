@@ -3,10 +3,12 @@
 A port of k8s.io/endpointslice (reconciler.go, utils.go, util/) and pkg/controller/endpoint: given a
 Service, the Pods it selects, the Nodes they run on and the slices that exist, `plan_slices` says which
 EndpointSlices to create, update and delete, packing and reusing slices the way upstream does so that
-clients see the same objects (and the same few writes) as on a real cluster. `plan_endpoints` does the
-same for the legacy core/v1 Endpoints. Nothing here does I/O, so all of it is unit-tested without a
-server; `ServiceIndex` is the event bookkeeping both controllers share, and `Memo` the per-Service cache
-that lets a reconcile skip the pods that did not change (still no I/O; results are the same without it).
+clients see the same objects (and the same few writes) as on a real cluster, but for one deviation: new
+endpoints fill the room of existing slices before a slice is created (`_reconcile_port_mapping`).
+`plan_endpoints` does the same for the legacy core/v1 Endpoints. Nothing here does I/O, so all of it is
+unit-tested without a server; `ServiceIndex` is the event bookkeeping both controllers share, and `Memo`
+the per-Service cache that lets a reconcile skip the pods that did not change (still no I/O; results are
+the same without it).
 
 Where upstream iterates Go maps (random order), this module is deterministic: pods in name order, slices
 in name order. Objects are built with upstream's JSON field order and its empty-list encodings (`null`).
@@ -393,7 +395,15 @@ def _reconcile_port_mapping(
     address_type: str, limit: int, hashes: Callable[[Obj], list[EndpointHash | None]] = _hashes,
 ) -> tuple[list[Obj], list[Obj], list[Obj]]:
     """reconcileByPortMapping: keep endpoints in the slices they are in, update what changed, fill
-    updated slices first, then the unchanged slice closest to full, and only then create slices."""
+    updated slices first, then the unchanged slice closest to full that takes all that is left, and only
+    then create slices.
+
+    One deviation (ARCHITECTURE.md, "Decisions where the specs were silent"): when no single unchanged
+    slice takes all that is left, upstream creates a slice right away, leaving the room of unchanged
+    slices unused for good (it never rebalances), so pods arriving in batches can leave a 1,000-pod
+    Service with 11 slices. Here unchanged slices with room are filled first (most room first), so a
+    slice is created only when every slice is full: growth keeps at most one slice partly filled, and
+    the slice count minimal. Endpoints still never move between slices."""
     by_name: dict[str, Obj] = {}
     unchanged: list[str] = []
     to_update: list[str] = []
@@ -443,6 +453,11 @@ def _reconcile_port_mapping(
             found = _slice_to_fill([by_name[n] for n in unchanged], len(desired), limit)
             if found is not None:
                 target = _copy(found)
+                by_name[_name(target)] = target
+        if target is None:
+            roomy = [by_name[n] for n in unchanged if len(_endpoints_of(by_name[n])) < limit]
+            if roomy:  # the deviation: no new slice while an existing one has room
+                target = _copy(min(roomy, key=lambda s: (len(_endpoints_of(s)), _name(s))))
                 by_name[_name(target)] = target
         if target is None:
             target = new_slice(service, ports, address_type)
@@ -969,7 +984,8 @@ class ServiceIndex:
     entry costs an extra no-op reconcile, never a wrong object. `members` comes from the endpoint
     objects' targetRefs, so a pod that leaves a Service's selector still requeues the Service that
     lists it; `expected` holds the objects this controller is writing, whose events need no requeue;
-    `memos` keeps each Service's planner cache.
+    `memos` keeps each Service's planner cache; `batches` and `urgent` delay pod-triggered syncs by the
+    controller's batch period (`batch`, `sync_due`).
     """
 
     selectors: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)  # ns → svc → selector
@@ -981,9 +997,44 @@ class ServiceIndex:
     node_zones: dict[str, str | None] = field(default_factory=dict)
     expected: set[tuple[str, str]] = field(default_factory=set)
     memos: dict[tuple[str, str], Memo] = field(default_factory=dict)  # (ns, svc) → the planner's cache
+    batches: dict[tuple[str, str], float] = field(default_factory=dict)  # (ns, svc) → when its batched sync is due
+    urgent: set[tuple[str, str]] = field(default_factory=set)  # (ns, svc) to sync at once, batch or not
 
     def memo(self, namespace: str, name: str) -> Memo:
         return self.memos.setdefault((namespace, name), Memo())
+
+    def batch(self, keys: Iterable[tuple[str, str]], now: float, period: float) -> set[tuple[str, str]]:
+        """Pod-triggered syncs, delayed as upstream's `queue.AddAfter(key, batchPeriod)`: a Service's first
+        change opens a window of `period` seconds that later changes join (a waiting item keeps its earlier
+        due time). Returns the keys to queue now: those whose window just opened (their reconcile waits for
+        it, see `sync_due`) or is overdue (its sync is queued already, or was lost: queue it again).
+        `period <= 0` (upstream's default) queues every change at once."""
+        if period <= 0:
+            return set(keys)
+        out = set()
+        for key in keys:
+            due = self.batches.get(key)
+            if due is None:
+                self.batches[key] = now + period
+                out.add(key)
+            elif due <= now:
+                out.add(key)
+        return out
+
+    def sync_due(self, key: tuple[str, str], now: float) -> float | None:
+        """At the start of a reconcile: None to sync now (closing the Service's batch window), or the
+        seconds until its window closes. Service changes and writes by others (`urgent`) never wait."""
+        if key in self.urgent:
+            self.urgent.discard(key)
+            self.batches.pop(key, None)
+            return None
+        due = self.batches.get(key)
+        if due is None:
+            return None
+        if due > now:
+            return due - now
+        del self.batches[key]
+        return None
 
     def service_event(self, event_type: str, service: Obj) -> None:
         meta = _meta(service)

@@ -42,8 +42,7 @@ class EndpointsController(ServiceIndexed):
 
     name: str = "endpoint-controller"
     watches: tuple[str, ...] = ("/services", "/pods", ENDPOINTS)
-
-
+    batch_setting: str = "endpointBatchPeriod"  # upstream's --endpoint-updates-batch-period (default 0)
 
     def _keys_for(self, cluster: Cluster, event: Event) -> set[Key]:
         obj = event.entry.obj
@@ -52,9 +51,9 @@ class EndpointsController(ServiceIndexed):
         index = self.index(cluster)
         if event.resource == "/services":
             index.service_event(event.type, obj)
-            return {(ns, name)}
+            return self.urgent(cluster, {(ns, name)})
         if event.resource == "/pods":
-            return {(ns, svc) for svc in index.pod_event(event.type, obj, track_nodes=False)}
+            return self.batched(cluster, [(ns, svc) for svc in index.pod_event(event.type, obj, track_nodes=False)])
         if event.resource == ENDPOINTS:
             pods: list[str] = []
             for subset in obj.get("subsets") or []:
@@ -65,10 +64,13 @@ class EndpointsController(ServiceIndexed):
             if (ns, name) in index.expected:
                 index.expected.discard((ns, name))
                 return set()
-            return {(ns, name)}  # changed or deleted by someone else: put it back
+            return self.urgent(cluster, {(ns, name)})  # changed or deleted by someone else: put it back
         return set()
 
     async def reconcile(self, api: ClusterAPI, key: Key) -> float | None:
+        wait = self.wait(api, key)
+        if wait is not None:
+            return wait  # a batch window is open: the requeue syncs once it closes
         namespace, name = key
         api = ClusterAPI(api.server, api.cluster, FIELD_MANAGER)
         index = self.index(api.cluster)

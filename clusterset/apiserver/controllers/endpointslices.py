@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -92,9 +93,18 @@ async def apply_writes(
 
 
 class ServiceIndexed:
-    """Per-cluster state shared by the Service-driven controllers (slices and legacy Endpoints)."""
+    """Per-cluster state shared by the Service-driven controllers (slices and legacy Endpoints).
+
+    Pod (and node) changes are batched per Service as upstream's `--endpointslice-updates-batch-period`
+    and `--endpoint-updates-batch-period` do: the cluster setting `batch_setting` (seconds, default 0 as
+    upstream) delays the sync a pod change triggers, and the changes of that window share one sync.
+    Service changes sync at once, as upstream's; so do writes by others to our objects (upstream waits
+    at least 1 s for those, for its informer cache to catch up; reads here are never stale).
+    """
 
     name: str = ""
+    batch_setting: str = ""  # the cluster setting holding the batch period
+    batch_default: float = 0.0  # upstream's default: every pod change syncs at once
 
     def __init__(self) -> None:
         self._indexes: weakref.WeakKeyDictionary[ClusterStore, ServiceIndex] = weakref.WeakKeyDictionary()
@@ -105,6 +115,27 @@ class ServiceIndexed:
         if index is None:
             index = self._indexes[cluster.store] = ServiceIndex()
         return index
+
+    def batch_period(self, cluster: Cluster) -> float:
+        """The cluster's batch period in seconds (the default when unset or not a number)."""
+        value = cluster.settings.get(self.batch_setting, self.batch_default)
+        try:
+            return max(0.0, float(value))
+        except (TypeError, ValueError):
+            return self.batch_default
+
+    def batched(self, cluster: Cluster, keys: Iterable[Key]) -> set[Key]:
+        """The keys to queue for a pod-triggered change (see `ServiceIndex.batch`)."""
+        return self.index(cluster).batch(keys, time.monotonic(), self.batch_period(cluster))
+
+    def urgent(self, cluster: Cluster, keys: set[Key]) -> set[Key]:
+        """Keys whose sync must not wait for a batch window."""
+        self.index(cluster).urgent.update(keys)
+        return keys
+
+    def wait(self, api: ClusterAPI, key: Key) -> float | None:
+        """At the start of a reconcile: None to sync now, or the seconds until the batch window closes."""
+        return self.index(api.cluster).sync_due(key, time.monotonic())
 
     def _tracker(self, cluster: Cluster) -> TriggerTimeTracker:
         tracker = self._triggers.get(cluster.store)
@@ -130,6 +161,7 @@ class EndpointSliceController(ServiceIndexed):
 
     name: str = "endpointslice-controller"
     watches: tuple[str, ...] = ("/services", "/pods", SLICES, "/nodes")
+    batch_setting: str = "endpointSliceBatchPeriod"  # upstream's --endpointslice-updates-batch-period
 
     def __init__(self, max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE) -> None:
         self.max_endpoints_per_slice = max_endpoints_per_slice
@@ -144,9 +176,9 @@ class EndpointSliceController(ServiceIndexed):
         index = self.index(cluster)
         if event.resource == "/services":
             index.service_event(event.type, obj)
-            return {(ns, name)}
+            return self.urgent(cluster, {(ns, name)})
         if event.resource == "/pods":
-            return {(ns, svc) for svc in index.pod_event(event.type, obj, track_nodes=True)}
+            return self.batched(cluster, [(ns, svc) for svc in index.pod_event(event.type, obj, track_nodes=True)])
         if event.resource == SLICES:
             labels = _labels(obj)
             service = labels.get(SERVICE_NAME_LABEL)
@@ -159,7 +191,7 @@ class EndpointSliceController(ServiceIndexed):
             keys = {(ns, str(service))} if managed else set()
             if before and before != service:
                 keys.add((ns, before))  # relabelled or no longer ours: the old Service must resync
-            return keys
+            return self.urgent(cluster, keys)
         if event.resource == "/nodes":
             on_node = index.node_event(event.type, obj)
             keys = set()
@@ -167,11 +199,14 @@ class EndpointSliceController(ServiceIndexed):
                 entry = cluster.store.get("/pods", pod_ns, pod_name)
                 pod_labels = _labels(entry.obj) if entry else {}
                 keys.update((pod_ns, svc) for svc in index.services_for_pod(pod_ns, pod_name, pod_labels))
-            return keys
+            return self.batched(cluster, keys)  # what changed is the node of some pods: a pod change
         return set()
 
     # ------------------------------------------------------------------ reconcile
     async def reconcile(self, api: ClusterAPI, key: Key) -> float | None:
+        wait = self.wait(api, key)
+        if wait is not None:
+            return wait  # a batch window is open: the requeue syncs once it closes
         namespace, name = key
         api = ClusterAPI(api.server, api.cluster, FIELD_MANAGER)
         index = self.index(api.cluster)

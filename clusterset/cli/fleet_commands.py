@@ -25,13 +25,14 @@ from clusterset.api.inventory import (
     JOINED,
     SYSTEM_NAMESPACE,
     condition,
+    member_namespace,
 )
 from clusterset.api.resources import CLUSTER_PROFILES, SECRETS
 from clusterset.client import ApiError, ClusterClient, ConnectionFailed, CredentialError
 from clusterset.fleet.embedded import EmbeddedFleet, FleetOptions
 from clusterset.inventory.agent import MemberAgent
 from clusterset.inventory.controllers import REPORT_KEY, agent_controller, profile_controller
-from clusterset.inventory.profile_status import AccessProvider
+from clusterset.inventory.profile_status import AccessProvider, parse_time
 from clusterset.inventory.profiles import ProfileManager
 from clusterset.inventory.registration import JoinRefused, join, leave, member_id, prepare_hub
 from clusterset.runtime import LeaderElection, Manager
@@ -259,7 +260,7 @@ async def _agent(args: argparse.Namespace) -> int:
             Path(hub_path).write_bytes(base64.b64decode(secret["data"]["kubeconfig"]))
             Path(hub_path).chmod(0o600)
         hub = await _client(hub_path, None)
-    agent = MemberAgent(cid, member, hub, hub.namespace, heartbeat=args.heartbeat)
+    agent = MemberAgent(cid, member, hub, hub.namespace or member_namespace(cid), heartbeat=args.heartbeat)
     manager = Manager(name="agent")
     reports = agent_controller({cid: agent})
     manager.add(reports)
@@ -301,7 +302,9 @@ async def _status(args: argparse.Namespace) -> int:
     hub = await _client(_kubeconfig(args), args.context or "hub")
     try:
         profiles = (await hub.list(CLUSTER_PROFILES, args.clusterset)).get("items") or []
-        reports = {r["metadata"]["name"]: r for r in (await hub.list(CLUSTER_REPORTS)).get("items") or []}
+        # a member's report is the one in its own hub namespace (an agent may write any name there)
+        reports = {r["metadata"]["name"]: r for r in (await hub.list(CLUSTER_REPORTS)).get("items") or []
+                   if r["metadata"].get("namespace") == member_namespace(r["metadata"]["name"])}
     finally:
         await hub.close()
     print(status_table(profiles, reports, datetime.now(UTC)))
@@ -327,8 +330,9 @@ def status_table(profiles: list[dict[str, Any]], reports: dict[str, dict[str, An
 
 def _ago(stamp: str | None, now: datetime) -> str:
     """Like kubectl's ages: 5s, 3m, 2h."""
-    if not stamp:
+    when = parse_time(stamp)
+    if when is None:
         return "never"
-    seconds = max(0, int((now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()))
+    seconds = max(0, int((now - when).total_seconds()))
     return f"{seconds}s" if seconds < 120 else f"{seconds // 60}m" if seconds < 7200 else f"{seconds // 3600}h"
 

@@ -9,6 +9,7 @@ directory resumes the same fleet (joins are idempotent).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -155,6 +156,8 @@ class EmbeddedFleet:
         self.agent_reports.enqueue(name, REPORT_KEY)
 
     async def stop(self) -> None:
+        with contextlib.suppress(ValueError):  # no more joins: their clients are about to close
+            self.server.cluster_added.remove(self._join_later)
         for task in list(self._joins):
             task.cancel()
         await asyncio.gather(*self._joins, return_exceptions=True)
@@ -227,6 +230,7 @@ class EmbeddedFleet:
             if time.monotonic() - started > timeout:
                 raise TimeoutError(f"members not healthy after {timeout:g}s: {_short(sorted(want - healthy))}")
             await asyncio.sleep(0.05)
+
 
 def _short(names: list[str]) -> str:
     return ", ".join(names) if len(names) <= 4 else f"{names[0]}, {names[1]}, … {names[-1]}"

@@ -19,7 +19,7 @@ from clusterset.api.inventory import CLUSTER_REPORTS, FIELD_MANAGER
 from clusterset.api.resources import CLUSTER_PROPERTIES
 from clusterset.client import ClusterClient
 from clusterset.client.config import RetryPolicy
-from clusterset.client.errors import ApiError, ConnectionFailed
+from clusterset.client.errors import ApiError, ConnectionFailed, CredentialError, NotFound
 from clusterset.inventory.endpoint import endpoint_of
 from clusterset.inventory.profile_status import rfc3339, without_observation_times
 from clusterset.inventory.report import Observation, desired_report
@@ -57,13 +57,16 @@ class MemberAgent:
 
     async def observe(self) -> Observation:
         seen = Observation()
+        step = "/readyz"
         try:
             await self.probe.request("GET", "/readyz")
+            step = "/version"
             version = await self.probe.request("GET", "/version")
-            seen.version = str((version or {}).get("gitVersion") or "") or None
+            seen.version = str((version if isinstance(version, dict) else {}).get("gitVersion") or "") or None
+            step = "the ClusterProperty list"
             props = await self.probe.list(CLUSTER_PROPERTIES)
-        except (ApiError, ConnectionFailed, OSError, TimeoutError) as exc:
-            seen.readyz_error = f"the member's API server at {self.probe.server} did not answer /readyz: {exc}"
+        except (ApiError, ConnectionFailed, CredentialError, OSError, TimeoutError) as exc:
+            seen.readyz_error = f"the member's API server at {self.probe.server} did not answer {step}: {exc}"
             return seen
         for item in props.get("items") or []:
             value = (item.get("spec") or {}).get("value")
@@ -71,8 +74,17 @@ class MemberAgent:
                 seen.properties[item["metadata"]["name"]] = value
         return seen
 
+    async def _previous_report(self) -> dict[str, Any] | None:
+        """The report this agent wrote before it (re)started: what it knew survives a restart."""
+        try:
+            return await self.hub.get(CLUSTER_REPORTS, self.cluster_id, self.hub_namespace)
+        except NotFound:
+            return None
+
     async def report(self) -> float:
         """Observe and write the report if it changed or a heartbeat is due; returns seconds to the next one."""
+        if self._last is None:
+            self._last = await self._previous_report()
         seen = await self.observe()
         loop = asyncio.get_running_loop()
         now = loop.time()

@@ -9,6 +9,7 @@ connection died) health becomes Unknown, as the node lifecycle controller does f
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,12 @@ from clusterset.api.inventory import (
     condition,
     set_condition,
 )
+
+# limits of ClusterProfile's CRD: a report that breaks them must not make every status write fail
+PROPERTY_VALUE_MAX = 1024  # ClusterProperty values may be far longer (KEP-2149: 128k code points)
+PROPERTY_NAME_MAX = 253
+MESSAGE_MAX = 32768
+_REASON = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
 
 
 @dataclass(frozen=True)
@@ -96,24 +103,42 @@ def desired_status(
             healthy = {"type": CONTROL_PLANE_HEALTHY, "status": "Unknown", "reason": "NotReported",
                        "message": "the agent's report has no ControlPlaneHealthy condition"}
         else:
-            healthy = {"type": CONTROL_PLANE_HEALTHY, "status": observed.get("status", "Unknown"),
-                       "reason": observed.get("reason") or "Reported", "message": observed.get("message") or ""}
+            healthy = _reported_condition(observed)
     refusal = condition(reported.get("conditions"), JOINED)
     if refusal is not None and refusal.get("status") != "True":  # the agent refuses to act for this member
-        joined = {k: refusal[k] for k in ("type", "status", "reason", "message") if k in refusal}
+        joined = _reported_condition(refusal)
     conditions = set_condition(conditions, joined, stamp)
     conditions = set_condition(conditions, healthy, stamp)
     status: dict[str, Any] = {"conditions": conditions}
     version = (reported.get("version") or {}).get("kubernetes")
     if version:
         status["version"] = {"kubernetes": version}
-    properties = [p for p in reported.get("properties") or [] if isinstance(p, dict) and p.get("name")]
+    properties = [{k: p[k] for k in ("name", "value", "lastObservedTime") if k in p}
+                  for p in reported.get("properties") or [] if _fits_a_profile(p)]
     if properties:
         status["properties"] = sorted(properties, key=lambda p: str(p["name"]))
     endpoint = reported.get("cluster")
     if isinstance(endpoint, dict) and endpoint.get("server") and providers:
         status["accessProviders"] = [_access_provider(p, endpoint, cluster_id) for p in providers]
     return status
+
+
+def _reported_condition(reported: dict[str, Any]) -> dict[str, Any]:
+    """A condition the agent reported, made valid for the profile (the agent is not trusted to get it right)."""
+    status = reported.get("status")
+    reason = reported.get("reason")
+    return {"type": reported["type"], "status": status if status in ("True", "False", "Unknown") else "Unknown",
+            "reason": reason if isinstance(reason, str) and _REASON.match(reason) else "Reported",
+            "message": str(reported.get("message") or "")[:MESSAGE_MAX]}
+
+
+def _fits_a_profile(prop: Any) -> bool:
+    """Whether a reported property can be mirrored: a longer value (legal in a ClusterProperty) is left out."""
+    if not isinstance(prop, dict):
+        return False
+    name, value = prop.get("name"), prop.get("value")
+    return (isinstance(name, str) and 0 < len(name) <= PROPERTY_NAME_MAX
+            and isinstance(value, str) and 0 < len(value) <= PROPERTY_VALUE_MAX)
 
 
 def _access_provider(provider: AccessProvider, endpoint: dict[str, Any], cluster_id: str) -> dict[str, Any]:

@@ -2,8 +2,12 @@
 
 A member is registered while its hub namespace (`clusterset-<id>`, labelled with the id) exists; the
 profile is created then, and deleted when the namespace goes (`clusterset leave`). Status follows the
-agent's ClusterReport. KEP-4322 asks for at most one status write per 30 s per profile; we write at
-once when anything but observation times changed, otherwise at most every `min_write_interval`.
+agent's ClusterReport. KEP-4322 allows at most one status write per 30 s per profile, with a burst of
+10: a real change is written as soon as the budget allows (at once, unless the member flaps), a change
+of observation times only is written at most every `min_write_interval`.
+
+Profiles of another cluster manager in the same namespace are never touched, even when their name is
+one of our member ids: the manager of a profile is immutable, and so is whose profile it is.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from clusterset.api.inventory import FIELD_MANAGER
+from clusterset.api.inventory import FIELD_MANAGER, MANAGER_NAME
 from clusterset.api.resources import CLUSTER_PROFILES
 from clusterset.client import ClusterClient
 from clusterset.client.errors import AlreadyExists, NotFound
@@ -30,13 +34,51 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
+class WriteBudget:
+    """One profile's status writes as a token bucket: a token every `interval` seconds, `burst` at most."""
+
+    interval: float
+    burst: int
+    tokens: float
+    refilled: float  # loop time the tokens were counted at
+    written: float = float("-inf")  # loop time of the last write
+
+    @classmethod
+    def full(cls, interval: float, burst: int, now: float) -> WriteBudget:
+        return cls(interval, burst, float(burst), now)
+
+    def wait(self, now: float, freshness_only: bool) -> float:
+        """Seconds until a write is allowed (<= 0: now). Freshness alone also waits `interval` since the
+        last write, so heartbeats cost one write per interval and leave the burst for real changes."""
+        self.tokens = min(float(self.burst), self.tokens + (now - self.refilled) / self.interval)
+        self.refilled = now
+        wait = 0.0 if self.tokens >= 1 else (1 - self.tokens) * self.interval
+        if freshness_only:
+            wait = max(wait, self.written + self.interval - now)
+        return wait
+
+    def spend(self, now: float) -> None:
+        self.tokens -= 1
+        self.written = now
+
+
+def is_ours(profile: dict[str, Any]) -> bool:
+    return ((profile.get("spec") or {}).get("clusterManager") or {}).get("name") == MANAGER_NAME
+
+
+@dataclass
 class ProfileManager:
     hub: ClusterClient
     namespace: str  # the ClusterSet's namespace, labelled multicluster.x-k8s.io/clusterset=<set>
     grace_seconds: float = 40.0
     min_write_interval: float = 30.0
+    write_burst: int = 10
     providers: tuple[AccessProvider, ...] = ()
-    _written: dict[str, float] = field(default_factory=dict)
+    _budgets: dict[str, WriteBudget] = field(default_factory=dict)
+    # our last status write per member: (the profile's resourceVersion before it, the status written); the
+    # cache may not have seen the write yet when the next trigger comes
+    _applied: dict[str, tuple[str | None, dict[str, Any]]] = field(default_factory=dict)
+    _foreign: set[str] = field(default_factory=set)
 
     async def reconcile(
         self,
@@ -46,11 +88,17 @@ class ProfileManager:
         profile: dict[str, Any] | None,
     ) -> float | None:
         """Make the profile match; returns when to look again (staleness and rate limits are timed)."""
+        if profile is not None and not is_ours(profile):
+            self._not_ours(cluster_id, profile, member_ns is not None)
+            return None
+        self._foreign.discard(cluster_id)
         if member_ns is None or member_ns["metadata"].get("deletionTimestamp"):
-            self._written.pop(cluster_id, None)
+            self._budgets.pop(cluster_id, None)
+            self._applied.pop(cluster_id, None)
             if profile is not None:
                 try:
-                    await self.hub.delete(CLUSTER_PROFILES, cluster_id, self.namespace)
+                    await self.hub.delete(CLUSTER_PROFILES, cluster_id, self.namespace,
+                                          preconditions={"uid": profile["metadata"]["uid"]})
                     log.info("profile deleted cluster=%s", cluster_id)
                 except NotFound:
                     pass
@@ -60,23 +108,43 @@ class ProfileManager:
                 profile = await self.hub.create(CLUSTER_PROFILES, desired_profile(cluster_id, self.namespace),
                                                 field_manager=FIELD_MANAGER)
                 log.info("profile created cluster=%s", cluster_id)
-            except AlreadyExists:
+            except AlreadyExists:  # the cache has not seen it yet (ours) or it is another manager's
                 profile = await self.hub.get(CLUSTER_PROFILES, cluster_id, self.namespace)
+                if not is_ours(profile):
+                    self._not_ours(cluster_id, profile, True)
+                    return None
+        version = profile["metadata"].get("resourceVersion")
+        applied = self._applied.get(cluster_id)
+        current = applied[1] if applied is not None and applied[0] == version else profile.get("status") or {}
         now = datetime.now(UTC)
-        current = profile.get("status") or {}
         want = desired_status(cluster_id, report, current, now, self.grace_seconds, self.providers)
-        loop_now = asyncio.get_running_loop().time()
-        changed = without_observation_times(want) != without_observation_times(current)
-        allowed_in = self.min_write_interval - (loop_now - self._written.get(cluster_id, -1e9))
         pending: float | None = None
-        if changed or (want != current and allowed_in <= 0):
-            body = {"apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ClusterProfile",
-                    "metadata": {"name": cluster_id, "namespace": self.namespace}, "status": want}
-            await self.hub.apply(CLUSTER_PROFILES, body, FIELD_MANAGER, subresource="status")
-            self._written[cluster_id] = loop_now
-        elif want != current:
-            pending = allowed_in  # only freshness changed: write when the rate limit allows
+        if want != current:
+            loop_now = asyncio.get_running_loop().time()
+            budget = self._budgets.get(cluster_id)
+            if budget is None:
+                budget = self._budgets[cluster_id] = WriteBudget.full(self.min_write_interval, self.write_burst,
+                                                                      loop_now)
+            freshness_only = without_observation_times(want) == without_observation_times(current)
+            pending = budget.wait(loop_now, freshness_only)
+            if pending <= 0:
+                body = {"apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ClusterProfile",
+                        "metadata": {"name": cluster_id, "namespace": self.namespace}, "status": want}
+                written = await self.hub.apply(CLUSTER_PROFILES, body, FIELD_MANAGER, subresource="status")
+                budget.spend(loop_now)
+                self._applied[cluster_id] = (version, written.get("status") or want)
+                pending = None
         age = report_age(report, now)
         stale_in = None if age is None or age > self.grace_seconds else self.grace_seconds - age + 0.05
         nexts = [t for t in (stale_in, pending) if t is not None]
         return max(0.05, min(nexts)) if nexts else None
+
+    def _not_ours(self, cluster_id: str, profile: dict[str, Any], member: bool) -> None:
+        if member and cluster_id not in self._foreign:
+            manager = ((profile.get("spec") or {}).get("clusterManager") or {}).get("name")
+            log.warning("profile of member cluster=%s not managed: %s/%s belongs to cluster manager %r; "
+                        "give the member another id or remove that profile", cluster_id, self.namespace,
+                        cluster_id, manager)
+            self._foreign.add(cluster_id)
+        self._budgets.pop(cluster_id, None)
+        self._applied.pop(cluster_id, None)

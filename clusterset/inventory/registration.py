@@ -162,27 +162,20 @@ async def join(
 
     uid = await cluster_uid(member)
     namespace = member_namespace(cid)
-    ns = await _get(hub, NAMESPACES, namespace)
-    if ns is not None:
-        annotations = ns["metadata"].get("annotations") or {}
-        if ns["metadata"].get("deletionTimestamp"):
-            raise JoinRefused(f"member {cid!r} is still leaving the ClusterSet; retry in a few seconds")
-        if annotations.get(MEMBER_UID_ANNOTATION) != uid:
-            where = annotations.get(MEMBER_SERVER_ANNOTATION, "another cluster")
-            raise JoinRefused(
-                f"the cluster id {cid!r} is already used by another member of the ClusterSet (at {where}); "
-                f"give this cluster a different {CLUSTER_ID_PROPERTY}, or run `clusterset leave` for the other one"
-            )
+    _check_member_namespace(await _get(hub, NAMESPACES, namespace), cid, uid)
     if existing_id is None:
         await member.create(CLUSTER_PROPERTIES, _property(CLUSTER_ID_PROPERTY, cid), field_manager=FIELD_MANAGER)
 
     if not hub_prepared:
         await prepare_hub(hub, clusterset)
-    await _create(hub, NAMESPACES, {"metadata": {
-        "name": namespace,
-        "labels": {MEMBER_LABEL: cid},
-        "annotations": {MEMBER_UID_ANNOTATION: uid, MEMBER_SERVER_ANNOTATION: member.server},
-    }})
+    try:
+        await hub.create(NAMESPACES, {"metadata": {
+            "name": namespace,
+            "labels": {MEMBER_LABEL: cid},
+            "annotations": {MEMBER_UID_ANNOTATION: uid, MEMBER_SERVER_ANNOTATION: member.server},
+        }}, field_manager=FIELD_MANAGER)
+    except AlreadyExists:  # ours from an earlier join, or another cluster's joining with the same id just now
+        _check_member_namespace(await _get(hub, NAMESPACES, namespace), cid, uid)
     await _create(hub, SERVICE_ACCOUNTS, {"metadata": {"name": AGENT_SERVICE_ACCOUNT, "namespace": namespace}})
     await hub.apply(ROLES, agent_role(namespace), FIELD_MANAGER)
     await hub.apply(ROLE_BINDINGS, agent_role_binding(namespace), FIELD_MANAGER)
@@ -198,6 +191,21 @@ async def join(
         await member.create(CLUSTER_PROPERTIES, _property(CLUSTERSET_PROPERTY, clusterset), field_manager=FIELD_MANAGER)
     log.info("joined cluster=%s clusterset=%s hub_namespace=%s", cid, clusterset, namespace)
     return Membership(cid, clusterset, namespace, kubeconfig)
+
+
+def _check_member_namespace(ns: dict[str, Any] | None, cid: str, uid: str) -> None:
+    """Refuses when the member's hub namespace is another cluster's (told apart by kube-system's uid)."""
+    if ns is None:
+        return
+    annotations = ns["metadata"].get("annotations") or {}
+    if ns["metadata"].get("deletionTimestamp"):
+        raise JoinRefused(f"member {cid!r} is still leaving the ClusterSet; retry in a few seconds")
+    if annotations.get(MEMBER_UID_ANNOTATION) != uid:
+        where = annotations.get(MEMBER_SERVER_ANNOTATION, "another cluster")
+        raise JoinRefused(
+            f"the cluster id {cid!r} is already used by another member of the ClusterSet (at {where}); "
+            f"give this cluster a different {CLUSTER_ID_PROPERTY}, or run `clusterset leave` for the other one"
+        )
 
 
 async def leave(hub: ClusterClient | None, member: ClusterClient | None, cluster_id: str | None = None) -> str:

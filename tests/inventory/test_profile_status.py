@@ -1,16 +1,20 @@
-"""The decisions of the inventory, as pure functions: report → profile status."""
+"""The decisions of the inventory: report → profile status (pure), and what the profile manager writes."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from clusterset.api.inventory import CLUSTER_ID_PROPERTY, condition
+from clusterset.client.errors import AlreadyExists
 from clusterset.inventory.profile_status import (
     AccessProvider,
+    desired_profile,
     desired_status,
     rfc3339,
     without_observation_times,
 )
+from clusterset.inventory.profiles import ProfileManager, WriteBudget
 from clusterset.inventory.report import Observation, desired_report
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -84,3 +88,112 @@ def test_heartbeats_change_only_observation_times() -> None:
     changed = Observation(version="v1.30.0", properties={CLUSTER_ID_PROPERTY: "m1", "zone.example.com": "us"})
     c = desired_status("m1", report(changed, T0 + timedelta(seconds=20)), b, T0 + timedelta(seconds=20), 40)
     assert without_observation_times(c) != without_observation_times(b)
+
+
+def test_what_a_profile_cannot_hold_is_left_out_or_made_valid() -> None:
+    """A long ClusterProperty value (legal) or a bad reason from an agent must not make every write fail."""
+    seen = Observation(version="v1.30.0", properties={CLUSTER_ID_PROPERTY: "m1", "blob.example.com": "x" * 1025,
+                                                      "fits.example.com": "y" * 1024})
+    r = report(seen, T0)
+    r["status"]["conditions"][0]["reason"] = "not a reason!"
+    status = desired_status("m1", r, None, T0, 40)
+    assert [p["name"] for p in status["properties"]] == [CLUSTER_ID_PROPERTY, "fits.example.com"]
+    healthy = condition(status["conditions"], "ControlPlaneHealthy")
+    assert healthy["status"] == "True" and healthy["reason"] == "Reported"
+
+
+def test_the_write_budget_is_one_per_interval_with_a_burst_of_ten() -> None:
+    budget = WriteBudget.full(30.0, 10, now=0.0)
+    for _ in range(10):  # a flapping member: ten real changes at once
+        assert budget.wait(0.0, freshness_only=False) <= 0
+        budget.spend(0.0)
+    assert budget.wait(0.0, freshness_only=False) == 30.0
+    assert budget.wait(15.0, freshness_only=False) == 15.0
+    assert budget.wait(30.0, freshness_only=False) <= 0
+    budget.spend(30.0)
+    # freshness alone waits a whole interval after the last write, even with tokens to spare
+    budget = WriteBudget.full(30.0, 10, now=0.0)
+    budget.spend(0.0)
+    assert budget.wait(10.0, freshness_only=True) == 20.0
+    assert budget.wait(10.0, freshness_only=False) <= 0
+
+
+class FakeHub:
+    """What ProfileManager calls on the hub, recorded; profiles live in `objects`."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.rv = 0
+
+    def _stored(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.rv += 1
+        stored = {**obj, "metadata": {**obj["metadata"], "uid": f"uid-{obj['metadata']['name']}",
+                                      "resourceVersion": str(self.rv)}}
+        self.objects[obj["metadata"]["name"]] = stored
+        return stored
+
+    async def create(self, _res: Any, obj: dict[str, Any], field_manager: str | None = None) -> dict[str, Any]:
+        self.calls.append(("create", obj["metadata"]["name"]))
+        if obj["metadata"]["name"] in self.objects:
+            raise AlreadyExists(409, {"reason": "AlreadyExists"})
+        return self._stored(obj)
+
+    async def get(self, _res: Any, name: str, _namespace: str | None = None) -> dict[str, Any]:
+        self.calls.append(("get", name))
+        return self.objects[name]
+
+    async def apply(self, _res: Any, obj: dict[str, Any], _manager: str, subresource: str | None = None
+                    ) -> dict[str, Any]:
+        name = obj["metadata"]["name"]
+        self.calls.append(("apply", name))
+        return self._stored({**self.objects[name], "status": obj["status"]})
+
+    async def delete(self, _res: Any, name: str, _namespace: str | None = None, **_options: Any) -> None:
+        self.calls.append(("delete", name))
+        del self.objects[name]
+
+
+MEMBER_NS = {"metadata": {"name": "clusterset-m1", "labels": {"clusterset.io/member": "m1"}}}
+
+
+async def test_the_manager_writes_changes_at_once_and_freshness_at_most_every_interval() -> None:
+    hub = FakeHub()
+    manager = ProfileManager(hub, "clusterset")  # type: ignore[arg-type]
+    now = datetime.now(UTC)
+    first = report(healthy_seen(), now)
+    again = await manager.reconcile("m1", MEMBER_NS, first, None)
+    assert hub.calls == [("create", "m1"), ("apply", "m1")]
+    assert again is not None and 39 < again <= 40.05  # look again when the report would go stale
+    # the cache has not seen the write yet: the same report again writes nothing
+    stale_cache = {**hub.objects["m1"], "status": None, "metadata": {**hub.objects["m1"]["metadata"],
+                                                                       "resourceVersion": "1"}}
+    await manager.reconcile("m1", MEMBER_NS, first, stale_cache)
+    assert hub.calls == [("create", "m1"), ("apply", "m1")]
+    # a heartbeat (observation times only) waits for the interval
+    heartbeat = report(healthy_seen(), now + timedelta(seconds=1), first)
+    again = await manager.reconcile("m1", MEMBER_NS, heartbeat, hub.objects["m1"])
+    assert hub.calls[-1] == ("apply", "m1") and len(hub.calls) == 2
+    assert again is not None and 29 < again <= 30
+    # a real change does not wait
+    changed = Observation(version="v1.31.0", properties=healthy_seen().properties)
+    await manager.reconcile("m1", MEMBER_NS, report(changed, now + timedelta(seconds=2), heartbeat),
+                            hub.objects["m1"])
+    assert len(hub.calls) == 3 and hub.objects["m1"]["status"]["version"] == {"kubernetes": "1.31.0"}
+    # the member leaves: its profile goes
+    await manager.reconcile("m1", None, None, hub.objects["m1"])
+    assert hub.calls[-1] == ("delete", "m1") and "m1" not in hub.objects
+
+
+async def test_the_manager_leaves_another_managers_profile_alone() -> None:
+    hub = FakeHub()
+    manager = ProfileManager(hub, "clusterset")  # type: ignore[arg-type]
+    theirs = desired_profile("m1", "clusterset")
+    theirs["spec"]["clusterManager"] = {"name": "ocm"}
+    hub._stored(theirs)
+    # not a member of ours: not deleted
+    assert await manager.reconcile("m1", None, None, hub.objects["m1"]) is None
+    # a member of ours with that id: its profile is not taken over, even when the cache has not seen it
+    assert await manager.reconcile("m1", MEMBER_NS, report(healthy_seen(), T0), None) is None
+    assert hub.calls == [("create", "m1"), ("get", "m1")]
+    assert hub.objects["m1"]["spec"]["clusterManager"] == {"name": "ocm"} and "status" not in hub.objects["m1"]

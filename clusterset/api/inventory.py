@@ -10,7 +10,6 @@ from clusterset.api.resources import Resource
 # About API well-known properties (KEP-2149)
 CLUSTER_ID_PROPERTY = "cluster.clusterset.k8s.io"
 CLUSTERSET_PROPERTY = "clusterset.k8s.io"
-WELL_KNOWN_PROPERTIES = (CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY)
 
 # ClusterProfile (KEP-4322)
 CLUSTER_MANAGER_LABEL = "x-k8s.io/cluster-manager"
@@ -25,7 +24,6 @@ MEMBER_LABEL = "clusterset.io/member"  # on a member's hub namespace: the member
 MEMBER_UID_ANNOTATION = "clusterset.io/cluster-uid"  # the member's kube-system namespace uid
 MEMBER_SERVER_ANNOTATION = "clusterset.io/server"
 AGENT_SERVICE_ACCOUNT = "clusterset-agent"
-AGENT_LEASE = "clusterset-agent"
 AGENT_ROLE = "clusterset-agent"
 SYSTEM_NAMESPACE = "clusterset-system"  # in members: the agent's hub credentials live here
 HUB_KUBECONFIG_SECRET = "clusterset-hub"

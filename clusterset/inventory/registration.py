@@ -216,6 +216,17 @@ async def leave(hub: ClusterClient | None, member: ClusterClient | None, cluster
         cluster_id = await member_id(member)
         if cluster_id is None:
             raise JoinRefused(f"{member.name or member.server} has no {CLUSTER_ID_PROPERTY}; it is not a member")
+    namespace = member_namespace(cluster_id)
+    if hub is not None and member is not None:
+        ns = await _get(hub, NAMESPACES, namespace)
+        annotations = (ns["metadata"].get("annotations") or {}) if ns is not None else {}
+        owner = annotations.get(MEMBER_UID_ANNOTATION)
+        if owner is not None and owner != await cluster_uid(member):  # same id, another cluster: not ours to undo
+            where = annotations.get(MEMBER_SERVER_ANNOTATION, "another cluster")
+            raise JoinRefused(
+                f"the hub's member {cluster_id!r} is another cluster (at {where}), so "
+                f"{member.name or member.server} is not a member of this hub; nothing was changed"
+            )
     if member is not None:
         with contextlib.suppress(NotFound):  # first: membership ends, so the id may change again
             await member.delete(CLUSTER_PROPERTIES, CLUSTERSET_PROPERTY)
@@ -223,7 +234,7 @@ async def leave(hub: ClusterClient | None, member: ClusterClient | None, cluster
             await member.delete(SECRETS, HUB_KUBECONFIG_SECRET, SYSTEM_NAMESPACE)
     if hub is not None:
         with contextlib.suppress(NotFound):
-            await hub.delete(NAMESPACES, member_namespace(cluster_id))
+            await hub.delete(NAMESPACES, namespace)
     log.info("left cluster=%s", cluster_id)
     return cluster_id
 

@@ -148,6 +148,9 @@ def test_join_agent_and_leave_as_separate_processes(plain: Plain) -> None:
     left = plain.run("leave", "m1")
     assert left.returncode == 0, left.stderr
     wait_until(lambda: plain.profile("m1") is None, timeout=30)
+    # the member is no longer in a ClusterSet (KEP-2149: clusterset.k8s.io exists exactly while it is); its id stays
+    props = custom(plain.server.info("m1")).list_cluster_custom_object("about.k8s.io", "v1beta1", "clusterproperties")
+    assert {p["metadata"]["name"]: p["spec"]["value"] for p in props["items"]} == {"cluster.clusterset.k8s.io": "m1"}
 
 
 def test_hub_replicas_elect_one_leader_and_fail_over(plain: Plain) -> None:

@@ -15,6 +15,7 @@ import yaml
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
+from clusterset.api import crds
 from clusterset.api.inventory import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY, condition
 from clusterset.api.resources import NAMESPACES
 from clusterset.client import ClientConfig, ClusterClient, CredentialError
@@ -23,13 +24,14 @@ from clusterset.inventory.registration import JoinRefused, join, leave
 from clusterset.runtime.access import client_for
 from clusterset.testing import FleetThread, ServerThread
 from tests.helpers import custom, wait_until
+from tests.inventory.test_about_admission import install
 
 CP = ("multicluster.x-k8s.io", "v1alpha1")
 
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[FleetThread]:
-    thread = FleetThread(FleetOptions(tmp_path / "fleet", members=3, heartbeat=0.5, grace=3.0, probe_timeout=2.0))
+    thread = FleetThread(FleetOptions(tmp_path / "fleet", members=3, heartbeat=0.5, grace=6.0, probe_timeout=2.0))
     try:
         yield thread
     finally:
@@ -99,7 +101,7 @@ def test_a_removed_member_turns_unhealthy_and_leave_deletes_its_profile(fleet: F
 def test_an_agent_that_stops_reporting_turns_health_unknown(fleet: FleetThread) -> None:
     wait_until(lambda: health(profiles(fleet).get("member-1")) == "True", timeout=30)
     fleet.call(fleet.fleet.agent_manager.remove_cluster("member-1"))
-    wait_until(lambda: health(profiles(fleet)["member-1"]) == "Unknown", timeout=15)
+    wait_until(lambda: health(profiles(fleet)["member-1"]) == "Unknown", timeout=30)
     c = condition(profiles(fleet)["member-1"]["status"]["conditions"], "ControlPlaneHealthy")
     assert c["reason"] == "AgentStoppedReporting"
 
@@ -127,6 +129,27 @@ def test_join_is_refused_for_a_missing_or_duplicate_id(fleet: FleetThread) -> No
         assert "stray" not in profiles(fleet)
         assert fleet.call(try_join("stray")) == "joined"
         wait_until(lambda: "stray" in profiles(fleet), timeout=15)
+
+        # a cluster that calls itself member-1 is not the hub's member-1: leaving must not undo the real one
+        twin_info = other.add_cluster("twin", controllers=False)
+        install(twin_info, crds.member_crds())
+        custom(twin_info).create_cluster_custom_object(
+            "about.k8s.io", "v1beta1", "clusterproperties",
+            {"metadata": {"name": CLUSTER_ID_PROPERTY}, "spec": {"value": "member-1"}})
+
+        async def try_leave() -> str:
+            twin_config = ClientConfig(server=twin_info.server, name="twin", token=twin_info.token,
+                                       ca_file=twin_info.ca_file)
+            async with ClusterClient(twin_config) as twin:
+                try:
+                    await leave(fleet.fleet.admin_client("hub"), twin)
+                except JoinRefused as exc:
+                    return str(exc)
+            return "left"
+
+        assert "is another cluster" in fleet.call(try_leave())
+        assert "member-1" in profiles(fleet)
+        client.CoreV1Api(fleet.info("hub").api_client()).read_namespace("clusterset-member-1")
     finally:
         other.stop()
 
@@ -174,7 +197,7 @@ def test_an_agent_token_writes_only_its_own_hub_namespace(fleet: FleetThread) ->
 
 
 def test_the_fleet_resumes_after_a_restart(tmp_path: Path) -> None:
-    options = FleetOptions(tmp_path / "fleet", members=2, heartbeat=0.5, grace=3.0)
+    options = FleetOptions(tmp_path / "fleet", members=2, heartbeat=0.5, grace=6.0)
     first = FleetThread(options)
     try:
         wait_until(lambda: {n: health(p) for n, p in profiles(first).items()} ==
@@ -241,7 +264,7 @@ def test_health_comes_back_when_the_agent_returns(fleet: FleetThread) -> None:
     agent = fleet.fleet.agents["member-2"]
     member = fleet.fleet.admin_client("member-2")
     fleet.call(fleet.fleet.agent_manager.remove_cluster("member-2"))
-    wait_until(lambda: health(profiles(fleet)["member-2"]) == "Unknown", timeout=15)
+    wait_until(lambda: health(profiles(fleet)["member-2"]) == "Unknown", timeout=30)
 
     async def resume() -> None:
         await fleet.fleet.agent_manager.add_cluster("member-2", member, owned=False)

@@ -16,6 +16,7 @@ from clusterset.runtime import Controller, Request, Result, Watch
 log = logging.getLogger(__name__)
 
 REPORT_KEY = "report"
+REFUSED_RETRY_SECONDS = 60.0
 
 
 def _member_of_namespace(_cluster: str, obj: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
@@ -54,6 +55,7 @@ def profile_controller(manager: ProfileManager, hub: str = "hub", workers: int =
 
 def agent_controller(agents: Mapping[str, MemberAgent], workers: int = 4) -> Controller:
     """Members: one key per member; a ClusterProperty change reports at once, else every heartbeat."""
+    refused: set[str] = set()
 
     async def reconcile(req: Request) -> Result | None:
         agent = agents.get(req.cluster.name)
@@ -62,9 +64,16 @@ def agent_controller(agents: Mapping[str, MemberAgent], workers: int = 4) -> Con
         try:
             wait = await agent.report()
         except (Unauthorized, Forbidden, NotFound) as exc:
-            # the hub no longer accepts this agent (it left the set): stop reporting, say why once
-            log.warning("agent stopped cluster=%s reason=%s", agent.cluster_id, exc)
-            return None
+            # the hub refuses this agent: it left the set, or (on a real hub) its new RoleBinding has not
+            # reached the authorizer yet. Say why once; ask again rarely rather than never
+            if agent.cluster_id not in refused:
+                log.warning("agent refused by the hub cluster=%s reason=%s; retrying every %gs",
+                            agent.cluster_id, exc, REFUSED_RETRY_SECONDS)
+                refused.add(agent.cluster_id)
+            return Result(requeue_after=REFUSED_RETRY_SECONDS)
+        if agent.cluster_id in refused:
+            refused.discard(agent.cluster_id)
+            log.info("agent accepted by the hub again cluster=%s", agent.cluster_id)
         return Result(requeue_after=wait)
 
     return Controller(

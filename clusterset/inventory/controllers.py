@@ -11,12 +11,15 @@ from clusterset.api.resources import CLUSTER_PROFILES, CLUSTER_PROPERTIES, NAMES
 from clusterset.client.errors import Forbidden, NotFound, Unauthorized
 from clusterset.inventory.agent import MemberAgent
 from clusterset.inventory.profiles import ProfileManager
-from clusterset.runtime import Controller, Request, Result, Watch
+from clusterset.runtime import Controller, RateLimiter, Request, Result, Watch
 
 log = logging.getLogger(__name__)
 
 REPORT_KEY = "report"
 REFUSED_RETRY_SECONDS = 60.0
+# a failed report is retried within this (the default backoff reaches 300 s: after a long hub outage its
+# members would stay Unknown for minutes after the hub came back)
+REPORT_RETRY_MAX_SECONDS = 30.0
 
 
 def _member_of_namespace(_cluster: str, obj: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
@@ -82,4 +85,5 @@ def agent_controller(agents: Mapping[str, MemberAgent], workers: int = 4) -> Con
         [Watch(CLUSTER_PROPERTIES, map_to=lambda cluster, _obj: [(cluster, REPORT_KEY)])],
         clusters=lambda name: name in agents,
         workers=workers,
+        rate_limiter=RateLimiter(max_delay=REPORT_RETRY_MAX_SECONDS),
     )

@@ -115,7 +115,11 @@ class ProfileManager:
                     return None
         version = profile["metadata"].get("resourceVersion")
         applied = self._applied.get(cluster_id)
-        current = applied[1] if applied is not None and applied[0] == version else profile.get("status") or {}
+        if applied is not None and applied[0] == version:
+            current = applied[1]
+        else:  # the cache has caught up (or we never wrote)
+            self._applied.pop(cluster_id, None)
+            current = profile.get("status") or {}
         now = datetime.now(UTC)
         want = desired_status(cluster_id, report, current, now, self.grace_seconds, self.providers)
         pending: float | None = None

@@ -7,7 +7,8 @@ Two kinds of token, as kube-apiserver with a static token file and ServiceAccoun
 - ServiceAccount JWTs from TokenRequest (`tokens.py`) → `system:serviceaccount:<ns>:<name>` in
   `system:serviceaccounts`, `system:serviceaccounts:<ns>`, `system:authenticated`, valid while the
   token has not expired (60 s leeway, as go-jose), names this cluster and one of the API audiences,
-  and its ServiceAccount (and bound Pod or Secret) still exists with the uid in the token.
+  and its ServiceAccount (and bound Pod or Secret) still exists with the uid in the token (and was not
+  deleted, its deletionTimestamp set, longer ago than the leeway).
 
 Anonymous requests are not authenticated (401), except the health endpoints, which are public.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from clusterset.apiserver.tokens import (
@@ -50,14 +52,6 @@ class UserInfo:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "master", MASTERS in self.groups)
-
-    @property
-    def service_account(self) -> tuple[str, str] | None:
-        """(namespace, name) when the user is a ServiceAccount."""
-        if not self.name.startswith("system:serviceaccount:"):
-            return None
-        ns, _, name = self.name[len("system:serviceaccount:") :].partition(":")
-        return (ns, name) if ns and name and ":" not in name else None
 
     def to_json(self) -> dict[str, Any]:
         """authentication.k8s.io/v1 UserInfo."""
@@ -150,18 +144,24 @@ class Authenticator:
             sa_name, sa_uid = str(sa_ref["name"]), str(sa_ref["uid"])
         except (KeyError, TypeError, ValueError):
             return TokenResult(None, "invalid bearer token")
+        # objects deleted (deletionTimestamp) longer ago than the leeway invalidate the token; a pod in its
+        # grace period keeps its API access, as upstream's validator
+        cutoff = now - LEEWAY
         store = cluster.store
-        problem = _check_object(store.get(SERVICE_ACCOUNTS, namespace, sa_name), "service account", "serviceaccounts",
-                                namespace, sa_name, sa_uid)
-        if problem:
-            return TokenResult(None, problem)
+        entry = store.get(SERVICE_ACCOUNTS, namespace, sa_name)
+        if entry is None:
+            return TokenResult(None, f'serviceaccounts "{sa_name}" not found')
+        meta = entry.obj["metadata"]
+        if meta.get("uid") != sa_uid:
+            return TokenResult(None, f"service account UID ({meta.get('uid')}) does not match claim ({sa_uid})")
+        if _deleted_before(meta, cutoff):
+            return TokenResult(None, f"service account {namespace}/{sa_name} has been deleted")
         extra: dict[str, list[str]] = {}
-        for kind, resource in (("pod", PODS), ("secret", SECRETS)):
+        for kind, resource in (("secret", SECRETS), ("pod", PODS)):
             ref = private.get(kind)
             if isinstance(ref, dict):
                 name, uid = str(ref.get("name", "")), str(ref.get("uid", ""))
-                problem = _check_object(store.get(resource, namespace, name), kind, resource.strip("/"), namespace,
-                                        name, uid)
+                problem = _check_bound(store.get(resource, namespace, name), kind, uid, cutoff)
                 if problem:
                     return TokenResult(None, problem)
                 if kind == "pod":
@@ -182,16 +182,27 @@ class Authenticator:
         return TokenResult(user, audiences=matched)
 
 
-def _check_object(entry: Any, what: str, resource: str, namespace: str, name: str, uid: str) -> str:
-    """Why a token naming this object is no longer valid ("" if it is)."""
+def _check_bound(entry: Any, kind: str, uid: str, cutoff: float) -> str:
+    """Why a token bound to this pod or secret is no longer valid ("" if it is), worded as upstream."""
     if entry is None:
-        return f'{resource} "{name}" not found'
+        return "service account token has been invalidated"
     meta = entry.obj["metadata"]
-    if meta.get("deletionTimestamp"):
-        return f"{what} {namespace}/{name} has been deleted"
     if meta.get("uid") != uid:
-        return f"{what} UID ({meta.get('uid')}) does not match claim ({uid})"
+        return f"{kind} UID ({meta.get('uid')}) does not match service account {kind} ref claim ({uid})"
+    if _deleted_before(meta, cutoff):
+        return "service account token has been invalidated"
     return ""
+
+
+def _deleted_before(meta: dict[str, Any], cutoff: float) -> bool:
+    stamp = meta.get("deletionTimestamp")
+    if not stamp:
+        return False
+    try:
+        when = datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return True
+    return when < cutoff
 
 
 def _go_quote_list(items: list[str]) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from clusterset.apiserver.errors import StatusError, qualified
+from clusterset.apiserver.selectors import parse_field_selector
 from clusterset.apiserver.validation import path_segment_problems
 
 if TYPE_CHECKING:
@@ -73,8 +74,8 @@ def request_attributes(method: str, path: str, query: Mapping[str, str]) -> Attr
     name = rest[1] if len(rest) >= 2 else ""
     subresource = rest[2] if len(rest) >= 3 else ""
     if not name and verb == "get":
-        verb = "watch" if _parse_bool(query.get("watch")) else "list"
-        selected = _name_from_field_selector(query.get("fieldSelector", ""))
+        verb = "watch" if watch_requested(query) else "list"
+        selected = _name_from_field_selector(query.get("fieldSelector"))
         if selected and not path_segment_problems(selected):
             name = selected
     elif not name and verb == "delete":
@@ -83,16 +84,30 @@ def request_attributes(method: str, path: str, query: Mapping[str, str]) -> Attr
                       version=version, resource=resource, subresource=subresource, name=name)
 
 
-def _parse_bool(value: str | None) -> bool:
-    return value in ("1", "t", "T", "true", "TRUE", "True")
+def watch_requested(query: Mapping[str, str]) -> bool:
+    """ListOptions.watch as kube-apiserver decodes the query (runtime.Convert_Slice_string_To_bool): any
+    value but `0` and `false` (any case) is true, even an empty one.
+
+    The handler decides list or watch with this very function: were the two to disagree, a user allowed
+    to list could watch.
+    """
+    value = query.get("watch")
+    return value is not None and value != "0" and value.casefold() != "false"
 
 
-def _name_from_field_selector(selector: str) -> str:
-    """The name a `metadata.name=<n>` (or `==`) requirement pins, as FieldSelector.RequiresExactMatch."""
-    for term in selector.split(","):
-        field, op, value = term.partition("==") if "==" in term else term.partition("=")
-        if op and field.strip() == "metadata.name" and not field.endswith("!"):
-            return value.strip()
+def _name_from_field_selector(selector: str | None) -> str:
+    """The name a `metadata.name=<n>` (or `==`) requirement pins, as FieldSelector.RequiresExactMatch.
+
+    Parsed by the same parser that filters the list (escapes included), so the name authorized is the
+    name served; a selector that does not parse pins nothing (the request then fails with 400).
+    """
+    try:
+        parsed = parse_field_selector(selector)
+    except StatusError:
+        return ""
+    for requirement in parsed.requirements:
+        if requirement.field == "metadata.name" and not requirement.negate:
+            return requirement.value
     return ""
 
 
@@ -115,12 +130,43 @@ def forbidden(user: UserInfo, attrs: Attributes, reason: str = "") -> StatusErro
     if reason:
         text = f"{text}: {reason}"
     if not attrs.resource_request or not attrs.resource:
-        return StatusError(403, "Forbidden", f"forbidden: {text}", {})
+        return _EmptyDetailsForbidden(403, "Forbidden", f"forbidden: {text}")
     subject = qualified(attrs.resource, attrs.group)
     if attrs.name:
         subject = f"{subject} {_q(attrs.name)}"
     details: dict[str, Any] = {"name": attrs.name, "group": attrs.group, "kind": attrs.resource}
     return StatusError(403, "Forbidden", f"{subject} is forbidden: {text}", details)
+
+
+class _EmptyDetailsForbidden(StatusError):
+    """NewForbidden of an empty GroupResource (a path): its details are there, and empty (`"details":{}`)."""
+
+    def to_status(self) -> dict[str, Any]:
+        status = super().to_status()
+        status["details"] = {}
+        status["code"] = status.pop("code")  # Status's field order: ..., reason, details, code
+        return status
+
+
+def authorize_create_on_apply(cluster: Cluster, user: UserInfo, attrs: Attributes) -> None:
+    """403 unless the user may also create the object a server-side apply is about to create.
+
+    kube-apiserver authorizes the PATCH as `patch`, and when the object does not exist yet also asks for
+    `create` of that name (patch.go wraps createValidation in withAuthorization); the refusal is
+    apierrors.NewForbidden with the authorizer's reason alone, which RBAC leaves empty.
+    (Upstream asks once the object is decoded and validated; here before, so a body is never judged
+    for someone who may not create it.)
+    """
+    if user.master:
+        return
+    decision = authorize(cluster, user, attrs)
+    if decision.allowed:
+        return
+    subject = qualified(attrs.resource, attrs.group)
+    if attrs.name:
+        subject = f"{subject} {_q(attrs.name)}"
+    raise StatusError(403, "Forbidden", f"{subject} is forbidden: {decision.reason}",
+                      {"name": attrs.name, "group": attrs.group, "kind": attrs.resource})
 
 
 def _q(text: str) -> str:

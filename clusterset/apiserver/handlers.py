@@ -16,7 +16,14 @@ from aiohttp import web
 
 from clusterset.apiserver import discovery, errors, reviews, tokens
 from clusterset.apiserver.authn import UserInfo
-from clusterset.apiserver.authz import authorize, forbidden, request_attributes
+from clusterset.apiserver.authz import (
+    Attributes,
+    authorize,
+    authorize_create_on_apply,
+    forbidden,
+    request_attributes,
+    watch_requested,
+)
 from clusterset.apiserver.cluster import Cluster
 from clusterset.apiserver.errors import StatusError
 from clusterset.apiserver.impersonation import impersonate, wants_impersonation
@@ -31,7 +38,7 @@ from clusterset.apiserver.openapi import (
 )
 from clusterset.apiserver.protobuf import CONTENT_TYPE as PROTOBUF
 from clusterset.apiserver.protobuf import decode_protobuf
-from clusterset.apiserver.rest import Ctx, ListOptions, raw_as
+from clusterset.apiserver.rest import APPLY_PATCH, Ctx, ListOptions, raw_as
 from clusterset.apiserver.selectors import parse_field_selector, parse_label_selector
 from clusterset.apiserver.store import Event, TooOld
 from clusterset.apiserver.tables import to_table
@@ -371,7 +378,7 @@ class Handler:
             return self._respond(ctx, review, 201)
         if target.name is None:
             if method == "GET":
-                watching = _truthy(q.get("watch"))
+                watching = watch_requested(q)  # as authorization read it
                 opts = self._list_options(request, watching)
                 if watching:
                     return await self._watch(request, ctx, opts)
@@ -424,6 +431,12 @@ class Handler:
             content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip()
             force_param = q.get("force")
             force = None if force_param is None else _truthy(force_param)
+            if content_type == APPLY_PATCH and not user.master \
+                    and cluster.store.get(ctx.served.key, ctx.namespace or "", name) is None:
+                # an apply that creates needs `create` too (no await until rest.patch looks the object up)
+                authorize_create_on_apply(cluster, user, Attributes(
+                    "create", True, request.path, ctx.namespace or "", target.group, target.version, target.plural,
+                    sub or "", name))
             code, obj = await rest.patch(ctx, name, content_type, raw, sub, force)
             return self._respond(ctx, obj, code)
         if method == "DELETE":

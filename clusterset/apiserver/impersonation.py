@@ -3,8 +3,9 @@
 `Impersonate-User`, `Impersonate-Group` (repeated), `Impersonate-Uid` and `Impersonate-Extra-<key>`
 headers make the request run as another user, if the requester may `impersonate` each of them
 (`users`, `groups`, `serviceaccounts`, `uids` and `userextras/<key>` of authentication.k8s.io; a
-ServiceAccount user name is checked as its ServiceAccount). The new user is always in
-`system:authenticated`; a ServiceAccount impersonated without groups gets its fixed groups.
+ServiceAccount user name is checked as its ServiceAccount). The new user is in `system:authenticated`
+unless it is `system:anonymous` (then `system:unauthenticated`) or the groups given name either; a
+ServiceAccount impersonated without groups gets its fixed groups.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from urllib.parse import unquote
 from multidict import CIMultiDictProxy
 
 from clusterset.apiserver import errors
-from clusterset.apiserver.authn import AUTHENTICATED, SERVICE_ACCOUNTS_GROUP, UserInfo
+from clusterset.apiserver.authn import AUTHENTICATED, SERVICE_ACCOUNTS_GROUP, UNAUTHENTICATED, UserInfo
 from clusterset.apiserver.authz import Attributes, authorize, forbidden
+from clusterset.apiserver.validation import dns1123_label_problems, dns1123_subdomain_problems
 
 if TYPE_CHECKING:
     from clusterset.apiserver.cluster import Cluster
 
 USER, GROUP, UID, EXTRA = "Impersonate-User", "Impersonate-Group", "Impersonate-Uid", "impersonate-extra-"
+ANONYMOUS = "system:anonymous"
+SA_PREFIX = "system:serviceaccount:"
 
 
 def wants_impersonation(headers: CIMultiDictProxy[str]) -> bool:
@@ -35,12 +39,14 @@ def impersonate(cluster: Cluster, requester: UserInfo, headers: CIMultiDictProxy
     uid = headers.get(UID, "")
     extra: dict[str, list[str]] = {}
     for key, value in headers.items():
-        if key.lower().startswith(EXTRA):
-            extra.setdefault(unquote(key[len(EXTRA):]).lower(), []).append(value)
+        if key.lower().startswith(EXTRA):  # the key lower-cased, then unescaped (unescapeExtraKey)
+            extra.setdefault(unquote(key[len(EXTRA):].lower()), []).append(value)
     if not name:
-        raise errors.internal(f"requested {_what(groups, extra, uid)} without impersonating a user")
+        if groups or extra or uid:
+            raise errors.internal(f"requested {_what(groups, extra, uid)} without impersonating a user")
+        return requester  # an empty Impersonate-User alone asks for nothing
     checks: list[Attributes] = []
-    sa = UserInfo(name).service_account
+    sa = _split_service_account(name)
     if sa is not None:
         checks.append(Attributes("impersonate", True, namespace=sa[0], version="v1", resource="serviceaccounts",
                                  name=sa[1]))
@@ -61,9 +67,23 @@ def impersonate(cluster: Cluster, requester: UserInfo, headers: CIMultiDictProxy
         decision = authorize(cluster, requester, attrs)
         if not decision.allowed:
             raise forbidden(requester, attrs, decision.reason)
-    if name != "system:anonymous" and AUTHENTICATED not in groups:
-        groups.append(AUTHENTICATED)
+    if name != ANONYMOUS:
+        if AUTHENTICATED not in groups and UNAUTHENTICATED not in groups:
+            groups.append(AUTHENTICATED)
+    elif UNAUTHENTICATED not in groups:
+        groups.append(UNAUTHENTICATED)
     return UserInfo(name, uid, tuple(groups), extra)
+
+
+def _split_service_account(name: str) -> tuple[str, str] | None:
+    """(namespace, name) of a ServiceAccount user name, as serviceaccount.SplitUsername (valid names only:
+    anything else is impersonated as a plain user)."""
+    if not name.startswith(SA_PREFIX):
+        return None
+    parts = name[len(SA_PREFIX):].split(":")
+    if len(parts) != 2 or dns1123_label_problems(parts[0]) or dns1123_subdomain_problems(parts[1]):
+        return None
+    return parts[0], parts[1]
 
 
 def _what(groups: list[str], extra: dict[str, list[str]], uid: str) -> str:

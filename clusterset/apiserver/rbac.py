@@ -56,27 +56,32 @@ def user_keys(user: UserInfo) -> list[SubjectKey]:
 
 
 # ---------------------------------------------------------------- rule matching (rbac/v1 helpers)
+# A rule's fields are []string upstream. Anything else (the store does not type-check RBAC objects) matches
+# nothing: `"get" in "forget"` or `"" in "apps"` must never grant access.
+def _strings(values: Any) -> list[Any]:
+    return values if isinstance(values, list) else []
+
+
 def _has(values: Any, wanted: str, star: str = "*") -> bool:
-    if not values:
-        return False
+    values = _strings(values)
     return star in values or wanted in values
 
 
 def resource_matches(rule: Obj, combined: str, subresource: str) -> bool:
-    for resource in rule.get("resources") or ():
+    for resource in _strings(rule.get("resources")):
         if resource == "*" or resource == combined:
             return True
-        if subresource and len(resource) == len(subresource) + 2 and resource.startswith("*/") \
-                and resource.endswith(subresource):
+        if subresource and isinstance(resource, str) and len(resource) == len(subresource) + 2 \
+                and resource.startswith("*/") and resource.endswith(subresource):
             return True
     return False
 
 
 def non_resource_url_matches(rule: Obj, path: str) -> bool:
-    for url in rule.get("nonResourceURLs") or ():
+    for url in _strings(rule.get("nonResourceURLs")):
         if url == "*" or url == path:
             return True
-        if url.endswith("*") and path.startswith(url.rstrip("*")):
+        if isinstance(url, str) and url.endswith("*") and path.startswith(url.rstrip("*")):
             return True
     return False
 
@@ -92,7 +97,9 @@ def rule_allows(attrs: Attributes, rule: Obj) -> bool:
     if not resource_matches(rule, combined, attrs.subresource):
         return False
     names = rule.get("resourceNames")
-    return not names or attrs.name in names
+    if not names:
+        return True
+    return attrs.name in _strings(names)
 
 
 # ---------------------------------------------------------------- describing sources (reasons)
@@ -193,16 +200,14 @@ class RbacAuthorizer:
         for scope in (self._cluster, self._scope(namespace) if namespace else None):
             if scope is None:
                 continue
-            seen: set[str] = set()
-            found: list[tuple[str, BindingRef]] = []
+            found: dict[str, BindingRef] = {}
             for key in keys:
                 for name, ref in scope.by_subject.get(key, {}).items():
-                    if name not in seen:
-                        seen.add(name)
-                        found.append((name, ref))
-            found.sort(key=lambda item: item[0])
-            for _, ref in found:
-                yield ref
+                    seen = found.get(name)
+                    if seen is None or ref[1] < seen[1]:  # the first subject that applies, as appliesTo
+                        found[name] = ref
+            for name in sorted(found):
+                yield found[name]
 
     # ---------------------------------------------------------------- roles
     def role_rules(self, ref: Any, binding_namespace: str) -> tuple[list[Obj], str]:

@@ -17,6 +17,7 @@ from clusterset.apiserver import errors
 from clusterset.apiserver.authn import Authenticator, UserInfo, user_from_review
 from clusterset.apiserver.authz import Attributes, authorize
 from clusterset.apiserver.errors import FieldError, field_invalid
+from clusterset.apiserver.rbac import aggregate_errors
 
 if TYPE_CHECKING:
     from clusterset.apiserver.cluster import Cluster
@@ -65,6 +66,9 @@ def create_review(
     if not isinstance(meta, dict) or not isinstance(spec, dict):
         raise errors.bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: '
                                  "metadata and spec must be objects")
+    if namespace is not None and meta.get("namespace") not in (None, "", namespace):
+        raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the "
+                                 "request")
     out_meta = {k: v for k, v in meta.items() if k in ("name", "generateName", "namespace", "labels",
                                                           "annotations")}
     out_meta["creationTimestamp"] = None
@@ -99,7 +103,8 @@ class _Review:
 
 
 # ---------------------------------------------------------------- access reviews
-def _attributes(review: _Review) -> Attributes:
+def _attributes(review: _Review, more: list[FieldError] | None = None) -> Attributes:
+    """The attributes asked about; 422 with every validation problem (the kind's own ones in `more`)."""
     spec = review.spec
     resource, non_resource = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
     problems = []
@@ -109,6 +114,7 @@ def _attributes(review: _Review) -> Attributes:
     if resource is None and non_resource is None:
         problems.append(field_invalid("spec.resourceAttributes", None,
                                       "exactly one of nonResourceAttributes or resourceAttributes must be specified"))
+    problems += more or []
     if problems:
         raise review.invalid(problems)
     if isinstance(non_resource, dict):
@@ -141,42 +147,48 @@ def _self_subject_access(review: _Review) -> dict[str, Any]:
 
 
 def _subject_access(review: _Review) -> dict[str, Any]:
-    attrs = _attributes(review)
     spec = review.spec
+    problems = []  # ValidateSubjectAccessReviewSpec, then ValidateLocalSubjectAccessReview's own checks
     if not spec.get("user") and not spec.get("groups"):
-        raise review.invalid([field_invalid("spec.user", spec.get("user") or "",
-                                            "at least one of user or group must be specified")])
+        problems.append(field_invalid("spec.user", spec.get("user") or "",
+                                      "at least one of user or group must be specified"))
     if review.kind == "LocalSubjectAccessReview":
-        if attrs.resource_request is False:
-            raise review.invalid([field_invalid("spec.nonResourceAttributes", spec.get("nonResourceAttributes"),
-                                                "disallowed on this kind of request")])
-        if attrs.namespace != review.namespace:
-            raise errors.bad_request(f"spec.resourceAttributes.namespace must match namespace: {review.namespace}")
-    return _decide(review, user_from_review(spec), attrs)
+        resource = spec.get("resourceAttributes")
+        if isinstance(resource, dict) and (resource.get("namespace") or "") != review.namespace:
+            problems.append(field_invalid("spec.resourceAttributes.namespace", resource.get("namespace") or "",
+                                          "must match metadata.namespace"))
+        if spec.get("nonResourceAttributes") is not None:
+            problems.append(field_invalid("spec.nonResourceAttributes", spec["nonResourceAttributes"],
+                                          "disallowed on this kind of request"))
+    return _decide(review, user_from_review(spec), _attributes(review, problems))
 
 
 def _self_subject_rules(review: _Review) -> dict[str, Any]:
     namespace = str(review.spec.get("namespace") or "")
+    if not namespace:
+        raise errors.bad_request("no namespace on request")
     resource_rules: list[dict[str, Any]] = []
     non_resource_rules: list[dict[str, Any]] = []
     if review.user.master:  # the privileged group's rules come first, as upstream's union resolver
         resource_rules.append({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})
         non_resource_rules.append({"verbs": ["*"], "nonResourceURLs": ["*"]})
     rules, problems = review.cluster.rbac().rules_for(review.user, namespace)
-    for rule in rules:
+    for rule in rules:  # as RBACAuthorizer.RulesFor: a rule with resources, one with URLs (or both)
+        if rule.get("resources"):
+            out = {"verbs": list(rule.get("verbs") or [])}
+            for key in ("apiGroups", "resources", "resourceNames"):
+                if rule.get(key):
+                    out[key] = list(rule[key])
+            resource_rules.append(out)
         if rule.get("nonResourceURLs"):
             non_resource_rules.append({"verbs": list(rule.get("verbs") or []),
                                        "nonResourceURLs": list(rule["nonResourceURLs"])})
-            continue
-        out = {"verbs": list(rule.get("verbs") or [])}
-        for key in ("apiGroups", "resources", "resourceNames"):
-            if rule.get(key):
-                out[key] = list(rule[key])
-        resource_rules.append(out)
+    # RBAC's RulesFor reports unresolvable roles as an error, not as incomplete (only the Node authorizer,
+    # absent here, says incomplete); the error is utilerrors' aggregate wording
     status: dict[str, Any] = {"resourceRules": resource_rules, "nonResourceRules": non_resource_rules,
-                              "incomplete": bool(problems)}
+                              "incomplete": False}
     if problems:
-        status["evaluationError"] = "[" + ", ".join(dict.fromkeys(problems)) + "]"
+        status["evaluationError"] = aggregate_errors(problems)
     return status
 
 

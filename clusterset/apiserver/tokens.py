@@ -265,7 +265,7 @@ def _bound_object(store: ClusterStore, namespace: str, sa_name: str, ref: Any
         pod_sa = (entry.obj.get("spec") or {}).get("serviceAccountName") or "default"
         if pod_sa != sa_name:
             raise errors.bad_request(
-                f'cannot bind token for serviceaccount "{sa_name}" to pod running with serviceaccount "{pod_sa}"')
+                f'cannot bind token for serviceaccount "{sa_name}" to pod running with different serviceaccount name.')
         node_name = (entry.obj.get("spec") or {}).get("nodeName")
         node = store.get(NODES, "", node_name) if node_name else None
         bound: tuple[str, Obj] = ("Pod", entry.obj)
@@ -275,6 +275,9 @@ def _bound_object(store: ClusterStore, namespace: str, sa_name: str, ref: Any
             raise errors.not_found("secrets", "", name)
         node = None
         bound = ("Secret", entry.obj)
+    elif group == "" and kind == "Node":  # ServiceAccountTokenNodeBinding is alpha (off) in 1.30
+        raise errors.bad_request('cannot bind token to a Node object as the "ServiceAccountTokenNodeBinding" '
+                                 "feature-gate is disabled")
     else:
         version = api_version.rpartition("/")[2]
         raise errors.bad_request(f"cannot bind token to object of type {group}/{version}, Kind={kind}")
@@ -283,8 +286,8 @@ def _bound_object(store: ClusterStore, namespace: str, sa_name: str, ref: Any
         raise errors.StatusError(
             409, "Conflict",
             f'Operation cannot be fulfilled on {errors.qualified(kind, group)} "{name}": the UID in the bound '
-            f'object reference ({uid}) does not match the UID in record ({entry.obj["metadata"]["uid"]}). '
-            "The object might have been deleted and then recreated",
+            f"object reference ({uid}) does not match the UID in record. The object might have been deleted "
+            "and then recreated",
             {"name": name, "group": group, "kind": kind},
         )
     return bound, node.obj if node is not None else None

@@ -6,12 +6,15 @@ import json
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import urllib3
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
+from clusterset.apiserver.authz import Attributes, request_attributes
+from clusterset.apiserver.rbac import rule_allows
 from clusterset.testing import ClusterInfo, ServerThread
 from tests.apiserver.test_tokens import as_token, request, sa_kubeconfig, token_for
 from tests.conftest import Kubectl
@@ -123,7 +126,7 @@ def test_non_resource_paths(bot: ClusterInfo) -> None:
     status, body = request(bot, "GET", "/")
     assert status == 403
     assert body == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "Forbidden",
-                    "message": f'forbidden: User "{SA_USER}" cannot get path "/"', "code": 403}
+                    "message": f'forbidden: User "{SA_USER}" cannot get path "/"', "details": {}, "code": 403}
     status, body = request(bot, "GET", "/foo")
     assert status == 403 and body["message"] == f'forbidden: User "{SA_USER}" cannot get path "/foo"'
     status, body = request(bot, "POST", "/api", {})
@@ -168,6 +171,87 @@ def test_resource_names_restrict(cluster: ClusterInfo, bot: ClusterInfo) -> None
     listed = mine.list_namespaced_config_map("a", field_selector="metadata.name=allowed")
     assert [c.metadata.name for c in listed.items] == ["allowed"]
     forbidden(mine.list_namespaced_config_map, "a", field_selector="metadata.name=other")
+
+
+def test_field_selector_name_is_read_as_the_list_filters_it(cluster: ClusterInfo, bot: ClusterInfo) -> None:
+    # RBAC object names are path segments: `a,b` and `a\` are names; in a selector `\,` is a comma, `\\` a `\`
+    api = rbac(cluster)
+    for name in ("a,b", "a\\"):
+        api.create_namespaced_role("a", {"metadata": {"name": name}, "rules": []})
+    role(cluster, "a", "lister", [{"apiGroups": [RBAC], "resources": ["roles"], "resourceNames": ["a\\"],
+                                   "verbs": ["list"]}])
+    bind(cluster, "a", "lister", "Role", "lister")
+    path = f"/apis/{RBAC}/v1/namespaces/a/roles?fieldSelector="
+    status, body = request(bot, "GET", path + quote("metadata.name=a\\\\"))  # the name `a\`
+    assert status == 200 and [r["metadata"]["name"] for r in body["items"]] == ["a\\"]
+    status, body = request(bot, "GET", path + quote("metadata.name=a\\,b"))  # the name `a,b`: not granted
+    assert status == 403
+    assert body["message"].startswith(f'roles.{RBAC} "a,b" is forbidden: ')
+
+
+def test_request_attributes_read_the_query_as_upstream() -> None:
+    def verb(query: dict[str, str]) -> str:
+        return request_attributes("GET", "/api/v1/namespaces/a/configmaps", query).verb
+
+    for value in ("true", "1", "True", "yes", "t", ""):  # anything but 0 and false is a watch
+        assert verb({"watch": value}) == "watch", value
+    for value in ("false", "FALSE", "0"):
+        assert verb({"watch": value}) == "list", value
+    assert verb({}) == "list"
+    named = request_attributes("GET", "/api/v1/namespaces/a/configmaps", {"fieldSelector": "metadata.name==x,a=b"})
+    assert named.name == "x"
+    assert request_attributes("GET", "/api/v1/configmaps", {"fieldSelector": "metadata.name!=x"}).name == ""
+    assert request_attributes("GET", "/api/v1/configmaps", {"fieldSelector": "metadata.name=x/y"}).name == ""
+    assert request_attributes("DELETE", "/api/v1/namespaces/a/configmaps", {}).verb == "deletecollection"
+
+
+def test_watch_needs_the_watch_verb_however_it_is_spelled(cluster: ClusterInfo, bot: ClusterInfo) -> None:
+    role(cluster, "a", "list-only", [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}])
+    bind(cluster, "a", "list-only", "Role", "list-only")
+    for value in ("true", "1", "yes", "tRuE", "t", ""):
+        status, body = request(bot, "GET", f"/api/v1/namespaces/a/configmaps?timeoutSeconds=1&watch={value}")
+        assert status == 403 and 'cannot watch resource "configmaps"' in body["message"], (value, body)
+    for value in ("false", "FALSE", "0"):
+        status, body = request(bot, "GET", f"/api/v1/namespaces/a/configmaps?watch={value}")
+        assert status == 200 and body["kind"] == "ConfigMapList", value
+
+
+def test_server_side_apply_that_creates_needs_create(cluster: ClusterInfo, bot: ClusterInfo) -> None:
+    core(cluster).create_namespaced_config_map("a", {"metadata": {"name": "exists"}})
+    role(cluster, "a", "patcher", [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["patch"]}])
+    bind(cluster, "a", "patcher", "Role", "patcher")
+    http = urllib3.PoolManager(ca_certs=bot.ca_file)
+
+    def apply(name: str) -> tuple[int, dict[str, Any]]:
+        resp = http.request("PATCH", f"{bot.server}/api/v1/namespaces/a/configmaps/{name}?fieldManager=bot",
+                            body=json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+                                             "data": {"k": "v"}}),
+                            headers={"Authorization": f"Bearer {bot.token}",
+                                     "Content-Type": "application/apply-patch+yaml"})
+        return resp.status, json.loads(resp.data)
+
+    assert apply("exists")[0] == 200  # `patch` is enough to apply to an existing object
+    status, body = apply("new")  # creating one also needs `create`, and upstream's reason is RBAC's (empty)
+    assert status == 403
+    assert body == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "Forbidden",
+                    "message": 'configmaps "new" is forbidden: ', "details": {"name": "new", "kind": "configmaps"},
+                    "code": 403}
+    assert [c.metadata.name for c in core(cluster).list_namespaced_config_map("a").items] == [
+        "exists", "kube-root-ca.crt"]
+    role(cluster, "a", "creator", [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"],
+                                    "resourceNames": ["new"]}])
+    bind(cluster, "a", "creator", "Role", "creator")
+    assert apply("new")[0] == 201
+
+
+def test_malformed_rules_match_nothing() -> None:
+    get = Attributes("get", True, namespace="a", version="v1", resource="configmaps", name="b")
+    assert rule_allows(get, {"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"]})
+    for bad in ({"verbs": "forget"}, {"apiGroups": "apps"}, {"resources": "configmaps"}, {"resourceNames": "abc"},
+                {"verbs": ["*"], "resources": "*/b"}):
+        assert not rule_allows(get, {"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"], **bad}), bad
+    path = Attributes("get", path="/apis")
+    assert not rule_allows(path, {"verbs": ["get"], "nonResourceURLs": "/apis"})
 
 
 def test_cluster_role_through_a_role_binding_is_namespace_limited(cluster: ClusterInfo, bot: ClusterInfo) -> None:
@@ -373,6 +457,14 @@ def test_self_subject_access_review(cluster: ClusterInfo, bot: ClusterInfo) -> N
     assert status.reason == ('RBAC: allowed by RoleBinding "viewer/a" of ClusterRole "view" to ServiceAccount '
                              '"bot/a"')
     assert can("list", "pods", "b").allowed is False
+    # the reason names the binding's first subject that applies, as upstream's appliesTo
+    bind(cluster, "b", "viewer", "ClusterRole", "view", [
+        {"kind": "User", "apiGroup": RBAC, "name": "someone-else"},
+        {"kind": "Group", "apiGroup": RBAC, "name": "system:serviceaccounts:a"},
+        {"kind": "ServiceAccount", "name": "bot", "namespace": "a"}])
+    assert can("list", "pods", "b").reason == ('RBAC: allowed by RoleBinding "viewer/b" of ClusterRole "view" to '
+                                               'Group "system:serviceaccounts:a"')
+    rbac(cluster).delete_namespaced_role_binding("viewer", "b")
     assert can("create", "pods").allowed is False
     assert can("get", "deployments", group="apps", subresource="scale").allowed is True
     path = reviews.create_self_subject_access_review(
@@ -394,6 +486,12 @@ def test_self_subject_access_review(cluster: ClusterInfo, bot: ClusterInfo) -> N
     local = admin.create_namespaced_local_subject_access_review("b", {"spec": {
         "user": SA_USER, "resourceAttributes": {"verb": "list", "resource": "pods", "namespace": "b"}}})
     assert local.status.allowed is False
+    code, body = request(cluster, "POST", "/apis/authorization.k8s.io/v1/namespaces/b/localsubjectaccessreviews",
+                         {"spec": {"user": SA_USER, "resourceAttributes": {"verb": "list", "resource": "pods",
+                                                                           "namespace": "a"}}})
+    assert code == 422
+    assert body["message"] == ('LocalSubjectAccessReview.authorization.k8s.io "" is invalid: '
+                               'spec.resourceAttributes.namespace: Invalid value: "a": must match metadata.namespace')
     body = forbidden(reviews.create_subject_access_review, {"spec": {"user": "x", "resourceAttributes": {
         "verb": "get", "resource": "pods"}}})
     assert body["message"] == (f'subjectaccessreviews.authorization.k8s.io is forbidden: User "{SA_USER}" cannot '
@@ -413,6 +511,12 @@ def test_self_subject_rules_review(cluster: ClusterInfo, bot: ClusterInfo) -> No
     assert status.incomplete is False
     other = reviews.create_self_subject_rules_review({"spec": {"namespace": "b"}}).status
     assert all("configmaps" not in (r.resources or []) for r in other.resource_rules)
+    # a role that cannot be found is an evaluation error (RBAC never says incomplete)
+    bind(cluster, "a", "dangling", "Role", "missing")
+    status = reviews.create_self_subject_rules_review({"spec": {"namespace": "a"}}).status
+    assert status.incomplete is False and status.evaluation_error == f'role.{RBAC} "missing" not found'
+    code, body = request(bot, "POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", {"spec": {}})
+    assert code == 400 and body["message"] == "no namespace on request"
 
 
 # ---------------------------------------------------------------------------- kubectl
@@ -515,3 +619,13 @@ def test_impersonation(cluster: ClusterInfo, bot: ClusterInfo) -> None:
     assert status == 403 and body["message"].startswith('pods is forbidden: User "alice"')
     status, body = as_(bot.token, "/api/v1/namespaces/a/pods", **{"Impersonate-User": "bob"})
     assert status == 403 and body["message"].startswith('users "bob" is forbidden')
+    # system:anonymous is in system:unauthenticated, and whoever is given that group is not authenticated
+    bind(cluster, None, "anonymous-view", "ClusterRole", "view",
+         [{"kind": "Group", "apiGroup": RBAC, "name": "system:unauthenticated"}])
+    assert as_(cluster.token, "/api/v1/namespaces/a/pods", **{"Impersonate-User": "system:anonymous"})[0] == 200
+    status, body = as_(cluster.token, "/api", **{"Impersonate-User": "carol",
+                                                  "Impersonate-Group": "system:unauthenticated"})
+    assert status == 403 and body["message"] == 'forbidden: User "carol" cannot get path "/api"'
+    # an empty Impersonate-User alone impersonates nobody; groups without a user are an error
+    assert as_(cluster.token, "/api/v1/nodes", **{"Impersonate-User": ""})[0] == 200
+    assert as_(cluster.token, "/api/v1/nodes", **{"Impersonate-Group": "g"})[0] == 500

@@ -244,18 +244,37 @@ def test_token_bound_to_a_pod(cluster: ClusterInfo) -> None:
     status, body = request(cluster, "POST", "/api/v1/namespaces/default/serviceaccounts/other/token",
                            {"spec": {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "p"}}})
     assert status == 400
-    assert body["message"] == ('cannot bind token for serviceaccount "other" to pod running with '
-                               'serviceaccount "default"')
+    assert body["message"] == ('cannot bind token for serviceaccount "other" to pod running with different '
+                               'serviceaccount name.')
     status, body = request(cluster, "POST", "/api/v1/namespaces/default/serviceaccounts/default/token",
                            {"spec": {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "p",
                                                         "uid": "0000"}}})
     assert status == 409 and body["reason"] == "Conflict"
+    assert body["message"] == ('Operation cannot be fulfilled on Pod "p": the UID in the bound object reference '
+                               "(0000) does not match the UID in record. The object might have been deleted and "
+                               "then recreated")
     status, body = request(cluster, "POST", "/api/v1/namespaces/default/serviceaccounts/default/token",
                            {"spec": {"boundObjectRef": {"kind": "ConfigMap", "apiVersion": "v1", "name": "c"}}})
     assert status == 400 and body["message"] == "cannot bind token to object of type /v1, Kind=ConfigMap"
     # the token dies with its pod
     api.delete_namespaced_pod("p", "default", grace_period_seconds=0)
     wait_until(lambda: whoami(cluster, token)[0] == 401, message="the pod-bound token to be rejected")
+
+
+def test_pod_bound_token_outlives_its_pod_by_the_leeway(cluster: ClusterInfo, clock: Callable[[float], None]) -> None:
+    api = core(cluster)
+    api.create_namespaced_pod("default", {"metadata": {"name": "p"}, "spec": {
+        "nodeName": "n1", "terminationGracePeriodSeconds": 30, "containers": [{"name": "c", "image": "nginx"}]}})
+    token = token_for(cluster, boundObjectRef={"kind": "Pod", "apiVersion": "v1", "name": "p"})
+    api.delete_namespaced_pod("p", "default")  # a scheduled pod terminates gracefully: it is still there
+    deleting = api.read_namespaced_pod("p", "default").metadata.deletion_timestamp
+    assert deleting is not None
+    assert whoami(cluster, token)[0] == 201  # kube-apiserver keeps a terminating pod's token working...
+    clock(deleting.timestamp() - time.time() + 61)
+    status, body = whoami(cluster, token)  # ...until the leeway after its deletionTimestamp
+    assert_unauthorized(status, body)
+    review = client.AuthenticationV1Api(cluster.api_client()).create_token_review({"spec": {"token": token}})
+    assert review.status.error == "[invalid bearer token, service account token has been invalidated]"
 
 
 def test_tokens_survive_a_restart(tmp_path: Path) -> None:

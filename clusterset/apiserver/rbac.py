@@ -170,15 +170,15 @@ class RbacAuthorizer:
         namespace, name = meta.get("namespace", ""), meta["name"]
         scope = self._scope(namespace, create=True)
         assert scope is not None
-        keys: list[SubjectKey] = []
+        keys: dict[SubjectKey, None] = {}  # ordered and O(1) to test: bindings may list many subjects
         subjects = binding.get("subjects")
         for i, subject in enumerate(subjects if isinstance(subjects, list) else ()):
             key = subject_key(subject, namespace)
             if key is None or key in keys:
                 continue
-            keys.append(key)
+            keys[key] = None
             scope.by_subject.setdefault(key, {})[name] = (binding, i)
-        self._keys[(resource, namespace, name)] = keys
+        self._keys[(resource, namespace, name)] = list(keys)
 
     def _unindex(self, resource: str, namespace: str, name: str) -> None:
         keys = self._keys.pop((resource, namespace, name), None)

@@ -67,7 +67,12 @@ class ServerThread:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="clusterset-apiserver", daemon=True)
         self._thread.start()
-        self.server: Apiserver = self.call(self._start())
+        try:
+            self.server: Apiserver = self.call(self._start())
+        except BaseException:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            raise
         self._kubeconfig_dir = Path(self.server.tls.ca_cert).parent / "kubeconfigs"
         self._kubeconfig_dir.mkdir(exist_ok=True)
 
@@ -119,7 +124,11 @@ class FleetThread(ServerThread):
         from clusterset.fleet.embedded import EmbeddedFleet  # the fleet's layers load only when used
 
         self.fleet = EmbeddedFleet(self.fleet_options)
-        await self.fleet.start()
+        try:
+            await self.fleet.start()
+        except BaseException:
+            await self.fleet.stop()  # a fleet that fails to start leaves no server or task behind
+            raise
         return self.fleet.server
 
     async def _stop(self) -> None:

@@ -28,7 +28,7 @@ from clusterset.api.inventory import (
     member_namespace,
 )
 from clusterset.api.resources import CLUSTER_PROFILES, SECRETS
-from clusterset.client import ApiError, ClusterClient, ConnectionFailed, CredentialError
+from clusterset.client import ApiError, ClusterClient, ConnectionFailed, CredentialError, NotFound
 from clusterset.fleet.embedded import EmbeddedFleet, FleetOptions
 from clusterset.inventory.agent import MemberAgent
 from clusterset.inventory.controllers import REPORT_KEY, agent_controller, profile_controller
@@ -232,7 +232,7 @@ async def _leave(args: argparse.Namespace) -> int:
     hub = await _client(args.hub_kubeconfig or path, args.hub_context)
     member: ClusterClient | None = None
     member_ctx = args.member or args.context
-    if member_ctx and not args.id:
+    if member_ctx:  # with --id alone, a member that is gone is removed from the hub only
         member = await _client(path, member_ctx)
     try:
         cid = await leave(hub, member, args.id)
@@ -255,7 +255,12 @@ async def _agent(args: argparse.Namespace) -> int:
     hub_path = args.hub_kubeconfig
     with tempfile.TemporaryDirectory() as tmp:
         if hub_path is None:
-            secret = await member.get(SECRETS, HUB_KUBECONFIG_SECRET, SYSTEM_NAMESPACE)
+            try:
+                secret = await member.get(SECRETS, HUB_KUBECONFIG_SECRET, SYSTEM_NAMESPACE)
+            except NotFound:
+                await member.close()
+                raise JoinRefused(f"{cid} has no hub credentials (Secret {SYSTEM_NAMESPACE}/{HUB_KUBECONFIG_SECRET}): "
+                                  f"run `clusterset join` for it first, or pass --hub-kubeconfig") from None
             hub_path = str(Path(tmp) / "hub.kubeconfig")
             Path(hub_path).write_bytes(base64.b64decode(secret["data"]["kubeconfig"]))
             Path(hub_path).chmod(0o600)

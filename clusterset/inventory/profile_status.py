@@ -79,13 +79,18 @@ def desired_status(
     now: datetime,
     grace_seconds: float,
     providers: tuple[AccessProvider, ...] = (),
+    age: float | None = None,
 ) -> dict[str, Any]:
-    """The profile's status. `current` is the profile's present status (keeps transition times)."""
+    """The profile's status. `current` is the profile's present status (keeps transition times).
+
+    `age`: seconds since the report last changed, by the hub's clock (ProfileManager measures it, so a
+    member whose clock is off does not look silent); by default, from `observedTime` and `now`."""
     stamp = rfc3339(now)
     reported = (report or {}).get("status") or {}
     current = current or {}
     conditions = current.get("conditions")
-    age = report_age(report, now)
+    if age is None:
+        age = report_age(report, now)
     if report is None or age is None:
         joined = {"type": JOINED, "status": "False", "reason": "AgentNotConnected",
                   "message": f"{cluster_id} is registered; waiting for its agent to report with its hub token"}

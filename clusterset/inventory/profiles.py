@@ -26,7 +26,6 @@ from clusterset.inventory.profile_status import (
     AccessProvider,
     desired_profile,
     desired_status,
-    report_age,
     without_observation_times,
 )
 
@@ -79,6 +78,7 @@ class ProfileManager:
     # cache may not have seen the write yet when the next trigger comes
     _applied: dict[str, tuple[str | None, dict[str, Any]]] = field(default_factory=dict)
     _foreign: set[str] = field(default_factory=set)
+    _seen: dict[str, tuple[str, float]] = field(default_factory=dict)  # observedTime, hub loop time first seen
 
     async def reconcile(
         self,
@@ -95,6 +95,7 @@ class ProfileManager:
         if member_ns is None or member_ns["metadata"].get("deletionTimestamp"):
             self._budgets.pop(cluster_id, None)
             self._applied.pop(cluster_id, None)
+            self._seen.pop(cluster_id, None)
             if profile is not None:
                 try:
                     await self.hub.delete(CLUSTER_PROFILES, cluster_id, self.namespace,
@@ -121,10 +122,11 @@ class ProfileManager:
             self._applied.pop(cluster_id, None)
             current = profile.get("status") or {}
         now = datetime.now(UTC)
-        want = desired_status(cluster_id, report, current, now, self.grace_seconds, self.providers)
+        loop_now = asyncio.get_running_loop().time()
+        age = self._report_age(cluster_id, report, loop_now)
+        want = desired_status(cluster_id, report, current, now, self.grace_seconds, self.providers, age)
         pending: float | None = None
         if want != current:
-            loop_now = asyncio.get_running_loop().time()
             budget = self._budgets.get(cluster_id)
             if budget is None:
                 budget = self._budgets[cluster_id] = WriteBudget.full(self.min_write_interval, self.write_burst,
@@ -138,10 +140,24 @@ class ProfileManager:
                 budget.spend(loop_now)
                 self._applied[cluster_id] = (version, written.get("status") or want)
                 pending = None
-        age = report_age(report, now)
         stale_in = None if age is None or age > self.grace_seconds else self.grace_seconds - age + 0.05
         nexts = [t for t in (stale_in, pending) if t is not None]
         return max(0.05, min(nexts)) if nexts else None
+
+    def _report_age(self, cluster_id: str, report: dict[str, Any] | None, now: float) -> float | None:
+        """Seconds since this hub saw the report's `observedTime` change, by the hub's own clock.
+
+        As the node lifecycle controller times kubelet heartbeats: comparing the agent's timestamps with
+        the hub's clock would make a member whose clock is behind look silent. After a hub restart a
+        report counts as fresh from when it is first seen, so a dead agent shows up one grace period later."""
+        observed = ((report or {}).get("status") or {}).get("observedTime")
+        if not observed:
+            self._seen.pop(cluster_id, None)
+            return None
+        seen = self._seen.get(cluster_id)
+        if seen is None or seen[0] != observed:
+            seen = self._seen[cluster_id] = (str(observed), now)
+        return now - seen[1]
 
     def _not_ours(self, cluster_id: str, profile: dict[str, Any], member: bool) -> None:
         if member and cluster_id not in self._foreign:

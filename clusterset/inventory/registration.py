@@ -88,8 +88,13 @@ async def prepare_hub(hub: ClusterClient, clusterset: str) -> None:
     ns = await _get(hub, NAMESPACES, clusterset)
     if ns is None:
         await _create(hub, NAMESPACES, {"metadata": {"name": clusterset, "labels": labels}})
-    elif (ns["metadata"].get("labels") or {}).get(CLUSTERSET_NAMESPACE_LABEL) != clusterset:
-        await hub.patch(NAMESPACES, clusterset, {"metadata": {"labels": labels}})
+    else:
+        current = (ns["metadata"].get("labels") or {}).get(CLUSTERSET_NAMESPACE_LABEL)
+        if current is None:  # an existing namespace of that name becomes the ClusterSet's
+            await hub.patch(NAMESPACES, clusterset, {"metadata": {"labels": labels}})
+        elif current != clusterset:
+            raise JoinRefused(f"the hub's namespace {clusterset!r} holds ClusterSet {current!r} "
+                              f"({CLUSTERSET_NAMESPACE_LABEL}); choose another --clusterset name")
 
 
 async def _get(client: ClusterClient, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
@@ -216,6 +221,9 @@ async def leave(hub: ClusterClient | None, member: ClusterClient | None, cluster
         cluster_id = await member_id(member)
         if cluster_id is None:
             raise JoinRefused(f"{member.name or member.server} has no {CLUSTER_ID_PROPERTY}; it is not a member")
+    elif member is not None and (actual := await member_id(member)) not in (None, cluster_id):
+        raise JoinRefused(f"{member.name or member.server} has the id {actual!r}, not {cluster_id!r}; "
+                          f"nothing was changed")
     namespace = member_namespace(cluster_id)
     if hub is not None and member is not None:
         ns = await _get(hub, NAMESPACES, namespace)
@@ -246,14 +254,12 @@ async def request_token(client: ClusterClient, namespace: str, service_account: 
 
 
 def agent_role(namespace: str) -> dict[str, Any]:
-    """What an agent may do on the hub: its own namespace's reports (and, later, MCS and Work records)."""
+    """What an agent may do on the hub: its own namespace's report (later also MCS and Work records)."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": AGENT_ROLE, "namespace": namespace},
         "rules": [
             {"apiGroups": [CLUSTER_REPORTS.group], "resources": [CLUSTER_REPORTS.plural], "verbs": READ_WRITE},
-            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": READ_WRITE},
-            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
         ],
     }
 

@@ -20,7 +20,7 @@ from clusterset.api.inventory import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY, c
 from clusterset.api.resources import NAMESPACES
 from clusterset.client import ClientConfig, ClusterClient, CredentialError
 from clusterset.fleet.embedded import FleetOptions
-from clusterset.inventory.registration import JoinRefused, join, leave
+from clusterset.inventory.registration import JoinRefused, join, leave, prepare_hub
 from clusterset.runtime.access import client_for
 from clusterset.testing import FleetThread, ServerThread
 from tests.helpers import custom, wait_until
@@ -273,3 +273,27 @@ def test_health_comes_back_when_the_agent_returns(fleet: FleetThread) -> None:
     assert fleet.fleet.agents["member-2"] is agent
     fleet.call(resume())
     wait_until(lambda: health(profiles(fleet)["member-2"]) == "True", timeout=15)
+
+
+def test_leave_and_join_refuse_what_is_not_theirs(fleet: FleetThread) -> None:
+    hub, member1 = fleet.fleet.admin_client("hub"), fleet.fleet.admin_client("member-1")
+
+    async def attempt(coro: Any) -> str:
+        try:
+            await coro
+        except JoinRefused as exc:
+            return str(exc)
+        return "done"
+
+    # member-1 is not the member with id member-2: nothing changes on either side
+    refused = fleet.call(attempt(leave(hub, member1, "member-2")))
+    assert "has the id 'member-1', not 'member-2'" in refused
+    wait_until(lambda: health(profiles(fleet).get("member-2")) == "True", timeout=30)
+    # a namespace that holds another ClusterSet is not taken over
+    client.CoreV1Api(fleet.info("hub").api_client()).create_namespace(
+        {"metadata": {"name": "fleet-b", "labels": {"multicluster.x-k8s.io/clusterset": "other"}}})
+    refused = fleet.call(attempt(prepare_hub(hub, "fleet-b")))
+    assert "holds ClusterSet 'other'" in refused
+    # and a member of one set cannot join another before leaving
+    refused = fleet.call(attempt(join(hub, fleet.fleet.admin_client("member-3"), clusterset="fleet-c")))
+    assert "already a member of ClusterSet 'clusterset'" in refused

@@ -197,3 +197,17 @@ async def test_the_manager_leaves_another_managers_profile_alone() -> None:
     assert await manager.reconcile("m1", MEMBER_NS, report(healthy_seen(), T0), None) is None
     assert hub.calls == [("create", "m1"), ("get", "m1")]
     assert hub.objects["m1"]["spec"]["clusterManager"] == {"name": "ocm"} and "status" not in hub.objects["m1"]
+
+
+async def test_a_member_whose_clock_is_behind_is_not_taken_for_silent() -> None:
+    hub = FakeHub()
+    manager = ProfileManager(hub, "clusterset", grace_seconds=40)  # type: ignore[arg-type]
+    skewed = datetime.now(UTC) - timedelta(hours=2)  # the agent's clock is two hours behind the hub's
+    first = report(healthy_seen(), skewed)
+    again = await manager.reconcile("m1", MEMBER_NS, first, None)
+    assert condition(hub.objects["m1"]["status"]["conditions"], "ControlPlaneHealthy")["status"] == "True"
+    assert again is not None and 39 < again <= 40.05  # stale only if it stops changing for a grace period
+    # the next heartbeat, still two hours "old", keeps it healthy
+    await manager.reconcile("m1", MEMBER_NS, report(healthy_seen(), skewed + timedelta(seconds=10), first),
+                            hub.objects["m1"])
+    assert condition(hub.objects["m1"]["status"]["conditions"], "ControlPlaneHealthy")["status"] == "True"

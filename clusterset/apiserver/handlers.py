@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -157,8 +158,8 @@ class Handler:
         return found
 
     def _auth_admin(self, request: web.Request) -> None:
-        if self._bearer(request) != self.server.admin_token:
-            raise errors.unauthorized()
+        if not secrets.compare_digest(self._bearer(request) or "", self.server.admin_token):
+            raise errors.unauthorized()  # constant time: this token can read every cluster's token
 
     # ---------------------------------------------------------------- non-resource
     @staticmethod

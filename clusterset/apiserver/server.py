@@ -201,10 +201,6 @@ class Apiserver:
             raise errors.path_not_found()
         return Ctx(cluster, served, namespace, manager=manager)
 
-    def cluster_for_token(self, token: str) -> Cluster | None:
-        """The cluster whose admin token this is (see `authenticator` for every kind of token)."""
-        return self._by_token.get(token)
-
     # ---------------------------------------------------------------- serving
     @property
     def url(self) -> str:

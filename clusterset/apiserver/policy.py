@@ -238,6 +238,10 @@ class ClusterRoleAggregator:
 
         cluster.store.listeners.setdefault(CLUSTER_ROLES, []).append(changed)
 
+    def resume(self, cluster: Cluster) -> None:
+        """One pass at start: a crash between a ClusterRole write and its aggregation left nothing pending."""
+        self._schedule(cluster)
+
     def _schedule(self, cluster: Cluster) -> None:
         if cluster.name in self._pending:
             return

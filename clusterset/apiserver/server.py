@@ -220,6 +220,7 @@ class Apiserver:
         installed = 0
         for cluster in self.clusters.values():
             installed += policy.install(cluster, now)  # clusters made before the RBAC defaults existed get them
+            self.aggregator.resume(cluster)
             self.lifecycle.resume(cluster)
             if cluster.settings.get("controllers", True):
                 self.controllers.attach(cluster)

@@ -91,7 +91,7 @@ class LabelSync:
         labelled = namespaces.list(label_selector=self.label)
         want = desired_configmap(req.cluster.name, self.namespace, desired_data(labelled, self.label))
         have = configmaps.get((self.namespace, want["metadata"]["name"]))
-        if have is not None and have.get("data") == want["data"]:
+        if have is not None and (have.get("data") or {}) == want["data"]:  # the server drops an empty map
             return Result.done()  # nothing to write
         await hub.client.apply(CONFIG_MAPS, want, field_manager=FIELD_MANAGER)
         log.info("synced member=%s namespaces=%d", req.cluster.name, len(want["data"]))

@@ -1,6 +1,6 @@
 """Async Kubernetes REST client on raw dicts: kubeconfig, exec credentials, retries, typed errors."""
 
-from clusterset.client.client import ClusterClient, load_kubeconfig_client
+from clusterset.client.client import ClusterClient
 from clusterset.client.config import ClientConfig, ExecConfig, RetryPolicy
 from clusterset.client.errors import (
     AlreadyExists,
@@ -38,5 +38,4 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "load_kubeconfig",
-    "load_kubeconfig_client",
 ]

@@ -325,11 +325,6 @@ def _shared_ssl_context(config: ClientConfig) -> Any:
     return ctx
 
 
-async def load_kubeconfig_client(path: str | None = None, context: str | None = None) -> ClusterClient:
-    """`ClusterClient.from_kubeconfig` as a function."""
-    return await ClusterClient.from_kubeconfig(path, context)
-
-
 def _query(**params: Any) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in params.items():

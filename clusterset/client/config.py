@@ -57,7 +57,7 @@ class ClientConfig:
     """Server, TLS, credentials and transport settings of one cluster.
 
     Certificate and key data are PEM bytes (already base64-decoded); `*_file` fields are paths.
-    `token_file` is read on each credential lookup, so rotated service-account tokens keep working.
+    `token_file` is re-read once a minute and after a 401, so rotated service-account tokens keep working.
     """
 
     server: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -79,7 +80,6 @@ class ExecCredentialRunner:
         self.exec_config = exec_config
         self.cluster = cluster
         self.timeout = timeout
-        self.runs = 0
         self._cached: Credential | None = None
         self._lock = asyncio.Lock()
 
@@ -116,7 +116,6 @@ class ExecCredentialRunner:
         env["KUBERNETES_EXEC_INFO"] = orjson.dumps(
             {"apiVersion": cfg.api_version, "kind": "ExecCredential", "spec": spec}
         ).decode()
-        self.runs += 1
         try:
             proc = await asyncio.create_subprocess_exec(
                 cfg.command, *cfg.args, env=env, stdin=asyncio.subprocess.DEVNULL,
@@ -135,6 +134,11 @@ class ExecCredentialRunner:
             proc.kill()
             await proc.wait()
             raise CredentialError(f"exec plugin {cfg.command!r}: no answer within {self.timeout:g}s") from None
+        except asyncio.CancelledError:  # the request was cancelled: do not leave the plugin running
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await asyncio.shield(proc.wait())
+            raise
         err_text = stderr.decode(errors="replace").strip()
         if proc.returncode != 0:
             detail = f": {err_text[-_STDERR_TAIL:]}" if err_text else ""

@@ -9,7 +9,6 @@ state of the key, reading from caches. It is level-based: it is told *what* to l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
@@ -197,31 +196,27 @@ class Controller:
 
     async def stop(self, graceful: bool = True) -> None:
         """Stops taking keys; waits up to `graceful_timeout` for running reconciles (if `graceful`), then
-        cancels them; detaches from every cluster."""
+        cancels them; detaches from every cluster. A non-graceful stop (a lost lease) during a graceful one
+        cancels the running reconciles at once."""
         queue = self._queue
         if queue is None:
             return
         queue.shut_down()
         resync, self._resync_task = self._resync_task, None
-        if resync is not None:
-            resync.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await resync
         for name in list(self._engaged):
             self._detach(name)
         self._parked.clear()
-        tasks, self._tasks = self._tasks, []
+        tasks = list(self._tasks)
         if graceful and tasks:
-            _, pending = await asyncio.wait(tasks, timeout=self.graceful_timeout)
-        else:
-            pending = set(tasks)
-        for task in pending:
-            task.cancel()
+            await asyncio.wait(tasks, timeout=self.graceful_timeout)
+        if resync is not None:
+            tasks.append(resync)
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._queue = None
-        self._log.info("stopped")
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._queue is queue:  # not restarted meanwhile
+            self._queue, self._tasks = None, []
+            self._log.info("stopped")
 
     def engage(self, cluster: Cluster) -> None:
         """Starts the watches that apply to `cluster`; re-queues keys parked while it was unknown."""
@@ -286,6 +281,9 @@ class Controller:
                 return
             try:
                 await self._process(queue, item)
+            except Exception:  # outside the reconciler (metrics, logging): the worker must survive it
+                self._log.exception("processing a key failed", cluster=item[0], key=str(item[1]))
+                queue.add_rate_limited(item)
             finally:
                 queue.done(item)
 
@@ -303,6 +301,8 @@ class Controller:
         started = time.monotonic()
         try:
             result = await self.reconcile(Request(cluster, key))
+            if result is not None and not isinstance(result, Result):
+                raise TypeError(f"reconcile returned {result!r}, not a Result or None")
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -125,9 +125,7 @@ class Informer:
 
     async def stop(self) -> None:
         """Cancels the watch (closing its connection) and waits for the tasks to end."""
-        for task in self.cancel():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*self.cancel(), return_exceptions=True)  # a cancelled stop() still raises
 
     def cancel(self) -> list[asyncio.Task[None]]:
         """Cancels the tasks without waiting (so a stop that is itself cancelled leaves nothing running)."""
@@ -146,7 +144,12 @@ class Informer:
                 if need_list:
                     await self._list(paged)
                     need_list, paged = False, True
+                opened = asyncio.get_running_loop().time()
                 await self._watch()
+                if not self._received and asyncio.get_running_loop().time() - opened < 1.0:
+                    # as client-go's reflector: a server (or proxy) that ends every watch at once must not
+                    # be hammered in a tight loop; back off as after an error
+                    raise ConnectionError("watch closed at once without an event")
                 failures = 0
                 self._restarted("closed")
                 continue
@@ -219,6 +222,7 @@ class Informer:
 
     async def _watch(self) -> None:
         timeout = random.randint(*self.watch_timeout)
+        self._received = False
         stream = self.client.watch(
             self.resource, namespace=self.namespace, label_selector=self.label_selector,
             field_selector=self.field_selector, resource_version=self.cache.resource_version,

@@ -10,6 +10,7 @@ replicas does not matter. The leader gives up acting once it has failed to renew
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import math
@@ -21,7 +22,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from clusterset.api.resources import LEASES
-from clusterset.client.errors import AlreadyExists, ApiError, Conflict, ConnectionFailed, NotFound
+from clusterset.client.errors import AlreadyExists, Conflict, NotFound
 from clusterset.runtime.logs import bind
 
 if TYPE_CHECKING:
@@ -90,12 +91,14 @@ class LeaderElection:
         last_renew = time.monotonic()
         try:
             while True:
-                await asyncio.sleep(self.retry_period)
+                # never sleep past the deadline: the leader must stop acting before a candidate may take over
                 left = self.renew_deadline - (time.monotonic() - last_renew)
-                try:
-                    outcome = await asyncio.wait_for(self._try(), max(left, 0.001))
-                except TimeoutError:
-                    outcome = "error"
+                await asyncio.sleep(max(min(self.retry_period, left), 0.0))
+                left = self.renew_deadline - (time.monotonic() - last_renew)
+                outcome = "error"
+                if left > 0:
+                    with contextlib.suppress(TimeoutError):
+                        outcome = await asyncio.wait_for(self._try(), left)
                 if outcome == "held":
                     last_renew = time.monotonic()
                 elif outcome == "other" or time.monotonic() - last_renew >= self.renew_deadline:
@@ -110,19 +113,23 @@ class LeaderElection:
             raise
 
     async def release(self) -> None:
-        """Gives the lease up (holder cleared, duration 1 s) if this replica still holds it."""
+        """Gives the lease up (holder cleared, duration 1 s) if this replica still holds it. Bounded by
+        `renew_deadline`: a shutdown must not wait on an unreachable hub, the lease expires anyway."""
         self.is_leader = False
         try:
-            lease = await self.client.get(LEASES, self.name, namespace=self.namespace)
-            spec = dict(lease.get("spec") or {})
-            if spec.get("holderIdentity") != self.identity:
-                return
-            now = _micro_time()
-            spec.update(holderIdentity="", leaseDurationSeconds=1, acquireTime=now, renewTime=now)
-            await self.client.update(LEASES, {**lease, "spec": spec})
-            self._log.info("released the lease")
-        except (ApiError, ConnectionFailed) as exc:
+            await asyncio.wait_for(self._release(), self.renew_deadline)
+        except Exception as exc:  # ApiError, ConnectionFailed, a credential plugin failing, a timeout
             self._log.warning("could not release the lease; it will expire", error=repr(exc))
+
+    async def _release(self) -> None:
+        lease = await self.client.get(LEASES, self.name, namespace=self.namespace)
+        spec = dict(lease.get("spec") or {})
+        if spec.get("holderIdentity") != self.identity:
+            return
+        now = _micro_time()
+        spec.update(holderIdentity="", leaseDurationSeconds=1, acquireTime=now, renewTime=now)
+        await self.client.update(LEASES, {**lease, "spec": spec})
+        self._log.info("released the lease")
 
     # ------------------------------------------------------------------ one attempt
     async def _try(self) -> str:

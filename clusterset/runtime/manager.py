@@ -81,6 +81,7 @@ class Manager:
         self._controllers: list[Controller] = []
         self._leading = leader_election is None
         self._started = False
+        self._stopping = False  # from the start of stop(): controllers may no longer be started
         self._tasks: list[asyncio.Task[None]] = []
         self._server: MetricsServer | None = None
         self._failed: BaseException | None = None
@@ -144,7 +145,7 @@ class Manager:
         if any(c.name == controller.name for c in self._controllers):
             raise ValueError(f"a controller named {controller.name!r} is already registered")
         self._controllers.append(controller)
-        if self._started and self._leading:
+        if self.is_leader:
             controller.start(self)
         return controller
 
@@ -155,9 +156,11 @@ class Manager:
     @property
     def is_leader(self) -> bool:
         """True while controllers may run: always without leader election."""
-        return self._started and self._leading
+        return self._started and self._leading and not self._stopping
 
     def _start_controllers(self) -> None:
+        if self._stopping:  # the lease was won while stopping: nothing may start now
+            return
         self._leading = True
         for controller in self._controllers:
             controller.start(self)
@@ -186,15 +189,14 @@ class Manager:
     async def stop(self) -> None:
         """Stops controllers (letting running reconciles finish), then leadership, providers, informers,
         owned clients and the metrics server."""
-        if not self._started:
+        if not self._started or self._stopping:
             return
+        self._stopping = True
         await self._stop_controllers(graceful=True)
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
         async with self._cluster_lock:
             for name in list(self._clusters):
                 await self._remove(name)
@@ -202,7 +204,7 @@ class Manager:
             await self._server.stop()
             self._server = None
         self.elected.clear()
-        self._started = False
+        self._started = self._stopping = False
         self._log.info("stopped")
 
     async def __aenter__(self) -> Manager:

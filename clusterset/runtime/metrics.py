@@ -137,13 +137,8 @@ class MetricsServer:
         app.router.add_get("/readyz", self._serve_ready)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server
-        if server is not None and self.port == 0:
-            sockets = getattr(server, "sockets", None) or []
-            if sockets:
-                self.port = int(sockets[0].getsockname()[1])
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        self.port = int(self._runner.addresses[0][1])  # the port picked when asked for 0
         log.info("serving metrics on http://%s:%d/metrics", self.host, self.port)
 
     async def stop(self) -> None:

@@ -91,12 +91,12 @@ class KubeconfigProvider:
         while True:
             identity = _file_identity(self.path)
             if identity != seen:
+                seen = identity
                 try:
                     config = await asyncio.to_thread(read_kubeconfig, self.path) if identity else {}
                 except (OSError, ValueError, yaml.YAMLError) as exc:
                     self._log.warning("cannot read kubeconfig; waiting for it to change", error=repr(exc))
                 else:
-                    seen = identity
                     await self._sync(sink, config, failed)
                 self.synced.set()
             await asyncio.sleep(self.poll_interval)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -167,3 +169,22 @@ async def test_kubeconfig_errors(tmp_path: Path, cluster: ClusterInfo, monkeypat
     async with await ClusterClient.from_kubeconfig() as c:  # $KUBECONFIG, a list
         assert c.server == cluster.server
         await c.list(NAMESPACES)
+
+
+async def test_a_cancelled_request_kills_its_plugin(tmp_path: Path) -> None:
+    plugin = tmp_path / "slow-plugin"
+    pid_file = tmp_path / "pid"
+    plugin.write_text(f"#!{sys.executable}\nimport os, time\n"
+                      f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)\n")
+    plugin.chmod(0o755)
+    runner = ExecCredentialRunner(ExecConfig(command=str(plugin)), ClientConfig(server="https://x"))
+    task = asyncio.create_task(runner.get())
+    deadline = time.monotonic() + 20
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the plugin never started"
+        await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with pytest.raises(ProcessLookupError):  # killed and reaped, not left running for its 60 s
+        os.kill(int(pid_file.read_text()), 0)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from clusterset.api.resources import CONFIG_MAPS
@@ -135,3 +137,30 @@ async def test_a_410_relists_and_reports_deletions_missed_while_disconnected() -
         if proxy is not None:
             await proxy.stop()
         await asyncio.to_thread(server.stop)
+
+
+class EndsEveryWatch:
+    """A server (or proxy) that answers every watch with an empty stream."""
+
+    def __init__(self) -> None:
+        self.watches = 0
+
+    async def list(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {"metadata": {"resourceVersion": "1"}, "items": []}
+
+    async def watch(self, *args: Any, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
+        self.watches += 1
+        return
+        yield {}  # makes this an async generator that yields nothing
+
+
+async def test_watches_that_end_at_once_are_reopened_with_backoff() -> None:
+    client = EndsEveryWatch()
+    informer = Informer(cast(ClusterClient, client), CONFIG_MAPS, max_backoff=0.2)
+    informer.start()
+    try:
+        await informer.cache.wait_synced(10)
+        await asyncio.sleep(1.0)
+    finally:
+        await informer.stop()
+    assert 1 <= client.watches <= 15, client.watches  # a tight loop would open thousands

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, cast
+
+import pytest
 
 from clusterset.api.resources import CONFIG_MAPS, LEASES
-from clusterset.client import ClusterClient
+from clusterset.client import ClusterClient, ConnectionFailed
 from clusterset.runtime import Controller, LeaderElection, Manager, Request, StaticProvider, Watch
 from clusterset.testing import ClusterInfo
 from tests.runtime.util import MINE, client_of, cm, eventually
@@ -121,3 +123,44 @@ async def test_losing_the_lease_stops_the_controllers_until_it_is_regained(clust
         assert (await lease(client))["holderIdentity"] == "one"
     finally:
         await one.close()
+
+
+class Unreachable:
+    """A hub that cannot be reached: every lease request fails at once."""
+
+    async def get(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise ConnectionFailed("the hub is down")
+
+
+async def test_a_leader_gives_up_at_the_renew_deadline_not_a_retry_period_later() -> None:
+    election = LeaderElection(cast(ClusterClient, Unreachable()), "default", "deadline", "me", lease_duration=3.0,
+                              renew_deadline=1.0, retry_period=0.9)
+    election.is_leader = True
+    started = time.monotonic()
+    await asyncio.wait_for(election.hold(), 10)
+    elapsed = time.monotonic() - started
+    assert not election.is_leader
+    # a failed renewal at 0.9 s, then the deadline at 1.0 s (sleeping a whole retry period would give 1.8 s)
+    assert 1.0 <= elapsed < 1.5, elapsed
+
+
+class Hanging:
+    """A hub that accepts connections and never answers."""
+
+    async def get(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+
+async def test_releasing_on_stop_does_not_wait_on_a_hub_that_never_answers() -> None:
+    election = LeaderElection(cast(ClusterClient, Hanging()), "default", "hang", "me", lease_duration=3.0,
+                              renew_deadline=0.5, retry_period=0.2)
+    election.is_leader = True
+    holding = asyncio.create_task(election.hold())
+    await asyncio.sleep(0.1)
+    holding.cancel()
+    started = time.monotonic()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(holding, 10)
+    assert time.monotonic() - started < 2.0  # the release gave up after renew_deadline
+    assert not election.is_leader

@@ -7,7 +7,7 @@ import contextlib
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from clusterset.client import ClusterClient, load_kubeconfig
 from clusterset.runtime.cache import Cache
@@ -16,8 +16,18 @@ from clusterset.testing import ClusterInfo
 T = TypeVar("T")
 
 
-async def eventually(predicate: Callable[[], T | Awaitable[T]], timeout: float = 15.0, interval: float = 0.02,
-                     message: str = "condition") -> T:
+@overload
+async def eventually(predicate: Callable[[], Awaitable[T | None]], timeout: float = ..., interval: float = ...,
+                     message: str = ...) -> T: ...
+
+
+@overload
+async def eventually(predicate: Callable[[], T | None], timeout: float = ..., interval: float = ...,
+                     message: str = ...) -> T: ...
+
+
+async def eventually(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02,
+                     message: str = "condition") -> Any:
     """Polls `predicate` (sync or async) until it returns something truthy; fails after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -25,7 +35,7 @@ async def eventually(predicate: Callable[[], T | Awaitable[T]], timeout: float =
         if asyncio.iscoroutine(value):
             value = await value
         if value:
-            return value  # type: ignore[return-value]
+            return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         await asyncio.sleep(interval)

@@ -129,7 +129,8 @@ AccessFunction = Callable[[Obj, str | None], "ClusterClient | Awaitable[ClusterC
 class ClusterProfileProvider:
     """Engages the cluster of every healthy ClusterProfile on the hub `hub` (in `namespace`, or all).
 
-    `cluster_name(profile)` names the engaged cluster (default: the profile's name). `client_for(profile,
+    `cluster_name(profile)` names the engaged cluster (default: the profile's name when watching one
+    namespace, `<namespace>/<name>` when watching all, so two inventories cannot collide). `client_for(profile,
     provider_file)` builds the client (default: `clusterset.runtime.access.client_for`). A profile whose
     client cannot be built is retried with backoff.
     """
@@ -148,7 +149,9 @@ class ClusterProfileProvider:
         self.namespace = namespace
         self.label_selector = label_selector
         self.provider_file = provider_file
-        self.cluster_name = cluster_name or (lambda profile: str(profile["metadata"]["name"]))
+        self.cluster_name = cluster_name or (
+            (lambda p: str(p["metadata"]["name"])) if namespace
+            else (lambda p: f'{p["metadata"].get("namespace", "")}/{p["metadata"]["name"]}'))
         self.client_for = client_for
         self.engaged: dict[ObjectKey, tuple[str, str]] = {}  # profile → (cluster name, access fingerprint)
         self._log = bind(log, hub=getattr(hub, "server", None))

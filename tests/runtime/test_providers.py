@@ -225,3 +225,9 @@ async def test_cluster_profile_provider_reaches_members_through_an_exec_access_p
                          message="a member object read through the exec-authenticated client")
         assert manager.cluster(member.name).client.config.exec is not None
     await hub.close()
+
+
+def test_cluster_profile_provider_names_clusters_apart_across_namespaces() -> None:
+    profile = {"metadata": {"name": "m1", "namespace": "fleet-a"}}
+    assert ClusterProfileProvider(None, namespace="fleet-a").cluster_name(profile) == "m1"  # type: ignore[arg-type]
+    assert ClusterProfileProvider(None).cluster_name(profile) == "fleet-a/m1"  # type: ignore[arg-type]

@@ -97,6 +97,11 @@ class ClusterClient:
     def __repr__(self) -> str:
         return f"ClusterClient({self.name or self.server!r})"
 
+    def set_token(self, token: str) -> None:
+        """Use another bearer token from the next request on (e.g. a renewed ServiceAccount token)."""
+        self.config.token = token
+        self.credentials = Credentials(self.config)
+
     # ------------------------------------------------------------------ verbs
     async def get(self, res: Resource, name: str, namespace: str | None = None, subresource: str | None = None
                   ) -> dict[str, Any]:

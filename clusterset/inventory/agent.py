@@ -2,29 +2,54 @@
 
 The hub never calls members; an agent needs only outbound access to the hub, with a token that can
 write nothing but `clusterset-<id>` there. Each heartbeat (and whenever a ClusterProperty changes) it
-probes `/readyz` and `/version`, reads the ClusterProperties, and applies a ClusterReport.
+probes `/readyz` and `/version`, reads the ClusterProperties, and applies a ClusterReport. It renews its
+own hub token at 80% of its lifetime, as the kubelet rotates projected ServiceAccount tokens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import dataclasses
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import orjson
+import yaml
 
-from clusterset.api.inventory import CLUSTER_REPORTS, FIELD_MANAGER
-from clusterset.api.resources import CLUSTER_PROPERTIES
+from clusterset.api.inventory import (
+    AGENT_SERVICE_ACCOUNT,
+    CLUSTER_REPORTS,
+    FIELD_MANAGER,
+    HUB_KUBECONFIG_SECRET,
+    SYSTEM_NAMESPACE,
+)
+from clusterset.api.resources import CLUSTER_PROPERTIES, SECRETS
 from clusterset.client import ClusterClient
 from clusterset.client.config import RetryPolicy
 from clusterset.client.errors import ApiError, ConnectionFailed, CredentialError, NotFound
 from clusterset.inventory.endpoint import endpoint_of
 from clusterset.inventory.profile_status import rfc3339, without_observation_times
+from clusterset.inventory.registration import request_token, store_hub_kubeconfig
 from clusterset.inventory.report import Observation, desired_report
 
 log = logging.getLogger(__name__)
+
+MIN_TOKEN_SECONDS = 600  # TokenRequest's minimum
+
+
+def jwt_lifetime(token: str) -> tuple[float, float] | None:
+    """(iat, exp) of a JWT, read without verifying it (it is our own credential), or None if it is not one."""
+    try:
+        payload = token.split(".")[1]
+        claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["iat"]), float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        return None
 
 
 class MemberAgent:
@@ -51,6 +76,7 @@ class MemberAgent:
         self.endpoint = endpoint_of(member)
         self._last: dict[str, Any] | None = None
         self._last_written = 0.0
+        self.renew_at = 0.8  # fraction of the hub token's lifetime after which it is renewed
 
     async def close(self) -> None:
         await self.probe.close()
@@ -81,8 +107,32 @@ class MemberAgent:
         except NotFound:
             return None
 
+    async def renew_token(self) -> bool:
+        """Renew the hub token once `renew_at` of its lifetime has passed; True if it was renewed.
+
+        The member's copy (the Secret `clusterset agent` starts from) is updated too, best effort."""
+        span = jwt_lifetime(self.hub.config.token or "")
+        if span is None:
+            return False
+        issued, expires = span
+        if time.time() < issued + (expires - issued) * self.renew_at:
+            return False
+        token = await request_token(self.hub, self.hub_namespace, AGENT_SERVICE_ACCOUNT,
+                                    max(MIN_TOKEN_SECONDS, int(expires - issued)))
+        self.hub.set_token(token)
+        log.info("hub token renewed cluster=%s", self.cluster_id)
+        try:
+            secret = await self.probe.get(SECRETS, HUB_KUBECONFIG_SECRET, SYSTEM_NAMESPACE)
+            kubeconfig = yaml.safe_load(base64.b64decode(secret["data"]["kubeconfig"]))
+            kubeconfig["users"][0]["user"]["token"] = token
+            await store_hub_kubeconfig(self.probe, kubeconfig)
+        except (ApiError, ConnectionFailed, OSError, KeyError, IndexError, TypeError, ValueError) as exc:
+            log.warning("hub token renewed but not stored in the member cluster=%s: %s", self.cluster_id, exc)
+        return True
+
     async def report(self) -> float:
         """Observe and write the report if it changed or a heartbeat is due; returns seconds to the next one."""
+        await self.renew_token()
         if self._last is None:
             self._last = await self._previous_report()
         seen = await self.observe()

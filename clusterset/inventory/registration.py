@@ -134,10 +134,12 @@ async def join(
     cluster_id: str | None = None,
     hub_server: str | None = None,
     hub_prepared: bool = False,
+    token_seconds: int = AGENT_TOKEN_SECONDS,
 ) -> Membership:
     """Register `member` in `clusterset` on `hub`. Idempotent for the same member; refuses a taken id.
 
-    `hub_prepared`: the caller already ran `prepare_hub` (the embedded fleet joins many members)."""
+    `hub_prepared`: the caller already ran `prepare_hub` (the embedded fleet joins many members).
+    `token_seconds`: the agent token's lifetime (the agent renews it before it expires)."""
     await ensure_crds(member, crds.member_crds())
     existing_id = await member_id(member)
     if existing_id is None and cluster_id is None:
@@ -184,14 +186,11 @@ async def join(
     await _create(hub, SERVICE_ACCOUNTS, {"metadata": {"name": AGENT_SERVICE_ACCOUNT, "namespace": namespace}})
     await hub.apply(ROLES, agent_role(namespace), FIELD_MANAGER)
     await hub.apply(ROLE_BINDINGS, agent_role_binding(namespace), FIELD_MANAGER)
-    token = await request_token(hub, namespace, AGENT_SERVICE_ACCOUNT, AGENT_TOKEN_SECONDS)
+    token = await request_token(hub, namespace, AGENT_SERVICE_ACCOUNT, token_seconds)
     kubeconfig = agent_kubeconfig(hub, hub_server or hub.server, namespace, token)
 
     await _create(member, NAMESPACES, {"metadata": {"name": SYSTEM_NAMESPACE}})
-    secret = {"apiVersion": "v1", "kind": "Secret",
-              "metadata": {"name": HUB_KUBECONFIG_SECRET, "namespace": SYSTEM_NAMESPACE},
-              "type": "Opaque", "data": {"kubeconfig": base64.b64encode(yaml.safe_dump(kubeconfig).encode()).decode()}}
-    await member.apply(SECRETS, secret, FIELD_MANAGER)
+    await store_hub_kubeconfig(member, kubeconfig)
     if current_set is None:
         await member.create(CLUSTER_PROPERTIES, _property(CLUSTERSET_PROPERTY, clusterset), field_manager=FIELD_MANAGER)
     log.info("joined cluster=%s clusterset=%s hub_namespace=%s", cid, clusterset, namespace)
@@ -247,6 +246,14 @@ async def leave(hub: ClusterClient | None, member: ClusterClient | None, cluster
     return cluster_id
 
 
+async def store_hub_kubeconfig(member: ClusterClient, kubeconfig: dict[str, Any]) -> None:
+    """The agent's hub credentials, in the member: where `clusterset agent` finds them when it (re)starts."""
+    secret = {"apiVersion": "v1", "kind": "Secret",
+              "metadata": {"name": HUB_KUBECONFIG_SECRET, "namespace": SYSTEM_NAMESPACE},
+              "type": "Opaque", "data": {"kubeconfig": base64.b64encode(yaml.safe_dump(kubeconfig).encode()).decode()}}
+    await member.apply(SECRETS, secret, FIELD_MANAGER)
+
+
 async def request_token(client: ClusterClient, namespace: str, service_account: str, seconds: int) -> str:
     body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": seconds}}
     out = await client.request("POST", SERVICE_ACCOUNTS.path(namespace, service_account, "token"), body=body)
@@ -254,12 +261,16 @@ async def request_token(client: ClusterClient, namespace: str, service_account: 
 
 
 def agent_role(namespace: str) -> dict[str, Any]:
-    """What an agent may do on the hub: its own namespace's report (later also MCS and Work records)."""
+    """What an agent may do on the hub: its own namespace's report (later also MCS and Work records), and
+    renew its own token."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": AGENT_ROLE, "namespace": namespace},
         "rules": [
             {"apiGroups": [CLUSTER_REPORTS.group], "resources": [CLUSTER_REPORTS.plural], "verbs": READ_WRITE},
+            # its own token, renewed before it expires
+            {"apiGroups": [""], "resources": ["serviceaccounts/token"], "resourceNames": [AGENT_SERVICE_ACCOUNT],
+             "verbs": ["create"]},
         ],
     }
 

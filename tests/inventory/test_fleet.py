@@ -20,6 +20,7 @@ from clusterset.api.inventory import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY, c
 from clusterset.api.resources import NAMESPACES
 from clusterset.client import ClientConfig, ClusterClient, CredentialError
 from clusterset.fleet.embedded import FleetOptions
+from clusterset.inventory.agent import jwt_lifetime
 from clusterset.inventory.registration import JoinRefused, join, leave, prepare_hub
 from clusterset.runtime.access import client_for
 from clusterset.testing import FleetThread, ServerThread
@@ -297,3 +298,34 @@ def test_leave_and_join_refuse_what_is_not_theirs(fleet: FleetThread) -> None:
     # and a member of one set cannot join another before leaving
     refused = fleet.call(attempt(join(hub, fleet.fleet.admin_client("member-3"), clusterset="fleet-c")))
     assert "already a member of ClusterSet 'clusterset'" in refused
+
+
+def test_an_agent_renews_its_own_hub_token(fleet: FleetThread) -> None:
+    wait_until(lambda: health(profiles(fleet).get("member-1")) == "True", timeout=30)
+    agent = fleet.fleet.agents["member-1"]
+    first = agent.hub.config.token
+    assert first is not None
+    issued, expires = jwt_lifetime(first) or (0.0, 0.0)
+    assert expires - issued >= 364 * 24 * 3600  # a year, as join asks
+    hub = custom(fleet.info("hub"))
+
+    def report_version() -> str:
+        return str(hub.get_namespaced_custom_object("clusterset.io", "v1alpha1", "clusterset-member-1",
+                                                    "clusterreports", "member-1")["metadata"]["resourceVersion"])
+
+    def next_report() -> None:
+        seen = report_version()
+        wait_until(lambda: report_version() != seen, timeout=15)
+
+    agent.renew_at = 0.0  # due at once: the next report renews it
+    wait_until(lambda: agent.hub.config.token != first, timeout=15)
+    agent.renew_at = 0.8
+    next_report()  # a renewal in flight when renew_at changed back has finished by now
+    renewed = agent.hub.config.token
+    assert renewed is not None and jwt_lifetime(renewed) is not None
+    # the member's copy follows, so a restarted `clusterset agent` starts from the new token
+    wait_until(lambda: agent_api(fleet, "member-1").configuration.api_key["authorization"] == f"Bearer {renewed}",
+               timeout=15)
+    # it keeps reporting with the new token, which is not renewed again before it is due
+    next_report()
+    assert agent.hub.config.token == renewed

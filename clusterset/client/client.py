@@ -68,6 +68,7 @@ class ClusterClient:
         self.credentials = Credentials(config)
         self._shared_session = session
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
         self._static_ssl: Any = None
         self._exec_ssl: tuple[Credential, Any] | None = None
         self._user_agent = config.user_agent or USER_AGENT
@@ -90,6 +91,9 @@ class ClusterClient:
         await self.close()
 
     async def close(self) -> None:
+        """Closes the client's connections; later requests raise ConnectionFailed instead of quietly opening
+        new ones that nobody would close (e.g. a reconcile still running when its cluster is removed)."""
+        self._closed = True
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -298,6 +302,8 @@ class ClusterClient:
         await asyncio.sleep(delay)
 
     def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise ConnectionFailed(f"{self!r} is closed")
         if self._shared_session is not None:
             return self._shared_session
         if self._session is None or self._session.closed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clusterset.api.resources import CONFIG_MAPS, DEPLOYMENTS, NAMESPACES, Resource
-from clusterset.client import ClusterClient, Conflict, NotFound
+from clusterset.client import ClusterClient, Conflict, ConnectionFailed, NotFound
 
 DEPLOYMENT = {
     "metadata": {"name": "web", "namespace": "default"},
@@ -136,3 +136,13 @@ async def test_client_identity(client: ClusterClient, cluster: object) -> None:
     assert isinstance(cluster, ClusterInfo)
     assert client.server == cluster.server and client.name == cluster.name
     assert client.namespace == "default"
+
+
+async def test_a_closed_client_refuses_instead_of_reconnecting(client: ClusterClient) -> None:
+    await client.get(NAMESPACES, "default")
+    await client.close()
+    with pytest.raises(ConnectionFailed, match="is closed"):
+        await client.get(NAMESPACES, "default")
+    with pytest.raises(ConnectionFailed, match="is closed"):
+        async for _ in client.watch(NAMESPACES):
+            pass

@@ -155,6 +155,7 @@ class Controller:
         self._resync_task: asyncio.Task[None] | None = None
         self._engaged: dict[str, list[tuple[Informer, Handler, Watch]]] = {}
         self._parked: dict[str, set[ReconcileKey]] = {}
+        self._removed: set[str] = set()  # disengaged clusters: their stragglers are not parked
         self._log = bind(log, controller=name)
 
     # ------------------------------------------------------------------ public
@@ -231,6 +232,7 @@ class Controller:
             handler = self._handler(cluster.name, watch)
             attached.append((informer, handler, watch))
             informer.add_handler(handler)
+        self._removed.discard(cluster.name)
         for key in self._parked.pop(cluster.name, ()):
             self.enqueue(cluster.name, key)
 
@@ -238,6 +240,7 @@ class Controller:
         """Detaches from cluster `name` and drops its pending keys."""
         self._detach(name)
         self._parked.pop(name, None)
+        self._removed.add(name)
         if self._queue is not None:
             self._queue.discard(lambda item: item[0] == name)
 
@@ -292,7 +295,8 @@ class Controller:
         cluster_name, key = item
         cluster = self._host.clusters.get(cluster_name)
         if cluster is None:  # mapped to a cluster not engaged (yet): reconcile it when it is
-            self._parked.setdefault(cluster_name, set()).add(key)
+            if cluster_name not in self._removed:  # a retry of a removed cluster's key is dropped
+                self._parked.setdefault(cluster_name, set()).add(key)
             queue.forget(item)
             return
         metrics = self._host.metrics

@@ -282,3 +282,33 @@ async def test_a_non_graceful_stop_cancels_what_a_graceful_stop_waits_for() -> N
         await asyncio.wait_for(graceful, 10)
         assert not controller.running and controller.queue is None
         await manager.remove_cluster("c")
+
+
+async def test_a_removed_clusters_failing_key_is_dropped_not_parked() -> None:
+    """A reconcile that fails while its cluster is removed is not kept for a cluster that may never return."""
+    started, release = asyncio.Event(), asyncio.Event()
+    calls: list[str] = []
+
+    async def reconcile(req: Request) -> None:
+        calls.append(str(req.key))
+        if req.key == "k":
+            started.set()
+            await release.wait()
+            raise RuntimeError("the cluster went away mid-reconcile")
+
+    controller = Controller("gone", reconcile, rate_limiter=RateLimiter(base_delay=0.01, qps=0))
+    manager = Manager()
+    manager.add(controller)
+    async with manager, ClusterClient.from_config(ClientConfig(server="http://127.0.0.1:1")) as unused:
+        await manager.add_cluster("c", unused, owned=False)
+        controller.enqueue("c", "k")
+        await asyncio.wait_for(started.wait(), 10)
+        await manager.remove_cluster("c")
+        release.set()
+        queue = controller.queue
+        assert queue is not None
+        await eventually(lambda: queue.pending() == 0 and not controller._parked, message="the retry is dropped")
+        # a cluster of that name engaged again starts clean, and is reconciled as usual
+        await manager.add_cluster("c", unused, owned=False)
+        controller.enqueue("c", "k2")
+        await eventually(lambda: calls == ["k", "k2"], message="the new cluster's key, and no retry of the old one")

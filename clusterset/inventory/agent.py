@@ -2,8 +2,9 @@
 
 The hub never calls members; an agent needs only outbound access to the hub, with a token that can
 write nothing but `clusterset-<id>` there. Each heartbeat (and whenever a ClusterProperty changes) it
-probes `/readyz` and `/version`, reads the ClusterProperties, and applies a ClusterReport. It renews its
-own hub token at 80% of its lifetime, as the kubelet rotates projected ServiceAccount tokens.
+probes `/readyz` and `/version`, reads the ClusterProperties from its watch cache, and applies a
+ClusterReport. It renews its own hub token at 80% of its lifetime, as the kubelet rotates projected
+ServiceAccount tokens.
 """
 
 from __future__ import annotations
@@ -28,14 +29,16 @@ from clusterset.api.inventory import (
     HUB_KUBECONFIG_SECRET,
     SYSTEM_NAMESPACE,
 )
-from clusterset.api.resources import CLUSTER_PROPERTIES, SECRETS
+from clusterset.api.resources import SECRETS
+from clusterset.api.times import rfc3339
 from clusterset.client import ClusterClient
 from clusterset.client.config import RetryPolicy
 from clusterset.client.errors import ApiError, ConnectionFailed, CredentialError, NotFound
 from clusterset.inventory.endpoint import endpoint_of
-from clusterset.inventory.profile_status import rfc3339, without_observation_times
+from clusterset.inventory.profile_status import without_observation_times
 from clusterset.inventory.registration import request_token, store_hub_kubeconfig
 from clusterset.inventory.report import Observation, desired_report
+from clusterset.runtime import Cache
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +84,8 @@ class MemberAgent:
     async def close(self) -> None:
         await self.probe.close()
 
-    async def observe(self) -> Observation:
+    async def observe(self, properties: Cache) -> Observation:
+        """`properties`: the member's ClusterProperties as its watch keeps them (no list per heartbeat)."""
         seen = Observation()
         step = "/readyz"
         try:
@@ -90,11 +94,11 @@ class MemberAgent:
             version = await self.probe.request("GET", "/version")
             seen.version = str((version if isinstance(version, dict) else {}).get("gitVersion") or "") or None
             step = "the ClusterProperty list"
-            props = await self.probe.list(CLUSTER_PROPERTIES)
+            await properties.wait_synced(self.probe.config.timeout)
         except (ApiError, ConnectionFailed, CredentialError, OSError, TimeoutError) as exc:
             seen.readyz_error = f"the member's API server at {self.probe.server} did not answer {step}: {exc}"
             return seen
-        for item in props.get("items") or []:
+        for item in properties.list():
             value = (item.get("spec") or {}).get("value")
             if isinstance(value, str) and value:
                 seen.properties[item["metadata"]["name"]] = value
@@ -130,12 +134,12 @@ class MemberAgent:
             log.warning("hub token renewed but not stored in the member cluster=%s: %s", self.cluster_id, exc)
         return True
 
-    async def report(self) -> float:
+    async def report(self, properties: Cache) -> float:
         """Observe and write the report if it changed or a heartbeat is due; returns seconds to the next one."""
         await self.renew_token()
         if self._last is None:
             self._last = await self._previous_report()
-        seen = await self.observe()
+        seen = await self.observe(properties)
         loop = asyncio.get_running_loop()
         now = loop.time()
         want = desired_report(self.cluster_id, self.hub_namespace, seen, self.endpoint, self._last,

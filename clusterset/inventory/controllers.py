@@ -65,7 +65,7 @@ def agent_controller(agents: Mapping[str, MemberAgent], workers: int = 4) -> Con
         if agent is None:
             return None
         try:
-            wait = await agent.report()
+            wait = await agent.report(req.cluster.cache(CLUSTER_PROPERTIES))
         except (Unauthorized, Forbidden, NotFound) as exc:
             # the hub refuses this agent: it left the set, or (on a real hub) its new RoleBinding has not
             # reached the authorizer yet. Say why once; ask again rarely rather than never

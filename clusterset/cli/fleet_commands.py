@@ -28,11 +28,12 @@ from clusterset.api.inventory import (
     member_namespace,
 )
 from clusterset.api.resources import CLUSTER_PROFILES, SECRETS
+from clusterset.api.times import parse_time
 from clusterset.client import ApiError, ClusterClient, ConnectionFailed, CredentialError, NotFound
 from clusterset.fleet.embedded import EmbeddedFleet, FleetOptions
 from clusterset.inventory.agent import MemberAgent
 from clusterset.inventory.controllers import REPORT_KEY, agent_controller, profile_controller
-from clusterset.inventory.profile_status import AccessProvider, parse_time
+from clusterset.inventory.profile_status import AccessProvider
 from clusterset.inventory.profiles import ProfileManager
 from clusterset.inventory.registration import JoinRefused, join, leave, member_id, prepare_hub
 from clusterset.runtime import LeaderElection, Manager

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from clusterset.api.inventory import (
@@ -24,6 +24,7 @@ from clusterset.api.inventory import (
     condition,
     set_condition,
 )
+from clusterset.api.times import parse_time, rfc3339
 
 # limits of ClusterProfile's CRD: a report that breaks them must not make every status write fail
 PROPERTY_VALUE_MAX = 1024  # ClusterProperty values may be far longer (KEP-2149: 128k code points)
@@ -38,19 +39,6 @@ class AccessProvider:
 
     name: str
     exec_config: dict[str, Any]  # the client.authentication.k8s.io/exec extension; `{cluster}` is the member id
-
-
-def parse_time(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def rfc3339(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def desired_profile(cluster_id: str, namespace: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -46,24 +46,12 @@ from clusterset.apiserver.controllers.manager import ControllerManager
 from clusterset.apiserver.server import Apiserver
 from clusterset.testing import ClusterInfo, ServerThread
 from tests.conftest import KUBECTLS, Kubectl
+from tests.helpers import wait_until
 
-T = TypeVar("T")
 MERGE = "application/merge-patch+json"
 SLICE_CONTROLLER = "endpointslice-controller"
 ENDPOINTS_CONTROLLER = "endpoint-controller"
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-
-
-def wait_until(predicate: Callable[[], T | None], timeout: float = 10.0, what: str = "condition") -> T:
-    """Polls until `predicate` returns something truthy; fails after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 # ============================================================================ the planner (pure)
@@ -582,7 +570,7 @@ def test_service_over_pods_yields_upstream_slice(env: Env) -> None:
     assert eps["web-2"]["zone"] == "zone-b" and eps["web-2"]["addresses"] == p2["ips"]
     assert eps["web-3"]["conditions"] == {"ready": False, "serving": False, "terminating": False}
     # the legacy Endpoints, as kubectl get endpoints users expect
-    ep = wait_until(lambda: env.endpoints("web"), what="Endpoints web")
+    ep = wait_until(lambda: env.endpoints("web"), message="Endpoints web")
     assert ep["metadata"]["labels"] == {"app": "web", "team": "payments",
                                         ENDPOINTS_MANAGED_BY_LABEL: ENDPOINTS_CONTROLLER_NAME}
     (subset,) = ep["subsets"]
@@ -613,7 +601,7 @@ def test_headless_service_over_statefulset_pods_has_hostnames(env: Env) -> None:
     eps = by_pod([s])
     assert eps["db-0"]["hostname"] == "db-0" and eps["db-1"]["hostname"] == "db-1"
     assert "hostname" not in eps["db-x"], "subdomain must name the Service"
-    ep = wait_until(lambda: env.endpoints("db"), what="Endpoints db")
+    ep = wait_until(lambda: env.endpoints("db"), message="Endpoints db")
     assert {a.get("hostname") for a in ep["subsets"][0]["addresses"]} == {"db-0", "db-1", None}
 
 
@@ -626,20 +614,20 @@ def test_readiness_and_termination_update_the_slice_in_place_within_a_deadline(e
     env.set_status("api-a", a["ips"], ready=False)
     s = wait_until(lambda: next((s for s in env.slices("api")
                                  if not by_pod([s])["api-a"]["conditions"]["ready"]), None),
-                   timeout=5, what="api-a not ready in the slice")
+                   timeout=5, message="api-a not ready in the slice")
     assert by_pod([s])["api-a"]["conditions"] == {"ready": False, "serving": False, "terminating": False}
     assert s["metadata"]["name"] == before["metadata"]["name"], "updated in place, not replaced"
     ep = wait_until(lambda: (e := env.endpoints("api")) and "notReadyAddresses" in e["subsets"][0] and e,
-                    timeout=5, what="api-a in notReadyAddresses")
+                    timeout=5, message="api-a in notReadyAddresses")
     assert [x["targetRef"]["name"] for x in ep["subsets"][0]["notReadyAddresses"]] == ["api-a"]
 
     env.core.delete_namespaced_pod("api-b", "default")  # bound pod: 30 s of grace, nobody ends it early
     s = wait_until(lambda: next((s for s in env.slices("api")
                                  if by_pod([s])["api-b"]["conditions"]["terminating"]), None),
-                   timeout=5, what="api-b terminating in the slice")
+                   timeout=5, message="api-b terminating in the slice")
     assert by_pod([s])["api-b"]["conditions"] == {"ready": False, "serving": True, "terminating": True}
     ep = wait_until(lambda: (e := env.endpoints("api")) and "addresses" not in e["subsets"][0] and e,
-                    timeout=5, what="api-b out of the Endpoints")
+                    timeout=5, message="api-b out of the Endpoints")
     assert [x["targetRef"]["name"] for x in ep["subsets"][0]["notReadyAddresses"]] == ["api-a"]
 
 
@@ -656,10 +644,10 @@ def test_deleting_pods_removes_their_endpoints(env: Env) -> None:
         slices = env.slices("cache")
         return slices if len(slices) == 1 and slices[0]["endpoints"] is None else None
 
-    (s,) = wait_until(placeholder, timeout=5, what="the empty placeholder slice")
+    (s,) = wait_until(placeholder, timeout=5, message="the empty placeholder slice")
     assert s["ports"] is None, "upstream keeps one slice with null endpoints and ports"
     ep = wait_until(lambda: (e := env.endpoints("cache")) and "subsets" not in e and e, timeout=5,
-                    what="empty Endpoints")
+                    message="empty Endpoints")
     assert ep["metadata"]["name"] == "cache"
 
 
@@ -671,7 +659,7 @@ def test_node_zone_and_late_node_registration_reach_the_slice(env: Env) -> None:
     assert by_pod([s])["geo-1"]["zone"] == "zone-a"
     env.core.patch_node("n1", {"metadata": {"labels": {"topology.kubernetes.io/zone": "zone-z"}}})
     wait_until(lambda: by_pod(env.slices("geo")).get("geo-1", {}).get("zone") == "zone-z", timeout=5,
-               what="the node's new zone on its endpoint")
+               message="the node's new zone on its endpoint")
     env.node("n3", "zone-c")
     eps = by_pod(env.wait_endpoints("geo", 2, timeout=5))
     assert eps["geo-late"]["zone"] == "zone-c" and eps["geo-late"]["nodeName"] == "n3"
@@ -716,7 +704,7 @@ def test_batch_period_gathers_pod_changes_into_one_write_but_not_service_changes
     start = time.monotonic()
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda p: env.set_status(p["name"], p["ips"], ready=False), pods))
-    (after,) = wait_until(all_ready(False), timeout=10, what="four not-ready endpoints")
+    (after,) = wait_until(all_ready(False), timeout=10, message="four not-ready endpoints")
     assert time.monotonic() - start >= 1.5, "a pod change waits for the batch period"
     writes = _slice_writes(env, "batch", first["metadata"]["resourceVersion"], after["metadata"]["resourceVersion"])
     assert len(writes) == 1, "the four changes of the window share one write"
@@ -727,7 +715,7 @@ def test_batch_period_gathers_pod_changes_into_one_write_but_not_service_changes
         env.set_status(p["name"], p["ips"], ready=True)
     env.core.patch_namespaced_service("batch", "default", {"metadata": {"labels": {"app": "batch", "tier": "web"}}},
                                       _content_type=MERGE)
-    (s,) = wait_until(all_ready(True), timeout=10, what="four ready endpoints")
+    (s,) = wait_until(all_ready(True), timeout=10, message="four ready endpoints")
     assert time.monotonic() - start < 4.0, "the Service's sync did not wait for the pods' batch period"
     assert s["metadata"]["labels"]["tier"] == "web"
     settings["endpointSliceBatchPeriod"] = 0
@@ -743,7 +731,7 @@ def test_dual_stack_service_gets_one_slice_per_family(ep_server: ServerThread) -
     e.pod("dual-1", {"app": "dual"}, ips=["10.128.0.7", "fd00:10:244:0:0:0:0:7"])
     e.pod("single-1", {"app": "single"}, ips=["10.128.0.8", "fd00:10:244::8"])
     slices = wait_until(lambda: len(s := e.slices("dual")) == 2 and all(x.get("endpoints") for x in s) and s,
-                        what="two families of slices")
+                        message="two families of slices")
     assert {s["addressType"]: s["endpoints"][0]["addresses"] for s in slices} == {
         "IPv4": ["10.128.0.7"], "IPv6": ["fd00:10:244::7"]}
     single = e.wait_endpoints("single", 1)
@@ -762,7 +750,7 @@ def test_selectorless_and_externalname_services_are_left_alone(env: Env) -> None
     before = env.reconciles()
     env.core.patch_namespaced_service("ext", "default", {"metadata": {"annotations": {"touch": "1"}}},
                                       _content_type=MERGE)
-    wait_until(lambda: env.reconciles() > before, what="the ext Service reconciled")
+    wait_until(lambda: env.reconciles() > before, message="the ext Service reconciled")
     env.settle()
     (s,) = env.slices("ext")
     assert s["metadata"]["name"] == "ext-manual" and s["metadata"]["resourceVersion"] == rv
@@ -776,7 +764,7 @@ def test_no_write_when_nothing_changed(env: Env) -> None:
     env.pod("quiet-2", {"app": "quiet"})
     (s,) = env.wait_endpoints("quiet", 2)
     wait_until(lambda: (e := env.endpoints("quiet")) and len(e["subsets"][0].get("addresses", [])) == 2,
-               what="Endpoints quiet")
+               message="Endpoints quiet")
     env.settle()
     rv = env.store_rv()
     slices_before, endpoints_before = env.reconciles(SLICE_CONTROLLER), env.reconciles(ENDPOINTS_CONTROLLER)
@@ -784,7 +772,7 @@ def test_no_write_when_nothing_changed(env: Env) -> None:
     env.core.patch_namespaced_service("quiet", "default", {"metadata": {"annotations": {"note": "x"}}},
                                       _content_type=MERGE)
     wait_until(lambda: env.reconciles(SLICE_CONTROLLER) > slices_before
-               and env.reconciles(ENDPOINTS_CONTROLLER) > endpoints_before, what="both controllers reconciled")
+               and env.reconciles(ENDPOINTS_CONTROLLER) > endpoints_before, message="both controllers reconciled")
     env.settle()
     assert env.store_rv() == rv + 1, "only the annotation itself was written"
     # a pod change that cannot affect endpoints: not even a reconcile
@@ -800,7 +788,7 @@ def test_no_write_when_nothing_changed(env: Env) -> None:
                                       _content_type=MERGE)
     relabelled = wait_until(lambda: next((x for x in env.slices("quiet")
                                           if x["metadata"]["labels"].get("tier") == "gold"), None),
-                            what="the new label on the slice")
+                            message="the new label on the slice")
     assert relabelled["metadata"]["name"] == s["metadata"]["name"]
     env.settle()
     assert env.reconciles() == slices_before + 1, "the event of our own slice write must not requeue"
@@ -810,11 +798,11 @@ def test_deleting_the_service_removes_its_slices_and_endpoints(env: Env) -> None
     env.service("gone")
     env.pod("gone-1", {"app": "gone"})
     env.wait_endpoints("gone", 1)
-    wait_until(lambda: env.endpoints("gone"), what="Endpoints gone")
+    wait_until(lambda: env.endpoints("gone"), message="Endpoints gone")
     # raw: kube-apiserver answers with the deleted Service, which the client's model expects
     env.core.delete_namespaced_service("gone", "default", _preload_content=False)
     wait_until(lambda: env.slices("gone") == [] and env.endpoints("gone") is None, timeout=5,
-               what="slices and Endpoints removed")
+               message="slices and Endpoints removed")
 
 
 async def _attach(server: Apiserver, name: str) -> None:
@@ -846,7 +834,7 @@ def test_attach_reconciles_what_exists(ep_server: ServerThread) -> None:
     (s,) = e.wait_endpoints("web", 2)
     assert s["metadata"]["name"] == "web-stale", "the existing slice is reused, as upstream does"
     assert set(by_pod([s])) == {"web-1", "web-2"}
-    wait_until(lambda: e.slices("old") == [], timeout=5, what="the orphaned slice deleted")
+    wait_until(lambda: e.slices("old") == [], timeout=5, message="the orphaned slice deleted")
 
 
 def test_restart_rewrites_nothing_and_keeps_reconciling(tmp_path: Path) -> None:
@@ -860,7 +848,7 @@ def test_restart_rewrites_nothing_and_keeps_reconciling(tmp_path: Path) -> None:
         a = e.pod("web-1", {"app": "web"})
         e.pod("web-2", {"app": "web"})
         (s,) = e.wait_endpoints("web", 2)
-        wait_until(lambda: e.endpoints("web"), what="Endpoints web")
+        wait_until(lambda: e.endpoints("web"), message="Endpoints web")
         e.settle()
         rv = e.store_rv()
     finally:
@@ -876,7 +864,7 @@ def test_restart_rewrites_nothing_and_keeps_reconciling(tmp_path: Path) -> None:
         assert after["metadata"]["resourceVersion"] == s["metadata"]["resourceVersion"]
         e.set_status("web-1", a["ips"], ready=False)
         wait_until(lambda: not by_pod(e.slices("web"))["web-1"]["conditions"]["ready"], timeout=5,
-                   what="web-1 not ready after the restart")
+                   message="web-1 not ready after the restart")
     finally:
         second.stop()
 
@@ -903,7 +891,7 @@ def test_kubectl_get_endpointslices_and_endpoints(env: Env, kubectl_binary: str,
     out = kubectl("get", "endpointslices", "-l", f"{SERVICE_NAME_LABEL}=shop", "-o", "json")
     assert [i["metadata"]["name"] for i in json.loads(out)["items"]] == [s["metadata"]["name"]]
     wait_until(lambda: (e := env.endpoints("shop")) and len(e["subsets"][0].get("addresses", [])) == 2,
-               what="Endpoints shop")
+               message="Endpoints shop")
     rows = [line.split() for line in kubectl("get", "endpoints", "shop").splitlines()]
     assert rows[0][:2] == ["NAME", "ENDPOINTS"]
     assert sorted(rows[1][1].split(",")) == sorted(f"{ip}:8080" for ip in a["ips"] + b["ips"])
@@ -924,7 +912,7 @@ def test_live_cluster_publishes_ready_pods(live_cluster: ClusterInfo) -> None:
     e.discovery = client.DiscoveryV1Api(e.api)
     simulated = _has_controller("kubelet")
     if _has_controller("nodes"):
-        nodes = wait_until(lambda: e.core.list_node().items, what="simulated nodes")
+        nodes = wait_until(lambda: e.core.list_node().items, message="simulated nodes")
         node = nodes[0].metadata.name
         zone = (nodes[0].metadata.labels or {}).get("topology.kubernetes.io/zone")
     else:
@@ -950,7 +938,7 @@ def test_live_cluster_publishes_ready_pods(live_cluster: ClusterInfo) -> None:
         eps = by_pod(slices)
         return slices if len(eps) == 2 and all(x["conditions"]["ready"] for x in eps.values()) else None
 
-    slices = wait_until(ready_slice, timeout=30, what="two ready endpoints on a live cluster")
+    slices = wait_until(ready_slice, timeout=30, message="two ready endpoints on a live cluster")
     pods = {p.metadata.name: p for p in e.core.list_namespaced_pod("default", label_selector="app=live").items}
     for name, ep in by_pod(slices).items():
         assert ep["addresses"] == [pods[name].status.pod_ip]
@@ -962,7 +950,7 @@ def test_live_cluster_publishes_ready_pods(live_cluster: ClusterInfo) -> None:
         wait_until(lambda: by_pod(json.loads(e.discovery.list_namespaced_endpoint_slice(
             "default", label_selector=f"{SERVICE_NAME_LABEL}=live", _preload_content=False).data)["items"])
             .get("live-0", {}).get("conditions") == {"ready": False, "serving": False, "terminating": False},
-            timeout=10, what="live-0 not ready in its slice")
+            timeout=10, message="live-0 not ready in its slice")
 
 
 def test_deployment_of_1000_replicas_gets_10_full_slices(server: ServerThread) -> None:

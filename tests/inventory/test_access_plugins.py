@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from clusterset.api.resources import CLUSTER_ROLE_BINDINGS, NAMESPACES, SECRETS, SERVICE_ACCOUNTS
-from clusterset.client import ApiError, ClientConfig, ClusterClient
+from clusterset.client import ClientConfig, ClusterClient
 from clusterset.runtime.access import client_for
 from clusterset.testing import ClusterInfo, ServerThread
 
@@ -145,25 +145,8 @@ def fleet_state(server: ServerThread, tmp_path: Path, *names: str) -> Path:
     return state
 
 
-async def token_request_supported(info: ClusterInfo) -> bool:
-    """Whether the server answers `serviceaccounts/<name>/token` (being added to the embedded server)."""
-    async with await admin(info) as c:
-        await c.create(NAMESPACES, {"metadata": {"name": "probe-token"}})
-        await c.create(SERVICE_ACCOUNTS, {"metadata": {"name": "probe", "namespace": "probe-token"}})
-        try:
-            await c.request("POST", SERVICE_ACCOUNTS.path("probe-token", "probe", "token"),
-                            body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}})
-        except ApiError as exc:
-            if exc.status in (404, 405):
-                return False
-            raise
-        return True
-
-
 async def test_embedded_issues_short_lived_tokens(server: ServerThread, tmp_path: Path) -> None:
     member = server.add_cluster(controllers=False)
-    if not await token_request_supported(member):
-        pytest.skip("the embedded server does not serve TokenRequest yet (serviceaccounts/<name>/token)")
     state = fleet_state(server, tmp_path, member.name)
     info = exec_info(member.server, {"clusterName": member.name, "stateDir": str(state), "expirationSeconds": 1200})
     before = datetime.now(UTC)
@@ -189,8 +172,6 @@ async def test_embedded_issues_short_lived_tokens(server: ServerThread, tmp_path
 
 async def test_embedded_end_to_end(server: ServerThread, tmp_path: Path) -> None:
     member = server.add_cluster(controllers=False)
-    if not await token_request_supported(member):
-        pytest.skip("the embedded server does not serve TokenRequest yet (serviceaccounts/<name>/token)")
     state = fleet_state(server, tmp_path, member.name)
     providers = {"providers": [{"name": "clusterset-embedded", "execConfig": {
         "apiVersion": V1, "command": sys.executable,

@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clusterset.api.inventory import CLUSTER_ID_PROPERTY, condition
+from clusterset.api.times import rfc3339
 from clusterset.client.errors import AlreadyExists
 from clusterset.inventory.profile_status import (
     AccessProvider,
     desired_profile,
     desired_status,
-    rfc3339,
     without_observation_times,
 )
 from clusterset.inventory.profiles import ProfileManager, WriteBudget

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from clusterset.api.times import parse_time
+
 Obj = dict[str, Any]
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -894,20 +896,6 @@ def plan_endpoints(service: Obj, pods: Iterable[Obj], existing: Obj | None, trig
 
 
 # ---------------------------------------------------------------------------- trigger time
-def _parse_time(value: Any) -> datetime | None:
-    return _parse_time_text(value) if isinstance(value, str) and value else None
-
-
-@functools.lru_cache(maxsize=1 << 14)
-def _parse_time_text(value: str) -> datetime | None:
-    """Cached: each sync of a Service reads every pod's Ready transition time again."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def format_time(value: datetime) -> str:
     """Go's time.RFC3339Nano in UTC: fractional seconds only when present, trailing zeros trimmed."""
     value = value.astimezone(UTC)
@@ -919,7 +907,7 @@ def format_time(value: datetime) -> str:
 def _ready_transition(pod: Obj) -> datetime | None:
     for cond in _list(_dict(pod.get("status")).get("conditions")):
         if isinstance(cond, dict) and cond.get("type") == "Ready":
-            return _parse_time(cond.get("lastTransitionTime"))
+            return parse_time(cond.get("lastTransitionTime"))
     return None
 
 
@@ -947,7 +935,7 @@ class TriggerTimeTracker:
             previous = last_pods.get(name)
             if (previous is None or when > previous) and (earliest is None or when < earliest):
                 earliest = when
-        created = _parse_time(meta.get("creationTimestamp"))
+        created = parse_time(meta.get("creationTimestamp"))
         if (created is not None and (last_service is None or created > last_service)
                 and (earliest is None or created < earliest)):
             earliest = created

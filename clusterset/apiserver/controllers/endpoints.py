@@ -45,15 +45,13 @@ class EndpointsController(ServiceIndexed):
     batch_setting: str = "endpointBatchPeriod"  # upstream's --endpoint-updates-batch-period (default 0)
 
     def _keys_for(self, cluster: Cluster, event: Event) -> set[Key]:
+        keys = self.service_or_pod_keys(cluster, event, track_nodes=False)
+        if keys is not None:
+            return keys
         obj = event.entry.obj
         meta = _meta(obj)
         ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
         index = self.index(cluster)
-        if event.resource == "/services":
-            index.service_event(event.type, obj)
-            return self.urgent(cluster, {(ns, name)})
-        if event.resource == "/pods":
-            return self.batched(cluster, [(ns, svc) for svc in index.pod_event(event.type, obj, track_nodes=False)])
         if event.resource == ENDPOINTS:
             pods: list[str] = []
             for subset in obj.get("subsets") or []:

@@ -133,6 +133,20 @@ class ServiceIndexed:
         self.index(cluster).urgent.update(keys)
         return keys
 
+    def service_or_pod_keys(self, cluster: Cluster, event: Event, track_nodes: bool) -> set[Key] | None:
+        """The Services a Service or pod event touches (None for other resources): a Service syncs at
+        once, a pod's Services in its batch window."""
+        obj = event.entry.obj
+        if event.resource == "/services":
+            self.index(cluster).service_event(event.type, obj)
+            meta = _meta(obj)
+            return self.urgent(cluster, {(str(meta.get("namespace", "")), str(meta.get("name", "")))})
+        if event.resource == "/pods":
+            ns = str(_meta(obj).get("namespace", ""))
+            services = self.index(cluster).pod_event(event.type, obj, track_nodes=track_nodes)
+            return self.batched(cluster, [(ns, svc) for svc in services])
+        return None
+
     def wait(self, api: ClusterAPI, key: Key) -> float | None:
         """At the start of a reconcile: None to sync now, or the seconds until the batch window closes."""
         return self.index(api.cluster).sync_due(key, time.monotonic())
@@ -170,15 +184,13 @@ class EndpointSliceController(ServiceIndexed):
     # ------------------------------------------------------------------ events → Services
 
     def _keys_for(self, cluster: Cluster, event: Event) -> set[Key]:
+        keys = self.service_or_pod_keys(cluster, event, track_nodes=True)
+        if keys is not None:
+            return keys
         obj = event.entry.obj
         meta = _meta(obj)
         ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
         index = self.index(cluster)
-        if event.resource == "/services":
-            index.service_event(event.type, obj)
-            return self.urgent(cluster, {(ns, name)})
-        if event.resource == "/pods":
-            return self.batched(cluster, [(ns, svc) for svc in index.pod_event(event.type, obj, track_nodes=True)])
         if event.resource == SLICES:
             labels = _labels(obj)
             service = labels.get(SERVICE_NAME_LABEL)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from clusterset.api.times import parse_time
 from clusterset.apiserver.builtins import label_selector_from_object
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.errors import StatusError
@@ -98,13 +99,8 @@ def now_micro() -> str:
 
 def parse_ts(value: Any) -> float | None:
     """An RFC 3339 timestamp as epoch seconds; None when absent or unparsable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    parsed = parse_time(value)
+    return None if parsed is None else parsed.timestamp()
 
 
 def wall() -> float:

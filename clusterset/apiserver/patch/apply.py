@@ -13,11 +13,12 @@ import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 import orjson
 
+from clusterset.api.times import parse_time
 from clusterset.apiserver import errors
 from clusterset.apiserver.errors import StatusError
 from clusterset.apiserver.patch.fieldsets import (
@@ -114,18 +115,8 @@ class ManagedEntry:
         return out
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _rfc3339(value: str | None) -> str | None:
-    parsed = _parse_time(value)
+    parsed = parse_time(value)
     return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if parsed else None
 
 
@@ -171,7 +162,7 @@ def encode_managed_fields(entries: list[ManagedEntry]) -> list[dict[str, Any]]:
     """Drops empty entries; sorts Apply before Update, then time, manager, apiVersion, subresource."""
 
     def order(e: ManagedEntry) -> tuple[str, float, str, str, str]:
-        when = _parse_time(e.time)
+        when = parse_time(e.time)
         return (e.operation, int(when.timestamp()) if when else 0, e.manager, e.api_version, e.subresource or "")
 
     return [e.encode() for e in sorted((e for e in entries if e.fields), key=order)]

@@ -1,0 +1,27 @@
+"""Kubernetes timestamps (RFC 3339, `Time` and `MicroTime`): parsing and formatting shared by every layer."""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+from typing import Any
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 timestamp as an aware datetime (UTC when it names no zone); None when absent or unparsable."""
+    return _parse(value) if isinstance(value, str) and value else None
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _parse(text: str) -> datetime | None:
+    """Cached: controllers read the same timestamps (pods' transition times) on every sync."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def rfc3339(when: datetime) -> str:
+    """A `metav1.Time`: UTC, whole seconds."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -44,13 +44,11 @@ import orjson
 from bench import machine
 from bench.load import LoadResult, percentile, run_count, run_load, session
 from bench.procs import (
-    DEFAULT_SHIM,
     REPO,
     ApiserverProcess,
     EtcdProcess,
     cpu_seconds,
     install_etcd_hint,
-    missing_modules,
     pin_self,
     try_install_etcd,
 )
@@ -477,9 +475,9 @@ async def _warm_rss(o: Ours, cluster: str) -> int:
     return o.srv.proc.rss() if o.srv.proc else 0
 
 
-async def ours_admin_adds(work: Path, shim: Path | None, s: Settings) -> dict[str, Any]:
+async def ours_admin_adds(work: Path, s: Settings) -> dict[str, Any]:
     """Adds clusters through `POST /admin/clusters` (16 clients) in batches, until N or the time budget."""
-    srv = ApiserverProcess(work / "admin-state", ["c0"], shim=shim).start()
+    srv = ApiserverProcess(work / "admin-state", ["c0"]).start()
     out: dict[str, Any] = {"batch": s.admin_batch, "batches": []}
     try:
         o = Ours(srv)
@@ -528,11 +526,11 @@ async def ours_admin_adds(work: Path, shim: Path | None, s: Settings) -> dict[st
     return out
 
 
-async def ours_clusters(work: Path, shim: Path | None, s: Settings) -> dict[str, Any]:
+async def ours_clusters(work: Path, s: Settings) -> dict[str, Any]:
     """RSS of a process with 1 cluster vs 1 + N; the time to bring N + 1 up, cold and on restart."""
     n = s.clusters
     out: dict[str, Any] = {"clusters": n}
-    one = ApiserverProcess(work / "one-state", ["c0"], shim=shim).start()
+    one = ApiserverProcess(work / "one-state", ["c0"]).start()
     try:
         out["rss_1"] = await _warm_rss(Ours(one), "c0")
     finally:
@@ -543,7 +541,7 @@ async def ours_clusters(work: Path, shim: Path | None, s: Settings) -> dict[str,
 
     async def up(label: str) -> ApiserverProcess:
         t0 = time.perf_counter()
-        srv = ApiserverProcess(state, names, shim=shim).start(timeout=300)
+        srv = ApiserverProcess(state, names).start(timeout=300)
         o = Ours(srv)
         async with session(o.ssl) as sess, sess.get(o.url(last, "/api/v1/namespaces"), headers=o.headers(last)) as r:
             assert r.status == 200, r.status
@@ -561,12 +559,12 @@ async def ours_clusters(work: Path, shim: Path | None, s: Settings) -> dict[str,
     print(f"  restart on {n + 1:,} clusters: {out['restart_s']:.1f}s", flush=True)
     out["per_cluster"] = (out["rss_cold"] - out["rss_1"]) / n
     out["per_cluster_restart"] = (out["rss_restart"] - out["rss_1"]) / n
-    out["admin"] = await ours_admin_adds(work, shim, s)
+    out["admin"] = await ours_admin_adds(work, s)
     return out
 
 
-async def run_ours(work: Path, shim: Path | None, s: Settings) -> dict[str, Any]:
-    srv = ApiserverProcess(work / "state", ["bench", "lists", "watch"], shim=shim).start()
+async def run_ours(work: Path, s: Settings) -> dict[str, Any]:
+    srv = ApiserverProcess(work / "state", ["bench", "lists", "watch"]).start()
     try:
         o = Ours(srv)
         async with session(o.ssl) as sess:
@@ -583,7 +581,7 @@ async def run_ours(work: Path, shim: Path | None, s: Settings) -> dict[str, Any]
     finally:
         srv.stop()
     # --durable: synchronous=FULL, an fsync per group commit (what etcd does per batch)
-    srv = ApiserverProcess(work / "durable-state", ["bench"], shim=shim, durable=True).start()
+    srv = ApiserverProcess(work / "durable-state", ["bench"], durable=True).start()
     try:
         o = Ours(srv)
         async with session(o.ssl) as sess:
@@ -593,7 +591,7 @@ async def run_ours(work: Path, shim: Path | None, s: Settings) -> dict[str, Any]
     finally:
         srv.stop()
     with PHASES.phase("ours clusters"):
-        out["cluster_mem"] = await ours_clusters(work, shim, s)
+        out["cluster_mem"] = await ours_clusters(work, s)
     return out
 
 
@@ -761,15 +759,6 @@ async def amain(args: argparse.Namespace) -> Results:
         pass
     else:
         r.notes.append("fewer than 2 CPUs: servers and load generator share the CPU")
-    shim: Path | None = None
-    missing = missing_modules()
-    if missing:
-        shim_dir = Path(args.shim) if args.shim else DEFAULT_SHIM
-        if not (shim_dir / "shimplugin.py").exists():
-            raise SystemExit(f"modules missing ({', '.join(missing)}) and no stand-ins at {shim_dir}/shimplugin.py")
-        shim = shim_dir
-        r.notes.append(f"server ran with stand-ins ({shim_dir}/shimplugin.py) for modules not written yet: "
-                       + ", ".join(Path(m).stem for m in missing))
     print(machine_line(r.machine), flush=True)
     if args.wait_quiet > 0:
         machine.wait_quiet(args.wait_quiet)
@@ -794,7 +783,7 @@ async def amain(args: argparse.Namespace) -> Results:
             with PHASES.phase("etcd"):
                 r.etcd = await run_etcd(work / "etcd", s)
         print("our API server ...", flush=True)
-        r.ours = await run_ours(work, shim, s)
+        r.ours = await run_ours(work, s)
     other, wall = background.other_cpu_seconds()
     share = other / wall if wall else 0.0
     r.background = {"other_cpu_s": other, "wall_s": wall, "cores": share, "loadavg_at_start": load1}
@@ -818,7 +807,6 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"if etcd is missing, run `{install_etcd_hint()}` (root only)")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="first wait up to this long for other processes to leave the CPUs idle")
-    parser.add_argument("--shim", help=f"stand-ins for missing modules (default {DEFAULT_SHIM})")
     args = parser.parse_args(argv)
     r = asyncio.run(amain(args))
     print()

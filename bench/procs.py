@@ -24,20 +24,6 @@ REPO = Path(__file__).resolve().parent.parent
 SERVER_CPU = 0
 CLIENT_CPU = 1
 
-# modules written by other engineers; while one is missing the server needs stand-ins (a shim)
-PENDING_MODULES = [
-    "clusterset/apiserver/tables.py", "clusterset/apiserver/openapi.py", "clusterset/apiserver/schema.py",
-    "clusterset/apiserver/builtin_schemas.py", "clusterset/apiserver/patch/jsonpatch.py",
-    "clusterset/apiserver/patch/merge.py", "clusterset/apiserver/patch/strategic.py",
-    "clusterset/apiserver/patch/apply.py",
-]
-DEFAULT_SHIM = Path("/tmp/shim")
-
-
-def missing_modules() -> list[str]:
-    return [m for m in PENDING_MODULES if not (REPO / m).exists()]
-
-
 def pin_self(cpu: int = CLIENT_CPU) -> bool:
     """Pins this (load generator) process to `cpu` when the machine has more than one."""
     if (os.cpu_count() or 1) < 2 or not hasattr(os, "sched_setaffinity"):
@@ -146,11 +132,10 @@ def _wait_http(url: str, ctx: ssl.SSLContext | None, proc: Proc, timeout: float,
 class ApiserverProcess:
     """`clusterset apiserver` in its own process pinned to CPU 0, with a throw-away state dir."""
 
-    def __init__(self, state_dir: Path, clusters: list[str], *, shim: Path | None = None, durable: bool = False,
+    def __init__(self, state_dir: Path, clusters: list[str], *, durable: bool = False,
                  port: int | None = None) -> None:
         self.state_dir = state_dir
         self.port = port or free_port()
-        self.shim = shim
         self.clusters = clusters
         self.durable = durable
         self.proc: Proc | None = None
@@ -159,11 +144,7 @@ class ApiserverProcess:
     def start(self, timeout: float = 120.0) -> ApiserverProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
-        prelude = ""
-        if self.shim is not None:
-            env["PYTHONPATH"] = f"{self.shim}{os.pathsep}{env.get('PYTHONPATH', '')}".rstrip(os.pathsep)
-            prelude = "import shimplugin; "
-        code = prelude + "import sys; from clusterset.cli.main import main; sys.exit(main(sys.argv[1:]))"
+        code = "import sys; from clusterset.cli.main import main; sys.exit(main(sys.argv[1:]))"
         args = ["apiserver", "--state-dir", str(self.state_dir), "--port", str(self.port)]
         for name in self.clusters:
             args += ["--cluster", name]

@@ -29,7 +29,7 @@ import orjson
 
 from bench.load import percentile
 from bench.workload import list_labels, stored_configmap_bytes
-from clusterset.apiserver.sqlite import SCHEMA  # the reference stores rows exactly as the server does
+from clusterset.apiserver.storage.sqlite import SCHEMA  # the reference stores rows exactly as the server does
 
 INSERT = "INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?)"
 LIST_OBJECTS = 10_000

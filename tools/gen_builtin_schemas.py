@@ -1,10 +1,10 @@
-"""Generate clusterset/apiserver/builtin_schemas.json from the official `kubernetes` client's models.
+"""Generate clusterset/apiserver/schema/builtin_schemas.json from the official `kubernetes` client's models.
 
 Run once (needs the `kubernetes` package, a test dependency) and commit the output:
 
     .venv/bin/python tools/gen_builtin_schemas.py
 
-The runtime never imports `kubernetes`: it reads the JSON through `clusterset.apiserver.builtin_schemas`.
+The runtime never imports `kubernetes`: it reads the JSON through `clusterset.apiserver.schema.builtin`.
 
 Output layout (kept small by sharing definitions, as kube-apiserver's OpenAPI v3 does):
 

@@ -1,7 +1,7 @@
-"""Generate clusterset/apiserver/protobuf_schema.json from the upstream `generated.proto` files.
+"""Generate clusterset/apiserver/http/protobuf_schema.json from the upstream `generated.proto` files.
 
 kubectl >= 1.32 sends typed create/update bodies as `application/vnd.kubernetes.protobuf`; the
-decoder in `clusterset.apiserver.protobuf` turns them into the dicts the JSON encoding would give,
+decoder in `clusterset.apiserver.http.protobuf` turns them into the dicts the JSON encoding would give,
 driven by the table this script writes. Run it by hand and commit the JSON (not the .proto files):
 
     .venv/bin/python tools/gen_protobuf_schema.py --protos /tmp/protos \\

@@ -18,17 +18,18 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from clusterset.apiserver import errors, policy
-from clusterset.apiserver.authn import Authenticator
-from clusterset.apiserver.cluster import Cluster, cidrs_for
+from clusterset.apiserver.auth import policy
+from clusterset.apiserver.auth.authn import Authenticator
+from clusterset.apiserver.auth.tokens import TokenIssuer
 from clusterset.apiserver.controllers import default_controllers
 from clusterset.apiserver.controllers.manager import ControllerManager
-from clusterset.apiserver.lifecycle import Lifecycle
-from clusterset.apiserver.rest import Ctx, Rest, now_rfc3339
-from clusterset.apiserver.sqlite import Database
-from clusterset.apiserver.store import DEFAULT_HISTORY, ClusterStore
-from clusterset.apiserver.tls import TLSFiles, ensure_tls
-from clusterset.apiserver.tokens import TokenIssuer
+from clusterset.apiserver.http.tls import TLSFiles, ensure_tls
+from clusterset.apiserver.meta import errors
+from clusterset.apiserver.registry.cluster import Cluster, cidrs_for
+from clusterset.apiserver.registry.lifecycle import Lifecycle
+from clusterset.apiserver.registry.rest import Ctx, Rest, now_rfc3339
+from clusterset.apiserver.storage.sqlite import Database
+from clusterset.apiserver.storage.store import DEFAULT_HISTORY, ClusterStore
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ class Apiserver:
         return f"{self.url}/clusters/{name}"
 
     async def start(self) -> None:
-        from clusterset.apiserver.handlers import make_app
+        from clusterset.apiserver.http.app import make_app
 
         self._running = True
         self.controllers.start()
@@ -315,7 +316,7 @@ class Apiserver:
 
 
 def _cluster_name_problems(name: str) -> str | None:
-    from clusterset.apiserver.validation import dns1123_label_problems
+    from clusterset.apiserver.meta.validation import dns1123_label_problems
 
     problems = dns1123_label_problems(name)
     return "; ".join(problems) if problems else None

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from clusterset.apiserver.errors import FieldError
-from clusterset.apiserver.schema import default_crd, validate_crd
+from clusterset.apiserver.meta.errors import FieldError
+from clusterset.apiserver.schema.crd_validation import default_crd, validate_crd
 
 WIDGET_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -9,11 +9,7 @@ from typing import Any
 
 import pytest
 
-from clusterset.apiserver import builtin_schemas
-from clusterset.apiserver.builtin_schemas import builtin_schema
-from clusterset.apiserver.builtins import BUILTINS
-from clusterset.apiserver.crds import CRD_TYPE
-from clusterset.apiserver.openapi import (
+from clusterset.apiserver.http.openapi import (
     OPENAPI_V2_PROTOBUF_TYPE,
     openapi_hash,
     openapi_v2_json,
@@ -22,7 +18,11 @@ from clusterset.apiserver.openapi import (
     openapi_v3_index,
     schema_name,
 )
-from clusterset.apiserver.resources import ResourceType
+from clusterset.apiserver.kinds.apiextensions import CRD_TYPE
+from clusterset.apiserver.kinds.builtins import BUILTINS
+from clusterset.apiserver.registry.resources import ResourceType
+from clusterset.apiserver.schema import builtin as builtin_schemas
+from clusterset.apiserver.schema.builtin import builtin_schema
 
 SMP = "application/strategic-merge-patch+json"
 BUILTIN_RTS = [rt for rt, _ in BUILTINS] + [CRD_TYPE]

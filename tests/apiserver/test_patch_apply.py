@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from clusterset.apiserver.errors import StatusError
+from clusterset.apiserver.meta.errors import StatusError
 from clusterset.apiserver.patch.apply import LAST_APPLIED, server_side_apply, update_managed_fields
 from clusterset.apiserver.patch.fieldsets import fields_to_set
 from clusterset.apiserver.patch.typeinfo import FieldTypes, SchemaFieldTypes, builtin_field_types

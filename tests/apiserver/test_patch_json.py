@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from clusterset.apiserver.errors import StatusError
+from clusterset.apiserver.meta.errors import StatusError
 from clusterset.apiserver.patch.jsonpatch import JsonPatchOpError, apply_json_patch
 
 GENERIC_422 = "the server rejected our request due to an error in our request"

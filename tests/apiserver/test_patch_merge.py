@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from clusterset.apiserver.errors import StatusError
+from clusterset.apiserver.meta.errors import StatusError
 from clusterset.apiserver.patch.merge import (
     apply_merge_patch,
     create_merge_patch,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from clusterset.apiserver.errors import StatusError
+from clusterset.apiserver.meta.errors import StatusError
 from clusterset.apiserver.patch.strategic import apply_strategic_merge_patch
 from clusterset.apiserver.patch.typeinfo import FieldType, TableFieldTypes, builtin_field_types
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from clusterset.apiserver import protobuf
-from clusterset.apiserver.errors import StatusError
-from clusterset.apiserver.protobuf import _go_duration, decode_protobuf, supported_kinds
+from clusterset.apiserver.http import protobuf
+from clusterset.apiserver.http.protobuf import _go_duration, decode_protobuf, supported_kinds
+from clusterset.apiserver.meta.errors import StatusError
 
 if TYPE_CHECKING:
     from clusterset.testing import ClusterInfo

@@ -13,8 +13,8 @@ import urllib3
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from clusterset.apiserver.authz import Attributes, request_attributes
-from clusterset.apiserver.rbac import rule_allows
+from clusterset.apiserver.auth.authz import Attributes, request_attributes
+from clusterset.apiserver.auth.rbac import rule_allows
 from clusterset.testing import ClusterInfo, ServerThread
 from tests.apiserver.test_tokens import as_token, request, sa_kubeconfig, token_for
 from tests.conftest import Kubectl

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from clusterset.apiserver.errors import FieldError, invalid
-from clusterset.apiserver.schema import Schema, go_number
+from clusterset.apiserver.meta.errors import FieldError, invalid
+from clusterset.apiserver.schema.structural import Schema, go_number
 
 
 def rendered(errors: list[FieldError]) -> list[str]:

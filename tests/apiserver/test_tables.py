@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from clusterset.apiserver.resources import ResourceType
-from clusterset.apiserver.tables import (
+from clusterset.apiserver.http.tables import (
     eval_jsonpath,
     go_format_float,
     human_duration,
@@ -17,6 +16,7 @@ from clusterset.apiserver.tables import (
     selector_string,
     to_table,
 )
+from clusterset.apiserver.registry.resources import ResourceType
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -26,7 +26,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from clusterset.apiserver.controllers.endpoint_state import (
+from clusterset.apiserver.controllers.endpoints.endpointslices import endpoint_controllers
+from clusterset.apiserver.controllers.endpoints.state import (
     CONTROLLER_NAME,
     ENDPOINTS_CONTROLLER_NAME,
     ENDPOINTS_MANAGED_BY_LABEL,
@@ -41,7 +42,6 @@ from clusterset.apiserver.controllers.endpoint_state import (
     plan_endpoints,
     plan_slices,
 )
-from clusterset.apiserver.controllers.endpointslices import endpoint_controllers
 from clusterset.apiserver.controllers.manager import ControllerManager
 from clusterset.apiserver.server import Apiserver
 from clusterset.testing import ClusterInfo, ServerThread

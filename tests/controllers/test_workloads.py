@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from clusterset.apiserver.openapi import KUBE_VERSION
+from clusterset.apiserver.http.openapi import KUBE_VERSION
 from clusterset.testing import ClusterInfo, ServerThread
 from tests.conftest import Kubectl
 from tests.controllers import condition, get_json, in_network, items, settings, table_rows, wait_until

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clusterset.apiserver.controllers.endpointslices import endpoint_controllers
+from clusterset.apiserver.controllers.endpoints.endpointslices import endpoint_controllers
 from clusterset.apiserver.controllers.manager import Controller
 from clusterset.apiserver.controllers.workloads import workload_controllers
 

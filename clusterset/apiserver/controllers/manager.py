@@ -17,12 +17,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from clusterset.apiserver.errors import StatusError
-from clusterset.apiserver.rest import Ctx
-from clusterset.apiserver.store import Entry, Event, Obj
+from clusterset.apiserver.meta.errors import StatusError
+from clusterset.apiserver.registry.rest import Ctx
+from clusterset.apiserver.storage.store import Entry, Event, Obj
 
 if TYPE_CHECKING:
-    from clusterset.apiserver.cluster import Cluster
+    from clusterset.apiserver.registry.cluster import Cluster
     from clusterset.apiserver.server import Apiserver
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 
 from clusterset.api.times import parse_time
-from clusterset.apiserver import errors
-from clusterset.apiserver.errors import StatusError
+from clusterset.apiserver.meta import errors
+from clusterset.apiserver.meta.errors import StatusError
 from clusterset.apiserver.patch.fieldsets import (
     MISSING,
     FieldPathError,

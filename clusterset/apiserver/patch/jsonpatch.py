@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from clusterset.apiserver.errors import StatusError, bad_request
+from clusterset.apiserver.meta.errors import StatusError, bad_request
 from clusterset.apiserver.patch.merge import clone, go_json_type, json_equal
 
 __all__ = ["MAX_OPERATIONS", "apply_json_patch"]

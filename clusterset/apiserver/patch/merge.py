@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clusterset.apiserver.errors import bad_request
+from clusterset.apiserver.meta.errors import bad_request
 
 __all__ = [
     "apply_merge_patch",

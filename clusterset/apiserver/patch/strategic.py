@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clusterset.apiserver.errors import StatusError, bad_request
+from clusterset.apiserver.meta.errors import StatusError, bad_request
 from clusterset.apiserver.patch.merge import clone, go_format, go_json_type, json_equal
 from clusterset.apiserver.patch.typeinfo import FieldTypes
 

@@ -45,8 +45,7 @@ def rss_mib() -> float:
 
 
 def hub_bytes(fleet: EmbeddedFleet) -> int:
-    store = fleet.server.clusters[HUB].store
-    return sum(len(e.raw) for r in store.resources() for e in store.entries(r))
+    return fleet.server.stored_bytes(HUB)
 
 
 async def size_run(n: int) -> dict[str, float]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
-from clusterset.apiserver.server import Apiserver
+from clusterset.apiserver import Apiserver
 
 if TYPE_CHECKING:
     from clusterset.fleet.embedded import FleetOptions
@@ -97,10 +97,9 @@ class ServerThread:
         return self.info(name)
 
     def info(self, name: str) -> ClusterInfo:
-        cluster = self.server.clusters[name]
         path = self._kubeconfig_dir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(self.server.kubeconfig([name], name)))
-        return ClusterInfo(name, self.server.cluster_url(name), cluster.token, self.ca_file, path)
+        return ClusterInfo(name, self.server.cluster_url(name), self.server.cluster_token(name), self.ca_file, path)
 
     def remove_cluster(self, name: str) -> None:
         self.call(self.server.remove_cluster(name))

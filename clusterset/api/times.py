@@ -25,3 +25,13 @@ def _parse(text: str) -> datetime | None:
 def rfc3339(when: datetime) -> str:
     """A `metav1.Time`: UTC, whole seconds."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_rfc3339() -> str:
+    """Now as a `metav1.Time`."""
+    return rfc3339(datetime.now(UTC))
+
+
+def rfc3339_micro(when: datetime) -> str:
+    """A `metav1.MicroTime`: UTC, six fractional digits."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,8 @@
+"""The embedded Kubernetes-compatible API server: many logical clusters in one process.
+
+Other packages (the fleet, the CLI, `clusterset.testing`) use it through this module only.
+"""
+
+from clusterset.apiserver.server import Apiserver
+
+__all__ = ["Apiserver"]

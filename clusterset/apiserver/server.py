@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import ipaddress
 import logging
 import secrets
 import socket
@@ -18,16 +19,23 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from clusterset.api.times import now_rfc3339
+from clusterset.apiserver.admission import default_plugins
 from clusterset.apiserver.auth import policy
 from clusterset.apiserver.auth.authn import Authenticator
 from clusterset.apiserver.auth.tokens import TokenIssuer
-from clusterset.apiserver.controllers import default_controllers
-from clusterset.apiserver.controllers.manager import ControllerManager
+from clusterset.apiserver.controllers import cluster_controllers as default_cluster_controllers
+from clusterset.apiserver.controllers.core import core_controllers
+from clusterset.apiserver.controllers.manager import Controller, ControllerManager
 from clusterset.apiserver.http.tls import TLSFiles, ensure_tls
+from clusterset.apiserver.kinds.apiextensions import stored_crds_served
+from clusterset.apiserver.kinds.builtins import builtin_resources
 from clusterset.apiserver.meta import errors
+from clusterset.apiserver.registry.admission import Admission
 from clusterset.apiserver.registry.cluster import Cluster, cidrs_for
-from clusterset.apiserver.registry.lifecycle import Lifecycle
-from clusterset.apiserver.registry.rest import Ctx, Rest, now_rfc3339
+from clusterset.apiserver.registry.context import Ctx
+from clusterset.apiserver.registry.registry import Registry
+from clusterset.apiserver.registry.rest import Rest
 from clusterset.apiserver.storage.sqlite import Database
 from clusterset.apiserver.storage.store import DEFAULT_HISTORY, ClusterStore
 
@@ -50,7 +58,10 @@ class Apiserver:
         bookmark_interval: float = 60.0,
         durable: bool = False,
         max_body: int = 3 * 1024 * 1024,
+        cluster_controllers: list[Controller] | None = None,
     ) -> None:
+        """`cluster_controllers`: what runs in clusters whose `controllers` setting is on (default: simulated
+        nodes, scheduler and kubelets, the workload and endpoint controllers)."""
         self.state_dir = state_dir
         self.host = host
         self.port = port
@@ -77,10 +88,10 @@ class Apiserver:
         # ServiceAccount tokens: signed with <pki>/sa.key (made on first use; random for in-memory servers)
         self.tokens = TokenIssuer(cert_dir / "sa.key")
         self.authenticator = Authenticator(self.clusters, self._by_token, self.tokens)
-        self.rest = Rest()
-        self.lifecycle = Lifecycle(self.rest, self.ca_pem)
-        self.aggregator = policy.ClusterRoleAggregator(self.rest)
-        self.controllers = ControllerManager(self, default_controllers())
+        self.rest = Rest(Admission(default_plugins()))
+        self.controllers = ControllerManager(
+            self.clusters, self.rest, core_controllers(self.ca_pem),
+            default_cluster_controllers() if cluster_controllers is None else cluster_controllers)
         self._runner: web.AppRunner | None = None
         self._next_index = 0
         self._running = False
@@ -116,15 +127,15 @@ class Apiserver:
             settings = orjson.loads(data)
             cluster = self._make_cluster(name, settings)
             cluster.store.load(rv)
-            self.lifecycle.restore_crds(cluster)
-            cluster.reserve_loaded_addresses()
-            self.aggregator.attach(cluster)
+            for served in stored_crds_served(cluster.store):
+                cluster.registry.add(served)
             self._next_index = max(self._next_index, int(settings["index"]) + 1)
 
     def _make_cluster(self, name: str, settings: dict[str, Any]) -> Cluster:
         store = ClusterStore(name, self.db, self.history_size)
         cluster = Cluster(
-            name=name, token=str(settings["token"]), index=int(settings["index"]), store=store, settings=settings
+            name=name, token=str(settings["token"]), index=int(settings["index"]), store=store,
+            registry=Registry(builtin_resources()), settings=settings,
         )
         self.clusters[name] = cluster
         self._by_token[cluster.token] = cluster
@@ -153,21 +164,19 @@ class Apiserver:
         }
         self.db.put_cluster(name, 0, orjson.dumps(settings))
         cluster = self._make_cluster(name, settings)
+        self.controllers.attach(cluster, switchable=controllers and self._running)
         await self._bootstrap(cluster)
-        self.aggregator.attach(cluster)
-        if controllers and self._running:
-            self.controllers.attach(cluster)
         if self._running:
             for callback in self.cluster_added:
                 callback(name)
         return cluster
 
     async def _bootstrap(self, cluster: Cluster) -> None:
-        policy.install(cluster, now_rfc3339(), new=True)  # the default RBAC policy, committed with the namespaces
+        policy.install(cluster.store, now_rfc3339(), new=True)  # the default RBAC policy, committed with the namespaces
         ns_ctx = self.ctx(cluster, "", "v1", "namespaces", None, manager="kube-apiserver")
         await asyncio.gather(*(self.rest.create(ns_ctx, {"metadata": {"name": ns}}) for ns in SYSTEM_NAMESPACES))
         svc_ctx = self.ctx(cluster, "", "v1", "services", "default", manager="kube-apiserver")
-        first_ip = str(cluster.ip_allocator("IPv4").network.network_address + 1)
+        first_ip = str(ipaddress.ip_network(cluster.settings["serviceCIDR"]).network_address + 1)
         await self.rest.create(
             svc_ctx,
             {
@@ -180,7 +189,7 @@ class Apiserver:
                 },
             },
         )
-        await self.rest.drain(cluster.name)
+        await self.controllers.wait_idle(cluster.name)  # its namespaces have their ServiceAccount and CA
 
     async def remove_cluster(self, name: str) -> None:
         cluster = self.clusters.pop(name, None)
@@ -202,6 +211,58 @@ class Apiserver:
             raise errors.path_not_found()
         return Ctx(cluster, served, namespace, manager=manager)
 
+    # ---------------------------------------------------------------- what tests, benchmarks and the fleet read
+    def cluster_names(self) -> list[str]:
+        return list(self.clusters)
+
+    def cluster_token(self, name: str) -> str:
+        """The cluster's admin token (system:masters), as in the kubeconfig."""
+        return self.clusters[name].token
+
+    def cluster_settings(self, name: str) -> dict[str, Any]:
+        """The cluster's stored settings (index, nodes, podReadyDelay, CIDRs, controllers, ...): a copy."""
+        return {k: v for k, v in self.clusters[name].settings.items() if k != "token"}
+
+    async def configure_cluster(self, name: str, **settings: Any) -> None:
+        """Changes settings of a cluster (e.g. `endpointSliceBatchPeriod`, read by its controllers on each use),
+        durably; its identity (`index`, `token`) cannot change."""
+        fixed = {"index", "token"} & settings.keys()
+        if fixed:
+            raise ValueError(f"cluster settings {sorted(fixed)} cannot change")
+        cluster = self.clusters[name]
+        cluster.settings.update(settings)
+        self.db.put_cluster(name, cluster.store.rv, orjson.dumps(cluster.settings))
+        await self.db.committed()
+
+    def resource_version(self, name: str) -> int:
+        """The cluster's current resourceVersion (its last write)."""
+        return self.clusters[name].store.rv
+
+    def stored_bytes(self, name: str) -> int:
+        """The JSON size of every object the cluster stores."""
+        store = self.clusters[name].store
+        return sum(len(e.raw) for r in store.resources() for e in store.entries(r))
+
+    def reconcile_count(self, controller: str) -> int:
+        """How many reconciles a built-in controller has run, over every cluster."""
+        return self.controllers.reconcile_count(controller)
+
+    def start_controllers(self, name: str) -> None:
+        """Starts the cluster's switchable controllers now, whatever its setting (they reconcile what exists,
+        as after a restart): a test hook."""
+        self.controllers.attach(self.clusters[name], switchable=True)
+
+    async def wait_idle(self) -> None:
+        """Returns once the built-in controllers have nothing queued, running or scheduled (tests settle on it)."""
+        await self.controllers.wait_idle(timers=True)
+
+    def mint_token(self, cluster: str, namespace: str, service_account: str, seconds: int) -> tuple[str, int]:
+        """A ServiceAccount token of any lifetime (TokenRequest's floor is 10 minutes): a test hook."""
+        entry = self.clusters[cluster].store.get("/serviceaccounts", namespace, service_account)
+        if entry is None:
+            raise KeyError(f"{namespace}/{service_account}")
+        return self.tokens.mint(cluster, entry.obj, expiration_seconds=seconds)
+
     # ---------------------------------------------------------------- serving
     @property
     def url(self) -> str:
@@ -220,11 +281,8 @@ class Apiserver:
         now = now_rfc3339()
         installed = 0
         for cluster in self.clusters.values():
-            installed += policy.install(cluster, now)  # clusters made before the RBAC defaults existed get them
-            self.aggregator.resume(cluster)
-            self.lifecycle.resume(cluster)
-            if cluster.settings.get("controllers", True):
-                self.controllers.attach(cluster)
+            installed += policy.install(cluster.store, now)  # clusters made before the RBAC defaults get them
+            self.controllers.attach(cluster, switchable=cluster.settings.get("controllers", True))
         if installed:
             await self.db.committed()
         app = make_app(self)
@@ -250,7 +308,6 @@ class Apiserver:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        await self.rest.cancel_all()
         self.db.close()
         if self._tmp is not None:
             self._tmp.cleanup()

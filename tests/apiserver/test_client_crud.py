@@ -218,7 +218,7 @@ def test_service_cluster_ip_allocation(cluster: ClusterInfo, server: Any) -> Non
     import ipaddress
 
     api = core(cluster)
-    cidr = ipaddress.ip_network(server.server.clusters[cluster.name].service_cidr)
+    cidr = ipaddress.ip_network(server.server.cluster_settings(cluster.name)["serviceCIDR"])
     svc = api.create_namespaced_service("default", {"metadata": {"name": "web"}, "spec": {
         "selector": {"app": "web"}, "ports": [{"port": 80}]}})
     assert ipaddress.ip_address(svc.spec.cluster_ip) in cidr
@@ -336,7 +336,7 @@ def test_cluster_settings_survive_a_restart(tmp_path: Any) -> None:
     first.stop()
     second = ServerThread(tmp_path)
     try:
-        settings = second.server.clusters["plain"].settings
+        settings = second.server.cluster_settings("plain")
         assert settings["controllers"] is False and settings["nodes"] == 5
     finally:
         second.stop()

@@ -321,8 +321,9 @@ def test_core_and_events_event_are_distinct() -> None:
 
 
 def test_json_is_small_and_runtime_does_not_import_kubernetes() -> None:
-    package = Path(builtin_schemas.__file__).parent
-    assert (package / "builtin_schemas.json").stat().st_size < 3 * 1024 * 1024
-    for module in ("builtin_schemas.py", "openapi.py", "tables.py"):
-        source = (package / module).read_text()
+    schema_dir = Path(builtin_schemas.__file__).parent
+    assert (schema_dir / "builtin_schemas.json").stat().st_size < 3 * 1024 * 1024
+    apiserver = schema_dir.parent
+    for module in apiserver.rglob("*.py"):
+        source = module.read_text()
         assert not re.search(r"^\s*(import|from)\s+kubernetes\b", source, re.M), module

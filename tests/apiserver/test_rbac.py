@@ -13,7 +13,7 @@ import urllib3
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from clusterset.apiserver.auth.authz import Attributes, request_attributes
+from clusterset.apiserver.auth.attributes import Attributes, request_attributes
 from clusterset.apiserver.auth.rbac import rule_allows
 from clusterset.testing import ClusterInfo, ServerThread
 from tests.apiserver.test_tokens import as_token, request, sa_kubeconfig, token_for

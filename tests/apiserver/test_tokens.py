@@ -179,17 +179,15 @@ def test_expired_token_is_401(server: ServerThread, cluster: ClusterInfo,
     clock(0)
     assert whoami(cluster, token)[0] == 201
     # the internal hook mints any lifetime (TokenRequest's floor is 10 minutes)
-    sa = server.server.clusters[cluster.name].store.get("/serviceaccounts", "default", "default")
-    assert sa is not None
-    short, expires = server.call(_mint(server, cluster.name, sa.obj, 1))
+    short, expires = server.call(_mint(server, cluster.name, 1))
     assert jwt(short)[1]["exp"] == expires
     assert whoami(cluster, short)[0] == 201
     clock(62)
     assert_unauthorized(*whoami(cluster, short))
 
 
-async def _mint(server: ServerThread, name: str, sa: dict[str, Any], seconds: int) -> tuple[str, int]:
-    return server.server.tokens.mint(name, sa, expiration_seconds=seconds)
+async def _mint(server: ServerThread, name: str, seconds: int) -> tuple[str, int]:
+    return server.server.mint_token(name, "default", "default", seconds)
 
 
 def test_token_is_bound_to_its_logical_cluster(server: ServerThread) -> None:

@@ -19,8 +19,7 @@ if TYPE_CHECKING:
 
 def settings(server: ServerThread, info: ClusterInfo) -> dict[str, Any]:
     """The stored settings of a logical cluster (nodes, podReadyDelay, CIDRs, ...)."""
-    settings: dict[str, Any] = server.server.clusters[info.name].settings
-    return settings
+    return server.server.cluster_settings(info.name)
 
 
 def get_json(kubectl: Kubectl, *args: str) -> Any:

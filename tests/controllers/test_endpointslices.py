@@ -4,15 +4,14 @@ Two layers: the planner (`endpoint_state`, pure: service + pods + nodes + existi
 tested directly, including the 1,000-pod packing; the controllers are tested end to end over HTTPS with
 the official client and kubectl. The end-to-end tests run on their own server whose controller manager
 runs only the endpoint controllers, so pods get exactly the status the test writes through `/status`
-(no simulated kubelet or scheduler interferes, whichever of those exist); one test runs on a
-`live_cluster` with every built-in controller, adapting to whether the kubelet simulation exists.
+(no simulated kubelet or scheduler interferes); one test runs on a `live_cluster` with every built-in
+controller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import importlib.util
 import itertools
 import json
 import re
@@ -26,7 +25,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from clusterset.apiserver.controllers.endpoints.endpointslices import endpoint_controllers
+from clusterset.apiserver import Apiserver
+from clusterset.apiserver.controllers.endpoints import endpoint_controllers
 from clusterset.apiserver.controllers.endpoints.state import (
     CONTROLLER_NAME,
     ENDPOINTS_CONTROLLER_NAME,
@@ -42,8 +42,6 @@ from clusterset.apiserver.controllers.endpoints.state import (
     plan_endpoints,
     plan_slices,
 )
-from clusterset.apiserver.controllers.manager import ControllerManager
-from clusterset.apiserver.server import Apiserver
 from clusterset.testing import ClusterInfo, ServerThread
 from tests.conftest import KUBECTLS, Kubectl
 from tests.helpers import wait_until
@@ -417,28 +415,14 @@ def test_service_index_requeues_services_that_list_a_relabelled_pod() -> None:
 
 
 # ============================================================================ end to end
-async def _idle(manager: ControllerManager, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    queues = manager._queues.values()
-    while any(q.pending or q.running or q.dirty for q in queues) or manager._timers:
-        if time.monotonic() > deadline:
-            raise AssertionError("controllers still busy after 10s")
-        await asyncio.sleep(0.005)
-
-
-class EndpointOnlyServer(ServerThread):
+def endpoint_only_server(state_dir: Path, **options: Any) -> ServerThread:
     """A server whose clusters run only the endpoint controllers: pod status is what the test writes."""
-
-    async def _start(self) -> Apiserver:
-        server = Apiserver(self.state_dir, **self.options)
-        server.controllers = ControllerManager(server, endpoint_controllers())
-        await server.start()
-        return server
+    return ServerThread(state_dir, cluster_controllers=endpoint_controllers(), **options)
 
 
 @pytest.fixture(scope="module")
 def ep_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    running = EndpointOnlyServer(tmp_path_factory.mktemp("endpoint-apiserver"), bookmark_interval=1.0)
+    running = endpoint_only_server(tmp_path_factory.mktemp("endpoint-apiserver"), bookmark_interval=1.0)
     yield running
     running.stop()
 
@@ -514,12 +498,14 @@ class Env:
         return self.server.server.controllers.reconcile_count(controller)
 
     def settle(self) -> None:
-        """Returns once every controller queue is empty and nothing runs (reads the manager's queues:
-        it has no public idle check yet), failing after 10 s."""
-        self.server.call(_idle(self.server.server.controllers))
+        """Returns once no controller has anything queued, running or scheduled, failing after 10 s."""
+        self.server.call(asyncio.wait_for(self.server.server.wait_idle(), 10.0))
+
+    def configure(self, **settings: Any) -> None:
+        self.server.call(self.server.server.configure_cluster(self.info.name, **settings))
 
     def store_rv(self) -> int:
-        return self.server.server.clusters[self.info.name].store.rv
+        return self.server.server.resource_version(self.info.name)
 
 
 def by_pod(slices: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -688,8 +674,7 @@ def test_batch_period_gathers_pod_changes_into_one_write_but_not_service_changes
     """The `endpointSliceBatchPeriod` setting (upstream's --endpointslice-updates-batch-period, default 0):
     a pod change syncs its Service that many seconds later, with every change made meanwhile; a change
     of the Service itself syncs at once, pending pod changes included."""
-    settings = env.server.server.clusters[env.info.name].settings
-    settings["endpointSliceBatchPeriod"] = 1.5
+    env.configure(endpointSliceBatchPeriod=1.5)
     pods = [env.pod(f"batch-{i}", {"app": "batch"}) for i in range(4)]
     env.service("batch")
     (first,) = env.wait_endpoints("batch", 4)
@@ -709,7 +694,7 @@ def test_batch_period_gathers_pod_changes_into_one_write_but_not_service_changes
     writes = _slice_writes(env, "batch", first["metadata"]["resourceVersion"], after["metadata"]["resourceVersion"])
     assert len(writes) == 1, "the four changes of the window share one write"
 
-    settings["endpointSliceBatchPeriod"] = 4.0
+    env.configure(endpointSliceBatchPeriod=4.0)
     start = time.monotonic()
     for p in pods:
         env.set_status(p["name"], p["ips"], ready=True)
@@ -718,7 +703,7 @@ def test_batch_period_gathers_pod_changes_into_one_write_but_not_service_changes
     (s,) = wait_until(all_ready(True), timeout=10, message="four ready endpoints")
     assert time.monotonic() - start < 4.0, "the Service's sync did not wait for the pods' batch period"
     assert s["metadata"]["labels"]["tier"] == "web"
-    settings["endpointSliceBatchPeriod"] = 0
+    env.configure(endpointSliceBatchPeriod=0)
     env.settle()  # the window's requeue still fires (a no-op sync): leave the server idle
 
 
@@ -806,7 +791,7 @@ def test_deleting_the_service_removes_its_slices_and_endpoints(env: Env) -> None
 
 
 async def _attach(server: Apiserver, name: str) -> None:
-    server.controllers.attach(server.clusters[name])
+    server.start_controllers(name)
 
 
 def test_attach_reconciles_what_exists(ep_server: ServerThread) -> None:
@@ -840,7 +825,7 @@ def test_attach_reconciles_what_exists(ep_server: ServerThread) -> None:
 def test_restart_rewrites_nothing_and_keeps_reconciling(tmp_path: Path) -> None:
     """After a restart on the same state, the relist reconciles everything and writes nothing (an
     exporting cluster must not replay every slice to its watchers); changes are followed again."""
-    first = EndpointOnlyServer(tmp_path / "state")
+    first = endpoint_only_server(tmp_path / "state")
     try:
         e = Env(first, first.add_cluster("restarted"))
         e.node("n1", "zone-a")
@@ -853,7 +838,7 @@ def test_restart_rewrites_nothing_and_keeps_reconciling(tmp_path: Path) -> None:
         rv = e.store_rv()
     finally:
         first.stop()
-    second = EndpointOnlyServer(tmp_path / "state")
+    second = endpoint_only_server(tmp_path / "state")
     try:
         e = Env(second, second.info("restarted"))
         e.settle()
@@ -898,26 +883,17 @@ def test_kubectl_get_endpointslices_and_endpoints(env: Env, kubectl_binary: str,
 
 
 # ============================================================================ with every controller on
-def _has_controller(module: str) -> bool:
-    return importlib.util.find_spec(f"clusterset.apiserver.controllers.{module}") is not None
-
-
 def test_live_cluster_publishes_ready_pods(live_cluster: ClusterInfo) -> None:
-    """With the built-in controllers on (nodes, scheduler, kubelets when they exist), a Service over
-    bound pods gets its slice; the pods' status comes from the simulated kubelet if there is one."""
+    """With the built-in controllers on (nodes, scheduler, kubelets), a Service over bound pods gets its
+    slice; the pods' status comes from the simulated kubelet."""
     e = Env.__new__(Env)
     e.info = live_cluster
     e.api = live_cluster.api_client()
     e.core = client.CoreV1Api(e.api)
     e.discovery = client.DiscoveryV1Api(e.api)
-    simulated = _has_controller("kubelet")
-    if _has_controller("nodes"):
-        nodes = wait_until(lambda: e.core.list_node().items, message="simulated nodes")
-        node = nodes[0].metadata.name
-        zone = (nodes[0].metadata.labels or {}).get("topology.kubernetes.io/zone")
-    else:
-        node, zone = "live-node", "zone-live"
-        e.core.create_node({"metadata": {"name": node, "labels": {"topology.kubernetes.io/zone": zone}}})
+    nodes = wait_until(lambda: e.core.list_node().items, message="simulated nodes")
+    node = nodes[0].metadata.name
+    zone = (nodes[0].metadata.labels or {}).get("topology.kubernetes.io/zone")
     e.core.create_namespaced_service("default", {
         "metadata": {"name": "live"},
         "spec": {"selector": {"app": "live"}, "ports": [{"port": 80, "targetPort": 8080}]}})
@@ -925,11 +901,6 @@ def test_live_cluster_publishes_ready_pods(live_cluster: ClusterInfo) -> None:
         e.core.create_namespaced_pod("default", {
             "metadata": {"name": f"live-{i}", "labels": {"app": "live"}},
             "spec": {"nodeName": node, "containers": [{"name": "c", "image": "nginx:1.27"}]}})
-        if not simulated:
-            ip = f"10.128.3.{i + 1}"
-            e.core.patch_namespaced_pod_status(f"live-{i}", "default", {"status": {
-                "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
-                "conditions": [{"type": "Ready", "status": "True"}]}}, _content_type=MERGE)
 
     def ready_slice() -> list[dict[str, Any]] | None:
         resp = e.discovery.list_namespaced_endpoint_slice("default", label_selector=f"{SERVICE_NAME_LABEL}=live",
@@ -944,13 +915,13 @@ def test_live_cluster_publishes_ready_pods(live_cluster: ClusterInfo) -> None:
         assert ep["addresses"] == [pods[name].status.pod_ip]
         assert ep["nodeName"] == node and ep.get("zone") == zone
     assert slices[0]["ports"] == [{"name": "", "protocol": "TCP", "port": 8080}]
-    if simulated:  # the kubelet's failing-readiness hook: the endpoint follows the pod's Ready condition
-        e.core.patch_namespaced_pod("live-0", "default", {"metadata": {"annotations": {
-            "clusterset.io/simulate-ready": "false"}}}, _content_type=MERGE)
-        wait_until(lambda: by_pod(json.loads(e.discovery.list_namespaced_endpoint_slice(
-            "default", label_selector=f"{SERVICE_NAME_LABEL}=live", _preload_content=False).data)["items"])
-            .get("live-0", {}).get("conditions") == {"ready": False, "serving": False, "terminating": False},
-            timeout=10, message="live-0 not ready in its slice")
+    # the kubelet's failing-readiness hook: the endpoint follows the pod's Ready condition
+    e.core.patch_namespaced_pod("live-0", "default", {"metadata": {"annotations": {
+        "clusterset.io/simulate-ready": "false"}}}, _content_type=MERGE)
+    wait_until(lambda: by_pod(json.loads(e.discovery.list_namespaced_endpoint_slice(
+        "default", label_selector=f"{SERVICE_NAME_LABEL}=live", _preload_content=False).data)["items"])
+        .get("live-0", {}).get("conditions") == {"ready": False, "serving": False, "terminating": False},
+        timeout=10, message="live-0 not ready in its slice")
 
 
 def test_deployment_of_1000_replicas_gets_10_full_slices(server: ServerThread) -> None:

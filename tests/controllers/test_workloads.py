@@ -85,15 +85,14 @@ def test_add_cluster_with_one_node(server: ServerThread) -> None:
 def test_node_count_follows_the_cluster_setting(live_kubectl: Kubectl, live_cluster: ClusterInfo,
                                                server: ServerThread) -> None:
     wait_until(lambda: len(items(live_kubectl, "nodes")) == 3, message="three nodes")
-    cluster_settings = settings(server, live_cluster)
-    cluster_settings["nodes"] = 5
+    server.call(server.server.configure_cluster(live_cluster.name, nodes=5))
     live_kubectl("label", "node", f"{live_cluster.name}-node-1", "poke=1")  # any node event re-reconciles
     five = wait_until(lambda: (lambda n: n if len(n) == 5 else None)(items(live_kubectl, "nodes")),
                       message="five nodes")
     zones = [n["metadata"]["labels"]["topology.kubernetes.io/zone"] for n in five]
     assert zones == ["zone-a", "zone-b", "zone-c", "zone-a", "zone-b"]
 
-    cluster_settings["nodes"] = 2
+    server.call(server.server.configure_cluster(live_cluster.name, nodes=2))
     live_kubectl("label", "node", f"{live_cluster.name}-node-1", "poke=2", "--overwrite")
     wait_until(lambda: [n["metadata"]["name"] for n in items(live_kubectl, "nodes")]
                == [f"{live_cluster.name}-node-1", f"{live_cluster.name}-node-2"], message="two nodes")

@@ -13,6 +13,9 @@ from typing import Any
 from clusterset.api.inventory import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY, cluster_id_problem
 from clusterset.apiserver.meta import errors
 from clusterset.apiserver.meta.errors import FieldError
+from clusterset.apiserver.registry.admission import AdmissionPlugin
+from clusterset.apiserver.registry.context import Ctx
+from clusterset.apiserver.registry.resources import ResourceType
 from clusterset.apiserver.storage.store import ClusterStore
 
 GROUP = "about.k8s.io"
@@ -21,8 +24,17 @@ STORAGE_KEY = f"{GROUP}/{PLURAL}"
 LEAVE_FIRST = "leave the ClusterSet first (`clusterset leave`), then change it and join again"
 
 
-def is_cluster_property(group: str, plural: str) -> bool:
-    return group == GROUP and plural == PLURAL
+class AboutAPI(AdmissionPlugin):
+    """KEP-2149's rules for the well-known ClusterProperties."""
+
+    def handles(self, rt: ResourceType) -> bool:
+        return rt.group == GROUP and rt.plural == PLURAL
+
+    def validate(self, ctx: Ctx, obj: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
+        return _validate(ctx.cluster.store, obj, old)
+
+    def admit_delete(self, ctx: Ctx, obj: dict[str, Any]) -> None:
+        _admit_delete(ctx.cluster.store, obj)
 
 
 def _value(obj: dict[str, Any] | None) -> Any:
@@ -34,7 +46,7 @@ def _membership(store: ClusterStore) -> str | None:
     return None if entry is None else str(_value(entry.obj))
 
 
-def validate(store: ClusterStore, obj: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
+def _validate(store: ClusterStore, obj: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
     name = obj.get("metadata", {}).get("name")
     value = _value(obj)
     if name == CLUSTER_ID_PROPERTY:
@@ -62,7 +74,7 @@ def validate(store: ClusterStore, obj: dict[str, Any], old: dict[str, Any] | Non
     return []
 
 
-def admit_delete(store: ClusterStore, obj: dict[str, Any]) -> None:
+def _admit_delete(store: ClusterStore, obj: dict[str, Any]) -> None:
     if obj.get("metadata", {}).get("name") != CLUSTER_ID_PROPERTY:
         return
     clusterset = _membership(store)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clusterset.apiserver.auth.tokens import (
     API_AUDIENCES,
@@ -29,54 +29,15 @@ from clusterset.apiserver.auth.tokens import (
     TokenIssuer,
     service_account_username,
 )
+from clusterset.apiserver.auth.users import (
+    ADMIN,
+    AUTHENTICATED,
+    SERVICE_ACCOUNTS_GROUP,
+    UserInfo,
+)
+from clusterset.apiserver.registry.cluster import Cluster
 
-if TYPE_CHECKING:
-    from clusterset.apiserver.registry.cluster import Cluster
-
-MASTERS = "system:masters"
-AUTHENTICATED = "system:authenticated"
-UNAUTHENTICATED = "system:unauthenticated"
-SERVICE_ACCOUNTS_GROUP = "system:serviceaccounts"
-ADMIN_NAME = "clusterset-admin"
 LEEWAY = 60  # seconds, go-jose's DefaultLeeway used by kube-apiserver's token validation
-
-
-@dataclass(frozen=True)
-class UserInfo:
-    name: str
-    uid: str = ""
-    groups: tuple[str, ...] = ()
-    extra: dict[str, list[str]] = field(default_factory=dict, hash=False, compare=False)
-    # in system:masters: authorized for everything without consulting RBAC
-    master: bool = field(default=False, init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "master", MASTERS in self.groups)
-
-    def to_json(self) -> dict[str, Any]:
-        """authentication.k8s.io/v1 UserInfo."""
-        out: dict[str, Any] = {"username": self.name}
-        if self.uid:
-            out["uid"] = self.uid
-        if self.groups:
-            out["groups"] = list(self.groups)
-        if self.extra:
-            out["extra"] = {k: list(v) for k, v in self.extra.items()}
-        return out
-
-
-ADMIN = UserInfo(ADMIN_NAME, groups=(MASTERS, AUTHENTICATED))
-
-
-def user_from_review(spec: dict[str, Any]) -> UserInfo:
-    """The user a SubjectAccessReview asks about (spec.user, groups, uid, extra), as given."""
-    extra = spec.get("extra") or {}
-    return UserInfo(
-        str(spec.get("user") or ""),
-        str(spec.get("uid") or ""),
-        tuple(str(g) for g in spec.get("groups") or []),
-        {str(k): [str(x) for x in v or []] for k, v in extra.items()} if isinstance(extra, dict) else {},
-    )
 
 
 @dataclass

@@ -10,18 +10,16 @@ ServiceAccount impersonated without groups gets its fixed groups.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from multidict import CIMultiDictProxy
 
-from clusterset.apiserver.auth.authn import AUTHENTICATED, SERVICE_ACCOUNTS_GROUP, UNAUTHENTICATED, UserInfo
-from clusterset.apiserver.auth.authz import Attributes, authorize, forbidden
+from clusterset.apiserver.auth.attributes import Attributes
+from clusterset.apiserver.auth.authz import authorize, forbidden
+from clusterset.apiserver.auth.users import AUTHENTICATED, SERVICE_ACCOUNTS_GROUP, UNAUTHENTICATED, UserInfo
 from clusterset.apiserver.meta import errors
 from clusterset.apiserver.meta.validation import dns1123_label_problems, dns1123_subdomain_problems
-
-if TYPE_CHECKING:
-    from clusterset.apiserver.registry.cluster import Cluster
+from clusterset.apiserver.registry.cluster import Cluster
 
 USER, GROUP, UID, EXTRA = "Impersonate-User", "Impersonate-Group", "Impersonate-Uid", "impersonate-extra-"
 ANONYMOUS = "system:anonymous"

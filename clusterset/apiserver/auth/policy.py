@@ -13,38 +13,28 @@ The objects are written straight into the store from shared templates (no REST p
 cluster costs a few dict copies and SQLite rows. At start, clusters missing any (created by an older
 version) get them, as upstream's bootstrap-roles post-start hook does (missing objects only).
 
-`ClusterRoleAggregator` is kube-controller-manager's clusterrole-aggregation controller: a ClusterRole
-with an `aggregationRule` gets the union of the rules of the ClusterRoles its selectors match.
+`aggregate_rules` is what kube-controller-manager's clusterrole-aggregation controller computes (the
+controller itself: `controllers/core/clusterroles.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import uuid
-from typing import TYPE_CHECKING, Any
-
-import orjson
+from typing import Any
 
 from clusterset.apiserver.auth.rbac import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, GROUP
-from clusterset.apiserver.kinds.builtins import label_selector_from_object
 from clusterset.apiserver.meta.errors import StatusError
+from clusterset.apiserver.meta.selectors import label_selector_from_object
 from clusterset.apiserver.patch.apply import update_managed_fields
 from clusterset.apiserver.patch.typeinfo import builtin_field_types
-from clusterset.apiserver.storage.store import Obj
-
-if TYPE_CHECKING:
-    from clusterset.apiserver.registry.cluster import Cluster
-    from clusterset.apiserver.registry.rest import Rest
-
-log = logging.getLogger(__name__)
+from clusterset.apiserver.storage.store import ClusterStore, Obj
 
 API_VERSION = f"{GROUP}/v1"
 BOOTSTRAP_LABEL = {"kubernetes.io/bootstrapping": "rbac-defaults"}
 AUTOUPDATE = {"rbac.authorization.kubernetes.io/autoupdate": "true"}
 AGGREGATE_TO = "rbac.authorization.k8s.io/aggregate-to-"
 MANAGER = "kube-apiserver"
-AGGREGATION_MANAGER = "clusterrole-aggregation-controller"
+
 
 READ = ["get", "list", "watch"]
 WRITE = ["create", "delete", "deletecollection", "patch", "update"]
@@ -128,7 +118,7 @@ _CLUSTER_ROLE_BINDINGS: list[tuple[str, list[str]]] = [
 
 
 # ---------------------------------------------------------------- aggregation
-def _normal(rule: Any) -> Any:
+def normal_rule(rule: Any) -> Any:
     """A rule as equality sees it (equality.Semantic: empty and missing lists are the same)."""
     if not isinstance(rule, dict):
         return rule
@@ -148,7 +138,7 @@ def aggregate_rules(aggregation: Any, name: str, roles: list[Obj]) -> list[Obj]:
             if role["metadata"]["name"] == name or not matcher.matches(role["metadata"].get("labels")):
                 continue
             for rule in role.get("rules") or []:
-                normal = _normal(rule)
+                normal = normal_rule(rule)
                 if normal not in seen:
                     seen.append(normal)
                     rules.append(rule)
@@ -208,12 +198,11 @@ def _instance(template: Obj, now: str) -> Obj:
     return obj
 
 
-def install(cluster: Cluster, now: str, *, new: bool = False) -> int:
+def install(store: ClusterStore, now: str, *, new: bool = False) -> int:
     """Writes the bootstrap objects the cluster lacks (all of them for a new cluster); returns how many.
 
     A `new` cluster's objects predate its first event (no history rows: half the writes of a new cluster).
     """
-    store = cluster.store
     written = 0
     for resource, template in _TEMPLATES:
         if store.get(resource, "", template["metadata"]["name"]) is not None:
@@ -223,55 +212,3 @@ def install(cluster: Cluster, now: str, *, new: bool = False) -> int:
         store.put(resource, obj, "ADDED", history=not new)
         written += 1
     return written
-
-
-class ClusterRoleAggregator:
-    """Keeps aggregated ClusterRoles' rules the union of the roles they select (per cluster, on change)."""
-
-    def __init__(self, rest: Rest) -> None:
-        self.rest = rest
-        self._pending: set[str] = set()
-
-    def attach(self, cluster: Cluster) -> None:
-        def changed(_name: str, event: Any) -> None:
-            self._schedule(cluster)
-
-        cluster.store.listeners.setdefault(CLUSTER_ROLES, []).append(changed)
-
-    def resume(self, cluster: Cluster) -> None:
-        """One pass at start: a crash between a ClusterRole write and its aggregation left nothing pending."""
-        self._schedule(cluster)
-
-    def _schedule(self, cluster: Cluster) -> None:
-        if cluster.name in self._pending:
-            return
-        self._pending.add(cluster.name)
-        self.rest.spawn(cluster.name, self._reconcile(cluster))
-
-    async def _reconcile(self, cluster: Cluster) -> None:
-        from clusterset.apiserver.registry.rest import Ctx
-
-        await asyncio.sleep(0)  # a burst of writes in one loop turn: one pass
-        self._pending.discard(cluster.name)
-        served = cluster.registry.get(GROUP, "v1", "clusterroles")
-        if served is None:
-            return
-        roles = [e.obj for e in cluster.store.entries(CLUSTER_ROLES)]
-        for role in roles:
-            aggregation = role.get("aggregationRule")
-            if not aggregation:
-                continue
-            name = role["metadata"]["name"]
-            rules = aggregate_rules(aggregation, name, roles)
-            if [_normal(r) for r in rules] == [_normal(r) for r in role.get("rules") or []]:
-                continue
-            body: Obj = orjson.loads(orjson.dumps(role))
-            body["rules"] = rules
-            ctx = Ctx(cluster, served, None, manager=AGGREGATION_MANAGER)
-            try:
-                await self.rest.update(ctx, name, body)
-            except StatusError as err:
-                if err.code == 409:
-                    self._schedule(cluster)  # written meanwhile: the next pass sees the new version
-                elif err.code != 404:
-                    log.warning("aggregating ClusterRole %s in cluster %s: %s", name, cluster.name, err)

@@ -15,13 +15,12 @@ from the store when a binding is evaluated, so every change takes effect on the 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from clusterset.apiserver.auth.authz import Attributes, Decision
-from clusterset.apiserver.storage.store import ClusterStore, Event, Obj
-
-if TYPE_CHECKING:
-    from clusterset.apiserver.auth.authn import UserInfo
+from clusterset.apiserver.auth.attributes import Attributes, Decision
+from clusterset.apiserver.auth.users import UserInfo
+from clusterset.apiserver.registry.strategy import ClusterView
+from clusterset.apiserver.storage.store import Event, Obj
 
 GROUP = "rbac.authorization.k8s.io"
 ROLES = f"{GROUP}/roles"
@@ -137,10 +136,11 @@ class _Bindings:
 
 
 class RbacAuthorizer:
-    """RBAC for one logical cluster: a subject index over its bindings, kept current by listeners."""
+    """RBAC for one logical cluster (a cluster part: `cluster.part(RbacAuthorizer)`): a subject index over its
+    bindings, made on the first request that needs it and kept current by a store subscription."""
 
-    def __init__(self, store: ClusterStore) -> None:
-        self.store = store
+    def __init__(self, cluster: ClusterView) -> None:
+        self.store = store = cluster.store
         self._cluster = _Bindings()
         self._namespaces: dict[str, _Bindings] = {}
         # (resource, namespace, name) → the keys the binding is indexed under (to unindex it)
@@ -148,7 +148,7 @@ class RbacAuthorizer:
         for resource in (CLUSTER_ROLE_BINDINGS, ROLE_BINDINGS):
             for entry in store.entries(resource):
                 self._index(resource, entry.obj)
-            store.listeners.setdefault(resource, []).append(self._on_event)
+            store.subscribe(resource, self._on_event)
 
     # ---------------------------------------------------------------- the index
     def _on_event(self, _cluster: str, event: Event) -> None:

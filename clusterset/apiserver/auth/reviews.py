@@ -11,16 +11,16 @@ Nothing is stored: a POST answers 201 with the object and its status, as kube-ap
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from clusterset.apiserver.auth.authn import Authenticator, UserInfo, user_from_review
-from clusterset.apiserver.auth.authz import Attributes, authorize
-from clusterset.apiserver.auth.rbac import aggregate_errors
+from clusterset.apiserver.auth.attributes import Attributes
+from clusterset.apiserver.auth.authn import Authenticator
+from clusterset.apiserver.auth.authz import authorize
+from clusterset.apiserver.auth.rbac import RbacAuthorizer, aggregate_errors
+from clusterset.apiserver.auth.users import UserInfo, user_from_review
 from clusterset.apiserver.meta import errors
 from clusterset.apiserver.meta.errors import FieldError, field_invalid
-
-if TYPE_CHECKING:
-    from clusterset.apiserver.registry.cluster import Cluster
+from clusterset.apiserver.registry.cluster import Cluster
 
 AUTHORIZATION = "authorization.k8s.io"
 AUTHENTICATION = "authentication.k8s.io"
@@ -172,7 +172,7 @@ def _self_subject_rules(review: _Review) -> dict[str, Any]:
     if review.user.master:  # the privileged group's rules come first, as upstream's union resolver
         resource_rules.append({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})
         non_resource_rules.append({"verbs": ["*"], "nonResourceURLs": ["*"]})
-    rules, problems = review.cluster.rbac().rules_for(review.user, namespace)
+    rules, problems = review.cluster.part(RbacAuthorizer).rules_for(review.user, namespace)
     for rule in rules:  # as RBACAuthorizer.RulesFor: a rule with resources, one with URLs (or both)
         if rule.get("resources"):
             out = {"verbs": list(rule.get("verbs") or [])}

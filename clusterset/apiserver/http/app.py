@@ -16,19 +16,12 @@ import yaml
 from aiohttp import web
 
 from clusterset.apiserver.auth import reviews, tokens
-from clusterset.apiserver.auth.authn import UserInfo
-from clusterset.apiserver.auth.authz import (
-    Attributes,
-    authorize,
-    authorize_create_on_apply,
-    forbidden,
-    request_attributes,
-    watch_requested,
-)
+from clusterset.apiserver.auth.attributes import Attributes, request_attributes, watch_requested
+from clusterset.apiserver.auth.authz import authorize, authorize_create_on_apply, forbidden
 from clusterset.apiserver.auth.impersonation import impersonate, wants_impersonation
+from clusterset.apiserver.auth.users import UserInfo
 from clusterset.apiserver.http import discovery
 from clusterset.apiserver.http.openapi import (
-    KUBE_VERSION,
     OPENAPI_V2_PROTOBUF_TYPE,
     openapi_hash,
     openapi_v2_json,
@@ -42,9 +35,13 @@ from clusterset.apiserver.http.tables import to_table
 from clusterset.apiserver.meta import errors
 from clusterset.apiserver.meta.errors import StatusError
 from clusterset.apiserver.meta.selectors import parse_field_selector, parse_label_selector
+from clusterset.apiserver.meta.version import VERSION_INFO
 from clusterset.apiserver.meta.yamlcodec import load_yaml
 from clusterset.apiserver.registry.cluster import Cluster
-from clusterset.apiserver.registry.rest import APPLY_PATCH, Ctx, ListOptions, raw_as
+from clusterset.apiserver.registry.context import Ctx
+from clusterset.apiserver.registry.lists import ListOptions, list_entries, raw_as, watch_filter
+from clusterset.apiserver.registry.patching import APPLY_PATCH, patch
+from clusterset.apiserver.registry.scale import scale_of, write_scale
 from clusterset.apiserver.storage.store import Event, TooOld
 
 if TYPE_CHECKING:
@@ -52,17 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VERSION = {
-    "major": "1",
-    "minor": KUBE_VERSION.split(".")[1],
-    "gitVersion": KUBE_VERSION,
-    "gitCommit": "clusterset",
-    "gitTreeState": "clean",
-    "buildDate": "2026-01-01T00:00:00Z",
-    "goVersion": "go1.22.5",
-    "compiler": "gc",
-    "platform": "linux/amd64",
-}
 HEALTH_PATHS = ("/healthz", "/livez", "/readyz", "/version", "/version/")
 JSON = "application/json"
 
@@ -167,7 +153,7 @@ class Handler:
     @staticmethod
     def _health(path: str) -> web.Response:
         if path.startswith("/version"):
-            return _json(VERSION)
+            return _json(VERSION_INFO)
         return web.Response(text="ok", content_type="text/plain")
 
     async def _admin(self, request: web.Request, path: str) -> web.Response:
@@ -406,7 +392,7 @@ class Handler:
         if method == "GET":
             entry = rest.get(ctx, name)
             if sub == "scale":
-                return self._respond(ctx, rest.scale_of(ctx, entry.obj))
+                return self._respond(ctx, scale_of(ctx, entry.obj))
             if sub in ("finalize", "token"):
                 raise errors.method_not_allowed()
             if wants_table(request.headers.get("Accept", "")):
@@ -424,7 +410,7 @@ class Handler:
         if method == "PUT":
             body = await self._read_body(request, ctx)
             if sub == "scale":
-                return self._respond(ctx, await rest.write_scale(ctx, name, body))
+                return self._respond(ctx, await write_scale(rest, ctx, name, body))
             if sub == "token":
                 raise errors.method_not_allowed()
             obj = await rest.update(ctx, name, body, sub)
@@ -440,7 +426,7 @@ class Handler:
                 authorize_create_on_apply(cluster, user, Attributes(
                     "create", True, request.path, ctx.namespace or "", target.group, target.version, target.plural,
                     sub or "", name))
-            code, obj = await rest.patch(ctx, name, content_type, raw, sub, force)
+            code, obj = await patch(rest, ctx, name, content_type, raw, sub, force)
             return self._respond(ctx, obj, code)
         if method == "DELETE":
             if sub is not None:
@@ -590,9 +576,9 @@ class Handler:
                         {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}]},
                         retry_after=1,
                     )
-            elif exact and rv < store.rv and _changed_since(store, ctx.served.key, rv):
+            elif exact and rv < store.rv and store.changed_since(ctx.served.key, rv):
                 raise errors.expired("The resourceVersion for the provided list is too old.")
-        entries, meta = self.server.rest.list_entries(ctx, opts)
+        entries, meta = list_entries(ctx, opts)
         accept = request.headers.get("Accept", "")
         if wants_table(accept):
             table = to_table(
@@ -633,7 +619,7 @@ class Handler:
             )
         timeout_text = q.get("timeoutSeconds")
         timeout = float(timeout_text) if timeout_text else 1800.0
-        accepts = self.server.rest.watch_filter(ctx, opts)
+        accepts = watch_filter(ctx, opts)
         rv_text = opts.resource_version
         initial: list[Event] = []
         initial_snapshot = send_initial is not None and _truthy(send_initial)
@@ -721,12 +707,6 @@ class Handler:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
         obj = {"kind": ctx.rt.kind, "apiVersion": ctx.rt.group_version, "metadata": meta}
         return orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
-
-
-def _changed_since(store: Any, resource: str, rv: int) -> bool:
-    if rv < store.compacted_rv:
-        return True
-    return any(e.resource == resource for e in store._history_after(rv))
 
 
 def _parse_rv(text: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clusterset.apiserver.registry.cluster import Registry, Served
+from clusterset.apiserver.registry.registry import Registry, Served
 
 SUBRESOURCE_VERBS = {
     "status": ["get", "patch", "update"],

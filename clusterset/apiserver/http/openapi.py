@@ -18,10 +18,10 @@ from typing import Any
 
 import orjson
 
+from clusterset.apiserver.meta.version import KUBE_VERSION
 from clusterset.apiserver.registry.resources import ResourceType
 from clusterset.apiserver.schema import builtin as builtin_schemas
 
-KUBE_VERSION = "v1.30.0"
 REF = builtin_schemas.REF_PREFIX
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 OBJECT_META = f"{META}.ObjectMeta"

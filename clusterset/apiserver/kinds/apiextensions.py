@@ -1,30 +1,38 @@
-"""CustomResourceDefinitions: the CRD kind itself and the resources a CRD makes the server serve."""
+"""CustomResourceDefinitions: the CRD kind, and the custom resources an established CRD serves."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import re
+from typing import Any
 
+from clusterset.api.times import now_rfc3339
 from clusterset.apiserver.meta.errors import FieldError
+from clusterset.apiserver.registry.registry import Served
 from clusterset.apiserver.registry.resources import ResourceType
-from clusterset.apiserver.registry.strategy import Obj, Strategy
+from clusterset.apiserver.registry.schemas import compiled_schema
+from clusterset.apiserver.registry.strategy import ClusterView, Strategy
 from clusterset.apiserver.schema.crd_validation import default_crd, validate_crd
-
-if TYPE_CHECKING:
-    from clusterset.apiserver.registry.cluster import Cluster, Served
+from clusterset.apiserver.schema.transition_rules import immutability_errors
+from clusterset.apiserver.storage.store import ClusterStore, Obj
 
 CRD_RESOURCE = "apiextensions.k8s.io/customresourcedefinitions"
+# held by a deleted CRD until its objects are gone (the CRD finalizer controller)
+CRD_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 
 
 class CRDStrategy(Strategy):
-    def default(self, cluster: Cluster, obj: Obj) -> None:
+    def default(self, cluster: ClusterView, obj: Obj) -> None:
         default_crd(obj)
 
-    def prepare_create(self, cluster: Cluster, obj: Obj) -> None:
+    def prepare_create(self, cluster: ClusterView, obj: Obj) -> None:
         obj["status"] = {"conditions": [], "acceptedNames": {"plural": "", "kind": ""}, "storedVersions": []}
 
-    def validate(self, cluster: Cluster, obj: Obj, old: Obj | None, namespaced: bool) -> list[FieldError]:
+    def validate(self, cluster: ClusterView, obj: Obj, old: Obj | None, namespaced: bool) -> list[FieldError]:
         errors = super().validate(cluster, obj, old, namespaced)
         return errors + validate_crd(obj, old=old)
+
+    def deletion_finalizers(self, obj: Obj) -> list[str]:
+        return [] if CRD_FINALIZER in (obj["metadata"].get("finalizers") or []) else [CRD_FINALIZER]
 
 
 CRD_TYPE = ResourceType(
@@ -34,17 +42,31 @@ CRD_TYPE = ResourceType(
 
 
 class CRStrategy(Strategy):
-    """A custom resource: generation counts everything outside metadata (and status, if a subresource)."""
+    """A custom resource: defaulted and validated by its version's schema; generation counts everything
+    outside metadata (and status, if a subresource)."""
 
-    def __init__(self, has_status: bool) -> None:
-        self.non_spec_keys = frozenset({"apiVersion", "kind", "metadata", "status"} if has_status
+    def __init__(self, rt: ResourceType) -> None:
+        self.rt = rt
+        self.non_spec_keys = frozenset({"apiVersion", "kind", "metadata", "status"} if rt.has_status
                                        else {"apiVersion", "kind", "metadata"})
+
+    def default(self, cluster: ClusterView, obj: Obj) -> None:
+        schema = compiled_schema(self.rt)
+        if schema is not None:
+            schema.apply_defaults(obj)
+
+    def validate(self, cluster: ClusterView, obj: Obj, old: Obj | None, namespaced: bool) -> list[FieldError]:
+        errors = super().validate(cluster, obj, old, namespaced)
+        schema = compiled_schema(self.rt)
+        if schema is not None:
+            errors += schema.validate(obj)
+        if old is not None:
+            errors += immutability_errors(self.rt.schema, obj, old)
+        return errors
 
 
 def crd_served(crd: Obj) -> list[Served]:
     """One Served per served version of the CRD, storage-agnostic (conversion None)."""
-    from clusterset.apiserver.registry.cluster import Served
-
     spec = crd.get("spec") or {}
     names = spec.get("names") or {}
     out = []
@@ -72,14 +94,12 @@ def crd_served(crd: Obj) -> list[Served]:
             deprecated=bool(version.get("deprecated")),
             deprecation_warning=version.get("deprecationWarning"),
         )
-        out.append(Served(rt, CRStrategy("status" in subs)))
+        out.append(Served(rt, CRStrategy(rt)))
     return out
 
 
 def _version_priority(name: str) -> tuple[int, int, int, str]:
     """Kubernetes version ordering: GA > beta > alpha, higher numbers first, others last."""
-    import re
-
     m = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", name)
     if not m:
         return (3, 0, 0, name)
@@ -90,8 +110,6 @@ def _version_priority(name: str) -> tuple[int, int, int, str]:
 
 
 def established_status(crd: Obj) -> dict[str, Any]:
-    from clusterset.apiserver.registry.rest import now_rfc3339
-
     spec = crd.get("spec") or {}
     names = dict(spec.get("names") or {})
     names.setdefault("singular", str(names.get("kind", "")).lower())
@@ -119,7 +137,10 @@ def established_status(crd: Obj) -> dict[str, Any]:
 
 
 def terminating_condition() -> dict[str, Any]:
-    from clusterset.apiserver.registry.rest import now_rfc3339
-
     return {"type": "Terminating", "status": "True", "lastTransitionTime": now_rfc3339(),
             "reason": "InstanceDeletionInProgress", "message": "CustomResource deletion is in progress"}
+
+
+def stored_crds_served(store: ClusterStore) -> list[Served]:
+    """After a restart: what the stored CRDs serve, registered before the server takes requests."""
+    return [served for entry in store.entries(CRD_RESOURCE) for served in crd_served(entry.obj)]

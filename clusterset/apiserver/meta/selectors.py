@@ -174,6 +174,26 @@ def parse_label_selector(text: str | None) -> LabelSelector:
     return LabelSelector(tuple(reqs))
 
 
+def label_selector_from_object(selector: dict[str, Any]) -> LabelSelector:
+    """metav1.LabelSelector → our LabelSelector (for controllers and validation)."""
+    parts = [f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items()]
+    for expr in selector.get("matchExpressions") or []:
+        op = expr.get("operator")
+        key = expr.get("key")
+        values = ",".join(expr.get("values") or [])
+        if op == "In":
+            parts.append(f"{key} in ({values})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({values})")
+        elif op == "Exists":
+            parts.append(str(key))
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+        else:
+            raise ValueError(f"{op!r} is not a valid label selector operator")
+    return parse_label_selector(",".join(parts))
+
+
 @dataclass(frozen=True)
 class FieldRequirement:
     field: str

@@ -34,7 +34,7 @@ class ResourceType:
     is_crd: bool = False
     deprecated: bool = False
     deprecation_warning: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)  # caches derived from the fields above
 
     @property
     def group_version(self) -> str:

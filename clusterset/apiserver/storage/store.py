@@ -27,6 +27,7 @@ Obj = dict[str, Any]
 ObjKey = tuple[str, str]  # (namespace or "", name)
 
 DEFAULT_HISTORY = 10_000
+ANY_RESOURCE = "*"
 
 
 class Entry:
@@ -77,6 +78,9 @@ class Watcher:
             self.queue.put_nowait(None)
 
 
+Listener = Callable[[str, Event], None]
+
+
 class TooOld(Exception):
     def __init__(self, requested: int, oldest: int, current: int) -> None:
         super().__init__(f"too old resource version: {requested} ({current})")
@@ -103,8 +107,8 @@ class ClusterStore:
         self._dependents: dict[str, set[tuple[str, ObjKey]]] = {}
         self._watchers: dict[str, set[Watcher]] = {}
         self._rv_waiters: list[tuple[int, asyncio.Future[None]]] = []
-        # in-process controllers: called synchronously with every event of a resource (no task per cluster)
-        self.listeners: dict[str, list[Callable[[str, Event], None]]] = {}
+        # called synchronously with every event of a resource, or of every resource ("*")
+        self._listeners: dict[str, list[Listener]] = {}
 
     # loading -----------------------------------------------------------------
     def load(self, rv: int) -> None:
@@ -240,6 +244,17 @@ class ClusterStore:
     def uid_exists(self, uid: str) -> bool:
         return uid in self._by_uid
 
+    def by_uid(self, uid: str) -> tuple[str, Entry] | None:
+        """(resource, entry) of the object with this uid."""
+        where = self._by_uid.get(uid)
+        if where is None:
+            return None
+        entry = self._objects.get(where[0], {}).get(where[1])
+        return (where[0], entry) if entry is not None else None
+
+    def has_dependents(self, owner_uid: str) -> bool:
+        return owner_uid in self._dependents
+
     def dependents(self, owner_uid: str) -> list[tuple[str, Entry]]:
         """(resource, entry) of every object with an ownerReference to `owner_uid`."""
         out = []
@@ -260,13 +275,28 @@ class ClusterStore:
         for watcher in self._watchers.get(event.resource, ()):
             if not watcher.closed and watcher.accepts(event):
                 watcher.queue.put_nowait(event)
-        for listener in self.listeners.get(event.resource, ()):
-            try:
-                listener(self.name, event)
-            except Exception:  # a controller's bug must not fail the client's write
-                log.exception("listener for %s in cluster %s failed", event.resource, self.name)
+        for listeners in (self._listeners.get(event.resource), self._listeners.get(ANY_RESOURCE)):
+            for listener in listeners or ():
+                try:
+                    listener(self.name, event)
+                except Exception:  # a subscriber's bug must not fail the client's write
+                    log.exception("listener for %s in cluster %s failed", event.resource, self.name)
         if self._rv_waiters:
             self._wake_rv_waiters()
+
+    # subscribers -------------------------------------------------------------
+    def subscribe(self, resource: str, listener: Listener) -> Callable[[], None]:
+        """Calls `listener(cluster, event)` synchronously with each event of `resource` (or of every resource,
+        `"*"`), in the writer's loop turn: for indexes that must follow every write (RBAC) and for the
+        controller manager's queues. Returns what unsubscribes it."""
+        listeners = self._listeners.setdefault(resource, [])
+        listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in listeners:
+                listeners.remove(listener)
+
+        return unsubscribe
 
     # watch -------------------------------------------------------------------
     def watch(
@@ -297,6 +327,12 @@ class ClusterStore:
             else:
                 hi = mid
         return [self.history[i] for i in range(lo, len(self.history))]
+
+    def changed_since(self, resource: str, rv: int) -> bool:
+        """Whether `resource` may have changed after `rv` (always, when `rv` is older than the history kept)."""
+        if rv < self.compacted_rv:
+            return True
+        return any(e.resource == resource for e in self._history_after(rv))
 
     def unwatch(self, watcher: Watcher) -> None:
         watcher.close()

@@ -7,7 +7,6 @@ The object is computed by `endpoint_state.plan_endpoints`; this module only maps
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from clusterset.apiserver.controllers.endpoints.endpointslices import (
     FIELD_MANAGER,
@@ -26,10 +25,8 @@ from clusterset.apiserver.controllers.endpoints.state import (
     target_pods,
 )
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
+from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.storage.store import Event
-
-if TYPE_CHECKING:
-    from clusterset.apiserver.registry.cluster import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +67,7 @@ class EndpointsController(ServiceIndexed):
         if wait is not None:
             return wait  # a batch window is open: the requeue syncs once it closes
         namespace, name = key
-        api = ClusterAPI(api.server, api.cluster, FIELD_MANAGER)
+        api = api.as_manager(FIELD_MANAGER)
         index = self.index(api.cluster)
         existing = api.get(ENDPOINTS, namespace, name)
         service = api.get("/services", namespace, name)

@@ -15,7 +15,7 @@ import logging
 import time
 import weakref
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clusterset.apiserver.controllers.endpoints.state import (
     CONTROLLER_NAME,
@@ -29,12 +29,10 @@ from clusterset.apiserver.controllers.endpoints.state import (
     select_pods,
     target_pods,
 )
-from clusterset.apiserver.controllers.manager import ClusterAPI, Controller, Key
-from clusterset.apiserver.registry.rest import generate_suffix
+from clusterset.apiserver.controllers.manager import ClusterAPI, Key
+from clusterset.apiserver.meta.names import generate_suffix
+from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.storage.store import ClusterStore, Event, Obj
-
-if TYPE_CHECKING:
-    from clusterset.apiserver.registry.cluster import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +218,7 @@ class EndpointSliceController(ServiceIndexed):
         if wait is not None:
             return wait  # a batch window is open: the requeue syncs once it closes
         namespace, name = key
-        api = ClusterAPI(api.server, api.cluster, FIELD_MANAGER)
+        api = api.as_manager(FIELD_MANAGER)
         index = self.index(api.cluster)
         slices = [
             s for s in api.objects(SLICES, namespace)
@@ -259,9 +257,3 @@ class EndpointSliceController(ServiceIndexed):
                 if isinstance(r, dict) and r.get("kind") == "Service"]
         return bool(refs) and not any(api.cluster.store.uid_exists(str(r.get("uid", ""))) for r in refs)
 
-
-def endpoint_controllers() -> list[Controller]:
-    """The EndpointSlice controller and the legacy Endpoints controller."""
-    from clusterset.apiserver.controllers.endpoints.endpoints import EndpointsController
-
-    return [EndpointSliceController(), EndpointsController()]

@@ -23,7 +23,7 @@ the middle of a rollout (the rollout simply continues to the new size).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.controllers.workloads.util import (
@@ -54,10 +54,8 @@ from clusterset.apiserver.controllers.workloads.util import (
     template_hash,
     wall,
 )
+from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.storage.store import Event, Obj
-
-if TYPE_CHECKING:
-    from clusterset.apiserver.registry.cluster import Cluster
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"

@@ -34,7 +34,7 @@ import ipaddress
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.controllers.workloads.nodes import is_simulated, node_ready
@@ -56,10 +56,8 @@ from clusterset.apiserver.controllers.workloads.util import (
     status,
     wall,
 )
+from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.storage.store import Event, Obj
-
-if TYPE_CHECKING:
-    from clusterset.apiserver.registry.cluster import Cluster
 
 CONDITION_ORDER = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
 

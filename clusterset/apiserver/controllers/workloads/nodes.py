@@ -26,7 +26,7 @@ import hashlib
 import ipaddress
 import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.controllers.workloads.util import (
@@ -44,11 +44,9 @@ from clusterset.apiserver.controllers.workloads.util import (
     safe_keys,
     status,
 )
-from clusterset.apiserver.http.openapi import KUBE_VERSION
+from clusterset.apiserver.meta.version import KUBE_VERSION
+from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.storage.store import Event, Obj
-
-if TYPE_CHECKING:
-    from clusterset.apiserver.registry.cluster import Cluster
 
 ALL_NODES: Key = ("", "")
 DEFAULT_ZONES = ("zone-a", "zone-b", "zone-c")

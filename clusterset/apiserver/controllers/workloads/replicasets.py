@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.controllers.workloads.util import (
@@ -43,10 +43,8 @@ from clusterset.apiserver.controllers.workloads.util import (
     wall,
 )
 from clusterset.apiserver.meta.errors import StatusError
+from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.storage.store import Event, Obj
-
-if TYPE_CHECKING:
-    from clusterset.apiserver.registry.cluster import Cluster
 
 BURST = 500  # pods created or deleted per reconcile (upstream: burstReplicas)
 PACE = 20e-6  # seconds between full reconciles of a ReplicaSet, per pod it has (1,000 pods: 20 ms)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.controllers.workloads.nodes import node_ready
@@ -39,14 +39,13 @@ from clusterset.apiserver.controllers.workloads.util import (
     spec,
     status,
 )
-from clusterset.apiserver.kinds.builtins import PodStrategy
+from clusterset.apiserver.kinds.pods import PodStrategy
 from clusterset.apiserver.meta.errors import FieldError, StatusError
-from clusterset.apiserver.registry.cluster import Served
-from clusterset.apiserver.registry.rest import Ctx
+from clusterset.apiserver.registry.cluster import Cluster
+from clusterset.apiserver.registry.context import Ctx
+from clusterset.apiserver.registry.registry import Served
+from clusterset.apiserver.registry.strategy import ClusterView
 from clusterset.apiserver.storage.store import Event, Obj
-
-if TYPE_CHECKING:
-    from clusterset.apiserver.registry.cluster import Cluster
 
 ZONE = "topology.kubernetes.io/zone"
 
@@ -79,11 +78,11 @@ def with_condition(pod_status: dict[str, Any], cond: dict[str, Any]) -> dict[str
 class _BindingStrategy(PodStrategy):
     """PodStrategy for a bind: spec.nodeName may be set once, and PodScheduled becomes True."""
 
-    def prepare_update(self, cluster: Cluster, obj: Obj, old: Obj) -> None:
+    def prepare_update(self, cluster: ClusterView, obj: Obj, old: Obj) -> None:
         if not spec(old).get("nodeName") and spec(obj).get("nodeName"):
             obj["status"] = with_condition(status(obj), scheduled_condition("True"))
 
-    def validate(self, cluster: Cluster, obj: Obj, old: Obj | None, namespaced: bool) -> list[FieldError]:
+    def validate(self, cluster: ClusterView, obj: Obj, old: Obj | None, namespaced: bool) -> list[FieldError]:
         if old is not None and not spec(old).get("nodeName") and spec(obj).get("nodeName"):
             old = {**old, "spec": {**spec(old), "nodeName": spec(obj)["nodeName"]}}
         return super().validate(cluster, obj, old, namespaced)
@@ -296,7 +295,7 @@ class SchedulerController:
         served = api.ctx(PODS, namespace).served
         ctx = Ctx(api.cluster, Served(served.rt, _BINDING), namespace, manager=api.manager, manager_explicit=True)
         try:
-            await api.server.rest.update(ctx, name, bound)
+            await api.rest.update(ctx, name, bound)
         except StatusError as err:
             if err.code in (404, 409):
                 return CONFLICT_RETRY if err.code == 409 else None

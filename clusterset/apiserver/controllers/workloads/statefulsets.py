@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.controllers.workloads.util import (
@@ -44,10 +44,8 @@ from clusterset.apiserver.controllers.workloads.util import (
     template_hash,
     wall,
 )
+from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.storage.store import Event, Obj
-
-if TYPE_CHECKING:
-    from clusterset.apiserver.registry.cluster import Cluster
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"

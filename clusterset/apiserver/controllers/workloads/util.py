@@ -12,19 +12,16 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
 from clusterset.api.times import parse_time
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
-from clusterset.apiserver.kinds.builtins import label_selector_from_object
 from clusterset.apiserver.meta.errors import StatusError
-from clusterset.apiserver.meta.selectors import LabelSelector
+from clusterset.apiserver.meta.selectors import LabelSelector, label_selector_from_object
+from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.storage.store import Event, Obj
-
-if TYPE_CHECKING:
-    from clusterset.apiserver.registry.cluster import Cluster
 
 log = logging.getLogger("clusterset.apiserver.controllers")
 
@@ -70,7 +67,7 @@ def guarded(field_manager: str) -> Callable[[R], R]:
     def wrap(fn: R) -> R:
         @functools.wraps(fn)
         async def run(self: Any, api: ClusterAPI, key: Key) -> float | None:
-            api = ClusterAPI(api.server, api.cluster, field_manager)
+            api = api.as_manager(field_manager)
             try:
                 return await fn(self, api, key)
             except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:

@@ -1,0 +1,125 @@
+"""CustomResourceDefinitions, as kube-apiserver's apiextensions controllers handle them: an established CRD's
+versions are served (and unserved once the CRD is gone); a deleted CRD's objects are deleted before the
+CRD's `customresourcecleanup` finalizer is removed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from clusterset.apiserver.controllers.manager import ClusterAPI, Key
+from clusterset.apiserver.kinds.apiextensions import (
+    CRD_FINALIZER,
+    CRD_RESOURCE,
+    crd_served,
+    established_status,
+    terminating_condition,
+)
+from clusterset.apiserver.meta.errors import StatusError
+from clusterset.apiserver.registry.cluster import Cluster
+from clusterset.apiserver.storage.store import ANY_RESOURCE, Event
+
+log = logging.getLogger(__name__)
+
+MANAGER = "kube-apiserver"
+# a terminating CRD whose objects cannot all go yet (finalizers) is looked at again this often; their deletions
+# wake it sooner
+RETRY_SECONDS = 1.0
+
+
+def _group_resource(crd_name: str) -> tuple[str, str]:
+    plural, _, group = crd_name.partition(".")
+    return group, plural
+
+
+class CRDEstablishing:
+    """Serves each version of a CRD as its spec says and marks it NamesAccepted and Established; forgets the
+    resource (its watches, its objects) once the CRD is gone."""
+
+    name = "crd-establishing"
+    watches: tuple[str, ...] = (CRD_RESOURCE,)
+
+    def keys_for(self, cluster: Cluster, event: Event) -> Iterable[Key]:
+        return [("", event.entry.obj["metadata"]["name"])]
+
+    async def reconcile(self, api: ClusterAPI, key: Key) -> float | None:
+        cluster = api.cluster
+        entry = cluster.store.get(CRD_RESOURCE, "", key[1])
+        group, plural = _group_resource(key[1])
+        if entry is None:
+            if cluster.registry.of_group_resource(group, plural):
+                storage = f"{group}/{plural}"
+                cluster.store.close_watchers(storage)
+                cluster.store.drop_resource(storage)
+                cluster.registry.remove_group_resource(group, plural)
+            return None
+        crd = entry.obj
+        if crd["metadata"].get("deletionTimestamp"):
+            return None
+        want = crd_served(crd)
+        if [s.rt for s in cluster.registry.of_group_resource(group, plural)] != [s.rt for s in want]:
+            cluster.registry.remove_group_resource(group, plural)
+            for served in want:
+                cluster.registry.add(served)
+        status = established_status(crd)
+        if status != crd.get("status"):
+            new = entry.copy()
+            new["status"] = status
+            try:
+                await api.rest.write(api.as_manager(MANAGER).ctx(CRD_RESOURCE, None), entry, new, "status")
+            except StatusError as err:
+                if err.code != 409:
+                    raise
+                return 0.0  # written meanwhile: look again
+        return None
+
+
+class CRDFinalizer:
+    """Deletes every object of a terminating CRD (honouring their finalizers), then releases the CRD."""
+
+    name = "crd-finalizer"
+    watches: tuple[str, ...] = (CRD_RESOURCE, ANY_RESOURCE)
+
+    def keys_for(self, cluster: Cluster, event: Event) -> Iterable[Key]:
+        if event.resource == CRD_RESOURCE:
+            meta = event.entry.obj["metadata"]
+            return [("", meta["name"])] if meta.get("deletionTimestamp") and event.type != "DELETED" else []
+        if event.type != "DELETED":
+            return []
+        group, _, plural = event.resource.partition("/")
+        crd = cluster.store.get(CRD_RESOURCE, "", f"{plural}.{group}") if group else None
+        return [("", f"{plural}.{group}")] if crd is not None and crd.obj["metadata"].get("deletionTimestamp") else []
+
+    async def reconcile(self, api: ClusterAPI, key: Key) -> float | None:
+        api = api.as_manager(MANAGER)
+        store = api.cluster.store
+        entry = store.get(CRD_RESOURCE, "", key[1])
+        if entry is None or not entry.obj["metadata"].get("deletionTimestamp") \
+                or CRD_FINALIZER not in (entry.obj["metadata"].get("finalizers") or []):
+            return None
+        conditions = (entry.obj.get("status") or {}).get("conditions") or []
+        if not any(c.get("type") == "Terminating" and c.get("status") == "True" for c in conditions):
+            new = entry.copy()
+            kept = [c for c in conditions if c.get("type") != "Terminating"]
+            new.setdefault("status", {})["conditions"] = [*kept, terminating_condition()]
+            await api.rest.write(api.ctx(CRD_RESOURCE, None), entry, new, "status")
+        group, plural = _group_resource(key[1])
+        storage = f"{group}/{plural}"
+        remaining = store.entries(storage)
+        if remaining and api.cluster.registry.by_key(storage) is not None:
+            for obj_entry in remaining:
+                meta = obj_entry.obj["metadata"]
+                if meta.get("deletionTimestamp"):
+                    continue
+                try:
+                    await api.delete(storage, meta.get("namespace", ""), meta["name"])
+                except StatusError as err:
+                    log.warning("CRD %s cleanup: %s", key[1], err)
+            return RETRY_SECONDS
+        current = store.get(CRD_RESOURCE, "", key[1])
+        if current is None:
+            return None
+        final = current.copy()
+        final["metadata"]["finalizers"] = [f for f in final["metadata"].get("finalizers", []) if f != CRD_FINALIZER]
+        await api.rest.write(api.ctx(CRD_RESOURCE, None), current, final, None)
+        return None

@@ -1,0 +1,34 @@
+"""One request's view of the registry: which cluster and served resource, and the write options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from clusterset.apiserver.patch.typeinfo import FieldTypes, SchemaFieldTypes, builtin_field_types
+from clusterset.apiserver.registry.cluster import Cluster
+from clusterset.apiserver.registry.registry import Served
+from clusterset.apiserver.registry.resources import ResourceType
+
+
+@dataclass
+class Ctx:
+    cluster: Cluster
+    served: Served
+    namespace: str | None
+    manager: str = ""
+    manager_explicit: bool = False
+    dry_run: bool = False
+    field_validation: str = "Warn"  # Strict | Warn | Ignore
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rt(self) -> ResourceType:
+        return self.served.rt
+
+
+def field_types(served: Served) -> FieldTypes:
+    """Merge keys and list types of the resource's fields (strategic merge patch, managedFields)."""
+    rt = served.rt
+    if rt.is_crd:
+        return SchemaFieldTypes(rt.schema or {})
+    return builtin_field_types(rt.group, rt.kind)

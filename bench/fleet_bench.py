@@ -33,7 +33,8 @@ from bench.apiserver_bench import table
 from bench.machine import machine_info
 from clusterset.api.inventory import CONTROL_PLANE_HEALTHY, condition
 from clusterset.api.resources import CLUSTER_PROFILES
-from clusterset.fleet.embedded import HUB, EmbeddedFleet, FleetOptions
+from clusterset.fleet.embedded import EmbeddedFleet, FleetOptions
+from clusterset.fleet.hub import HUB
 
 
 def rss_mib() -> float:
@@ -101,7 +102,7 @@ async def detection_run(reps: int) -> dict[str, list[float]]:
             await fleet.server.remove_cluster(name)
             out["removed"].append(await until(fleet, name, "False"))
             name = f"member-{10 - rep}"
-            await fleet.agent_manager.remove_cluster(name)
+            await fleet.members.remove(name)
             out["silent"].append(await until(fleet, name, "Unknown"))
         await fleet.stop()
     return out

@@ -1,135 +1,30 @@
-"""`clusterset` command line: up, join, leave, agent, hub, status, crds, apiserver, cluster add|remove|list."""
+"""`clusterset` command line: the parser, each command module's subcommands, and dispatch.
+
+A command module (one per feature or concern) adds its subcommands with `add_parsers(sub)`, each with
+`set_defaults(run=...)`: a function from the parsed arguments to the exit code.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import logging
-import signal
-import ssl
 import sys
-import urllib.error
-import urllib.request
-from pathlib import Path
 
-from clusterset.cli import fleet_commands
-from clusterset.cli.fleet_commands import DEFAULT_PORT, DEFAULT_STATE_DIR
+from clusterset.cli import fleet, inventory, server
+from clusterset.cli.common import Command
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="clusterset", description="A multi-cluster control plane for Kubernetes.")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    fleet_commands.add_parsers(sub)
-
-    api = sub.add_parser("apiserver", help="run only the embedded API server")
-    fleet_commands.server_flags(api)
-    api.add_argument("--cluster", action="append", default=[], help="logical cluster to create (repeatable)")
-
-    cl = sub.add_parser("cluster", help="add, remove or list the logical clusters of a running server")
-    cl.add_argument("action", choices=["add", "remove", "list"])
-    cl.add_argument("name", nargs="?")
-    cl.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
-    cl.add_argument("--nodes", type=int, default=3, help="simulated nodes of a new cluster (default 3)")
-    cl.add_argument("--pod-ready-delay", type=float, default=0.5, help="seconds until a new pod is Ready (default 0.5)")
-    cl.add_argument("--no-controllers", action="store_true", help="the API server alone: no nodes, pods or slices")
-    cl.add_argument("--dual-stack", action="store_true", help="IPv4 and IPv6 service and pod ranges")
-
-    plugin = sub.add_parser("credential-plugin",
-                            help="a ClusterProfile access-provider credential plugin (exec, KEP-541)")
-    plugin.add_argument("plugin", choices=["secretreader", "embedded"])
+    for module in (fleet, inventory, server):
+        module.add_parsers(sub)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "credential-plugin":
-        from clusterset.inventory import access_plugins
-
-        return access_plugins.main(args.plugin)
-    if args.command == "apiserver":
-        return _run_server(args, args.cluster)
-    if args.command == "cluster":
-        return _cluster_command(args)
-    result = fleet_commands.run(args)
-    assert result is not None, args.command
-    return result
-
-
-def _run_server(args: argparse.Namespace, names: list[str]) -> int:
-    port = args.port if args.port is not None else (fleet_commands.previous_port(args.state_dir) or DEFAULT_PORT)
-    try:
-        asyncio.run(_serve(args.state_dir, args.host, port, names, args.durable))
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        print(f"clusterset: cannot listen on {args.host}:{port}: {exc.strerror}. "
-              f"Choose another port with --port.", file=sys.stderr)
-        return 1
-    return 0
-
-
-async def _serve(state_dir: Path, host: str, port: int, names: list[str], durable: bool) -> None:
-    from clusterset.apiserver.server import Apiserver
-
-    server = Apiserver(state_dir, host=host, port=port, durable=durable)
-    for name in names:
-        if name not in server.clusters:
-            print(f"  creating cluster {name} ...", flush=True)
-            await server.add_cluster(name)
-    await server.start()
-    kubeconfig = state_dir / "kubeconfig"
-    server.write_kubeconfig(kubeconfig, current=names[0] if names else None)
-    print(f"clusterset apiserver listening on {server.url} (kubeconfig: {kubeconfig})", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    print("\nstopping ...", flush=True)
-    await server.stop()
-
-
-def _cluster_command(args: argparse.Namespace) -> int:
-    state_dir: Path = args.state_dir
-    try:
-        info = json.loads((state_dir / "server.json").read_text())
-        token = (state_dir / "admin.token").read_text().strip()
-    except OSError:
-        print(f"clusterset: no running server found in {state_dir} (start one with `clusterset up`)", file=sys.stderr)
-        return 1
-    ctx = ssl.create_default_context(cafile=info["ca"])
-    method, path, body = "GET", "/admin/clusters", None
-    if args.action in ("add", "remove"):
-        if not args.name:
-            print(f"clusterset: cluster {args.action} needs a NAME", file=sys.stderr)
-            return 2
-        if args.action == "add":
-            method, body = "POST", json.dumps({
-                "name": args.name, "nodes": args.nodes, "podReadyDelay": args.pod_ready_delay,
-                "controllers": not args.no_controllers, "dualStack": args.dual_stack}).encode()
-        else:
-            method, path = "DELETE", f"/admin/clusters/{args.name}"
-    req = urllib.request.Request(info["url"] + path, data=body, method=method,
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
-            result = json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        detail = json.loads(err.read() or b"{}")
-        print(f"clusterset: {detail.get('message', err.reason)}", file=sys.stderr)
-        return 1
-    except urllib.error.URLError as err:
-        print(f"clusterset: cannot reach the server at {info['url']}: {err.reason}", file=sys.stderr)
-        return 1
-    if args.action == "list":
-        for c in result["clusters"]:
-            print(f"{c['name']}\t{c['server']}")
-    elif args.action == "add":
-        print(f"cluster {args.name} added: {result['server']} (context {args.name} in {state_dir / 'kubeconfig'})")
-    else:
-        print(f"cluster {args.name} removed")
-    return 0
+    run: Command = args.run
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -1,1 +1,2 @@
-"""Composition: the embedded fleet (`clusterset up`) wires the server, the hub controllers and the agents."""
+"""Composition: what runs on the hub (`hub.py`), what runs for each member (`member.py`), and the embedded fleet
+(`embedded.py`, `clusterset up`) that runs both in one process."""

@@ -25,16 +25,14 @@ from clusterset.api.inventory import CONTROL_PLANE_HEALTHY, condition
 from clusterset.api.resources import CLUSTER_PROFILES
 from clusterset.apiserver.server import Apiserver
 from clusterset.client import ClientConfig, ClusterClient
-from clusterset.inventory.agent import MemberAgent
-from clusterset.inventory.controllers import REPORT_KEY, agent_controller, profile_controller
+from clusterset.fleet.hub import HUB, HubOptions, start_hub
+from clusterset.fleet.member import MemberOptions, Members
 from clusterset.inventory.profile_status import AccessProvider
-from clusterset.inventory.profiles import ProfileManager
-from clusterset.inventory.registration import join, prepare_hub
+from clusterset.inventory.registration import join
 from clusterset.runtime import Manager
 
 log = logging.getLogger(__name__)
 
-HUB = "hub"
 EMBEDDED_PROVIDER = "clusterset-embedded"
 
 
@@ -67,22 +65,21 @@ class EmbeddedFleet:
         self.server = Apiserver(options.state_dir, host=options.host, port=options.port, durable=options.durable)
         self.hub_manager = Manager(name="hub", metrics_port=options.metrics_port)
         self.agent_manager = Manager(name="agents")
-        self.agents: dict[str, MemberAgent] = {}
+        self.members = Members(self.agent_manager,
+                               MemberOptions(heartbeat=options.heartbeat, probe_timeout=options.probe_timeout))
+        self.member_ids: list[str] = []
         self.admin_clients: dict[str, ClusterClient] = {}
         self.resumed: list[str] = []
-        self.profiles: ProfileManager | None = None
         self._session: aiohttp.ClientSession | None = None  # one connection pool for every client
-        self.members: list[str] = []
         self._joins: set[asyncio.Task[None]] = set()
-        self.agent_reports = agent_controller(self.agents)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         opts = self.options
         names = [HUB, *member_names(opts.members)]
         # clusters added at run time (`clusterset cluster add`) in an earlier run are members too
-        self.members = [*names[1:], *(n for n in self.server.clusters if n not in names)]
-        self.resumed = [n for n in [HUB, *self.members] if n in self.server.clusters]
+        self.member_ids = [*names[1:], *(n for n in self.server.clusters if n not in names)]
+        self.resumed = [n for n in [HUB, *self.member_ids] if n in self.server.clusters]
         missing = [n for n in names if n not in self.server.clusters]
         if missing:
             self.progress(f"creating {len(missing)} cluster(s): {_short(missing)}")
@@ -92,28 +89,21 @@ class EmbeddedFleet:
         if opts.state_dir is not None:
             self.server.write_kubeconfig(opts.state_dir / "kubeconfig", current=HUB)
 
-        hub = self.admin_client(HUB)
         self.progress("installing the inventory CRDs on the hub")
-        await prepare_hub(hub, opts.clusterset)
-        self.profiles = ProfileManager(
-            hub, opts.clusterset, grace_seconds=opts.grace,
-            providers=(AccessProvider(EMBEDDED_PROVIDER, self._exec_config()),),
-        )
-        self.hub_manager.add(profile_controller(self.profiles, HUB))
-        await self.hub_manager.add_cluster(HUB, hub, owned=False)
-        await self.hub_manager.start()
+        providers = (AccessProvider(EMBEDDED_PROVIDER, self._exec_config()),)
+        await start_hub(self.hub_manager, self.admin_client(HUB),
+                        HubOptions(opts.clusterset, grace=opts.grace, access_providers=providers))
 
-        self.agent_manager.add(self.agent_reports)
         await self.agent_manager.start()
-        members = list(self.members)
-        self.progress(f"joining {len(members)} member(s) to ClusterSet {opts.clusterset!r}")
+        joining = list(self.member_ids)
+        self.progress(f"joining {len(joining)} member(s) to ClusterSet {opts.clusterset!r}")
         limit = asyncio.Semaphore(opts.join_concurrency)
 
         async def join_one(name: str) -> None:
             async with limit:
                 await self.join_member(name)
 
-        await asyncio.gather(*(join_one(n) for n in members))
+        await asyncio.gather(*(join_one(n) for n in joining))
         self.write_fleet_json()
         self.server.cluster_added.append(self._join_later)
 
@@ -143,17 +133,9 @@ class EmbeddedFleet:
             server=self.server.cluster_url(HUB), name=f"{name}@hub", namespace=membership.hub_namespace,
             ca_data=self.server.ca_pem.encode(), token=token,
         ), self.session)
-        agent = MemberAgent(name, member, hub_as_agent, membership.hub_namespace,
-                            heartbeat=opts.heartbeat, probe_timeout=opts.probe_timeout, session=self.session)
-        old = self.agents.pop(name, None)
-        if old is not None:
-            await old.close()
-            await old.hub.close()
-        self.agents[name] = agent
-        if name not in self.members:
-            self.members.append(name)
-        await self.agent_manager.add_cluster(name, member, owned=False)
-        self.agent_reports.enqueue(name, REPORT_KEY)
+        if name not in self.member_ids:
+            self.member_ids.append(name)
+        await self.members.add(name, member, hub_as_agent, membership.hub_namespace, session=self.session)
 
     async def stop(self) -> None:
         with contextlib.suppress(ValueError):  # no more joins: their clients are about to close
@@ -163,9 +145,7 @@ class EmbeddedFleet:
         await asyncio.gather(*self._joins, return_exceptions=True)
         await self.agent_manager.stop()
         await self.hub_manager.stop()
-        for agent in self.agents.values():
-            await agent.close()
-            await agent.hub.close()
+        await self.members.close()
         for client in self.admin_clients.values():
             await client.close()
         if self._session is not None:
@@ -199,7 +179,7 @@ class EmbeddedFleet:
 
     def fleet_description(self) -> dict[str, Any]:
         clusters = [{"name": HUB, "context": HUB, "role": "hub", "server": self.server.cluster_url(HUB)}]
-        for name in self.members:
+        for name in self.member_ids:
             clusters.append({"name": name, "context": name, "role": "member", "id": name,
                              "server": self.server.cluster_url(name)})
         return {"clusterset": self.options.clusterset, "namespace": self.options.clusterset, "clusters": clusters}
@@ -222,7 +202,7 @@ class EmbeddedFleet:
     async def wait_healthy(self, timeout: float = 60.0) -> float:
         """Seconds until every member's profile says ControlPlaneHealthy=True (for `up` and benchmarks)."""
         started = time.monotonic()
-        want = set(self.members)
+        want = set(self.member_ids)
         while True:
             healthy = {name for name, status in self.health().items() if status == "True"}
             if want <= healthy:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +16,12 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from clusterset.client import ClientConfig, ClusterClient
+from clusterset.fleet.hub import HubOptions, hub_controllers
 from clusterset.testing import ServerThread
 from tests.conftest import KUBECTLS
 from tests.helpers import custom, wait_until
-from tests.test_cli import _clusterset, _wait_for, fleet  # noqa: F401  (the `fleet` fixture)
+from tests.test_cli import _clusterset, _free_port, _wait_for, fleet  # noqa: F401  (the `fleet` fixture)
 
 Fleet = tuple[Path, "subprocess.Popen[str]", Path]
 
@@ -132,13 +136,20 @@ def plain(tmp_path: Path) -> Iterator[Plain]:
 
 
 def test_join_agent_and_leave_as_separate_processes(plain: Plain) -> None:
-    plain.start("hub", "hub", "--context", "hub", "--no-leader-elect")
+    metrics_port = _free_port()
+    plain.start("hub", "hub", "--context", "hub", "--no-leader-elect", "--metrics-port", str(metrics_port))
     refused = plain.run("join", "m1")
     assert refused.returncode == 1 and "has no ClusterProperty cluster.clusterset.k8s.io" in refused.stderr
     assert plain.run("join", "m1", "--id", "m1").returncode == 0
     taken = plain.run("join", "m2", "--id", "m1")
     assert taken.returncode == 1 and "already used by another member" in taken.stderr, taken.stderr
     wait_until(lambda: plain.condition("m1", "Joined") == "False", timeout=30)  # registered, no agent yet
+    # `clusterset hub` runs the controllers that fleet/hub.py names, as the embedded fleet does (test_fleet.py)
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as resp:
+        queues = re.findall(r'^workqueue_depth\{name="([^"]+)"\}', resp.read().decode(), re.MULTILINE)
+    hub = plain.server.info("hub")
+    hub_side = hub_controllers(ClusterClient(ClientConfig(server=hub.server, token=hub.token)), HubOptions())
+    assert sorted(queues) == sorted(c.name for c in hub_side)
     agent = plain.start("agent", "agent", "--context", "m1", "--heartbeat", "1")
     _wait_for(plain.tmp_path / "agent.log", agent, "reporting to")
     wait_until(lambda: plain.condition("m1", "Joined") == "True" and

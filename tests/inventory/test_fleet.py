@@ -20,8 +20,11 @@ from clusterset.api.inventory import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY, c
 from clusterset.api.resources import NAMESPACES
 from clusterset.client import ClientConfig, ClusterClient, CredentialError
 from clusterset.fleet.embedded import FleetOptions
+from clusterset.fleet.hub import HubOptions, hub_controllers
+from clusterset.fleet.member import Members
 from clusterset.inventory.agent import jwt_lifetime
 from clusterset.inventory.registration import JoinRefused, join, leave, prepare_hub
+from clusterset.runtime import Controller, Manager
 from clusterset.runtime.access import client_for
 from clusterset.testing import FleetThread, ServerThread
 from tests.helpers import custom, wait_until
@@ -101,10 +104,22 @@ def test_a_removed_member_turns_unhealthy_and_leave_deletes_its_profile(fleet: F
 
 def test_an_agent_that_stops_reporting_turns_health_unknown(fleet: FleetThread) -> None:
     wait_until(lambda: health(profiles(fleet).get("member-1")) == "True", timeout=30)
-    fleet.call(fleet.fleet.agent_manager.remove_cluster("member-1"))
+    fleet.call(fleet.fleet.members.remove("member-1"))
+    assert "member-1" not in fleet.fleet.members.agents
     wait_until(lambda: health(profiles(fleet)["member-1"]) == "Unknown", timeout=30)
     c = condition(profiles(fleet)["member-1"]["status"]["conditions"], "ControlPlaneHealthy")
     assert c["reason"] == "AgentStoppedReporting"
+
+
+def controller_names(controllers: list[Controller]) -> list[str]:
+    return sorted(c.name for c in controllers)
+
+
+def test_the_embedded_fleet_runs_the_controllers_of_fleet_hub_and_member(fleet: FleetThread) -> None:
+    hub_side = hub_controllers(fleet.fleet.admin_client("hub"), HubOptions())
+    assert controller_names(fleet.fleet.hub_manager.controllers) == controller_names(hub_side)
+    member_side = Members(Manager()).manager.controllers
+    assert controller_names(fleet.fleet.agent_manager.controllers) == controller_names(member_side)
 
 
 def test_join_is_refused_for_a_missing_or_duplicate_id(fleet: FleetThread) -> None:
@@ -262,17 +277,13 @@ def test_heartbeats_do_not_rewrite_profiles_more_than_every_30_seconds(fleet: Fl
 
 def test_health_comes_back_when_the_agent_returns(fleet: FleetThread) -> None:
     wait_until(lambda: health(profiles(fleet).get("member-2")) == "True", timeout=30)
-    agent = fleet.fleet.agents["member-2"]
+    agent = fleet.fleet.members.agents["member-2"]
     member = fleet.fleet.admin_client("member-2")
     fleet.call(fleet.fleet.agent_manager.remove_cluster("member-2"))
     wait_until(lambda: health(profiles(fleet)["member-2"]) == "Unknown", timeout=30)
-
-    async def resume() -> None:
-        await fleet.fleet.agent_manager.add_cluster("member-2", member, owned=False)
-        fleet.fleet.agent_reports.enqueue("member-2", "report")
-
-    assert fleet.fleet.agents["member-2"] is agent
-    fleet.call(resume())
+    assert fleet.fleet.members.agents["member-2"] is agent
+    # engaged again, its ClusterProperty watch lists them: the same agent reports
+    fleet.call(fleet.fleet.agent_manager.add_cluster("member-2", member, owned=False))
     wait_until(lambda: health(profiles(fleet)["member-2"]) == "True", timeout=15)
 
 
@@ -302,7 +313,7 @@ def test_leave_and_join_refuse_what_is_not_theirs(fleet: FleetThread) -> None:
 
 def test_an_agent_renews_its_own_hub_token(fleet: FleetThread) -> None:
     wait_until(lambda: health(profiles(fleet).get("member-1")) == "True", timeout=30)
-    agent = fleet.fleet.agents["member-1"]
+    agent = fleet.fleet.members.agents["member-1"]
     first = agent.hub.config.token
     assert first is not None
     issued, expires = jwt_lifetime(first) or (0.0, 0.0)

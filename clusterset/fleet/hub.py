@@ -1,0 +1,42 @@
+"""What runs on the hub, for `clusterset up` (the embedded fleet) and `clusterset hub` alike.
+
+A feature adds what it needs on the hub here, once: its preparation to `start_hub`, its controllers to
+`hub_controllers`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clusterset.client import ClusterClient
+from clusterset.inventory.controllers import profile_controller
+from clusterset.inventory.profile_status import AccessProvider
+from clusterset.inventory.profiles import ProfileManager
+from clusterset.inventory.registration import prepare_hub
+from clusterset.runtime import Controller, Manager
+
+HUB = "hub"  # the name a hub Manager engages the hub cluster under
+
+
+@dataclass(frozen=True)
+class HubOptions:
+    clusterset: str = "clusterset"  # the ClusterSet's name, and its namespace on the hub
+    grace: float = 40.0  # seconds without a report before a member's health is Unknown
+    access_providers: tuple[AccessProvider, ...] = ()  # advertised on every ClusterProfile
+
+
+def hub_controllers(hub: ClusterClient, options: HubOptions) -> list[Controller]:
+    """The hub's controllers, for a Manager that engages `hub` as HUB."""
+    profiles = ProfileManager(hub, options.clusterset, grace_seconds=options.grace,
+                              providers=options.access_providers)
+    return [profile_controller(profiles, HUB)]
+
+
+async def start_hub(manager: Manager, hub: ClusterClient, options: HubOptions) -> None:
+    """Prepares the hub (CRDs, the ClusterSet's namespace), then starts `manager` with the hub controllers
+    and `hub` engaged as HUB. The caller stops the manager and closes `hub`."""
+    await prepare_hub(hub, options.clusterset)
+    for controller in hub_controllers(hub, options):
+        manager.add(controller)
+    await manager.add_cluster(HUB, hub, owned=False)
+    await manager.start()

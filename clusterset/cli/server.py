@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from clusterset.apiserver.server import Apiserver
+from clusterset.apiserver import Apiserver
 from clusterset.cli.common import DEFAULT_STATE_DIR, server_flags, server_port, wait_for_signal
 
 
@@ -49,7 +49,7 @@ def _apiserver(args: argparse.Namespace) -> int:
 async def _serve(state_dir: Path, host: str, port: int, names: list[str], durable: bool) -> None:
     server = Apiserver(state_dir, host=host, port=port, durable=durable)
     for name in names:
-        if name not in server.clusters:
+        if name not in server.cluster_names():
             print(f"  creating cluster {name} ...", flush=True)
             await server.add_cluster(name)
     await server.start()

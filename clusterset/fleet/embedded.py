@@ -23,7 +23,7 @@ import aiohttp
 
 from clusterset.api.inventory import CONTROL_PLANE_HEALTHY, condition
 from clusterset.api.resources import CLUSTER_PROFILES
-from clusterset.apiserver.server import Apiserver
+from clusterset.apiserver import Apiserver
 from clusterset.client import ClientConfig, ClusterClient
 from clusterset.fleet.hub import HUB, HubOptions, start_hub
 from clusterset.fleet.member import MemberOptions, Members
@@ -69,6 +69,7 @@ class EmbeddedFleet:
                                MemberOptions(heartbeat=options.heartbeat, probe_timeout=options.probe_timeout))
         self.member_ids: list[str] = []
         self.admin_clients: dict[str, ClusterClient] = {}
+        self._stale_clients: list[ClusterClient] = []
         self.resumed: list[str] = []
         self._session: aiohttp.ClientSession | None = None  # one connection pool for every client
         self._joins: set[asyncio.Task[None]] = set()
@@ -78,9 +79,10 @@ class EmbeddedFleet:
         opts = self.options
         names = [HUB, *member_names(opts.members)]
         # clusters added at run time (`clusterset cluster add`) in an earlier run are members too
-        self.member_ids = [*names[1:], *(n for n in self.server.clusters if n not in names)]
-        self.resumed = [n for n in [HUB, *self.member_ids] if n in self.server.clusters]
-        missing = [n for n in names if n not in self.server.clusters]
+        existing = self.server.cluster_names()
+        self.member_ids = [*names[1:], *(n for n in existing if n not in names)]
+        self.resumed = [n for n in [HUB, *self.member_ids] if n in existing]
+        missing = [n for n in names if n not in existing]
         if missing:
             self.progress(f"creating {len(missing)} cluster(s): {_short(missing)}")
         for name in missing:
@@ -146,7 +148,7 @@ class EmbeddedFleet:
         await self.agent_manager.stop()
         await self.hub_manager.stop()
         await self.members.close()
-        for client in self.admin_clients.values():
+        for client in [*self.admin_clients.values(), *self._stale_clients]:
             await client.close()
         if self._session is not None:
             await self._session.close()
@@ -161,12 +163,15 @@ class EmbeddedFleet:
         return self._session
 
     def admin_client(self, name: str) -> ClusterClient:
+        """The fleet's admin client of a cluster; a cluster removed and added again under its name has a new
+        token, so its client is made anew (the old one is closed at stop)."""
+        token = self.server.cluster_token(name)
         client = self.admin_clients.get(name)
-        if client is None:
-            cluster = self.server.clusters[name]
+        if client is None or client.config.token != token:
+            if client is not None:
+                self._stale_clients.append(client)
             client = ClusterClient(ClientConfig(
-                server=self.server.cluster_url(name), name=name, ca_data=self.server.ca_pem.encode(),
-                token=cluster.token,
+                server=self.server.cluster_url(name), name=name, ca_data=self.server.ca_pem.encode(), token=token,
             ), self.session)
             self.admin_clients[name] = client
         return client

@@ -81,6 +81,13 @@ def test_a_cluster_added_to_a_running_fleet_joins_it(fleet: Fleet) -> None:  # n
     assert "cluster.clusterset.k8s.io=member-3" in rows["member-3"][-1]
     described = json.loads((state / "fleet.json").read_text())
     assert [c["name"] for c in described["clusters"]] == ["hub", "member-1", "member-2", "member-3"]
+    # removed, left, and added again under its name: a new cluster (new token, new uid) that joins again
+    assert run("cluster", "remove", "member-3", "--state-dir", str(state)).returncode == 0
+    left = run("leave", "--id", "member-3", "--state-dir", str(state))
+    assert left.returncode == 0, left.stderr
+    wait_status(state, lambda r: "member-3" not in r)
+    assert run("cluster", "add", "member-3", "--state-dir", str(state)).returncode == 0
+    wait_status(state, lambda r: r.get("member-3", [""])[1:3] == ["True", "True"])
 
 
 class Plain:

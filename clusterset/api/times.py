@@ -32,6 +32,6 @@ def now_rfc3339() -> str:
     return rfc3339(datetime.now(UTC))
 
 
-def rfc3339_micro(when: datetime) -> str:
-    """A `metav1.MicroTime`: UTC, six fractional digits."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def rfc3339_micro(when: datetime | None = None) -> str:
+    """A `metav1.MicroTime` (now, by default): UTC, six fractional digits."""
+    return (when or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -7,11 +7,13 @@ negotiation, watch streaming) live in `handlers.py`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
 import ipaddress
 import logging
 import secrets
 import socket
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,10 +29,13 @@ from clusterset.apiserver.auth.tokens import TokenIssuer
 from clusterset.apiserver.controllers import cluster_controllers as default_cluster_controllers
 from clusterset.apiserver.controllers.core import core_controllers
 from clusterset.apiserver.controllers.manager import Controller, ControllerManager
+from clusterset.apiserver.http.app import make_app
+from clusterset.apiserver.http.services import Services
 from clusterset.apiserver.http.tls import TLSFiles, ensure_tls
 from clusterset.apiserver.kinds.apiextensions import stored_crds_served
 from clusterset.apiserver.kinds.builtins import builtin_resources
 from clusterset.apiserver.meta import errors
+from clusterset.apiserver.meta.validation import dns1123_label_problems
 from clusterset.apiserver.registry.admission import Admission
 from clusterset.apiserver.registry.cluster import Cluster, cidrs_for
 from clusterset.apiserver.registry.context import Ctx
@@ -75,8 +80,6 @@ class Apiserver:
             self.db = Database(state_dir / "apiserver.db", durable=durable)
             cert_dir = state_dir / "pki"
         else:
-            import tempfile
-
             self._tmp = tempfile.TemporaryDirectory(prefix="clusterset-pki-")
             self.db = Database(None)
             cert_dir = Path(self._tmp.name)
@@ -142,7 +145,7 @@ class Apiserver:
         return cluster
 
     async def add_cluster(self, name: str, *, dual_stack: bool = False, controllers: bool = True, nodes: int = 3,
-                          pod_ready_delay: float = 0.5) -> Cluster:
+                          pod_ready_delay: float = 0.5) -> None:
         """Creates a logical cluster with its system namespaces and `default/kubernetes` Service."""
         problems = _cluster_name_problems(name)
         if problems:
@@ -169,7 +172,6 @@ class Apiserver:
         if self._running:
             for callback in self.cluster_added:
                 callback(name)
-        return cluster
 
     async def _bootstrap(self, cluster: Cluster) -> None:
         policy.install(cluster.store, now_rfc3339(), new=True)  # the default RBAC policy, committed with the namespaces
@@ -274,8 +276,6 @@ class Apiserver:
         return f"{self.url}/clusters/{name}"
 
     async def start(self) -> None:
-        from clusterset.apiserver.http.app import make_app
-
         self._running = True
         self.controllers.start()
         now = now_rfc3339()
@@ -285,7 +285,9 @@ class Apiserver:
             self.controllers.attach(cluster, switchable=cluster.settings.get("controllers", True))
         if installed:
             await self.db.committed()
-        app = make_app(self)
+        app = make_app(Services(
+            clusters=self.clusters, rest=self.rest, authenticator=self.authenticator, tokens=self.tokens, admin=self,
+            admin_token=self.admin_token, max_body=self.max_body, bookmark_interval=self.bookmark_interval))
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         ssl_ctx = self.tls.server_context() if self.use_tls else None
@@ -314,8 +316,6 @@ class Apiserver:
 
     # ---------------------------------------------------------------- kubeconfig
     def kubeconfig(self, names: list[str] | None = None, current: str | None = None) -> dict[str, Any]:
-        import base64
-
         names = names if names is not None else list(self.clusters)
         ca = base64.b64encode(self.ca_pem.encode()).decode()
         config: dict[str, Any] = {
@@ -373,7 +373,5 @@ class Apiserver:
 
 
 def _cluster_name_problems(name: str) -> str | None:
-    from clusterset.apiserver.meta.validation import dns1123_label_problems
-
     problems = dns1123_label_problems(name)
     return "; ".join(problems) if problems else None

@@ -12,8 +12,8 @@ import builtins
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
+from clusterset.api import labels
 from clusterset.api.resources import Resource
-from clusterset.runtime import labels
 
 Obj = dict[str, Any]
 Indexer = Callable[[Obj], Iterable[str]]
@@ -80,7 +80,7 @@ class Cache:
         self, namespace: str | None = None, label_selector: str | Mapping[str, str] | None = None
     ) -> list[Obj]:
         """Objects in `namespace` (None: all) that match `label_selector`, ordered by key."""
-        selector = labels.parse(label_selector)
+        selector = labels.selector_of(label_selector)
         candidates: set[ObjectKey] | None = None
         if namespace is not None:
             candidates = set(self._by_namespace.get(namespace, ()))

@@ -10,8 +10,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from clusterset.api import labels
 from clusterset.api.resources import Resource
-from clusterset.runtime import labels
 from clusterset.runtime.cache import Cache
 from clusterset.runtime.informer import Informer
 

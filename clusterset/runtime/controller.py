@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from clusterset.api import labels
 from clusterset.api.resources import Resource
-from clusterset.runtime import labels
 from clusterset.runtime.cache import Obj, ObjectKey, key_of
 from clusterset.runtime.informer import RESYNC, Event, Handler, Informer
 from clusterset.runtime.logs import bind
@@ -141,7 +141,7 @@ class Controller:
         self.watches = [w if isinstance(w, Watch) else Watch(w) for w in watches]
         for watch in self.watches:
             try:
-                labels.parse(watch.label_selector)
+                labels.selector_of(watch.label_selector)
             except ValueError as exc:
                 raise ValueError(f"controller {name!r}, watch on {watch.resource}: {exc}") from None
         self.clusters = clusters

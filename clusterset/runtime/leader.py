@@ -22,6 +22,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from clusterset.api.resources import LEASES
+from clusterset.api.times import rfc3339_micro
 from clusterset.client.errors import AlreadyExists, Conflict, NotFound
 from clusterset.runtime.logs import bind
 
@@ -37,7 +38,7 @@ def default_identity() -> str:
 
 
 def _micro_time(at: dt.datetime | None = None) -> str:
-    return (at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return rfc3339_micro(at)
 
 
 class LeaderElection:

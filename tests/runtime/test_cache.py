@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from clusterset.api import labels
 from clusterset.api.resources import CONFIG_MAPS
-from clusterset.runtime import labels
 from clusterset.runtime.cache import Cache, ObjectKey, as_key
 
 
@@ -65,11 +65,11 @@ def test_keys() -> None:
 def test_selector_grammar(selector: str, matching: list[str]) -> None:
     objects = {"none": {"app": ""}, "web": {"app": "web"}, "db": {"app": "db"},
                "web-canary": {"app": "web", "canary": "true"}}
-    parsed = labels.parse(selector)
+    parsed = labels.selector_of(selector)
     assert [name for name, lbls in objects.items() if parsed.matches(lbls)] == matching
 
 
 @pytest.mark.parametrize("bad", ["app in web", "a=b c", "x in (a"])
 def test_malformed_selectors_are_refused(bad: str) -> None:
-    with pytest.raises(ValueError, match="label selector"):
-        labels.parse(bad)
+    with pytest.raises(ValueError, match="unable to parse requirement"):
+        labels.selector_of(bad)

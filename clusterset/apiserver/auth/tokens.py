@@ -30,6 +30,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from clusterset.api.times import rfc3339
 from clusterset.apiserver.meta import errors
 from clusterset.apiserver.meta.errors import field_invalid
 from clusterset.apiserver.storage.store import ClusterStore, Obj
@@ -57,8 +58,8 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def rfc3339(seconds: float) -> str:
-    return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def rfc3339_seconds(seconds: float) -> str:
+    return rfc3339(datetime.fromtimestamp(int(seconds), UTC))
 
 
 def service_account_username(namespace: str, name: str) -> str:
@@ -246,9 +247,9 @@ def token_request(
     return {
         "kind": "TokenRequest",
         "apiVersion": "authentication.k8s.io/v1",
-        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": rfc3339(now)},
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": rfc3339_seconds(now)},
         "spec": out_spec,
-        "status": {"token": token, "expirationTimestamp": rfc3339(expires)},
+        "status": {"token": token, "expirationTimestamp": rfc3339_seconds(expires)},
     }
 
 

@@ -17,7 +17,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from clusterset.api.times import parse_time
+from clusterset.api.times import parse_time, rfc3339
 from clusterset.apiserver.registry.resources import ResourceType
 
 Obj = dict[str, Any]
@@ -89,7 +89,7 @@ def _since(value: Any, now: datetime) -> str:
 
 def _rfc3339(value: Any) -> str:
     ts = parse_time(value)
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else _ZERO_TIME
+    return rfc3339(ts) if ts else _ZERO_TIME
 
 
 # ---------------------------------------------------------------------------- small helpers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 from clusterset.apiserver.meta.errors import (
@@ -113,8 +114,6 @@ class ConfigMapStrategy(NoGenerationStrategy):
 
 
 def _validate_data_keys(data: Any, path: str) -> list[FieldError]:
-    import re
-
     errors = []
     for key in data or {}:
         if not re.fullmatch(r"[-._a-zA-Z0-9]+", key) or len(key) > 253:

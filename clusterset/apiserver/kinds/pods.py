@@ -13,6 +13,7 @@ from clusterset.apiserver.meta.errors import (
     field_not_supported,
     field_required,
 )
+from clusterset.apiserver.meta.validation import dns1123_label_problems
 from clusterset.apiserver.registry.strategy import ClusterView, Strategy
 from clusterset.apiserver.storage.store import Obj
 
@@ -57,7 +58,7 @@ def validate_pod_spec(spec: Any, path: str) -> list[FieldError]:
             if not name:
                 errors.append(field_required(f"{base}.name"))
             else:
-                for problem in _label_problems(name):
+                for problem in dns1123_label_problems(name):
                     errors.append(field_invalid(f"{base}.name", name, problem))
                 if name in seen:
                     errors.append(field_duplicate(f"{base}.name", name))
@@ -68,12 +69,6 @@ def validate_pod_spec(spec: Any, path: str) -> list[FieldError]:
     if policy not in ("Always", "OnFailure", "Never"):
         errors.append(field_not_supported(f"{path}.restartPolicy", policy, ["Always", "OnFailure", "Never"]))
     return errors
-
-
-def _label_problems(value: str) -> list[str]:
-    from clusterset.apiserver.meta.validation import dns1123_label_problems
-
-    return dns1123_label_problems(value)
 
 
 def _qos_class(spec: dict[str, Any]) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from clusterset.api.labels import key_problem as label_key_problem
+from clusterset.api.labels import value_problem as label_value_problem
 from clusterset.apiserver.meta.errors import (
     FieldError,
     field_forbidden,
@@ -12,7 +14,6 @@ from clusterset.apiserver.meta.errors import (
     field_required,
     field_too_long,
 )
-from clusterset.apiserver.meta.selectors import label_key_problem, label_value_problem
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

@@ -13,12 +13,11 @@ import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any
 
 import orjson
 
-from clusterset.api.times import parse_time
+from clusterset.api.times import parse_time, rfc3339
 from clusterset.apiserver.meta import errors
 from clusterset.apiserver.meta.errors import StatusError
 from clusterset.apiserver.patch.fieldsets import (
@@ -117,7 +116,7 @@ class ManagedEntry:
 
 def _rfc3339(value: str | None) -> str | None:
     parsed = parse_time(value)
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if parsed else None
+    return rfc3339(parsed) if parsed else None
 
 
 def decode_managed_fields(raw: Any) -> list[ManagedEntry]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from clusterset.api.times import now_rfc3339
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.controllers.workloads.util import (
     CONFLICT_RETRY,
@@ -39,7 +40,6 @@ from clusterset.apiserver.controllers.workloads.util import (
     int_or,
     is_terminal,
     meta,
-    now_rfc3339,
     owned,
     owner_key,
     owner_keys,

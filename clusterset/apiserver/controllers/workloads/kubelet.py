@@ -36,6 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from clusterset.api.times import now_rfc3339
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.controllers.workloads.nodes import is_simulated, node_ready
 from clusterset.apiserver.controllers.workloads.util import (
@@ -49,7 +50,6 @@ from clusterset.apiserver.controllers.workloads.util import (
     deep_copy,
     guarded,
     meta,
-    now_rfc3339,
     parse_ts,
     safe_keys,
     spec,

@@ -28,6 +28,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from clusterset.api.times import now_rfc3339, rfc3339_micro
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.controllers.workloads.util import (
     LEASES,
@@ -39,8 +40,6 @@ from clusterset.apiserver.controllers.workloads.util import (
     deep_copy,
     guarded,
     meta,
-    now_micro,
-    now_rfc3339,
     safe_keys,
     status,
 )
@@ -268,5 +267,5 @@ class NodeController:
                 "namespace": LEASE_NAMESPACE,
                 "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": meta(node)["uid"]}],
             },
-            "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now_micro()},
+            "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": rfc3339_micro()},
         })

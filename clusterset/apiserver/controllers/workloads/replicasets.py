@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from clusterset.api.times import now_rfc3339
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.controllers.workloads.util import (
     CONFLICT_RETRY,
@@ -30,7 +31,6 @@ from clusterset.apiserver.controllers.workloads.util import (
     is_ready,
     labels,
     meta,
-    now_rfc3339,
     owned,
     owner_keys,
     parse_ts,

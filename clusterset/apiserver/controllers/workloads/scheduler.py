@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from clusterset.api.times import now_rfc3339
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.controllers.workloads.nodes import node_ready
 from clusterset.apiserver.controllers.workloads.util import (
@@ -33,7 +34,6 @@ from clusterset.apiserver.controllers.workloads.util import (
     is_terminal,
     labels,
     meta,
-    now_rfc3339,
     pod_condition,
     safe_keys,
     spec,

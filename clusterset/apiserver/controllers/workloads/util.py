@@ -11,7 +11,6 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -86,14 +85,6 @@ def guarded(field_manager: str) -> Callable[[R], R]:
 
 
 # ---------------------------------------------------------------------------- time
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def now_micro() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def parse_ts(value: Any) -> float | None:
     """An RFC 3339 timestamp as epoch seconds; None when absent or unparsable."""
     parsed = parse_time(value)

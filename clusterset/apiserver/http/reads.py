@@ -1,0 +1,59 @@
+"""GET of one object (JSON or a Table) and LIST (JSON, pages, resourceVersion semantics, or a Table)."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from clusterset.apiserver.http.codecs import JSON, respond, wants_table, warning_headers
+from clusterset.apiserver.http.routing import parse_rv
+from clusterset.apiserver.http.tables import to_table
+from clusterset.apiserver.meta import errors
+from clusterset.apiserver.meta.errors import StatusError
+from clusterset.apiserver.registry.context import Ctx
+from clusterset.apiserver.registry.lists import ListOptions, list_entries, raw_as
+from clusterset.apiserver.registry.rest import Rest
+
+
+def get_object(rest: Rest, request: web.Request, ctx: Ctx, name: str) -> web.Response:
+    entry = rest.get(ctx, name)
+    if wants_table(request):
+        return respond(ctx, to_table(ctx.rt, [entry.obj], include_object=request.query.get("includeObject", "Metadata"),
+                                     resource_version=entry.obj["metadata"]["resourceVersion"]))
+    return web.Response(body=raw_as(entry, ctx.rt.group_version), headers={"Content-Type": JSON,
+                                                                            **warning_headers(ctx)})
+
+
+async def list_objects(request: web.Request, ctx: Ctx, opts: ListOptions) -> web.Response:
+    """A list at the resourceVersion asked for (waiting a little for one not reached yet; 410 for one compacted)."""
+    store = ctx.cluster.store
+    rv_text = opts.resource_version
+    if rv_text and rv_text != "0" and not opts.continue_token:
+        rv = parse_rv(rv_text)
+        exact = opts.resource_version_match == "Exact" or (not opts.resource_version_match and opts.limit)
+        if rv > store.rv:
+            if not await store.wait_for_rv(rv, 3.0):
+                raise StatusError(
+                    504,
+                    "Timeout",
+                    f"Timeout: Too large resource version: {rv}, current: {store.rv}",
+                    {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}]},
+                    retry_after=1,
+                )
+        elif exact and rv < store.rv and store.changed_since(ctx.served.key, rv):
+            raise errors.expired("The resourceVersion for the provided list is too old.")
+    entries, meta = list_entries(ctx, opts)
+    if wants_table(request):
+        table = to_table(
+            ctx.rt,
+            [e.obj for e in entries],
+            include_object=request.query.get("includeObject", "Metadata"),
+            resource_version=meta["resourceVersion"],
+            continue_token=meta.get("continue", ""),
+        )
+        if "remainingItemCount" in meta:
+            table["metadata"]["remainingItemCount"] = meta["remainingItemCount"]
+        return respond(ctx, table)
+    head = orjson.dumps({"kind": ctx.rt.list_kind, "apiVersion": ctx.rt.group_version, "metadata": meta})
+    body = head[:-1] + b',"items":[' + b",".join(raw_as(e, ctx.rt.group_version) for e in entries) + b"]}"
+    return web.Response(body=body, headers={"Content-Type": JSON, **warning_headers(ctx)})

@@ -1,0 +1,178 @@
+"""Routing of resource paths and the options of a request (query parameters, DeleteOptions, ListOptions),
+validated with kube-apiserver's messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from clusterset.apiserver.http.codecs import decode, read_raw, truthy
+from clusterset.apiserver.meta import errors
+from clusterset.apiserver.meta.errors import StatusError
+from clusterset.apiserver.meta.selectors import parse_field_selector, parse_label_selector
+from clusterset.apiserver.registry.cluster import Cluster
+from clusterset.apiserver.registry.context import Ctx
+from clusterset.apiserver.registry.lists import ListOptions
+
+
+@dataclass
+class Target:
+    """A parsed resource path."""
+
+    group: str
+    version: str
+    plural: str
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+
+
+def parse_target(cluster: Cluster, group: str, version: str, parts: list[str]) -> Target:
+    namespace: str | None = None
+    if len(parts) >= 3 and parts[0] == "namespaces" and parts[2] not in ("status", "finalize"):
+        namespace = parts[1]
+        parts = parts[2:]
+    if len(parts) > 3 or not parts:
+        raise errors.path_not_found()
+    plural = parts[0]
+    served = cluster.registry.get(group, version, plural)
+    if served is None:
+        raise errors.path_not_found()
+    if served.rt.namespaced != (namespace is not None) and not (served.rt.namespaced and len(parts) == 1):
+        raise errors.path_not_found()
+    name = parts[1] if len(parts) > 1 else None
+    sub = parts[2] if len(parts) > 2 else None
+    if sub is not None and sub not in served.rt.subresources:
+        raise errors.path_not_found()
+    return Target(group, version, plural, namespace, name, sub)
+
+
+def request_ctx(request: web.Request, cluster: Cluster, target: Target) -> Ctx:
+    """The registry context of a resource request: its field manager, validation and dry-run options."""
+    q = request.query
+    served = cluster.registry.get(target.group, target.version, target.plural)
+    assert served is not None
+    manager = q.get("fieldManager")
+    explicit = manager is not None
+    if manager is not None and (len(manager) > 128 or not manager.isprintable()):
+        raise errors.invalid(
+            "PatchOptions",
+            "meta.k8s.io",
+            "",
+            [errors.field_invalid("fieldManager", manager, "must be less than 128 characters and printable")],
+        )
+    if manager is None:
+        manager = request.headers.get("User-Agent", "unknown").split("/")[0]
+    validation = q.get("fieldValidation", "") or "Warn"
+    if validation not in ("Strict", "Warn", "Ignore"):
+        raise errors.bad_request(
+            f"fieldValidation {validation} is not a valid value: must be Strict, Warn or Ignore"
+        )
+    dry = q.getall("dryRun", [])
+    for d in dry:
+        if d != "All":
+            raise errors.bad_request(f'unsupported dry run option "{d}"; only "All" is supported')
+    ctx = Ctx(
+        cluster,
+        served,
+        target.namespace,
+        manager=manager,
+        manager_explicit=explicit,
+        dry_run=bool(dry),
+        field_validation=validation,
+    )
+    if served.rt.deprecated:
+        ctx.warnings.append(
+            served.rt.deprecation_warning or f"{served.rt.group_version} {served.rt.kind} is deprecated"
+        )
+    return ctx
+
+
+def list_options(request: web.Request, watching: bool = False) -> ListOptions:
+    q = request.query
+    limit_text = q.get("limit", "0") or "0"
+    try:
+        limit = int(limit_text)
+    except ValueError as exc:
+        raise errors.bad_request(f"limit: invalid value {limit_text!r}") from exc
+    opts = ListOptions(
+        label_selector=parse_label_selector(q.get("labelSelector")),
+        field_selector=parse_field_selector(q.get("fieldSelector")),
+        limit=max(0, limit),
+        continue_token=q.get("continue", ""),
+        resource_version=q.get("resourceVersion", ""),
+        resource_version_match=q.get("resourceVersionMatch", ""),
+    )
+    match = opts.resource_version_match
+    if match and not watching:
+        if match not in ("Exact", "NotOlderThan"):
+            raise list_options_invalid(
+                "resourceVersionMatch", f'Unsupported value: "{match}": supported values: "Exact", "NotOlderThan"'
+            )
+        if not opts.resource_version:
+            raise list_options_invalid(
+                "resourceVersionMatch",
+                "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+            )
+        if opts.continue_token:
+            raise list_options_invalid(
+                "resourceVersionMatch", "Forbidden: resourceVersionMatch is forbidden when continue is provided"
+            )
+        if match == "Exact" and opts.resource_version == "0":
+            raise list_options_invalid(
+                "resourceVersionMatch",
+                'Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0"',
+            )
+    return opts
+
+
+async def delete_options(request: web.Request, max_body: int) -> dict[str, Any]:
+    """DeleteOptions from the body and the query (the query wins, as upstream)."""
+    options: dict[str, Any] = {}
+    if request.can_read_body:
+        raw = await read_raw(request, max_body)
+        if raw.strip():
+            body = decode(raw, request.headers.get("Content-Type", ""), strict=False)
+            if not isinstance(body, dict):
+                raise errors.bad_request("DeleteOptions must be an object")
+            options.update(body)
+    q = request.query
+    if "propagationPolicy" in q:
+        options["propagationPolicy"] = q["propagationPolicy"]
+    if "gracePeriodSeconds" in q:
+        try:
+            options["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
+        except ValueError as exc:
+            raise errors.bad_request("gracePeriodSeconds must be an integer") from exc
+    if "orphanDependents" in q:
+        options["orphanDependents"] = truthy(q["orphanDependents"])
+    policy = options.get("propagationPolicy")
+    if policy is not None and policy not in ("Orphan", "Background", "Foreground"):
+        raise errors.invalid(
+            "DeleteOptions",
+            "",
+            "",
+            [
+                errors.field_not_supported(
+                    "propagationPolicy", policy, ["Foreground", "Background", "Orphan", "nil"]
+                )
+            ],
+        )
+    return options
+
+
+def parse_rv(text: str) -> int:
+    try:
+        value = int(text)
+        if value < 0:
+            raise ValueError
+        return value
+    except ValueError as exc:
+        raise errors.bad_request(f'invalid resource version "{text}"') from exc
+
+
+def list_options_invalid(field: str, message: str) -> StatusError:
+    reason = "FieldValueForbidden" if message.startswith("Forbidden") else "FieldValueNotSupported"
+    return errors.invalid("ListOptions", "meta.k8s.io", "", [errors.FieldError(field, reason, message)])

@@ -1,0 +1,133 @@
+"""WATCH: the events after a resourceVersion (or a snapshot first), bookmarks, `sendInitialEvents`, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from clusterset.apiserver.http.codecs import JSON, truthy, wants_table
+from clusterset.apiserver.http.routing import list_options_invalid, parse_rv
+from clusterset.apiserver.http.tables import to_table
+from clusterset.apiserver.meta import errors
+from clusterset.apiserver.registry.context import Ctx
+from clusterset.apiserver.registry.lists import ListOptions, raw_as, watch_filter
+from clusterset.apiserver.storage.store import Event, TooOld
+
+
+async def watch(request: web.Request, ctx: Ctx, opts: ListOptions, bookmark_interval: float) -> web.StreamResponse:
+    q = request.query
+    store = ctx.cluster.store
+    send_initial = q.get("sendInitialEvents")
+    bookmarks = truthy(q.get("allowWatchBookmarks"))
+    if send_initial is not None:
+        if opts.resource_version_match != "NotOlderThan":
+            raise list_options_invalid(
+                "sendInitialEvents",
+                "Forbidden: sendInitialEvents is forbidden for watch "
+                "unless resourceVersionMatch is set to NotOlderThan",
+            )
+        if not bookmarks and truthy(send_initial):
+            raise list_options_invalid(
+                "allowWatchBookmarks",
+                "Forbidden: allowWatchBookmarks must be set to true when sendInitialEvents is true",
+            )
+    elif opts.resource_version_match:
+        raise list_options_invalid(
+            "resourceVersionMatch",
+            "Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+        )
+    timeout_text = q.get("timeoutSeconds")
+    timeout = float(timeout_text) if timeout_text else 1800.0
+    accepts = watch_filter(ctx, opts)
+    rv_text = opts.resource_version
+    initial: list[Event] = []
+    initial_snapshot = send_initial is not None and truthy(send_initial)
+    after: int | None
+    after = None if initial_snapshot or rv_text in ("", "0") else parse_rv(rv_text)
+    table = wants_table(request)
+    response = web.StreamResponse(
+        status=200,
+        headers={"Content-Type": JSON, "Transfer-Encoding": "chunked", "Cache-Control": "no-cache, private"},
+    )
+    try:
+        watcher, replay = store.watch(ctx.served.key, accepts, after)
+    except TooOld as exc:
+        await response.prepare(request)
+        status = errors.expired(f"too old resource version: {exc.requested} ({exc.current})").to_status()
+        await response.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
+        await response.write_eof()
+        return response
+    if after is None:
+        snapshot_rv = store.rv
+        for entry in store.entries(ctx.served.key, ctx.namespace):
+            ev = Event(int(entry.obj["metadata"]["resourceVersion"]), "ADDED", ctx.served.key, entry)
+            if accepts(ev):
+                initial.append(ev)
+    else:
+        snapshot_rv = after
+        initial = replay
+    await response.prepare(request)
+    last_rv = snapshot_rv
+    try:
+        for ev in initial:
+            await response.write(_event_bytes(ctx, ev, table))
+        if initial_snapshot:
+            await response.write(
+                _bookmark(ctx, store.rv if not initial else max(snapshot_rv, store.rv), initial_end=True)
+            )
+        deadline = time.monotonic() + timeout
+        next_bookmark = time.monotonic() + bookmark_interval
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            wait = deadline - now
+            if bookmarks:
+                wait = min(wait, max(0.0, next_bookmark - now))
+            try:
+                got = await asyncio.wait_for(watcher.queue.get(), wait)
+            except TimeoutError:
+                if bookmarks and time.monotonic() >= next_bookmark:
+                    await response.write(_bookmark(ctx, max(last_rv, store.rv)))
+                    next_bookmark = time.monotonic() + bookmark_interval
+                continue
+            if got is None:
+                break
+            chunks = [_event_bytes(ctx, got, table)]
+            last_rv = got.rv
+            while not watcher.queue.empty():
+                nxt = watcher.queue.get_nowait()
+                if nxt is None:
+                    watcher.closed = True
+                    break
+                chunks.append(_event_bytes(ctx, nxt, table))
+                last_rv = nxt.rv
+            await response.write(b"".join(chunks))
+            if watcher.closed:
+                break
+    except ConnectionResetError:
+        pass
+    finally:
+        store.unwatch(watcher)
+    with contextlib.suppress(ConnectionResetError, RuntimeError):
+        await response.write_eof()
+    return response
+
+def _event_bytes(ctx: Ctx, ev: Event, table: bool) -> bytes:
+    if table:
+        obj = to_table(ctx.rt, [ev.entry.obj], resource_version=str(ev.rv))
+        return orjson.dumps({"type": ev.type, "object": obj}) + b"\n"
+    raw = raw_as(ev.entry, ctx.rt.group_version)
+    return b'{"type":"' + ev.type.encode() + b'","object":' + raw + b"}\n"
+
+def _bookmark(ctx: Ctx, rv: int, initial_end: bool = False) -> bytes:
+    meta: dict[str, Any] = {"resourceVersion": str(rv), "creationTimestamp": None}
+    if initial_end:
+        meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+    obj = {"kind": ctx.rt.kind, "apiVersion": ctx.rt.group_version, "metadata": meta}
+    return orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"

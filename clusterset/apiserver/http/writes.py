@@ -1,0 +1,63 @@
+"""POST, PUT, PATCH, DELETE and DELETE of a collection: the body decoded, then the registry's write pipeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from clusterset.apiserver.auth.attributes import Attributes
+from clusterset.apiserver.auth.authz import authorize_create_on_apply
+from clusterset.apiserver.auth.users import UserInfo
+from clusterset.apiserver.http.codecs import read_body, read_raw, respond, truthy
+from clusterset.apiserver.http.routing import Target, delete_options, list_options
+from clusterset.apiserver.http.services import Services
+from clusterset.apiserver.meta import errors
+from clusterset.apiserver.registry.context import Ctx
+from clusterset.apiserver.registry.patching import APPLY_PATCH, patch
+
+
+async def _object_body(services: Services, request: web.Request, ctx: Ctx) -> Any:
+    return await read_body(request, services.max_body, kind=ctx.rt.kind, version=ctx.rt.version,
+                           strict=ctx.field_validation == "Strict")
+
+
+async def create(services: Services, request: web.Request, ctx: Ctx) -> web.Response:
+    obj = await services.rest.create(ctx, await _object_body(services, request, ctx))
+    return respond(ctx, obj, 201)
+
+
+async def update(services: Services, request: web.Request, ctx: Ctx, name: str, sub: str | None) -> web.Response:
+    obj = await services.rest.update(ctx, name, await _object_body(services, request, ctx), sub)
+    return respond(ctx, obj, 200)
+
+
+async def patch_object(services: Services, request: web.Request, ctx: Ctx, target: Target, name: str,
+                       user: UserInfo) -> web.Response:
+    raw = await read_raw(request, services.max_body)
+    content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip()
+    force_param = request.query.get("force")
+    force = None if force_param is None else truthy(force_param)
+    cluster = ctx.cluster
+    if content_type == APPLY_PATCH and not user.master \
+            and cluster.store.get(ctx.served.key, ctx.namespace or "", name) is None:
+        # an apply that creates needs `create` too (no await until the patch looks the object up)
+        authorize_create_on_apply(cluster, user, Attributes(
+            "create", True, request.path, ctx.namespace or "", target.group, target.version, target.plural,
+            target.subresource or "", name))
+    code, obj = await patch(services.rest, ctx, name, content_type, raw, target.subresource, force)
+    return respond(ctx, obj, code)
+
+
+async def delete(services: Services, request: web.Request, ctx: Ctx, name: str) -> web.Response:
+    options = await delete_options(request, services.max_body)
+    _code, result = await services.rest.delete(ctx, name, options)
+    return respond(ctx, result)
+
+
+async def delete_collection(services: Services, request: web.Request, ctx: Ctx) -> web.Response:
+    if "deletecollection" not in ctx.rt.verbs:
+        raise errors.method_not_allowed()
+    opts = list_options(request)
+    options = await delete_options(request, services.max_body)
+    return respond(ctx, await services.rest.delete_collection(ctx, opts, options))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from clusterset.api.objects import condition
 from clusterset.api.resources import Resource
 
 # About API well-known properties (KEP-2149)
@@ -53,11 +54,6 @@ def cluster_id_problem(value: Any) -> str | None:
     return None
 
 
-def condition(conditions: list[dict[str, Any]] | None, type_: str) -> dict[str, Any] | None:
-    for c in conditions or []:
-        if isinstance(c, dict) and c.get("type") == type_:
-            return c
-    return None
 
 
 def set_condition(

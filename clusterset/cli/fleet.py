@@ -19,9 +19,9 @@ from clusterset.api.inventory import (
     HUB_KUBECONFIG_SECRET,
     JOINED,
     SYSTEM_NAMESPACE,
-    condition,
     member_namespace,
 )
+from clusterset.api.objects import condition
 from clusterset.api.resources import CLUSTER_PROFILES, SECRETS
 from clusterset.api.times import parse_time
 from clusterset.cli.common import (

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from clusterset.api import objects
 from clusterset.api.resources import Resource
 from clusterset.client.auth import Credentials, ssl_context
 from clusterset.client.config import ClientConfig
@@ -164,7 +165,7 @@ class ClusterClient:
     async def create(self, res: Resource, obj: dict[str, Any], namespace: str | None = None,
                      field_manager: str | None = None, dry_run: bool = False) -> dict[str, Any]:
         """POST; the namespace defaults to `obj.metadata.namespace`."""
-        ns = namespace or _meta(obj).get("namespace")
+        ns = namespace or objects.meta(obj).get("namespace")
         _need_namespace(res, ns, "create")
         query = _query(fieldManager=field_manager, dryRun="All" if dry_run else None)
         return await self._json("POST", res.path(ns), query=query, body=obj)
@@ -172,7 +173,7 @@ class ClusterClient:
     async def update(self, res: Resource, obj: dict[str, Any], subresource: str | None = None,
                      field_manager: str | None = None) -> dict[str, Any]:
         """PUT the whole object (optimistic concurrency through its resourceVersion)."""
-        meta = _meta(obj)
+        meta = objects.meta(obj)
         ns = meta.get("namespace")
         _need_namespace(res, ns, "update")
         path = res.path(ns, _need_name(meta), subresource)
@@ -195,7 +196,7 @@ class ClusterClient:
                     subresource: str | None = None) -> dict[str, Any]:
         """Server-side apply of `obj` (apiVersion and kind default to the resource's)."""
         body = {"apiVersion": res.api_version, "kind": res.kind, **obj}
-        meta = _meta(obj)
+        meta = objects.meta(obj)
         return await self.patch(res, _need_name(meta), body, namespace=meta.get("namespace"), patch_type="apply",
                                 subresource=subresource, field_manager=field_manager, force=force)
 
@@ -343,11 +344,6 @@ def _query(**params: Any) -> dict[str, str]:
             continue
         out[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)
     return out
-
-
-def _meta(obj: dict[str, Any]) -> dict[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
 
 
 def _need_name(meta: dict[str, Any]) -> str:

@@ -21,7 +21,8 @@ from typing import Any
 
 import aiohttp
 
-from clusterset.api.inventory import CONTROL_PLANE_HEALTHY, condition
+from clusterset.api.inventory import CONTROL_PLANE_HEALTHY
+from clusterset.api.objects import condition
 from clusterset.api.resources import CLUSTER_PROFILES
 from clusterset.apiserver import Apiserver
 from clusterset.client import ClientConfig, ClusterClient

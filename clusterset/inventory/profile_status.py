@@ -21,9 +21,9 @@ from clusterset.api.inventory import (
     JOINED,
     MANAGER_NAME,
     MEMBER_LABEL,
-    condition,
     set_condition,
 )
+from clusterset.api.objects import condition
 from clusterset.api.times import parse_time, rfc3339
 
 # limits of ClusterProfile's CRD: a report that breaks them must not make every status write fail

@@ -27,7 +27,8 @@ from typing import Any
 import orjson
 import yaml
 
-from clusterset.api.inventory import CONTROL_PLANE_HEALTHY, condition
+from clusterset.api.inventory import CONTROL_PLANE_HEALTHY
+from clusterset.api.objects import condition
 from clusterset.api.resources import CLUSTER_PROFILES
 from clusterset.client import ClientConfig, ClusterClient, load_kubeconfig
 from clusterset.runtime import access

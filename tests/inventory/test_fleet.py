@@ -16,7 +16,8 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from clusterset.api import crds
-from clusterset.api.inventory import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY, condition
+from clusterset.api.inventory import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY
+from clusterset.api.objects import condition
 from clusterset.api.resources import NAMESPACES
 from clusterset.client import ClientConfig, ClusterClient, CredentialError
 from clusterset.fleet.embedded import FleetOptions

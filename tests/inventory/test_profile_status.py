@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from clusterset.api.inventory import CLUSTER_ID_PROPERTY, condition
+from clusterset.api.inventory import CLUSTER_ID_PROPERTY
+from clusterset.api.objects import condition
 from clusterset.api.times import rfc3339
 from clusterset.client.errors import AlreadyExists
 from clusterset.inventory.profile_status import (

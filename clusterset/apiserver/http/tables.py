@@ -17,6 +17,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from clusterset.api import objects
 from clusterset.api.times import parse_time, rfc3339
 from clusterset.apiserver.registry.resources import ResourceType
 
@@ -117,16 +118,12 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _meta(obj: Obj) -> dict[str, Any]:
-    return _dict(obj.get("metadata"))
-
-
 def _name(obj: Obj) -> str:
-    return _str(_meta(obj).get("name"))
+    return _str(objects.meta(obj).get("name"))
 
 
 def _age(obj: Obj, now: datetime) -> str:
-    return _since(_meta(obj).get("creationTimestamp"), now)
+    return _since(objects.meta(obj).get("creationTimestamp"), now)
 
 
 def format_labels(labels: Any) -> str:
@@ -296,7 +293,7 @@ def pod_cells(pod: Obj, now: datetime) -> Cells:
         if reason == "Completed" and has_running:
             reason = "Running" if _condition_true(status, "Ready") else "NotReady"
 
-    if _meta(pod).get("deletionTimestamp"):
+    if objects.meta(pod).get("deletionTimestamp"):
         if status.get("reason") == "NodeLost":
             reason = "Unknown"
         elif phase not in ("Succeeded", "Failed"):
@@ -618,7 +615,7 @@ def node_cells(obj: Obj, now: datetime) -> Cells:
     if _get(obj, "spec", "unschedulable") is True:
         states.append("SchedulingDisabled")
     roles: set[str] = set()
-    for key, value in _dict(_meta(obj).get("labels")).items():
+    for key, value in _dict(objects.meta(obj).get("labels")).items():
         if key.startswith("node-role.kubernetes.io/"):
             role = key.removeprefix("node-role.kubernetes.io/")
             if role:
@@ -704,7 +701,7 @@ ROLE_COLUMNS = [NAME_COL, _col("Created At", desc=AGE_DESC)]
 
 
 def role_cells(obj: Obj, now: datetime) -> Cells:
-    return [_name(obj), _rfc3339(_meta(obj).get("creationTimestamp"))]
+    return [_name(obj), _rfc3339(objects.meta(obj).get("creationTimestamp"))]
 
 
 ROLEBINDING_COLUMNS = [
@@ -741,7 +738,7 @@ DEFAULT_COLUMNS = [NAME_COL, _col("Created At", "date", AGE_DESC)]
 
 def default_cells(obj: Obj, now: datetime) -> Cells:
     """rest.NewDefaultTableConvertor: the name and the creation time in RFC 3339."""
-    return [_name(obj), _rfc3339(_meta(obj).get("creationTimestamp"))]
+    return [_name(obj), _rfc3339(objects.meta(obj).get("creationTimestamp"))]
 
 
 PRINTERS: dict[tuple[str, str], Printer] = {

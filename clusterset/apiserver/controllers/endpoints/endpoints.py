@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import logging
 
+from clusterset.api import objects
 from clusterset.apiserver.controllers.endpoints.endpointslices import (
     FIELD_MANAGER,
     ServiceIndexed,
-    _labels,
-    _meta,
     apply_writes,
     namespace_closed,
 )
@@ -46,7 +45,7 @@ class EndpointsController(ServiceIndexed):
         if keys is not None:
             return keys
         obj = event.entry.obj
-        meta = _meta(obj)
+        meta = objects.meta(obj)
         ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
         index = self.index(cluster)
         if event.resource == ENDPOINTS:
@@ -75,7 +74,8 @@ class EndpointsController(ServiceIndexed):
             self._tracker(api.cluster).forget(namespace, name)
             index.memos.pop(key, None)
             # upstream deletes the Endpoints of a deleted Service; only ours, so hand-made ones survive
-            if existing is not None and _labels(existing).get(ENDPOINTS_MANAGED_BY_LABEL) == ENDPOINTS_CONTROLLER_NAME:
+            managed_by = objects.labels(existing).get(ENDPOINTS_MANAGED_BY_LABEL) if existing is not None else None
+            if existing is not None and managed_by == ENDPOINTS_CONTROLLER_NAME:
                 await apply_writes(api, ENDPOINTS, index, [], [], [existing])
             return None
         if not controls(service):

@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
+from clusterset.api import objects
 from clusterset.apiserver.controllers.endpoints.state import (
     CONTROLLER_NAME,
     MANAGED_BY_LABEL,
@@ -40,20 +41,10 @@ SLICES = "discovery.k8s.io/endpointslices"
 FIELD_MANAGER = "kube-controller-manager"  # what upstream's writes show in managedFields
 
 
-def _meta(obj: Obj) -> dict[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
-
-
-def _labels(obj: Obj) -> dict[str, Any]:
-    labels = _meta(obj).get("labels")
-    return labels if isinstance(labels, dict) else {}
-
-
 def namespace_closed(api: ClusterAPI, namespace: str) -> bool:
     """True when creates in the namespace cannot succeed (gone or terminating): nothing to retry."""
     ns = api.get("/namespaces", "", namespace)
-    return ns is None or bool(_meta(ns).get("deletionTimestamp"))
+    return ns is None or bool(objects.meta(ns).get("deletionTimestamp"))
 
 
 async def apply_writes(
@@ -70,14 +61,14 @@ async def apply_writes(
         if not meta.get("name"):
             meta["name"] = str(meta.get("generateName", ""))[:58] + generate_suffix()
     for obj in [*creates, *updates, *deletes]:
-        meta = _meta(obj)
+        meta = objects.meta(obj)
         marks.append((str(meta.get("namespace", "")), str(meta.get("name", ""))))
     index.expected.update(marks)
     calls: list[Any] = [api.create(resource, obj) for obj in creates]
     calls += [api.update(resource, obj) for obj in updates]
     calls += [
-        api.delete(resource, _meta(obj).get("namespace", ""), _meta(obj).get("name", ""),
-                   preconditions={"uid": _meta(obj).get("uid", "")})
+        api.delete(resource, objects.meta(obj).get("namespace", ""), objects.meta(obj).get("name", ""),
+                   preconditions={"uid": objects.meta(obj).get("uid", "")})
         for obj in deletes
     ]
     try:
@@ -137,10 +128,10 @@ class ServiceIndexed:
         obj = event.entry.obj
         if event.resource == "/services":
             self.index(cluster).service_event(event.type, obj)
-            meta = _meta(obj)
+            meta = objects.meta(obj)
             return self.urgent(cluster, {(str(meta.get("namespace", "")), str(meta.get("name", "")))})
         if event.resource == "/pods":
-            ns = str(_meta(obj).get("namespace", ""))
+            ns = str(objects.meta(obj).get("namespace", ""))
             services = self.index(cluster).pod_event(event.type, obj, track_nodes=track_nodes)
             return self.batched(cluster, [(ns, svc) for svc in services])
         return None
@@ -186,11 +177,11 @@ class EndpointSliceController(ServiceIndexed):
         if keys is not None:
             return keys
         obj = event.entry.obj
-        meta = _meta(obj)
+        meta = objects.meta(obj)
         ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
         index = self.index(cluster)
         if event.resource == SLICES:
-            labels = _labels(obj)
+            labels = objects.labels(obj)
             service = labels.get(SERVICE_NAME_LABEL)
             managed = labels.get(MANAGED_BY_LABEL) == CONTROLLER_NAME and isinstance(service, str) and service
             pods = target_pods(ns, obj.get("endpoints") or []) if managed else []
@@ -207,7 +198,7 @@ class EndpointSliceController(ServiceIndexed):
             keys = set()
             for pod_ns, pod_name in on_node or ():
                 entry = cluster.store.get("/pods", pod_ns, pod_name)
-                pod_labels = _labels(entry.obj) if entry else {}
+                pod_labels = objects.labels(entry.obj) if entry else {}
                 keys.update((pod_ns, svc) for svc in index.services_for_pod(pod_ns, pod_name, pod_labels))
             return self.batched(cluster, keys)  # what changed is the node of some pods: a pod change
         return set()
@@ -222,14 +213,15 @@ class EndpointSliceController(ServiceIndexed):
         index = self.index(api.cluster)
         slices = [
             s for s in api.objects(SLICES, namespace)
-            if _labels(s).get(SERVICE_NAME_LABEL) == name and _labels(s).get(MANAGED_BY_LABEL) == CONTROLLER_NAME
+            if objects.labels(s).get(SERVICE_NAME_LABEL) == name
+            and objects.labels(s).get(MANAGED_BY_LABEL) == CONTROLLER_NAME
         ]
         service = api.get("/services", namespace, name)
         if service is None:
             self._tracker(api.cluster).forget(namespace, name)
             index.memos.pop(key, None)
             # the GC removes owned slices; this catches those created in a race with the deletion
-            orphans = [s for s in slices if not _meta(s).get("deletionTimestamp") and self._orphaned(api, s)]
+            orphans = [s for s in slices if not objects.meta(s).get("deletionTimestamp") and self._orphaned(api, s)]
             if orphans:
                 await apply_writes(api, SLICES, index, [], [], orphans)
             return None
@@ -253,7 +245,7 @@ class EndpointSliceController(ServiceIndexed):
 
     @staticmethod
     def _orphaned(api: ClusterAPI, slice_: Obj) -> bool:
-        refs = [r for r in _meta(slice_).get("ownerReferences") or []
+        refs = [r for r in objects.meta(slice_).get("ownerReferences") or []
                 if isinstance(r, dict) and r.get("kind") == "Service"]
         return bool(refs) and not any(api.cluster.store.uid_exists(str(r.get("uid", ""))) for r in refs)
 

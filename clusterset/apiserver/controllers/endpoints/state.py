@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from clusterset.api import objects
 from clusterset.api.times import parse_time
 
 Obj = dict[str, Any]
@@ -56,14 +57,6 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _meta(obj: Obj) -> dict[str, Any]:
-    return _dict(obj.get("metadata"))
-
-
-def _labels(obj: Obj) -> dict[str, str]:
-    return {str(k): str(v) for k, v in _dict(_meta(obj).get("labels")).items()}
-
-
 # ---------------------------------------------------------------------------- services
 def service_selector(service: Obj) -> dict[str, str] | None:
     """The selector the controllers act on; None means "the user manages the endpoints".
@@ -92,11 +85,11 @@ def select_pods(service: Obj, pods: Iterable[Obj]) -> list[Obj]:
     selector = service_selector(service)
     if selector is None:
         return []
-    namespace = _meta(service).get("namespace", "")
+    namespace = objects.meta(service).get("namespace", "")
     wanted = list(selector.items())
     chosen = []
     for pod in pods:  # a plain loop: this runs over every pod of the namespace on each sync
-        meta = _meta(pod)
+        meta = objects.meta(pod)
         labels = meta.get("labels")
         if meta.get("namespace", "") != namespace or not isinstance(labels, dict):
             continue
@@ -105,7 +98,7 @@ def select_pods(service: Obj, pods: Iterable[Obj]) -> list[Obj]:
                 break
         else:
             chosen.append(pod)
-    return sorted(chosen, key=lambda p: str(_meta(p).get("name", "")))
+    return sorted(chosen, key=lambda p: str(objects.meta(p).get("name", "")))
 
 
 def _service_ip_set(service: Obj) -> bool:
@@ -171,7 +164,7 @@ def should_be_in_endpoints(pod: Obj, include_terminating: bool) -> bool:
         return False
     if not _pod_ips(pod):
         return False
-    return include_terminating or not _meta(pod).get("deletionTimestamp")
+    return include_terminating or not objects.meta(pod).get("deletionTimestamp")
 
 
 def _should_set_hostname(pod: Obj, service: Obj) -> bool:
@@ -179,8 +172,8 @@ def _should_set_hostname(pod: Obj, service: Obj) -> bool:
     spec = _dict(pod.get("spec"))
     return (
         bool(_str(spec.get("hostname")))
-        and spec.get("subdomain") == _meta(service).get("name")
-        and _meta(pod).get("namespace", "") == _meta(service).get("namespace", "")
+        and spec.get("subdomain") == objects.meta(service).get("name")
+        and objects.meta(pod).get("namespace", "") == objects.meta(service).get("namespace", "")
     )
 
 
@@ -276,14 +269,14 @@ def endpoints_equal_beyond_hash(a: Mapping[str, Any], b: Mapping[str, Any]) -> b
 def pod_to_endpoint(pod: Obj, node: Obj | None, service: Obj, address_type: str) -> dict[str, Any]:
     """podToEndpoint, with upstream's field order (addresses, conditions, hostname, targetRef, nodeName, zone)."""
     serving = pod_ready(pod)
-    terminating = bool(_meta(pod).get("deletionTimestamp"))
+    terminating = bool(objects.meta(pod).get("deletionTimestamp"))
     publish = bool(_dict(service.get("spec")).get("publishNotReadyAddresses"))
     addresses = []
     for ip in _pod_ips(pod):
         parsed = _parse_ip(ip)
         if parsed and parsed[0] == address_type:
             addresses.append(parsed[1])
-    meta = _meta(pod)
+    meta = objects.meta(pod)
     endpoint: dict[str, Any] = {
         "addresses": addresses,
         "conditions": {"ready": publish or (serving and not terminating), "serving": serving,
@@ -296,7 +289,7 @@ def pod_to_endpoint(pod: Obj, node: Obj | None, service: Obj, address_type: str)
     node_name = _str(_dict(pod.get("spec")).get("nodeName"))
     if node_name:
         endpoint["nodeName"] = node_name
-    zone = _dict(_meta(node).get("labels")).get(ZONE_LABEL) if node is not None else None
+    zone = _dict(objects.meta(node).get("labels")).get(ZONE_LABEL) if node is not None else None
     if zone:
         endpoint["zone"] = zone
     return endpoint
@@ -306,12 +299,13 @@ def pod_to_endpoint(pod: Obj, node: Obj | None, service: Obj, address_type: str)
 def slice_labels(existing: Obj | None, service: Obj) -> tuple[dict[str, str], bool]:
     """setEndpointSliceLabels: the Service's labels (minus reserved keys) plus the reserved ones; and
     whether the non-reserved labels differ from the slice's (a change worth an update)."""
-    slice_own = {k: v for k, v in (_labels(existing) if existing else {}).items() if k not in _RESERVED_SLICE_LABELS}
-    labels = {k: v for k, v in _labels(service).items() if k not in _RESERVED_SLICE_LABELS}
+    own = objects.labels(existing) if existing else {}
+    slice_own = {k: v for k, v in own.items() if k not in _RESERVED_SLICE_LABELS}
+    labels = {k: v for k, v in objects.labels(service).items() if k not in _RESERVED_SLICE_LABELS}
     changed = slice_own != labels
     if not _service_ip_set(service):
         labels[HEADLESS_LABEL] = ""
-    labels[SERVICE_NAME_LABEL] = str(_meta(service).get("name", ""))
+    labels[SERVICE_NAME_LABEL] = str(objects.meta(service).get("name", ""))
     labels[MANAGED_BY_LABEL] = CONTROLLER_NAME
     return labels, changed
 
@@ -323,22 +317,22 @@ def _slice_prefix(service_name: str) -> str:
 
 def owner_reference(service: Obj) -> dict[str, Any]:
     """metav1.NewControllerRef(service, v1/Service)."""
-    meta = _meta(service)
+    meta = objects.meta(service)
     return {"apiVersion": "v1", "kind": "Service", "name": meta.get("name", ""), "uid": meta.get("uid", ""),
             "controller": True, "blockOwnerDeletion": True}
 
 
 def owned_by(slice_: Obj, service: Obj) -> bool:
-    uid = _meta(service).get("uid")
+    uid = objects.meta(service).get("uid")
     return any(
         isinstance(ref, dict) and (ref.get("uid"), ref.get("kind"), ref.get("apiVersion")) == (uid, "Service", "v1")
-        for ref in _list(_meta(slice_).get("ownerReferences"))
+        for ref in _list(objects.meta(slice_).get("ownerReferences"))
     )
 
 
 def new_slice(service: Obj, ports: list[dict[str, Any]], address_type: str) -> Obj:
     """newEndpointSlice: no name yet (generateName), owned by the Service, labelled like it."""
-    meta = _meta(service)
+    meta = objects.meta(service)
     labels, _ = slice_labels(None, service)
     return {
         "apiVersion": "discovery.k8s.io/v1",
@@ -356,7 +350,7 @@ def new_slice(service: Obj, ports: list[dict[str, Any]], address_type: str) -> O
 
 
 def _name(obj: Obj) -> str:
-    return str(_meta(obj).get("name", ""))
+    return str(objects.meta(obj).get("name", ""))
 
 
 def _endpoints_of(slice_: Obj) -> list[Any]:
@@ -366,7 +360,7 @@ def _endpoints_of(slice_: Obj) -> list[Any]:
 def _copy(slice_: Obj) -> Obj:
     """A slice to modify: new top level, metadata and endpoint list; the rest is shared, never mutated."""
     out = dict(slice_)
-    out["metadata"] = dict(_meta(slice_))
+    out["metadata"] = dict(objects.meta(slice_))
     out["endpoints"] = list(_endpoints_of(slice_))
     return out
 
@@ -477,8 +471,8 @@ def _reconcile_port_mapping(
 def _placeholder_equal(existing: Obj, placeholder: Obj) -> bool:
     """placeholderSliceCompare: same namespace, labels and address type, no endpoints and no ports."""
     return (
-        _meta(existing).get("namespace") == _meta(placeholder).get("namespace")
-        and _labels(existing) == _labels(placeholder)
+        objects.meta(existing).get("namespace") == objects.meta(placeholder).get("namespace")
+        and objects.labels(existing) == objects.labels(placeholder)
         and existing.get("addressType") == placeholder.get("addressType")
         and not _endpoints_of(existing)
         and not _list(existing.get("ports"))
@@ -508,13 +502,13 @@ def _finalize(service: Obj, plan: SlicePlan, creates: list[Obj], updates: list[O
         if doomed.get("addressType") == fresh.get("addressType") and owned_by(doomed, service):
             meta = fresh["metadata"]
             meta["name"] = _name(doomed)
-            meta["resourceVersion"] = _meta(doomed).get("resourceVersion", "")
+            meta["resourceVersion"] = objects.meta(doomed).get("resourceVersion", "")
             creates.pop()
             updates.append(fresh)
             deletes.pop(i)
         else:
             i += 1
-    if _meta(service).get("deletionTimestamp"):
+    if objects.meta(service).get("deletionTimestamp"):
         creates = []
     for s in [*creates, *updates]:
         meta = s.setdefault("metadata", {})
@@ -558,7 +552,7 @@ class Memo:
 
 
 def _object_key(obj: Obj) -> tuple[str, str] | None:
-    meta = _meta(obj)
+    meta = objects.meta(obj)
     uid, rv = meta.get("uid"), meta.get("resourceVersion")
     return (str(uid), str(rv)) if uid and rv else None
 
@@ -590,7 +584,7 @@ def _pod_result(pod: Obj, node: Obj | None, node_state: str, service: Obj, types
 
 def _service_signature(service: Obj, types: list[str]) -> Any:
     spec = _dict(service.get("spec"))
-    meta = _meta(service)
+    meta = objects.meta(service)
     return (meta.get("namespace"), meta.get("name"), repr(_service_ports(service)), spec.get("clusterIP"),
             bool(spec.get("publishNotReadyAddresses")), tuple(types))
 
@@ -609,7 +603,7 @@ def plan_slices(
     the caller per Service) only saves work: the result is the same with or without it."""
     plan = SlicePlan()
     types = address_types(service)
-    live = [s for s in slices if isinstance(s, dict) and not _meta(s).get("deletionTimestamp")]
+    live = [s for s in slices if isinstance(s, dict) and not objects.meta(s).get("deletionTimestamp")]
     by_type: dict[str, list[Obj]] = {t: [] for t in types}
     for s in sorted(live, key=_name):
         if s.get("addressType") in by_type:
@@ -621,7 +615,7 @@ def plan_slices(
     for pod in pods:
         node_name = _str(_dict(pod.get("spec")).get("nodeName"))
         node = nodes.get(node_name) if node_name else None
-        node_state = "\0" if node is None else _str(_dict(_meta(node).get("labels")).get(ZONE_LABEL))
+        node_state = "\0" if node is None else _str(_dict(objects.meta(node).get("labels")).get(ZONE_LABEL))
         pod_key = _object_key(pod) if memo is not None else None
         result = old_pods.get(pod_key) if pod_key is not None else None
         if result is None or result.node_state != node_state:
@@ -631,7 +625,7 @@ def plan_slices(
         results.append(result)
 
     def hashes(slice_: Obj) -> list[EndpointHash | None]:
-        slice_key = (_name(slice_), str(_meta(slice_).get("resourceVersion", "")))
+        slice_key = (_name(slice_), str(objects.meta(slice_).get("resourceVersion", "")))
         found = old_slices.get(slice_key) if memo is not None and slice_key[1] else None
         if found is None:
             found = _hashes(slice_)
@@ -699,7 +693,7 @@ def _endpoint_address(service: Obj, pod: Obj) -> dict[str, Any] | None:
     ip = next((ip for ip in _pod_ips(pod) if _family_of(ip) == family), None)
     if ip is None:
         return None
-    meta = _meta(pod)
+    meta = objects.meta(pod)
     address: dict[str, Any] = {"ip": ip}
     if _should_set_hostname(pod, service):
         address["hostname"] = _dict(pod.get("spec"))["hostname"]
@@ -845,7 +839,7 @@ def _subsets_equal(existing: Any, desired: list[dict[str, Any]]) -> bool:
 
 def endpoints_labels(service: Obj) -> dict[str, str]:
     """The Service's labels, the headless marker and the controller's managed-by label (1.33+)."""
-    labels = {k: v for k, v in _labels(service).items() if k not in (HEADLESS_LABEL, ENDPOINTS_MANAGED_BY_LABEL)}
+    labels = {k: v for k, v in objects.labels(service).items() if k not in (HEADLESS_LABEL, ENDPOINTS_MANAGED_BY_LABEL)}
     if not _service_ip_set(service):
         labels[HEADLESS_LABEL] = ""
     labels[ENDPOINTS_MANAGED_BY_LABEL] = ENDPOINTS_CONTROLLER_NAME
@@ -859,11 +853,11 @@ def plan_endpoints(service: Obj, pods: Iterable[Obj], existing: Obj | None, trig
     subsets = endpoint_subsets(service, pods, memo)
     truncated = _truncate(subsets)
     labels = endpoints_labels(service)
-    annotations = dict(_dict(_meta(existing).get("annotations"))) if existing else {}
+    annotations = dict(_dict(objects.meta(existing).get("annotations"))) if existing else {}
     if (
         existing is not None
         and _subsets_equal(existing.get("subsets"), subsets)
-        and _labels(existing) == labels
+        and objects.labels(existing) == labels
         and (OVER_CAPACITY_ANNOTATION in annotations) == truncated
     ):
         return None
@@ -877,9 +871,9 @@ def plan_endpoints(service: Obj, pods: Iterable[Obj], existing: Obj | None, trig
         annotations.pop(OVER_CAPACITY_ANNOTATION, None)
     if existing is not None:
         out = dict(existing)  # shallow: subsets, labels and annotations are replaced, nothing is mutated
-        meta = out["metadata"] = dict(_meta(existing))
+        meta = out["metadata"] = dict(objects.meta(existing))
     else:
-        smeta = _meta(service)
+        smeta = objects.meta(service)
         out = {"apiVersion": "v1", "kind": "Endpoints",
                "metadata": {"name": smeta.get("name", ""), "namespace": smeta.get("namespace", "")}}
         meta = out["metadata"]
@@ -920,7 +914,7 @@ class TriggerTimeTracker:
         self._states: dict[tuple[str, str], tuple[datetime | None, dict[str, datetime]]] = {}
 
     def compute(self, service: Obj, pods: Iterable[Obj]) -> str | None:
-        meta = _meta(service)
+        meta = objects.meta(service)
         key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
         known = key in self._states
         last_service, last_pods = self._states.get(key, (None, {}))
@@ -930,7 +924,7 @@ class TriggerTimeTracker:
             when = _ready_transition(pod)
             if when is None:
                 continue
-            name = str(_meta(pod).get("name", ""))
+            name = str(objects.meta(pod).get("name", ""))
             pod_times[name] = when
             previous = last_pods.get(name)
             if (previous is None or when > previous) and (earliest is None or when < earliest):
@@ -953,10 +947,10 @@ def _pod_fingerprint(pod: Obj) -> tuple[Any, ...]:
     """What of a pod can change its endpoints (podEndpointsChanged, plus phase and node)."""
     spec = _dict(pod.get("spec"))
     return (
-        tuple(sorted(_labels(pod).items())),
+        tuple(sorted(objects.labels(pod).items())),
         pod_ready(pod),
         tuple(_pod_ips(pod)),
-        bool(_meta(pod).get("deletionTimestamp")),
+        bool(objects.meta(pod).get("deletionTimestamp")),
         _str(spec.get("hostname")),
         _str(spec.get("subdomain")),
         _dict(pod.get("status")).get("phase") in ("Succeeded", "Failed"),
@@ -1025,7 +1019,7 @@ class ServiceIndex:
         return None
 
     def service_event(self, event_type: str, service: Obj) -> None:
-        meta = _meta(service)
+        meta = objects.meta(service)
         ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
         selector = service_selector(service) if event_type != "DELETED" else None
         if selector is None:
@@ -1041,7 +1035,7 @@ class ServiceIndex:
 
     def pod_event(self, event_type: str, pod: Obj, track_nodes: bool) -> set[str]:
         """The Services to requeue for a pod event; none when nothing endpoint-relevant changed."""
-        meta = _meta(pod)
+        meta = objects.meta(pod)
         key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
         if event_type == "DELETED":
             self.fingerprints.pop(key, None)
@@ -1054,7 +1048,7 @@ class ServiceIndex:
             self.fingerprints[key] = fingerprint
             if track_nodes:
                 self._set_node(key, _str(_dict(pod.get("spec")).get("nodeName")))
-        return self.services_for_pod(key[0], key[1], _labels(pod))
+        return self.services_for_pod(key[0], key[1], objects.labels(pod))
 
     def _set_node(self, pod: tuple[str, str], node: str) -> None:
         old = self.pod_node.get(pod)
@@ -1074,13 +1068,13 @@ class ServiceIndex:
 
     def node_event(self, event_type: str, node: Obj) -> list[tuple[str, str]] | None:
         """Pods on a node whose existence or zone changed (None: nothing relevant changed)."""
-        name = str(_meta(node).get("name", ""))
+        name = str(objects.meta(node).get("name", ""))
         if event_type == "DELETED":
             if name not in self.node_zones:
                 return None
             del self.node_zones[name]
         else:
-            zone = _labels(node).get(ZONE_LABEL) or None
+            zone = objects.labels(node).get(ZONE_LABEL) or None
             if name in self.node_zones and self.node_zones[name] == zone:
                 return None
             self.node_zones[name] = zone

@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from clusterset.api.objects import annotations_of, meta, spec, status
+from clusterset.api.objects import condition as find_condition
 from clusterset.api.times import now_rfc3339
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.controllers.workloads.util import (
@@ -33,13 +35,11 @@ from clusterset.apiserver.controllers.workloads.util import (
     PODS,
     REPLICASETS,
     Orphans,
-    annotations_of,
     claim,
     deep_copy,
     guarded,
     int_or,
     is_terminal,
-    meta,
     owned,
     owner_key,
     owner_keys,
@@ -49,8 +49,6 @@ from clusterset.apiserver.controllers.workloads.util import (
     scaled_value,
     selector_of,
     set_condition,
-    spec,
-    status,
     template_hash,
     wall,
 )
@@ -138,10 +136,6 @@ def condition(ctype: str, value: str, reason: str, message: str) -> dict[str, An
             "message": message}
 
 
-def get_condition(conditions: list[dict[str, Any]], ctype: str) -> dict[str, Any] | None:
-    return next((c for c in conditions if c.get("type") == ctype), None)
-
-
 def _by_age(rss: list[Obj]) -> list[Obj]:
     return sorted(rss, key=lambda r: (parse_ts(meta(r).get("creationTimestamp")) or 0.0, meta(r)["name"]))
 
@@ -192,7 +186,7 @@ class DeploymentController:
         conditions = list(status(d).get("conditions") or [])
         collision = status(d).get("collisionCount")
         paused = spec(d).get("paused") is True
-        progressing = get_condition(conditions, "Progressing")
+        progressing = find_condition(conditions, "Progressing")
         if paused and (progressing or {}).get("reason") != "DeploymentPaused":
             conditions = set_condition(conditions, condition("Progressing", "Unknown", "DeploymentPaused",
                                                              "Deployment is paused"))
@@ -217,7 +211,7 @@ class DeploymentController:
                 "Progressing", "True", "NewReplicaSetCreated", f'Created new replica set "{meta(new_rs)["name"]}"'))
         elif new_rs is not None:
             new_rs = await self._sync_new_annotations(api, d, new_rs, olds)
-            if get_condition(conditions, "Progressing") is None and spec(d).get("progressDeadlineSeconds"):
+            if find_condition(conditions, "Progressing") is None and spec(d).get("progressDeadlineSeconds"):
                 conditions = set_condition(conditions, condition(
                     "Progressing", "True", "FoundNewReplicaSet", f'Found new replica set "{meta(new_rs)["name"]}"'))
         if new_rs is not None:
@@ -439,7 +433,7 @@ class DeploymentController:
         if not isinstance(deadline, int) or isinstance(deadline, bool):
             return [c for c in conditions if c.get("type") != "Progressing"], None
         old_status = status(d)
-        current = get_condition(list(old_status.get("conditions") or []), "Progressing")
+        current = find_condition(list(old_status.get("conditions") or []), "Progressing")
         complete_before = (new_status.get("replicas", 0) == new_status.get("updatedReplicas", 0)
                            and current is not None and current.get("reason") == "NewReplicaSetAvailable")
         what = f'ReplicaSet "{meta(new_rs)["name"]}"' if new_rs is not None else f'Deployment "{meta(d)["name"]}"'
@@ -451,7 +445,7 @@ class DeploymentController:
                       or new_old < old_old
                       or new_status.get("readyReplicas", 0) > int_or(old_status.get("readyReplicas"), 0)
                       or new_status.get("availableReplicas", 0) > int_or(old_status.get("availableReplicas"), 0))
-        progressing = get_condition(conditions, "Progressing")
+        progressing = find_condition(conditions, "Progressing")
         if self._complete(d, new_status):
             return set_condition(conditions, condition(
                 "Progressing", "True", "NewReplicaSetAvailable", f"{what} has successfully progressed.")), None

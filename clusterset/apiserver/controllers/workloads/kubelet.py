@@ -36,6 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from clusterset.api.objects import annotations_of, meta, spec, status
 from clusterset.api.times import now_rfc3339
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.controllers.workloads.nodes import is_simulated, node_ready
@@ -46,14 +47,10 @@ from clusterset.apiserver.controllers.workloads.util import (
     SIMULATE_PHASE,
     SIMULATE_READY,
     SIMULATE_TERMINATION,
-    annotations_of,
     deep_copy,
     guarded,
-    meta,
     parse_ts,
     safe_keys,
-    spec,
-    status,
     wall,
 )
 from clusterset.apiserver.registry.cluster import Cluster

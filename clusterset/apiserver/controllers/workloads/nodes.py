@@ -28,6 +28,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from clusterset.api.objects import annotations_of, meta, status
 from clusterset.api.times import now_rfc3339, rfc3339_micro
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.controllers.workloads.util import (
@@ -36,12 +37,9 @@ from clusterset.apiserver.controllers.workloads.util import (
     NODES,
     SIMULATE_READY,
     SIMULATED_NODE,
-    annotations_of,
     deep_copy,
     guarded,
-    meta,
     safe_keys,
-    status,
 )
 from clusterset.apiserver.meta.version import KUBE_VERSION
 from clusterset.apiserver.registry.cluster import Cluster

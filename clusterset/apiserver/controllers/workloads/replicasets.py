@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from clusterset.api.objects import labels, meta, spec, status
 from clusterset.api.times import now_rfc3339
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.controllers.workloads.util import (
@@ -29,8 +30,6 @@ from clusterset.apiserver.controllers.workloads.util import (
     int_or,
     is_active,
     is_ready,
-    labels,
-    meta,
     owned,
     owner_keys,
     parse_ts,
@@ -38,8 +37,6 @@ from clusterset.apiserver.controllers.workloads.util import (
     pod_from_template,
     safe_keys,
     selector_of,
-    spec,
-    status,
     wall,
 )
 from clusterset.apiserver.meta.errors import StatusError

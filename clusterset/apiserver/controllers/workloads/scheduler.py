@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from clusterset.api.objects import labels, meta, spec, status
 from clusterset.api.times import now_rfc3339
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.controllers.workloads.nodes import node_ready
@@ -32,12 +33,8 @@ from clusterset.apiserver.controllers.workloads.util import (
     deep_copy,
     guarded,
     is_terminal,
-    labels,
-    meta,
     pod_condition,
     safe_keys,
-    spec,
-    status,
 )
 from clusterset.apiserver.kinds.pods import PodStrategy
 from clusterset.apiserver.meta.errors import FieldError, StatusError

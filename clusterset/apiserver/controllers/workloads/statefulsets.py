@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from clusterset.api.objects import labels, meta, spec, status
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.controllers.workloads.util import (
     CONFLICT_RETRY,
@@ -33,14 +34,10 @@ from clusterset.apiserver.controllers.workloads.util import (
     guarded,
     int_or,
     is_running_and_ready,
-    labels,
-    meta,
     owner_keys,
     pod_from_template,
     safe_keys,
     selector_of,
-    spec,
-    status,
     template_hash,
     wall,
 )

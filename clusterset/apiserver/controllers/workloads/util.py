@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from clusterset.api.objects import labels, meta, spec, status
 from clusterset.api.times import parse_time
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.meta.errors import StatusError
@@ -96,31 +97,6 @@ def wall() -> float:
 
 
 # ---------------------------------------------------------------------------- objects
-def meta(obj: Obj) -> dict[str, Any]:
-    value = obj.get("metadata")
-    return value if isinstance(value, dict) else {}
-
-
-def spec(obj: Obj) -> dict[str, Any]:
-    value = obj.get("spec")
-    return value if isinstance(value, dict) else {}
-
-
-def status(obj: Obj) -> dict[str, Any]:
-    value = obj.get("status")
-    return value if isinstance(value, dict) else {}
-
-
-def labels(obj: Obj) -> dict[str, str]:
-    value = meta(obj).get("labels")
-    return value if isinstance(value, dict) else {}
-
-
-def annotations_of(obj: Obj) -> dict[str, str]:
-    value = meta(obj).get("annotations")
-    return value if isinstance(value, dict) else {}
-
-
 def deep_copy(obj: Obj) -> Obj:
     copied: Obj = orjson.loads(orjson.dumps(obj))
     return copied

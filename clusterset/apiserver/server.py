@@ -14,6 +14,7 @@ import logging
 import secrets
 import socket
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -77,23 +78,23 @@ class Apiserver:
         self._tmp: Any = None
         if state_dir is not None:
             state_dir.mkdir(parents=True, exist_ok=True)
-            self.db = Database(state_dir / "apiserver.db", durable=durable)
+            self._db = Database(state_dir / "apiserver.db", durable=durable)
             cert_dir = state_dir / "pki"
         else:
             self._tmp = tempfile.TemporaryDirectory(prefix="clusterset-pki-")
-            self.db = Database(None)
+            self._db = Database(None)
             cert_dir = Path(self._tmp.name)
         self.tls: TLSFiles = ensure_tls(cert_dir)
         self.ca_pem = self.tls.ca_pem()
         self.admin_token = self._load_admin_token()
-        self.clusters: dict[str, Cluster] = {}
+        self._clusters: dict[str, Cluster] = {}
         self._by_token: dict[str, Cluster] = {}
         # ServiceAccount tokens: signed with <pki>/sa.key (made on first use; random for in-memory servers)
-        self.tokens = TokenIssuer(cert_dir / "sa.key")
-        self.authenticator = Authenticator(self.clusters, self._by_token, self.tokens)
-        self.rest = Rest(Admission(default_plugins()))
-        self.controllers = ControllerManager(
-            self.clusters, self.rest, core_controllers(self.ca_pem),
+        self._tokens = TokenIssuer(cert_dir / "sa.key")
+        self._authenticator = Authenticator(self._clusters, self._by_token, self._tokens)
+        self._rest = Rest(Admission(default_plugins()))
+        self._controllers = ControllerManager(
+            self._clusters, self._rest, core_controllers(self.ca_pem),
             default_cluster_controllers() if cluster_controllers is None else cluster_controllers)
         self._runner: web.AppRunner | None = None
         self._next_index = 0
@@ -126,7 +127,7 @@ class Apiserver:
                 gc.enable()
 
     def _load_clusters(self) -> None:
-        for name, rv, data in self.db.clusters():
+        for name, rv, data in self._db.clusters():
             settings = orjson.loads(data)
             cluster = self._make_cluster(name, settings)
             cluster.store.load(rv)
@@ -135,12 +136,12 @@ class Apiserver:
             self._next_index = max(self._next_index, int(settings["index"]) + 1)
 
     def _make_cluster(self, name: str, settings: dict[str, Any]) -> Cluster:
-        store = ClusterStore(name, self.db, self.history_size)
+        store = ClusterStore(name, self._db, self.history_size)
         cluster = Cluster(
             name=name, token=str(settings["token"]), index=int(settings["index"]), store=store,
             registry=Registry(builtin_resources()), settings=settings,
         )
-        self.clusters[name] = cluster
+        self._clusters[name] = cluster
         self._by_token[cluster.token] = cluster
         return cluster
 
@@ -150,7 +151,7 @@ class Apiserver:
         problems = _cluster_name_problems(name)
         if problems:
             raise errors.bad_request(f'invalid cluster name "{name}": {problems}')
-        if name in self.clusters:
+        if name in self._clusters:
             raise errors.StatusError(
                 409, "AlreadyExists", f'clusters "{name}" already exists', {"name": name, "kind": "clusters"}
             )
@@ -165,9 +166,9 @@ class Apiserver:
             "podReadyDelay": pod_ready_delay,
             **cidrs_for(index),
         }
-        self.db.put_cluster(name, 0, orjson.dumps(settings))
+        self._db.put_cluster(name, 0, orjson.dumps(settings))
         cluster = self._make_cluster(name, settings)
-        self.controllers.attach(cluster, switchable=controllers and self._running)
+        self._controllers.attach(cluster, switchable=controllers and self._running)
         await self._bootstrap(cluster)
         if self._running:
             for callback in self.cluster_added:
@@ -176,10 +177,10 @@ class Apiserver:
     async def _bootstrap(self, cluster: Cluster) -> None:
         policy.install(cluster.store, now_rfc3339(), new=True)  # the default RBAC policy, committed with the namespaces
         ns_ctx = self.ctx(cluster, "", "v1", "namespaces", None, manager="kube-apiserver")
-        await asyncio.gather(*(self.rest.create(ns_ctx, {"metadata": {"name": ns}}) for ns in SYSTEM_NAMESPACES))
+        await asyncio.gather(*(self._rest.create(ns_ctx, {"metadata": {"name": ns}}) for ns in SYSTEM_NAMESPACES))
         svc_ctx = self.ctx(cluster, "", "v1", "services", "default", manager="kube-apiserver")
         first_ip = str(ipaddress.ip_network(cluster.settings["serviceCIDR"]).network_address + 1)
-        await self.rest.create(
+        await self._rest.create(
             svc_ctx,
             {
                 "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
@@ -191,19 +192,19 @@ class Apiserver:
                 },
             },
         )
-        await self.controllers.wait_idle(cluster.name)  # its namespaces have their ServiceAccount and CA
+        await self._controllers.wait_idle(cluster.name)  # its namespaces have their ServiceAccount and CA
 
     async def remove_cluster(self, name: str) -> None:
-        cluster = self.clusters.pop(name, None)
+        cluster = self._clusters.pop(name, None)
         if cluster is None:
             raise errors.StatusError(
                 404, "NotFound", f'clusters "{name}" not found', {"name": name, "kind": "clusters"}
             )
         self._by_token.pop(cluster.token, None)
-        self.controllers.detach(cluster)
+        self._controllers.detach(cluster)
         cluster.store.close_watchers()
-        self.db.delete_cluster(name)
-        await self.db.committed()
+        self._db.delete_cluster(name)
+        await self._db.committed()
 
     def ctx(
         self, cluster: Cluster, group: str, version: str, plural: str, namespace: str | None, manager: str = ""
@@ -215,15 +216,15 @@ class Apiserver:
 
     # ---------------------------------------------------------------- what tests, benchmarks and the fleet read
     def cluster_names(self) -> list[str]:
-        return list(self.clusters)
+        return list(self._clusters)
 
     def cluster_token(self, name: str) -> str:
         """The cluster's admin token (system:masters), as in the kubeconfig."""
-        return self.clusters[name].token
+        return self._clusters[name].token
 
     def cluster_settings(self, name: str) -> dict[str, Any]:
         """The cluster's stored settings (index, nodes, podReadyDelay, CIDRs, controllers, ...): a copy."""
-        return {k: v for k, v in self.clusters[name].settings.items() if k != "token"}
+        return {k: v for k, v in self._clusters[name].settings.items() if k != "token"}
 
     async def configure_cluster(self, name: str, **settings: Any) -> None:
         """Changes settings of a cluster (e.g. `endpointSliceBatchPeriod`, read by its controllers on each use),
@@ -231,39 +232,43 @@ class Apiserver:
         fixed = {"index", "token"} & settings.keys()
         if fixed:
             raise ValueError(f"cluster settings {sorted(fixed)} cannot change")
-        cluster = self.clusters[name]
+        cluster = self._clusters[name]
         cluster.settings.update(settings)
-        self.db.put_cluster(name, cluster.store.rv, orjson.dumps(cluster.settings))
-        await self.db.committed()
+        self._db.put_cluster(name, cluster.store.rv, orjson.dumps(cluster.settings))
+        await self._db.committed()
 
     def resource_version(self, name: str) -> int:
         """The cluster's current resourceVersion (its last write)."""
-        return self.clusters[name].store.rv
+        return self._clusters[name].store.rv
 
     def stored_bytes(self, name: str) -> int:
         """The JSON size of every object the cluster stores."""
-        store = self.clusters[name].store
+        store = self._clusters[name].store
         return sum(len(e.raw) for r in store.resources() for e in store.entries(r))
 
     def reconcile_count(self, controller: str) -> int:
         """How many reconciles a built-in controller has run, over every cluster."""
-        return self.controllers.reconcile_count(controller)
+        return self._controllers.reconcile_count(controller)
 
     def start_controllers(self, name: str) -> None:
         """Starts the cluster's switchable controllers now, whatever its setting (they reconcile what exists,
         as after a restart): a test hook."""
-        self.controllers.attach(self.clusters[name], switchable=True)
+        self._controllers.attach(self._clusters[name], switchable=True)
 
     async def wait_idle(self) -> None:
         """Returns once the built-in controllers have nothing queued, running or scheduled (tests settle on it)."""
-        await self.controllers.wait_idle(timers=True)
+        await self._controllers.wait_idle(timers=True)
+
+    def set_token_clock(self, clock: Callable[[], float] | None) -> None:
+        """What "now" is when ServiceAccount tokens are minted and checked (None: the real time): a test hook."""
+        self._tokens.clock = clock or time.time
 
     def mint_token(self, cluster: str, namespace: str, service_account: str, seconds: int) -> tuple[str, int]:
         """A ServiceAccount token of any lifetime (TokenRequest's floor is 10 minutes): a test hook."""
-        entry = self.clusters[cluster].store.get("/serviceaccounts", namespace, service_account)
+        entry = self._clusters[cluster].store.get("/serviceaccounts", namespace, service_account)
         if entry is None:
             raise KeyError(f"{namespace}/{service_account}")
-        return self.tokens.mint(cluster, entry.obj, expiration_seconds=seconds)
+        return self._tokens.mint(cluster, entry.obj, expiration_seconds=seconds)
 
     # ---------------------------------------------------------------- serving
     @property
@@ -277,17 +282,18 @@ class Apiserver:
 
     async def start(self) -> None:
         self._running = True
-        self.controllers.start()
+        self._controllers.start()
         now = now_rfc3339()
         installed = 0
-        for cluster in self.clusters.values():
+        for cluster in self._clusters.values():
             installed += policy.install(cluster.store, now)  # clusters made before the RBAC defaults get them
-            self.controllers.attach(cluster, switchable=cluster.settings.get("controllers", True))
+            self._controllers.attach(cluster, switchable=cluster.settings.get("controllers", True))
         if installed:
-            await self.db.committed()
+            await self._db.committed()
         app = make_app(Services(
-            clusters=self.clusters, rest=self.rest, authenticator=self.authenticator, tokens=self.tokens, admin=self,
-            admin_token=self.admin_token, max_body=self.max_body, bookmark_interval=self.bookmark_interval))
+            clusters=self._clusters, rest=self._rest, authenticator=self._authenticator, tokens=self._tokens,
+            admin=self, admin_token=self.admin_token, max_body=self.max_body,
+            bookmark_interval=self.bookmark_interval))
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         ssl_ctx = self.tls.server_context() if self.use_tls else None
@@ -304,19 +310,19 @@ class Apiserver:
 
     async def stop(self) -> None:
         self._running = False
-        await self.controllers.stop()
-        for cluster in self.clusters.values():
+        await self._controllers.stop()
+        for cluster in self._clusters.values():
             cluster.store.close_watchers()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        self.db.close()
+        self._db.close()
         if self._tmp is not None:
             self._tmp.cleanup()
 
     # ---------------------------------------------------------------- kubeconfig
     def kubeconfig(self, names: list[str] | None = None, current: str | None = None) -> dict[str, Any]:
-        names = names if names is not None else list(self.clusters)
+        names = names if names is not None else list(self._clusters)
         ca = base64.b64encode(self.ca_pem.encode()).decode()
         config: dict[str, Any] = {
             "apiVersion": "v1",
@@ -328,7 +334,7 @@ class Apiserver:
             "current-context": current or (names[0] if names else ""),
         }
         for name in names:
-            cluster = self.clusters[name]
+            cluster = self._clusters[name]
             server: dict[str, Any] = {"server": self.cluster_url(name)}
             if self.use_tls:
                 server["certificate-authority-data"] = ca
@@ -351,7 +357,7 @@ class Apiserver:
         done, self._kubeconfig_flush = self._kubeconfig_flush, None
         try:
             assert self.state_dir is not None
-            current = self._kubeconfig_current if self._kubeconfig_current in self.clusters else None
+            current = self._kubeconfig_current if self._kubeconfig_current in self._clusters else None
             self.write_kubeconfig(self.state_dir / "kubeconfig", current=current)
         except Exception as exc:  # pragma: no cover - disk full and the like
             if done is not None:

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from clusterset.api import labels
 from clusterset.api.resources import Resource
+from clusterset.client import ClusterClient
 from clusterset.runtime.cache import Cache
 from clusterset.runtime.informer import Informer
-
-if TYPE_CHECKING:
-    from clusterset.client import ClusterClient
-    from clusterset.runtime.metrics import Metrics
+from clusterset.runtime.metrics import Metrics
 
 InformerKey = tuple[Resource, str | None, str | None, str | None]
 

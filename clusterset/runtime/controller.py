@@ -13,18 +13,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from clusterset.api import labels
 from clusterset.api.resources import Resource
 from clusterset.runtime.cache import Obj, ObjectKey, key_of
+from clusterset.runtime.cluster import Cluster
 from clusterset.runtime.informer import RESYNC, Event, Handler, Informer
 from clusterset.runtime.logs import bind
+from clusterset.runtime.metrics import Metrics
 from clusterset.runtime.workqueue import RateLimiter, ShutDown, WorkQueue
-
-if TYPE_CHECKING:
-    from clusterset.runtime.cluster import Cluster
-    from clusterset.runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

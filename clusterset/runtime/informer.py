@@ -15,15 +15,13 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from clusterset.api.resources import Resource
+from clusterset.client import ClusterClient
 from clusterset.client.errors import Gone
 from clusterset.runtime.cache import Cache, Obj, key_of
 from clusterset.runtime.logs import bind
-
-if TYPE_CHECKING:
-    from clusterset.client import ClusterClient
 
 log = logging.getLogger(__name__)
 

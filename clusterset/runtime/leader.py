@@ -19,15 +19,13 @@ import random
 import socket
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clusterset.api.resources import LEASES
 from clusterset.api.times import rfc3339_micro
+from clusterset.client import ClusterClient
 from clusterset.client.errors import AlreadyExists, Conflict, NotFound
 from clusterset.runtime.logs import bind
-
-if TYPE_CHECKING:
-    from clusterset.client import ClusterClient
 
 log = logging.getLogger(__name__)
 

@@ -17,16 +17,14 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from clusterset.client import ClusterClient
 from clusterset.runtime.cluster import Cluster
 from clusterset.runtime.controller import Controller
 from clusterset.runtime.leader import LeaderElection
 from clusterset.runtime.logs import bind
 from clusterset.runtime.metrics import Metrics, MetricsServer
-
-if TYPE_CHECKING:
-    from clusterset.client import ClusterClient
 
 log = logging.getLogger(__name__)
 

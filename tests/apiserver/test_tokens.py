@@ -86,14 +86,11 @@ def sa_kubeconfig(info: ClusterInfo, token: str, path: Path) -> ClusterInfo:
 @pytest.fixture
 def clock(server: ServerThread) -> Iterator[Callable[[float], None]]:
     """Moves the token issuer's clock forward by the given seconds (restored afterwards)."""
-    tokens = server.server.tokens
-    original = tokens.clock
-
     def advance(seconds: float) -> None:
-        tokens.clock = lambda: time.time() + seconds
+        server.server.set_token_clock(lambda: time.time() + seconds)
 
     yield advance
-    tokens.clock = original
+    server.server.set_token_clock(None)
 
 
 # ---------------------------------------------------------------------------- TokenRequest

@@ -495,7 +495,7 @@ class Env:
         return wait_until(done, timeout, f"{count} endpoints for {service}")
 
     def reconciles(self, controller: str = SLICE_CONTROLLER) -> int:
-        return self.server.server.controllers.reconcile_count(controller)
+        return self.server.server.reconcile_count(controller)
 
     def settle(self) -> None:
         """Returns once no controller has anything queued, running or scheduled, failing after 10 s."""

@@ -50,6 +50,10 @@ class CRStrategy(Strategy):
         self.non_spec_keys = frozenset({"apiVersion", "kind", "metadata", "status"} if rt.has_status
                                        else {"apiVersion", "kind", "metadata"})
 
+    def prepare_create(self, cluster: ClusterView, obj: Obj) -> None:
+        if self.rt.has_status:  # status is written through /status only
+            obj.pop("status", None)
+
     def default(self, cluster: ClusterView, obj: Obj) -> None:
         schema = compiled_schema(self.rt)
         if schema is not None:

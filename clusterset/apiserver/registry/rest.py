@@ -66,12 +66,7 @@ class Rest:
         strategy = ctx.served.strategy
         if strategy.has_generation:
             meta["generation"] = 1
-        if ctx.rt.has_status:
-            strategy.prepare_create(ctx.cluster, obj)
-            if ctx.rt.is_crd:
-                obj.pop("status", None)
-        else:
-            strategy.prepare_create(ctx.cluster, obj)
+        strategy.prepare_create(ctx.cluster, obj)
         self._default_and_validate(ctx, obj, None)
         name = meta["name"]
         if ctx.cluster.store.get(ctx.served.key, ctx.namespace or "", name) is not None:

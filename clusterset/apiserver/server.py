@@ -1,7 +1,8 @@
 """The embedded API server: many logical clusters under `/clusters/<name>`, one process, SQLite.
 
-`Apiserver` owns the clusters and their lifecycle; `http.py`-style concerns (routing, content
-negotiation, watch streaming) live in `handlers.py`.
+The composition root: `Apiserver` creates the logical clusters (seeding each registry with the built-in
+kinds), composes the REST pipeline with the admission plugins, the controller manager with the core and
+switchable controllers, and the HTTP layer with what it serves from; it loads state and serves HTTPS.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The EndpointSlice and Endpoints controllers of embedded clusters, against kube-controller-manager's behaviour.
 
-Two layers: the planner (`endpoint_state`, pure: service + pods + nodes + existing slices → writes) is
+Two layers: the planner (`controllers/endpoints/state.py`, pure: service + pods + nodes + existing slices → writes) is
 tested directly, including the 1,000-pod packing; the controllers are tested end to end over HTTPS with
 the official client and kubectl. The end-to-end tests run on their own server whose controller manager
 runs only the endpoint controllers, so pods get exactly the status the test writes through `/status`

@@ -118,12 +118,14 @@ async def watch(request: web.Request, ctx: Ctx, opts: ListOptions, bookmark_inte
         await response.write_eof()
     return response
 
+
 def _event_bytes(ctx: Ctx, ev: Event, table: bool) -> bytes:
     if table:
         obj = to_table(ctx.rt, [ev.entry.obj], resource_version=str(ev.rv))
         return orjson.dumps({"type": ev.type, "object": obj}) + b"\n"
     raw = raw_as(ev.entry, ctx.rt.group_version)
     return b'{"type":"' + ev.type.encode() + b'","object":' + raw + b"}\n"
+
 
 def _bookmark(ctx: Ctx, rv: int, initial_end: bool = False) -> bytes:
     meta: dict[str, Any] = {"resourceVersion": str(rv), "creationTimestamp": None}

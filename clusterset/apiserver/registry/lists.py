@@ -56,6 +56,7 @@ def list_entries(ctx: Ctx, opts: ListOptions) -> tuple[list[Entry], dict[str, An
         meta["continue"] = _encode_continue(list_rv, _entry_key(entries[-1]))
     return entries, meta
 
+
 def matches(served: Served, obj: Obj, labels: LabelSelector, fields: FieldSelector) -> bool:
     if not labels.empty and not labels.matches((obj.get("metadata") or {}).get("labels")):
         return False

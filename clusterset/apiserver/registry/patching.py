@@ -67,6 +67,7 @@ async def patch(
     new = rest.decode_body(ctx, patched)
     return 200, await rest.write(ctx, entry, new, subresource)
 
+
 async def _apply(rest: Rest, ctx: Ctx, name: str, raw: bytes, subresource: str | None, force: bool) -> tuple[int, Obj]:
     rt = ctx.rt
     try:

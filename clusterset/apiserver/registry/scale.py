@@ -39,6 +39,7 @@ def scale_of(ctx: Ctx, obj: Obj) -> Obj:
         scale["status"]["selector"] = selector
     return scale
 
+
 async def write_scale(rest: Rest, ctx: Ctx, name: str, scale: Any) -> Obj:
     if not isinstance(scale, dict):
         raise errors.bad_request("the object provided is unrecognized (must be of type Scale)")

@@ -118,12 +118,14 @@ class Apiserver:
 
     def _load(self) -> None:
         # Loading allocates millions of long-lived containers; the cyclic GC would rescan them over and
-        # over (three quarters of a restart's time). Stored objects are plain JSON trees: no cycles to find.
+        # over (three quarters of a restart's time). Stored objects are plain JSON trees: no cycles to find,
+        # so once loaded they leave the collector's generations for good (refcounting still frees them).
         enabled = gc.isenabled()
         gc.disable()
         try:
             self._load_clusters()
         finally:
+            gc.freeze()
             if enabled:
                 gc.enable()
 
@@ -311,6 +313,7 @@ class Apiserver:
 
     async def stop(self) -> None:
         self._running = False
+        gc.unfreeze()  # what the load froze may be garbage now (a process running many servers: tests)
         await self._controllers.stop()
         for cluster in self._clusters.values():
             cluster.store.close_watchers()

@@ -22,6 +22,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
+
 from clusterset.apiserver.auth.rbac import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, GROUP
 from clusterset.apiserver.meta.errors import StatusError
 from clusterset.apiserver.meta.selectors import label_selector_from_object
@@ -128,7 +130,7 @@ def normal_rule(rule: Any) -> Any:
 def aggregate_rules(aggregation: Any, name: str, roles: list[Obj]) -> list[Obj]:
     """The rules an aggregated ClusterRole gets: each selector's matches by name, first occurrence kept."""
     rules: list[Obj] = []
-    seen: list[Any] = []
+    seen: set[bytes] = set()
     for selector in (aggregation or {}).get("clusterRoleSelectors") or []:
         try:
             matcher = label_selector_from_object(selector or {})
@@ -138,9 +140,9 @@ def aggregate_rules(aggregation: Any, name: str, roles: list[Obj]) -> list[Obj]:
             if role["metadata"]["name"] == name or not matcher.matches(role["metadata"].get("labels")):
                 continue
             for rule in role.get("rules") or []:
-                normal = normal_rule(rule)
+                normal = orjson.dumps(normal_rule(rule), option=orjson.OPT_SORT_KEYS)
                 if normal not in seen:
-                    seen.append(normal)
+                    seen.add(normal)
                     rules.append(rule)
     return rules
 

@@ -44,6 +44,9 @@ class NamespaceDefaults:
         self.ca_pem = ca_pem
 
     def keys_for(self, cluster: Cluster, event: Event) -> Iterable[Key]:
+        store, name = cluster.store, event.entry.obj["metadata"]["name"]
+        if store.get(SERVICE_ACCOUNTS, name, "default") and store.get(CONFIG_MAPS, name, ROOT_CA):
+            return []  # nothing to add (a restart relists every namespace)
         return _active(event)
 
     async def reconcile(self, api: ClusterAPI, key: Key) -> float | None:

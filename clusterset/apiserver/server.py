@@ -171,8 +171,10 @@ class Apiserver:
         }
         self._db.put_cluster(name, 0, orjson.dumps(settings))
         cluster = self._make_cluster(name, settings)
-        self._controllers.attach(cluster, switchable=controllers and self._running)
+        self._controllers.attach(cluster, switchable=False)
         await self._bootstrap(cluster)
+        if controllers and self._running:  # after the wait: the add does not wait for nodes and the like
+            self._controllers.attach(cluster, switchable=True)
         if self._running:
             for callback in self.cluster_added:
                 callback(name)

@@ -285,18 +285,17 @@ class ClusterStore:
             self._wake_rv_waiters()
 
     # subscribers -------------------------------------------------------------
-    def subscribe(self, resource: str, listener: Listener) -> Callable[[], None]:
+    def subscribe(self, resource: str, listener: Listener) -> None:
         """Calls `listener(cluster, event)` synchronously with each event of `resource` (or of every resource,
         `"*"`), in the writer's loop turn: for indexes that must follow every write (RBAC) and for the
-        controller manager's queues. Returns what unsubscribes it."""
-        listeners = self._listeners.setdefault(resource, [])
-        listeners.append(listener)
+        controller manager's queues."""
+        self._listeners.setdefault(resource, []).append(listener)
 
-        def unsubscribe() -> None:
-            if listener in listeners:
-                listeners.remove(listener)
-
-        return unsubscribe
+    def unsubscribe(self, resource: str, listener: Listener) -> None:
+        """Removes one subscription (each subscriber removes its own)."""
+        listeners = self._listeners.get(resource)
+        if listeners and listener in listeners:
+            listeners.remove(listener)
 
     # watch -------------------------------------------------------------------
     def watch(

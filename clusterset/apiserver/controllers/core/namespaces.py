@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 
@@ -54,15 +55,17 @@ class NamespaceDefaults:
         ns = api.get(NAMESPACES, "", namespace)
         if ns is None or ns["metadata"].get("deletionTimestamp"):
             return None
+        writes = []
         if api.get(SERVICE_ACCOUNTS, namespace, "default") is None:
-            await api.as_manager("kube-controller-manager").create(
-                SERVICE_ACCOUNTS, {"metadata": {"name": "default", "namespace": namespace}})
+            writes.append(api.as_manager("kube-controller-manager").create(
+                SERVICE_ACCOUNTS, {"metadata": {"name": "default", "namespace": namespace}}))
         if api.get(CONFIG_MAPS, namespace, ROOT_CA) is None:
-            await api.as_manager("kube-root-ca-cert-publisher").create(CONFIG_MAPS, {
+            writes.append(api.as_manager("kube-root-ca-cert-publisher").create(CONFIG_MAPS, {
                 "metadata": {"name": ROOT_CA, "namespace": namespace,
                              "annotations": {"kubernetes.io/description": ROOT_CA_DESCRIPTION}},
                 "data": {"ca.crt": self.ca_pem},
-            })
+            }))
+        await asyncio.gather(*writes)  # one commit for both
         return None
 
 

@@ -28,6 +28,7 @@ from clusterset.apiserver.admission import default_plugins
 from clusterset.apiserver.auth import policy
 from clusterset.apiserver.auth.authn import Authenticator
 from clusterset.apiserver.auth.tokens import TokenIssuer
+from clusterset.apiserver.auth.users import LOOPBACK
 from clusterset.apiserver.controllers import cluster_controllers as default_cluster_controllers
 from clusterset.apiserver.controllers.core import core_controllers
 from clusterset.apiserver.controllers.manager import Controller, ControllerManager
@@ -217,7 +218,7 @@ class Apiserver:
         served = cluster.registry.get(group, version, plural)
         if served is None:
             raise errors.path_not_found()
-        return Ctx(cluster, served, namespace, manager=manager)
+        return Ctx(cluster, served, namespace, user=LOOPBACK, manager=manager)
 
     # ---------------------------------------------------------------- what tests, benchmarks and the fleet read
     def cluster_names(self) -> list[str]:

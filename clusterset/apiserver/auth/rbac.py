@@ -55,8 +55,8 @@ def user_keys(user: UserInfo) -> list[SubjectKey]:
 
 
 # ---------------------------------------------------------------- rule matching (rbac/v1 helpers)
-# A rule's fields are []string upstream. Anything else (the store does not type-check RBAC objects) matches
-# nothing: `"get" in "forget"` or `"" in "apps"` must never grant access.
+# A rule's fields are []string upstream. Anything else (stored before writes were type-checked as upstream
+# decodes them) matches nothing: `"get" in "forget"` or `"" in "apps"` must never grant access.
 def _strings(values: Any) -> list[Any]:
     return values if isinstance(values, list) else []
 

@@ -25,11 +25,10 @@ LOOPBACK = UserInfo("system:apiserver", groups=(MASTERS, AUTHENTICATED))
 
 
 def user_from_review(spec: dict[str, Any]) -> UserInfo:
-    """The user a SubjectAccessReview asks about (spec.user, groups, uid, extra), as given."""
-    extra = spec.get("extra") or {}
+    """The user a SubjectAccessReview asks about (spec.user, groups, uid, extra), as given (types checked)."""
     return UserInfo(
-        str(spec.get("user") or ""),
-        str(spec.get("uid") or ""),
-        tuple(str(g) for g in spec.get("groups") or []),
-        {str(k): [str(x) for x in v or []] for k, v in extra.items()} if isinstance(extra, dict) else {},
+        spec.get("user") or "",
+        spec.get("uid") or "",
+        tuple(spec.get("groups") or ()),
+        {k: list(v or []) for k, v in (spec.get("extra") or {}).items()},
     )

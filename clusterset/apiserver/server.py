@@ -27,7 +27,9 @@ from clusterset.api.times import now_rfc3339
 from clusterset.apiserver.admission import default_plugins
 from clusterset.apiserver.auth import policy
 from clusterset.apiserver.auth.authn import Authenticator
+from clusterset.apiserver.auth.escalation import RbacEscalation
 from clusterset.apiserver.auth.tokens import TokenIssuer
+from clusterset.apiserver.auth.users import LOOPBACK
 from clusterset.apiserver.controllers import cluster_controllers as default_cluster_controllers
 from clusterset.apiserver.controllers.core import core_controllers
 from clusterset.apiserver.controllers.manager import Controller, ControllerManager
@@ -93,7 +95,8 @@ class Apiserver:
         # ServiceAccount tokens: signed with <pki>/sa.key (made on first use; random for in-memory servers)
         self._tokens = TokenIssuer(cert_dir / "sa.key")
         self._authenticator = Authenticator(self._clusters, self._by_token, self._tokens)
-        self._rest = Rest(Admission(default_plugins()))
+        # the admission plugins, then RBAC's escalation check (it needs the authorizer, so it lives in auth/)
+        self._rest = Rest(Admission([*default_plugins(), RbacEscalation()]))
         self._controllers = ControllerManager(
             self._clusters, self._rest, core_controllers(self.ca_pem),
             default_cluster_controllers() if cluster_controllers is None else cluster_controllers)
@@ -217,7 +220,7 @@ class Apiserver:
         served = cluster.registry.get(group, version, plural)
         if served is None:
             raise errors.path_not_found()
-        return Ctx(cluster, served, namespace, manager=manager)
+        return Ctx(cluster, served, namespace, user=LOOPBACK, manager=manager)
 
     # ---------------------------------------------------------------- what tests, benchmarks and the fleet read
     def cluster_names(self) -> list[str]:

@@ -591,6 +591,101 @@ def expect_status(call: Any, code: int, *args: Any) -> dict[str, Any]:
     return body
 
 
+def test_names_and_selectors_are_validated_as_upstream(cluster: ClusterInfo) -> None:
+    api = rbac(cluster)
+    body = expect_status(api.create_namespaced_role_binding, 422, "default", {
+        "metadata": {"name": "b"}, "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "a/b"},
+        "subjects": [{"kind": "ServiceAccount", "name": "Not_A_Name"}, {"kind": "User", "name": ""}]})
+    assert body["message"] == (
+        f'RoleBinding.{RBAC} "b" is invalid: [roleRef.name: Invalid value: "a/b": may not contain \'/\', '
+        'subjects[0].name: Invalid value: "Not_A_Name": a lowercase RFC 1123 subdomain must consist of lower case '
+        "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. "
+        "'example.com', regex used for validation is "
+        "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*'), subjects[1].name: Required value]")
+    body = expect_status(api.create_cluster_role, 422, {"metadata": {"name": "agg"}, "aggregationRule": {
+        "clusterRoleSelectors": [{"matchExpressions": [{"key": "a", "operator": "Bogus"},
+                                                       {"key": "-b", "operator": "In"}]}]}})
+    assert body["message"] == (
+        f'ClusterRole.{RBAC} "agg" is invalid: [aggregationRule.clusterRoleSelectors[0].matchExpressions[0].operator: '
+        'Invalid value: "Bogus": not a valid selector operator, '
+        "aggregationRule.clusterRoleSelectors[0].matchExpressions[1].values: Required value: must be specified when "
+        "`operator` is 'In' or 'NotIn', aggregationRule.clusterRoleSelectors[0].matchExpressions[1].key: Invalid "
+        'value: "-b": name part must consist of alphanumeric characters, \'-\', \'_\' or \'.\', and must start and '
+        "end with an alphanumeric character]")
+    body = expect_status(api.create_cluster_role, 422, {"metadata": {"name": "agg"}, "aggregationRule": {}})
+    assert body["message"] == (f'ClusterRole.{RBAC} "agg" is invalid: aggregationRule.clusterRoleSelectors: Required '
+                               "value: at least one clusterRoleSelector required if aggregationRule is non-nil")
+
+
+def test_wrong_types_are_refused_as_upstream_decodes_them(cluster: ClusterInfo) -> None:
+    """A rule whose verbs are a string used to be stored (and matched nothing): upstream's decoder refuses it."""
+    path = f"/apis/{RBAC}/v1"
+    cases = [
+        ("namespaces/default/roles", "Role", {"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": "get"}]},
+         "string into Go struct field PolicyRule.rules.verbs of type []string"),
+        ("namespaces/default/roles", "Role", {"rules": [{"verbs": ["get", 1]}]},
+         "number into Go struct field PolicyRule.rules.verbs of type string"),
+        ("namespaces/default/roles", "Role", {"rules": "all"},
+         "string into Go struct field Role.rules of type []v1.PolicyRule"),
+        ("clusterroles", "ClusterRole", {"aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"a": True}}]}},
+         "bool into Go struct field LabelSelector.aggregationRule.clusterRoleSelectors.matchLabels of type string"),
+        ("namespaces/default/rolebindings", "RoleBinding", {"roleRef": "view"},
+         "string into Go struct field RoleBinding.roleRef of type v1.RoleRef"),
+        ("clusterrolebindings", "ClusterRoleBinding",
+         {"roleRef": {"kind": "ClusterRole", "name": "view"}, "subjects": ["system:masters"]},
+         "string into Go struct field ClusterRoleBinding.subjects of type v1.Subject"),
+    ]
+    for resource, kind, fields, error in cases:
+        status, body = request(cluster, "POST", f"{path}/{resource}", {"metadata": {"name": "typed"}, **fields})
+        assert (status, body["reason"]) == (400, "BadRequest"), (kind, body)
+        assert body["message"] == (f'{kind} in version "v1" cannot be handled as a {kind}: json: cannot unmarshal '
+                                   f"{error}")
+        assert request(cluster, "GET", f"{path}/{resource}/typed")[0] == 404
+
+
+def test_nulls_in_lists_are_zero_values_as_go_decodes_them(cluster: ClusterInfo) -> None:
+    """A null selector requirement used to crash validation (a 500); Go decodes it as an empty requirement."""
+    status, body = request(cluster, "POST", f"/apis/{RBAC}/v1/clusterroles", {
+        "metadata": {"name": "nulls"}, "aggregationRule": {"clusterRoleSelectors": [{"matchExpressions": [None]}]}})
+    assert (status, body["message"]) == (422, (
+        f'ClusterRole.{RBAC} "nulls" is invalid: [aggregationRule.clusterRoleSelectors[0].matchExpressions[0].'
+        'operator: Invalid value: "": not a valid selector operator, aggregationRule.clusterRoleSelectors[0].'
+        'matchExpressions[0].key: Invalid value: "": name part must be non-empty]'))
+    status, body = request(cluster, "POST", f"/apis/{RBAC}/v1/clusterroles", {
+        "metadata": {"name": "nulls"}, "rules": [{"apiGroups": [None], "resources": ["pods"], "verbs": ["get"]}],
+        "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"a": None}}, None]}})
+    assert status == 201, body
+    assert body["rules"][0]["apiGroups"] == [""]
+    assert body["aggregationRule"] == {"clusterRoleSelectors": [{"matchLabels": {"a": ""}}, {}]}
+
+
+def test_review_specs_are_typed(cluster: ClusterInfo) -> None:
+    path = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+    pods = {"verb": "list", "resource": "pods", "namespace": "a"}
+    cases = [  # groups as a string were read letter by letter; a number as a verb was turned into "3"
+        ({"user": "x", "groups": "system:masters", "resourceAttributes": pods},
+         "string into Go struct field SubjectAccessReviewSpec.spec.groups of type []string"),
+        ({"user": "x", "extra": {"k": "v"}, "resourceAttributes": pods},
+         "string into Go struct field SubjectAccessReviewSpec.spec.extra of type v1.ExtraValue"),
+        ({"user": "x", "resourceAttributes": {**pods, "verb": 3}},
+         "number into Go struct field ResourceAttributes.spec.resourceAttributes.verb of type string"),
+        ({"user": "x", "resourceAttributes": "pods"},
+         "string into Go struct field SubjectAccessReviewSpec.spec.resourceAttributes of type v1.ResourceAttributes"),
+    ]
+    for spec, error in cases:
+        status, body = request(cluster, "POST", path, {"spec": spec})
+        assert (status, body["message"]) == (400, 'SubjectAccessReview in version "v1" cannot be handled as a '
+                                                  f"SubjectAccessReview: json: cannot unmarshal {error}"), spec
+    status, body = request(cluster, "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {"spec": []})
+    assert (status, body["message"]) == (400, 'SelfSubjectAccessReview in version "v1" cannot be handled as a '
+                                              "SelfSubjectAccessReview: json: cannot unmarshal array into Go struct "
+                                              "field SelfSubjectAccessReview.spec of type "
+                                              "v1.SelfSubjectAccessReviewSpec")
+    status, body = request(cluster, "POST", path, {"spec": {"user": "x", "groups": ["system:masters"],
+                                                            "resourceAttributes": pods}})
+    assert status == 201 and body["status"]["allowed"] is True
+
+
 def test_impersonation(cluster: ClusterInfo, bot: ClusterInfo) -> None:
     def as_(token: str, path: str, **headers: str) -> tuple[int, dict[str, Any]]:
         http = urllib3.PoolManager(ca_certs=cluster.ca_file)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from clusterset.apiserver.auth.authz import go_quote_list
 from clusterset.apiserver.auth.tokens import (
     API_AUDIENCES,
     CLUSTER_CLAIM,
@@ -89,8 +90,8 @@ class Authenticator:
         token_auds = [aud] if isinstance(aud, str) else [str(a) for a in aud or []]
         matched = [a for a in wanted if a in token_auds]
         if not matched:
-            return TokenResult(None, f"token audiences {_go_quote_list(token_auds)} is invalid for the target "
-                                     f"audiences {_go_quote_list(wanted)}")
+            return TokenResult(None, f"token audiences {go_quote_list(token_auds)} is invalid for the target "
+                                     f"audiences {go_quote_list(wanted)}")
         now = self.issuer.clock()
         try:
             if now > int(claims["exp"]) + LEEWAY:
@@ -164,7 +165,3 @@ def _deleted_before(meta: dict[str, Any], cutoff: float) -> bool:
     except ValueError:
         return True
     return when < cutoff
-
-
-def _go_quote_list(items: list[str]) -> str:
-    return "[" + " ".join(f'"{i}"' for i in items) + "]"

@@ -25,11 +25,12 @@ def authorize(cluster: Cluster, user: UserInfo, attrs: Attributes) -> Decision:
 def forbidden(user: UserInfo, attrs: Attributes, reason: str = "") -> StatusError:
     """The 403 kube-apiserver answers when no authorizer allowed the request."""
     if not attrs.resource_request:
-        text = f"User {_q(user.name)} cannot {attrs.verb} path {_q(attrs.path)}"
+        text = f"User {go_quote(user.name)} cannot {attrs.verb} path {go_quote(attrs.path)}"
     else:
         resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
-        text = f"User {_q(user.name)} cannot {attrs.verb} resource {_q(resource)} in API group {_q(attrs.group)}"
-        text += f" in the namespace {_q(attrs.namespace)}" if attrs.namespace else " at the cluster scope"
+        text = (f"User {go_quote(user.name)} cannot {attrs.verb} resource {go_quote(resource)} in API group "
+                f"{go_quote(attrs.group)}")
+        text += f" in the namespace {go_quote(attrs.namespace)}" if attrs.namespace else " at the cluster scope"
     text = _sanitize(text)
     if reason:
         text = f"{text}: {reason}"
@@ -37,7 +38,7 @@ def forbidden(user: UserInfo, attrs: Attributes, reason: str = "") -> StatusErro
         return _EmptyDetailsForbidden(403, "Forbidden", f"forbidden: {text}")
     subject = qualified(attrs.resource, attrs.group)
     if attrs.name:
-        subject = f"{subject} {_q(attrs.name)}"
+        subject = f"{subject} {go_quote(attrs.name)}"
     details: dict[str, Any] = {"name": attrs.name, "group": attrs.group, "kind": attrs.resource}
     return StatusError(403, "Forbidden", f"{subject} is forbidden: {text}", details)
 
@@ -68,13 +69,13 @@ def authorize_create_on_apply(cluster: Cluster, user: UserInfo, attrs: Attribute
         return
     subject = qualified(attrs.resource, attrs.group)
     if attrs.name:
-        subject = f"{subject} {_q(attrs.name)}"
+        subject = f"{subject} {go_quote(attrs.name)}"
     raise StatusError(403, "Forbidden", f"{subject} is forbidden: {decision.reason}",
                       {"name": attrs.name, "group": attrs.group, "kind": attrs.resource})
 
 
-def _q(text: str) -> str:
-    """Go's %q for the strings that appear here (printable ASCII mostly; escapes as strconv.Quote)."""
+def go_quote(text: str) -> str:
+    """Go's %q of a string (escapes as strconv.Quote)."""
     out = ['"']
     for ch in text:
         if ch in ('"', "\\"):
@@ -92,6 +93,11 @@ def _q(text: str) -> str:
             out.append(ch)
     out.append('"')
     return "".join(out)
+
+
+def go_quote_list(texts: list[str] | tuple[str, ...]) -> str:
+    """Go's %q of a []string: `["a" "b"]`."""
+    return "[" + " ".join(go_quote(t) for t in texts) + "]"
 
 
 def _sanitize(text: str) -> str:

@@ -14,7 +14,7 @@ from the store when a binding is evaluated, so every change takes effect on the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from clusterset.apiserver.auth.attributes import Attributes, Decision
@@ -55,8 +55,8 @@ def user_keys(user: UserInfo) -> list[SubjectKey]:
 
 
 # ---------------------------------------------------------------- rule matching (rbac/v1 helpers)
-# A rule's fields are []string upstream. Anything else (the store does not type-check RBAC objects) matches
-# nothing: `"get" in "forget"` or `"" in "apps"` must never grant access.
+# A rule's fields are []string upstream. Anything else (stored before writes were type-checked as upstream
+# decodes them) matches nothing: `"get" in "forget"` or `"" in "apps"` must never grant access.
 def _strings(values: Any) -> list[Any]:
     return values if isinstance(values, list) else []
 
@@ -118,6 +118,19 @@ def describe(binding: Obj, subject_index: int) -> str:
                 f"{_describe_subject(subject, namespace)}")
     return (f'ClusterRoleBinding "{meta["name"]}" of {ref.get("kind", "")} "{ref.get("name", "")}" to '
             f"{_describe_subject(subject, '')}")
+
+
+def lister_not_found(resource: str, name: str) -> str:
+    """How the authorizer's informers word a missing role: `role.rbac.authorization.k8s.io "x" not found`."""
+    return f'{resource.removesuffix("s")}.{GROUP} "{name}" not found'
+
+
+def registry_not_found(resource: str, name: str) -> str:
+    """How the registry words it (the escalation check reads roles there): `roles.rbac... "x" not found`."""
+    return f'{resource}.{GROUP} "{name}" not found'
+
+
+NotFoundWording = Callable[[str, str], str]
 
 
 def aggregate_errors(messages: list[str]) -> str:
@@ -210,7 +223,8 @@ class RbacAuthorizer:
                 yield found[name]
 
     # ---------------------------------------------------------------- roles
-    def role_rules(self, ref: Any, binding_namespace: str) -> tuple[list[Obj], str]:
+    def role_rules(self, ref: Any, binding_namespace: str, not_found: NotFoundWording = lister_not_found
+                   ) -> tuple[list[Obj], str]:
         """The rules of a binding's roleRef, or the error that keeps them from counting."""
         if not isinstance(ref, dict):
             return [], 'unsupported role reference kind: ""'
@@ -218,11 +232,11 @@ class RbacAuthorizer:
         if kind == "Role":
             entry = self.store.get(ROLES, binding_namespace, name) if binding_namespace else None
             if entry is None:
-                return [], f'role.{GROUP} "{name}" not found'
+                return [], not_found("roles", name)
         elif kind == "ClusterRole":
             entry = self.store.get(CLUSTER_ROLES, "", name)
             if entry is None:
-                return [], f'clusterrole.{GROUP} "{name}" not found'
+                return [], not_found("clusterroles", name)
         else:
             return [], f'unsupported role reference kind: "{kind}"'
         rules = entry.obj.get("rules")
@@ -243,12 +257,14 @@ class RbacAuthorizer:
             return Decision(False, f"RBAC: {aggregate_errors(errors)}")
         return _DENY
 
-    def rules_for(self, user: UserInfo, namespace: str) -> tuple[list[Obj], list[str]]:
+    def rules_for(self, user: UserInfo, namespace: str, not_found: NotFoundWording = lister_not_found
+                  ) -> tuple[list[Obj], list[str]]:
         """Every rule that applies to the user in the namespace, and the resolution errors."""
         rules: list[Obj] = []
         errors: list[str] = []
         for binding, _ in self._bindings(user, namespace):
-            found, error = self.role_rules(binding.get("roleRef"), binding["metadata"].get("namespace", ""))
+            found, error = self.role_rules(binding.get("roleRef"), binding["metadata"].get("namespace", ""),
+                                           not_found)
             if error:
                 errors.append(error)
             rules.extend(found)

@@ -21,6 +21,7 @@ from clusterset.apiserver.auth.users import UserInfo, user_from_review
 from clusterset.apiserver.meta import errors
 from clusterset.apiserver.meta.errors import FieldError, field_invalid
 from clusterset.apiserver.registry.cluster import Cluster
+from clusterset.apiserver.registry.decoding import STRING, STRINGS, decode_as_go, struct
 
 AUTHORIZATION = "authorization.k8s.io"
 AUTHENTICATION = "authentication.k8s.io"
@@ -61,11 +62,9 @@ def create_review(
     if body.get("kind") not in (None, kind):
         raise errors.bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: the kind in the '
                                  f"data ({body.get('kind')}) does not match the expected kind ({kind})")
+    decode_as_go(body, _GO_TYPES[kind], version)
     meta = body.get("metadata") or {}
     spec = body.get("spec") or {}
-    if not isinstance(meta, dict) or not isinstance(spec, dict):
-        raise errors.bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: '
-                                 "metadata and spec must be objects")
     if namespace is not None and meta.get("namespace") not in (None, "", namespace):
         raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the "
                                  "request")
@@ -75,13 +74,32 @@ def create_review(
     if namespace is not None:
         out_meta.setdefault("namespace", namespace)
     handler = _HANDLERS[kind]
-    status = handler(_Review(cluster, authenticator, user, kind, group, str(meta.get("name") or ""), namespace,
-                             spec))
+    status = handler(_Review(cluster, authenticator, user, kind, group, meta.get("name") or "", namespace, spec))
     out: dict[str, Any] = {"kind": kind, "apiVersion": api_version, "metadata": out_meta}
     if kind != "SelfSubjectReview":
         out["spec"] = spec
     out["status"] = status
     return out
+
+
+# the review kinds' fields as Go types: upstream decodes them, and refuses a value of the wrong type with a 400
+_OBJECT_META = struct("ObjectMeta", name=STRING, generateName=STRING, namespace=STRING, labels=STRING.map(),
+                      annotations=STRING.map())
+_ACCESS_SPEC_FIELDS = {
+    "resourceAttributes": struct("ResourceAttributes", namespace=STRING, verb=STRING, group=STRING, version=STRING,
+                                 resource=STRING, subresource=STRING, name=STRING),
+    "nonResourceAttributes": struct("NonResourceAttributes", path=STRING, verb=STRING),
+}
+_SUBJECT_ACCESS_SPEC = struct("SubjectAccessReviewSpec", **_ACCESS_SPEC_FIELDS, user=STRING, groups=STRINGS,
+                              extra=STRING.slice("v1.ExtraValue").map(), uid=STRING)
+_GO_TYPES = {kind: struct(kind, metadata=_OBJECT_META, **({"spec": spec} if spec else {})) for kind, spec in {
+    "SelfSubjectAccessReview": struct("SelfSubjectAccessReviewSpec", **_ACCESS_SPEC_FIELDS),
+    "SelfSubjectRulesReview": struct("SelfSubjectRulesReviewSpec", namespace=STRING),
+    "SubjectAccessReview": _SUBJECT_ACCESS_SPEC,
+    "LocalSubjectAccessReview": _SUBJECT_ACCESS_SPEC,
+    "SelfSubjectReview": None,
+    "TokenReview": struct("TokenReviewSpec", token=STRING, audiences=STRINGS),
+}.items()}
 
 
 class _Review:
@@ -117,19 +135,18 @@ def _attributes(review: _Review, more: list[FieldError] | None = None) -> Attrib
     problems += more or []
     if problems:
         raise review.invalid(problems)
-    if isinstance(non_resource, dict):
-        return Attributes(verb=str(non_resource.get("verb") or ""), path=str(non_resource.get("path") or ""))
-    if not isinstance(resource, dict):
-        raise errors.bad_request(f"{review.kind}.spec.resourceAttributes must be an object")
+    if non_resource is not None:
+        return Attributes(verb=non_resource.get("verb") or "", path=non_resource.get("path") or "")
+    resource = spec["resourceAttributes"]
     return Attributes(
-        verb=str(resource.get("verb") or ""),
+        verb=resource.get("verb") or "",
         resource_request=True,
-        namespace=str(resource.get("namespace") or ""),
-        group=str(resource.get("group") or ""),
-        version=str(resource.get("version") or ""),
-        resource=str(resource.get("resource") or ""),
-        subresource=str(resource.get("subresource") or ""),
-        name=str(resource.get("name") or ""),
+        namespace=resource.get("namespace") or "",
+        group=resource.get("group") or "",
+        version=resource.get("version") or "",
+        resource=resource.get("resource") or "",
+        subresource=resource.get("subresource") or "",
+        name=resource.get("name") or "",
         path="",
     )
 
@@ -154,7 +171,7 @@ def _subject_access(review: _Review) -> dict[str, Any]:
                                       "at least one of user or group must be specified"))
     if review.kind == "LocalSubjectAccessReview":
         resource = spec.get("resourceAttributes")
-        if isinstance(resource, dict) and (resource.get("namespace") or "") != review.namespace:
+        if resource is not None and (resource.get("namespace") or "") != review.namespace:
             problems.append(field_invalid("spec.resourceAttributes.namespace", resource.get("namespace") or "",
                                           "must match metadata.namespace"))
         if spec.get("nonResourceAttributes") is not None:
@@ -164,7 +181,7 @@ def _subject_access(review: _Review) -> dict[str, Any]:
 
 
 def _self_subject_rules(review: _Review) -> dict[str, Any]:
-    namespace = str(review.spec.get("namespace") or "")
+    namespace = review.spec.get("namespace") or ""
     if not namespace:
         raise errors.bad_request("no namespace on request")
     resource_rules: list[dict[str, Any]] = []
@@ -199,9 +216,9 @@ def _self_subject(review: _Review) -> dict[str, Any]:
 
 def _token(review: _Review) -> dict[str, Any]:
     token = review.spec.get("token")
-    if not isinstance(token, str) or not token:
+    if not token:
         raise review.invalid([errors.field_required("spec.token")])
-    audiences = [str(a) for a in review.spec.get("audiences") or []]
+    audiences = list(review.spec.get("audiences") or [])
     result = review.authenticator.token_review(token, review.cluster, audiences or None)
     if result.user is None:
         return {"user": {}, "error": f"[invalid bearer token, {result.error}]"

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from clusterset.apiserver.auth.users import LOOPBACK, UserInfo
 from clusterset.apiserver.meta.errors import StatusError
 from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.registry.context import Ctx
@@ -50,11 +51,16 @@ class Controller(Protocol):
 
 @dataclass
 class ClusterAPI:
-    """What a reconcile may touch: one cluster's store (reads) and the REST pipeline (writes)."""
+    """What a reconcile may touch: one cluster's store (reads) and the REST pipeline (writes).
+
+    Writes run as the server's own user (`LOOPBACK`, in system:masters): the controllers are in-process and
+    trusted, as upstream's loopback clients, and kube-controller-manager's roles hold what its controllers
+    write (the ClusterRole aggregation controller may `escalate`)."""
 
     rest: Rest
     cluster: Cluster
     manager: str
+    user: UserInfo = LOOPBACK
 
     def as_manager(self, manager: str) -> ClusterAPI:
         """The same cluster, writing under another field manager."""
@@ -74,8 +80,8 @@ class ClusterAPI:
         served = self.cluster.registry.by_key(resource)
         if served is None:
             raise KeyError(resource)
-        return Ctx(self.cluster, served, namespace if served.rt.namespaced else None, manager=self.manager,
-                   manager_explicit=True)
+        return Ctx(self.cluster, served, namespace if served.rt.namespaced else None, user=self.user,
+                   manager=self.manager, manager_explicit=True)
 
     async def create(self, resource: str, obj: Obj) -> Obj | None:
         """Creates `obj`; None if it already exists or its namespace is going away."""

@@ -17,7 +17,7 @@ from clusterset.apiserver.registry.cluster import Cluster
 
 async def resource_request(services: Services, request: web.Request, cluster: Cluster, target: Target,
                            user: UserInfo) -> web.StreamResponse:
-    ctx = request_ctx(request, cluster, target)
+    ctx = request_ctx(request, cluster, target, user)
     method = request.method
     if subresources.is_review(target):
         return await subresources.create_review(services, request, ctx, target, user)

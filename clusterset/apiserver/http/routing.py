@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from clusterset.apiserver.auth.users import UserInfo
 from clusterset.apiserver.http.codecs import decode, read_raw, truthy
 from clusterset.apiserver.meta import errors
 from clusterset.apiserver.meta.errors import StatusError
@@ -49,8 +50,8 @@ def parse_target(cluster: Cluster, group: str, version: str, parts: list[str]) -
     return Target(group, version, plural, namespace, name, sub)
 
 
-def request_ctx(request: web.Request, cluster: Cluster, target: Target) -> Ctx:
-    """The registry context of a resource request: its field manager, validation and dry-run options."""
+def request_ctx(request: web.Request, cluster: Cluster, target: Target, user: UserInfo) -> Ctx:
+    """The registry context of a resource request: its user, field manager, validation and dry-run options."""
     q = request.query
     served = cluster.registry.get(target.group, target.version, target.plural)
     assert served is not None
@@ -78,6 +79,7 @@ def request_ctx(request: web.Request, cluster: Cluster, target: Target) -> Ctx:
         cluster,
         served,
         target.namespace,
+        user=user,
         manager=manager,
         manager_explicit=explicit,
         dry_run=bool(dry),

@@ -1,4 +1,8 @@
-"""rbac.authorization.k8s.io: Roles, ClusterRoles and their bindings (upstream's defaulting and validation)."""
+"""rbac.authorization.k8s.io: Roles, ClusterRoles and their bindings (upstream's decoding, defaulting and validation).
+
+What a write may grant is not judged here but by the escalation check (`auth/escalation.py`), which needs the
+requester's rules.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +10,52 @@ from typing import Any
 
 from clusterset.apiserver.meta.errors import (
     FieldError,
+    field_invalid,
     field_not_supported,
     field_required,
 )
+from clusterset.apiserver.meta.validation import (
+    dns1123_subdomain_problems,
+    path_segment_problems,
+    validate_label_selector,
+)
+from clusterset.apiserver.registry.decoding import STRING, STRINGS, GoType, decode_as_go, struct
 from clusterset.apiserver.registry.strategy import ClusterView, NoGenerationStrategy
 from clusterset.apiserver.storage.store import Obj
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 
+# the fields of the four kinds as Go types, for the decoder's 400 on a value of the wrong type
+_POLICY_RULES = struct("PolicyRule", verbs=STRINGS, apiGroups=STRINGS, resources=STRINGS, resourceNames=STRINGS,
+                       nonResourceURLs=STRINGS).slice()
+_LABEL_SELECTOR = struct("LabelSelector", matchLabels=STRING.map(), matchExpressions=struct(
+    "LabelSelectorRequirement", key=STRING, operator=GoType("v1.LabelSelectorOperator"), values=STRINGS).slice())
+_ROLE_REF = struct("RoleRef", apiGroup=STRING, kind=STRING, name=STRING)
+_SUBJECTS = struct("Subject", kind=STRING, apiGroup=STRING, name=STRING, namespace=STRING).slice()
+GO_TYPES = {
+    "Role": struct("Role", rules=_POLICY_RULES),
+    "ClusterRole": struct("ClusterRole", rules=_POLICY_RULES, aggregationRule=struct(
+        "AggregationRule", clusterRoleSelectors=_LABEL_SELECTOR.slice())),
+    "RoleBinding": struct("RoleBinding", subjects=_SUBJECTS, roleRef=_ROLE_REF),
+    "ClusterRoleBinding": struct("ClusterRoleBinding", subjects=_SUBJECTS, roleRef=_ROLE_REF),
+}
+
 
 class RbacStrategy(NoGenerationStrategy):
-    """Roles and bindings: upstream's defaulting (subject and roleRef apiGroups) and validation."""
+    """Roles and bindings: upstream's decoding (field types), defaulting (subject and roleRef apiGroups) and
+    validation."""
 
     name_rule = "path"
     kind = ""
 
     def default(self, cluster: ClusterView, obj: Obj) -> None:
+        decode_as_go(obj, GO_TYPES[self.kind])  # upstream decodes, and so refuses wrong types, before defaulting
         if self.kind.endswith("Binding"):
-            ref = obj.get("roleRef")
-            if isinstance(ref, dict) and not ref.get("apiGroup"):
+            ref = obj["roleRef"] = obj.get("roleRef") or {}  # a struct upstream: never missing
+            if not ref.get("apiGroup"):
                 ref["apiGroup"] = RBAC_GROUP
             for subject in obj.get("subjects") or []:
-                if isinstance(subject, dict) and not subject.get("apiGroup") and subject.get("kind") in (
-                        "User", "Group"):
+                if not subject.get("apiGroup") and subject.get("kind") in ("User", "Group"):
                     subject["apiGroup"] = RBAC_GROUP
 
     def validate(self, cluster: ClusterView, obj: Obj, old: Obj | None, namespaced: bool) -> list[FieldError]:
@@ -36,12 +63,16 @@ class RbacStrategy(NoGenerationStrategy):
         if self.kind.endswith("Binding"):
             errors += _validate_binding(obj, old, namespaced)
             return errors
-        rules = obj.get("rules")
-        for i, rule in enumerate(rules if isinstance(rules, list) else []):
-            errors += _validate_policy_rule(rule if isinstance(rule, dict) else {}, namespaced, f"rules[{i}]")
+        for i, rule in enumerate(obj.get("rules") or []):
+            errors += _validate_policy_rule(rule, namespaced, f"rules[{i}]")
         aggregation = obj.get("aggregationRule")
-        if isinstance(aggregation, dict) and not aggregation.get("clusterRoleSelectors"):
-            errors.append(field_required("aggregationRule.clusterRoleSelectors"))
+        if aggregation is not None:
+            selectors = aggregation.get("clusterRoleSelectors") or []
+            if not selectors:
+                errors.append(field_required("aggregationRule.clusterRoleSelectors",
+                                             "at least one clusterRoleSelector required if aggregationRule is non-nil"))
+            for i, selector in enumerate(selectors):
+                errors += validate_label_selector(selector, f"aggregationRule.clusterRoleSelectors[{i}]")
         return errors
 
 
@@ -72,22 +103,23 @@ def _validate_policy_rule(rule: dict[str, Any], namespaced: bool, path: str) -> 
 
 def _validate_binding(obj: Obj, old: Obj | None, namespaced: bool) -> list[FieldError]:
     errors = []
-    ref: dict[str, Any] = obj["roleRef"] if isinstance(obj.get("roleRef"), dict) else {}
+    ref: dict[str, Any] = obj["roleRef"]
     if ref.get("apiGroup") != RBAC_GROUP:
         errors.append(field_not_supported("roleRef.apiGroup", ref.get("apiGroup", ""), [RBAC_GROUP]))
     kinds = ["Role", "ClusterRole"] if namespaced else ["ClusterRole"]
     if ref.get("kind") not in kinds:
         errors.append(field_not_supported("roleRef.kind", ref.get("kind", ""), kinds))
-    if not ref.get("name"):
+    role_name = ref.get("name") or ""
+    if not role_name:
         errors.append(field_required("roleRef.name"))
-    subjects = obj.get("subjects")
-    for i, subject in enumerate(subjects if isinstance(subjects, list) else []):
-        subject = subject if isinstance(subject, dict) else {}
-        path = f"subjects[{i}]"
-        if not subject.get("name"):
+    errors += [field_invalid("roleRef.name", role_name, p) for p in path_segment_problems(role_name)]
+    for i, subject in enumerate(obj.get("subjects") or []):
+        path, name = f"subjects[{i}]", subject.get("name") or ""
+        if not name:
             errors.append(field_required(f"{path}.name"))
         kind, group = subject.get("kind"), subject.get("apiGroup", "")
         if kind == "ServiceAccount":
+            errors += [field_invalid(f"{path}.name", name, p) for p in dns1123_subdomain_problems(name) if name]
             if group:
                 errors.append(field_not_supported(f"{path}.apiGroup", group, [""]))
             if not namespaced and not subject.get("namespace"):

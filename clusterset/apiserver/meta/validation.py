@@ -169,3 +169,29 @@ def _validate_owner_references(refs: Any) -> list[FieldError]:
             field_invalid("metadata.ownerReferences", refs, "Only one reference can have Controller set to true")
         )
     return errors
+
+
+def validate_label_selector(selector: dict[str, Any], path: str) -> list[FieldError]:
+    """metav1 ValidateLabelSelector of a typed selector: its labels, operators, keys and values."""
+    errors = validate_labels(selector.get("matchLabels"), f"{path}.matchLabels")
+    for i, requirement in enumerate(selector.get("matchExpressions") or []):
+        base = f"{path}.matchExpressions[{i}]"
+        operator, values = requirement.get("operator") or "", requirement.get("values") or []
+        if operator in ("In", "NotIn"):
+            if not values:
+                errors.append(field_required(f"{base}.values", "must be specified when `operator` is 'In' or 'NotIn'"))
+        elif operator in ("Exists", "DoesNotExist"):
+            if values:
+                errors.append(field_forbidden(
+                    f"{base}.values", "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"))
+        else:
+            errors.append(field_invalid(f"{base}.operator", operator, "not a valid selector operator"))
+        key = requirement.get("key") or ""
+        problem = label_key_problem(key)
+        if problem:
+            errors.append(field_invalid(f"{base}.key", key, problem))
+        for j, value in enumerate(values):
+            problem = label_value_problem(value)
+            if problem:
+                errors.append(field_invalid(f"{base}.values[{j}]", value, problem))
+    return errors

@@ -1,9 +1,10 @@
-"""One request's view of the registry: which cluster and served resource, and the write options."""
+"""One request's view of the registry: which cluster and served resource, who asks, and the write options."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from clusterset.apiserver.meta.users import UserInfo
 from clusterset.apiserver.patch.typeinfo import FieldTypes, SchemaFieldTypes, builtin_field_types
 from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.registry.registry import Served
@@ -15,6 +16,8 @@ class Ctx:
     cluster: Cluster
     served: Served
     namespace: str | None
+    # the requester: admission judges some writes by what it holds (RBAC escalation); always given
+    user: UserInfo = field(kw_only=True)
     manager: str = ""
     manager_explicit: bool = False
     dry_run: bool = False

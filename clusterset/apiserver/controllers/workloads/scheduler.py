@@ -290,7 +290,8 @@ class SchedulerController:
         bound = deep_copy(pod)
         bound["spec"]["nodeName"] = node
         served = api.ctx(PODS, namespace).served
-        ctx = Ctx(api.cluster, Served(served.rt, _BINDING), namespace, manager=api.manager, manager_explicit=True)
+        ctx = Ctx(api.cluster, Served(served.rt, _BINDING), namespace, user=api.user, manager=api.manager,
+                  manager_explicit=True)
         try:
             await api.rest.update(ctx, name, bound)
         except StatusError as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from clusterset.apiserver.kinds.apiextensions import CRD_TYPE, CRDStrategy
+from clusterset.apiserver.kinds.apiregistration import APISERVICE_TYPE, APIServiceStrategy
 from clusterset.apiserver.kinds.apps import ReplicaSetStrategy, workload_strategy
 from clusterset.apiserver.kinds.batch import CronJobStrategy, JobStrategy
 from clusterset.apiserver.kinds.core import (
@@ -109,6 +110,7 @@ BUILTINS: list[tuple[ResourceType, Strategy]] = [
     (_rt("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short=("pdb",), sub=("status",)), Strategy()),
     (_rt("networking.k8s.io", "v1", "ingresses", "Ingress", short=("ing",), sub=("status",)), Strategy()),
     (_rt("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False, ("pc",)), NoGenerationStrategy()),
+    (APISERVICE_TYPE, APIServiceStrategy()),
 ]
 
 # the CRD kind comes last in discovery, as before custom resources

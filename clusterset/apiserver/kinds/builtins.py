@@ -76,7 +76,11 @@ BUILTINS: list[tuple[ResourceType, Strategy]] = [
     (_rt("", "v1", "secrets", "Secret"), SecretStrategy()),
     (_rt("", "v1", "serviceaccounts", "ServiceAccount", short=("sa",), sub=("token",)), NoGenerationStrategy()),
     (_rt("", "v1", "events", "Event", short=("ev",)), EventStrategy()),
-    (_rt("", "v1", "pods", "Pod", short=("po",), cats=("all",), sub=("status",)), PodStrategy()),
+    (
+        _rt("", "v1", "pods", "Pod", short=("po",), cats=("all",),
+            sub=("status", "log", "exec", "attach", "portforward")),
+        PodStrategy(),
+    ),
     (_rt("", "v1", "nodes", "Node", False, ("no",), sub=("status",)), NodeStrategy()),
     (_rt("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"), EndpointSliceStrategy()),
     (

@@ -13,6 +13,7 @@ from kubernetes.stream import portforward, stream
 
 from clusterset.testing import ClusterInfo
 from tests.conftest import Kubectl
+from tests.helpers import wait_until
 
 SIMULATED = "is simulated: clusterset's embedded kubelet runs no processes"
 
@@ -55,7 +56,8 @@ def test_the_python_client_streams_get_the_message(live_kubectl: Kubectl, live_c
     assert failure["message"].endswith(f"{SIMULATED}, so there is nothing to run 'sh -c echo hi'")
     assert session.read_stdout() == ""
     forwarded = portforward(api.connect_get_namespaced_pod_portforward, "web", "default", ports="80,8443")
-    assert forwarded.error(80) == f"pod default/web {SIMULATED}, so nothing listens on port 80, 8443 to forward to"
+    error = wait_until(lambda: forwarded.error(80), message="the error channel of port 80")  # read by a thread
+    assert error == f"pod default/web {SIMULATED}, so nothing listens on port 80, 8443 to forward to"
 
 
 def test_a_request_that_does_not_upgrade_is_refused(live_kubectl: Kubectl, live_cluster: ClusterInfo) -> None:

@@ -52,7 +52,7 @@ async def connect(rest: Rest, request: web.Request, ctx: Ctx, name: str, sub: st
         raise errors.bad_request(_simulated_message(pod, sub, request, []))  # SPDY names its ports per stream
     ports = _ports(request) if sub == "portforward" else []
     message = _simulated_message(pod, sub, request, ports)
-    ws = web.WebSocketResponse(protocols=[p for p in protocols if p in offered], autoping=True)
+    ws = web.WebSocketResponse(protocols=[p for p in protocols if p in offered])
     await ws.prepare(request)
     protocol = ws.ws_protocol or ""
     send = _channel_sender(ws, protocol)

@@ -76,8 +76,6 @@ CORPUS: list[tuple[str, str, str, bytes | str, str, int, str]] = [
     ("bad data key", "POST", CM, cm("x", data={"a b": "1"}), "application/json", 422, "Invalid"),
     ("namespace mismatch", "POST", CM, json.dumps({"metadata": {"name": "x", "namespace": "other"}}),
      "application/json", 400, "BadRequest"),
-    ("resourceVersion on create", "POST", CM, json.dumps({"metadata": {"name": "x", "resourceVersion": "5"}}),
-     "application/json", 500, "InternalError"),
     ("unknown resource", "GET", "/api/v1/namespaces/default/widgets", "", "application/json", 404, "NotFound"),
     ("unknown group", "GET", "/apis/nope.example.com/v1", "", "application/json", 404, "NotFound"),
     ("too deep path", "GET", CM + "/a/b/c/d", "", "application/json", 404, "NotFound"),

@@ -43,7 +43,10 @@ class Controller(Protocol):
     watches: tuple[str, ...]
 
     def keys_for(self, cluster: Cluster, event: Event) -> Iterable[Key]:
-        """The keys an event makes stale (usually the object itself, or its owner)."""
+        """The keys an event makes stale (usually the object itself, or its owner).
+
+        A controller may also define `keys_on_attach(cluster) -> Iterable[Key]`: keys to reconcile when it starts
+        controlling a cluster, for what it must make although no object tells it to (the Local APIServices)."""
 
     async def reconcile(self, api: ClusterAPI, key: Key) -> float | None:
         """Makes the world match the desired state of `key`; returns seconds to requeue after, or None."""
@@ -174,6 +177,9 @@ class ControllerManager:
         for q in [q for name, q in self._queues.items() if name in wanted and name not in attached]:
             for resource in q.controller.watches:
                 cluster.store.subscribe(resource, q.listener)
+            seeds = getattr(q.controller, "keys_on_attach", None)
+            for key in seeds(cluster) if seeds is not None else ():
+                self._enqueue(q, cluster.name, key)
             for resource in q.controller.watches:
                 for key_resource in cluster.store.resources() if resource == ANY_RESOURCE else [resource]:
                     for entry in cluster.store.entries(key_resource):

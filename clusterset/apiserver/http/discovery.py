@@ -11,7 +11,13 @@ SUBRESOURCE_VERBS = {
     "scale": ["get", "patch", "update"],
     "finalize": ["update"],
     "token": ["create"],
+    "log": ["get"],
+    "exec": ["create", "get"],
+    "attach": ["create", "get"],
+    "portforward": ["create", "get"],
 }
+# what a connecting subresource answers with, as upstream's discovery names it (no group or version)
+CONNECT_KINDS = {"exec": "PodExecOptions", "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions"}
 
 
 def _preferred_first(registry: Registry) -> dict[str, list[str]]:
@@ -74,6 +80,8 @@ def api_resource_list(registry: Registry, group: str, version: str) -> dict[str,
                 sub_entry.update({"group": "autoscaling", "version": "v1", "kind": "Scale"})
             elif sub == "token":
                 sub_entry.update({"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"})
+            elif sub in CONNECT_KINDS:
+                sub_entry["kind"] = CONNECT_KINDS[sub]
             resources.append(sub_entry)
     gv = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
@@ -99,6 +107,8 @@ def _aggregated_resource(s: Served) -> dict[str, Any]:
             kind = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
         elif sub == "token":
             kind = {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}
+        elif sub in CONNECT_KINDS:
+            kind = {"group": "", "version": "", "kind": CONNECT_KINDS[sub]}
         subs.append({"subresource": sub, "responseKind": kind, "verbs": SUBRESOURCE_VERBS.get(sub, ["get"])})
     if subs:
         entry["subresources"] = subs

@@ -8,6 +8,8 @@ from aiohttp import web
 from clusterset.apiserver.auth.attributes import watch_requested
 from clusterset.apiserver.auth.users import UserInfo
 from clusterset.apiserver.http import reads, subresources, writes
+from clusterset.apiserver.http.podlogs import pod_log
+from clusterset.apiserver.http.podstreams import CONNECTING, connect
 from clusterset.apiserver.http.routing import Target, list_options, list_options_invalid, request_ctx
 from clusterset.apiserver.http.services import Services
 from clusterset.apiserver.http.watch import watch
@@ -36,6 +38,12 @@ async def resource_request(services: Services, request: web.Request, cluster: Cl
             return await writes.delete_collection(services, request, ctx)
         raise errors.method_not_allowed()
     name, sub = target.name, target.subresource
+    if sub == "log":
+        if method != "GET":
+            raise errors.method_not_allowed()
+        return await pod_log(services.rest, request, ctx, name)
+    if sub in CONNECTING:
+        return await connect(services.rest, request, ctx, name, sub)
     if sub == "scale" and method in ("GET", "PUT"):
         return subresources.get_scale(services, ctx, name) if method == "GET" else \
             await subresources.put_scale(services, request, ctx, name)

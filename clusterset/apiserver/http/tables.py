@@ -733,6 +733,29 @@ def rolebinding_cells(obj: Obj, now: datetime) -> Cells:
             ", ".join(users), ", ".join(groups), ", ".join(sas)]
 
 
+APISERVICE_COLUMNS = [
+    NAME_COL,
+    _col("Service", desc="The reference to the service that hosts this API endpoint."),
+    _col("Available", desc="Whether this service is available."),
+    AGE_COL,
+]
+
+
+def apiservice_cells(obj: Obj, now: datetime) -> Cells:
+    """kube-aggregator's ConvertToTable: `Local` or namespace/name; the Available status, with its reason if not
+    True."""
+    service = _get(obj, "spec", "service")
+    where = f"{_str(_dict(service).get('namespace'))}/{_str(_dict(service).get('name'))}" if service else "Local"
+    available = "Unknown"
+    for condition in _list(_get(obj, "status", "conditions")):
+        condition = _dict(condition)
+        if condition.get("type") == "Available":
+            status, reason = _str(condition.get("status")), _str(condition.get("reason"))
+            available = f"{status} ({reason})" if status != "True" and reason else status
+            break
+    return [_name(obj), where, available, _age(obj, now)]
+
+
 DEFAULT_COLUMNS = [NAME_COL, _col("Created At", "date", AGE_DESC)]
 
 
@@ -761,6 +784,7 @@ PRINTERS: dict[tuple[str, str], Printer] = {
     ("rbac.authorization.k8s.io", "ClusterRole"): (ROLE_COLUMNS, role_cells),
     ("rbac.authorization.k8s.io", "RoleBinding"): (ROLEBINDING_COLUMNS, rolebinding_cells),
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): (ROLEBINDING_COLUMNS, rolebinding_cells),
+    ("apiregistration.k8s.io", "APIService"): (APISERVICE_COLUMNS, apiservice_cells),
 }
 
 

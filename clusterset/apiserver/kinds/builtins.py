@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from clusterset.apiserver.kinds.apiextensions import CRD_TYPE, CRDStrategy
+from clusterset.apiserver.kinds.apiregistration import APISERVICE_TYPE, APIServiceStrategy
 from clusterset.apiserver.kinds.apps import ReplicaSetStrategy, workload_strategy
 from clusterset.apiserver.kinds.batch import CronJobStrategy, JobStrategy
 from clusterset.apiserver.kinds.core import (
@@ -75,7 +76,11 @@ BUILTINS: list[tuple[ResourceType, Strategy]] = [
     (_rt("", "v1", "secrets", "Secret"), SecretStrategy()),
     (_rt("", "v1", "serviceaccounts", "ServiceAccount", short=("sa",), sub=("token",)), NoGenerationStrategy()),
     (_rt("", "v1", "events", "Event", short=("ev",)), EventStrategy()),
-    (_rt("", "v1", "pods", "Pod", short=("po",), cats=("all",), sub=("status",)), PodStrategy()),
+    (
+        _rt("", "v1", "pods", "Pod", short=("po",), cats=("all",),
+            sub=("status", "log", "exec", "attach", "portforward")),
+        PodStrategy(),
+    ),
     (_rt("", "v1", "nodes", "Node", False, ("no",), sub=("status",)), NodeStrategy()),
     (_rt("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"), EndpointSliceStrategy()),
     (
@@ -109,6 +114,7 @@ BUILTINS: list[tuple[ResourceType, Strategy]] = [
     (_rt("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short=("pdb",), sub=("status",)), Strategy()),
     (_rt("networking.k8s.io", "v1", "ingresses", "Ingress", short=("ing",), sub=("status",)), Strategy()),
     (_rt("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False, ("pc",)), NoGenerationStrategy()),
+    (APISERVICE_TYPE, APIServiceStrategy()),
 ]
 
 # the CRD kind comes last in discovery, as before custom resources

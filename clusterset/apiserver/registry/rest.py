@@ -54,8 +54,10 @@ class Rest:
     async def create(self, ctx: Ctx, body: Any, managed_fields: list[dict[str, Any]] | None = None) -> Obj:
         obj = self.decode_body(ctx, body)
         meta = obj["metadata"]
-        if meta.get("resourceVersion"):
-            raise errors.internal("resourceVersion should not be set on objects to be created")
+        if _is_stored_version(meta.pop("resourceVersion", None)):
+            # etcd3's store.Create refuses it with a plain error, which kube-apiserver answers as a 500 with no
+            # reason; anything else ("", "0", "v1", "-1") is dropped and the object created
+            raise errors.StatusError(500, "", "resourceVersion should not be set on objects to be created")
         self._check_namespace(ctx, meta)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = str(meta["generateName"])[:58] + generate_suffix()
@@ -377,3 +379,8 @@ class Rest:
             "metadata": {"resourceVersion": str(ctx.cluster.store.rv)},
             "items": items,
         }
+
+
+def _is_stored_version(value: Any) -> bool:
+    """A resourceVersion the store could have issued: a non-zero uint64, as Go's strconv.ParseUint reads it."""
+    return isinstance(value, str) and value.isascii() and value.isdigit() and 0 < int(value) < 2**64

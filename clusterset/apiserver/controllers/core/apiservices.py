@@ -1,0 +1,125 @@
+"""APIServices, as kube-apiserver's aggregator keeps them: a Local APIService for each built-in group version it
+serves (autoregister, once per start) and for each version a CRD serves (crdregistration, kept in sync and removed
+when no CRD serves it any more), and every APIService's `Available` condition (the availability controllers).
+
+The embedded server proxies to no aggregated API server, so an APIService backed by a Service is never available:
+`ServiceNotFound` while the Service is missing, then `FailedDiscoveryCheck`, each message saying why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from clusterset.api.objects import condition, labels, meta, spec, status
+from clusterset.apiserver.controllers.manager import ClusterAPI, Key
+from clusterset.apiserver.kinds.apiextensions import CRD_RESOURCE
+from clusterset.apiserver.kinds.apiregistration import (
+    APISERVICE_RESOURCE,
+    AUTOMANAGED,
+    BUILTIN_PRIORITIES,
+    CRD_PRIORITY,
+    apiservice_name,
+    available_condition,
+    local_apiservice,
+    local_available,
+)
+from clusterset.apiserver.registry.cluster import Cluster
+from clusterset.apiserver.storage.store import Event, Obj
+
+MANAGER = "kube-apiserver"
+SERVICES = "/services"
+NOT_PROXIED = "clusterset's embedded API server does not proxy to aggregated API servers, so this APIService " \
+              "stays unavailable"
+
+
+def builtin_apiservices(cluster: Cluster) -> dict[str, Obj]:
+    """The Local APIServices of the built-in group versions the cluster serves, by name."""
+    served = {(s.rt.group, s.rt.version) for s in cluster.registry.all() if not s.rt.is_crd}
+    return {apiservice_name(g, v): local_apiservice(g, v, priority, "onstart")
+            for (g, v), priority in BUILTIN_PRIORITIES.items() if (g, v) in served}
+
+
+def crd_apiservice(cluster: Cluster, name: str) -> Obj | None:
+    """The Local APIService of a group version some CRD serves, if one does."""
+    for entry in cluster.store.entries(CRD_RESOURCE):
+        crd_spec = spec(entry.obj)
+        group = str(crd_spec.get("group", ""))
+        for version in crd_spec.get("versions") or []:
+            if version.get("served", True) and apiservice_name(group, str(version.get("name"))) == name:
+                return local_apiservice(group, str(version["name"]), CRD_PRIORITY, "true")
+    return None
+
+
+def availability(cluster: Cluster, apiservice: Obj) -> dict[str, Any]:
+    """The status the availability controllers would write now."""
+    previous = condition(status(apiservice).get("conditions"), "Available")
+    service = spec(apiservice).get("service")
+    if not isinstance(service, dict):
+        available = local_available(previous)
+    else:
+        namespace, name = str(service.get("namespace", "")), str(service.get("name", ""))
+        if cluster.store.get(SERVICES, namespace, name) is None:
+            available = available_condition(
+                False, "ServiceNotFound", f'service/{name} in "{namespace}" is not present; {NOT_PROXIED}', previous)
+        else:
+            group, version = spec(apiservice).get("group", ""), spec(apiservice).get("version", "")
+            url = f"https://{name}.{namespace}.svc:{service.get('port', 443)}/apis/{group}/{version}"
+            available = available_condition(
+                False, "FailedDiscoveryCheck", f"failing or missing response from {url}: {NOT_PROXIED}", previous)
+    others = [c for c in status(apiservice).get("conditions") or [] if c is not previous]
+    return {**status(apiservice), "conditions": [*others, available]}
+
+
+class APIServiceRegistration:
+    """Local APIServices for what the cluster serves, and every APIService's availability."""
+
+    name = "apiservices"
+    watches: tuple[str, ...] = (APISERVICE_RESOURCE, CRD_RESOURCE, SERVICES)
+
+    def keys_on_attach(self, cluster: Cluster) -> Iterable[Key]:
+        """The built-in ones are registered when the controller starts (upstream: AddAPIServiceToSyncOnStart)."""
+        return [("", name) for name in builtin_apiservices(cluster)]
+
+    def keys_for(self, cluster: Cluster, event: Event) -> Iterable[Key]:
+        obj = event.entry.obj
+        if event.resource == APISERVICE_RESOURCE:
+            # a deleted built-in one comes back on the next start only, as upstream's "onstart" ones
+            if event.type != "DELETED" or labels(obj).get(AUTOMANAGED) == "true":
+                yield ("", str(meta(obj)["name"]))
+        elif event.resource == CRD_RESOURCE:
+            group = str(spec(obj).get("group", ""))
+            names = {apiservice_name(group, str(v.get("name"))) for v in spec(obj).get("versions") or []}
+            names |= {str(meta(e.obj)["name"]) for e in cluster.store.entries(APISERVICE_RESOURCE)
+                      if spec(e.obj).get("group") == group and labels(e.obj).get(AUTOMANAGED) == "true"}
+            yield from (("", name) for name in sorted(names))
+        else:
+            where = (meta(obj).get("namespace"), meta(obj).get("name"))
+            for entry in cluster.store.entries(APISERVICE_RESOURCE):
+                service = spec(entry.obj).get("service")
+                if isinstance(service, dict) and (service.get("namespace"), service.get("name")) == where:
+                    yield ("", str(meta(entry.obj)["name"]))
+
+    async def reconcile(self, api: ClusterAPI, key: Key) -> float | None:
+        api = api.as_manager(MANAGER)
+        name = key[1]
+        desired = builtin_apiservices(api.cluster).get(name) or crd_apiservice(api.cluster, name)
+        current = api.get(APISERVICE_RESOURCE, "", name)
+        if current is None:
+            if desired is not None:
+                await api.create(APISERVICE_RESOURCE, desired)
+            return None
+        managed = labels(current).get(AUTOMANAGED)
+        if managed == "true" and desired is None:
+            await api.delete(APISERVICE_RESOURCE, "", name)
+            return None
+        if managed and desired is not None and spec(current) != desired["spec"]:
+            changed = {**current, "spec": desired["spec"]}
+            current = await api.update(APISERVICE_RESOURCE, changed)
+            if current is None:
+                return 0.0  # written meanwhile: look again
+        wanted = availability(api.cluster, current)
+        if wanted != status(current) and await api.update(APISERVICE_RESOURCE, {**current, "status": wanted},
+                                                          subresource="status") is None:
+            return 0.0
+        return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 _NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
@@ -77,8 +78,17 @@ class Selector:
     requirements: tuple[Requirement, ...] = ()
 
     def matches(self, labels: Mapping[str, str] | None) -> bool:
-        labels = labels or {}
-        return all(r.matches(labels) for r in self.requirements)
+        return self._compiled.matches(labels or {})
+
+    def prepared(self) -> Selector:
+        """This selector with its matcher built now (milliseconds per thousand terms, so a caller may do it
+        off the event loop); returns self."""
+        _ = self._compiled
+        return self
+
+    @cached_property
+    def _compiled(self) -> _Compiled:
+        return _Compiled(self.requirements)
 
     def equalities(self) -> list[tuple[str, str]]:
         """(key, value) pairs every match must carry: what a label index can look up."""
@@ -89,6 +99,71 @@ class Selector:
         return not self.requirements
 
 
+class _KeyRule:
+    """Every requirement on one key, merged: what a present label's value must satisfy."""
+
+    __slots__ = ("above", "absent", "allowed", "below", "refused")
+
+    def __init__(self) -> None:
+        self.absent = False  # `!k`: any value fails
+        self.allowed: set[str] | None = None  # `=`, `in`: the intersection of their values
+        self.refused: set[str] = set()  # `!=`, `notin`: the union of theirs
+        self.above: int | None = None  # `>`: the largest bound
+        self.below: int | None = None  # `<`: the smallest
+
+    def accepts(self, value: str) -> bool:
+        if self.absent or (self.allowed is not None and value not in self.allowed) or value in self.refused:
+            return False
+        if self.above is None and self.below is None:
+            return True
+        try:
+            number = int(value)
+        except ValueError:
+            return False
+        return (self.above is None or number > self.above) and (self.below is None or number < self.below)
+
+
+class _Compiled:
+    """A selector merged per key, so that matching costs O(labels of the object), however long the selector:
+    a request may send one of a megabyte (thousands of terms), and a list tests it against every object."""
+
+    __slots__ = ("present", "rules")
+
+    def __init__(self, requirements: tuple[Requirement, ...]) -> None:
+        self.rules: dict[str, _KeyRule] = {}
+        present: dict[str, None] = {}  # keys that must be there, in order, each once
+        for r in requirements:
+            rule = self.rules.setdefault(r.key, _KeyRule())
+            if r.op in ("=", "in"):
+                rule.allowed = set(r.values) if rule.allowed is None else rule.allowed & set(r.values)
+            elif r.op in ("!=", "notin"):
+                rule.refused.update(r.values)
+            elif r.op == "!":
+                rule.absent = True
+                continue
+            elif r.op == "gt":
+                bound = int(r.values[0])
+                rule.above = bound if rule.above is None else max(rule.above, bound)
+            elif r.op == "lt":
+                bound = int(r.values[0])
+                rule.below = bound if rule.below is None else min(rule.below, bound)
+            if r.op not in ("!=", "notin"):
+                present[r.key] = None
+        self.present = tuple(present)
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        # Each key found is a distinct label, so this loop runs at most len(labels) + 1 times.
+        for key in self.present:
+            if key not in labels:
+                return False
+        rules = self.rules
+        for key, value in labels.items():
+            rule = rules.get(key)
+            if rule is not None and not rule.accepts(value):
+                return False
+        return True
+
+
 EVERYTHING = Selector()
 
 
@@ -96,17 +171,7 @@ _TOKEN = re.compile(r"\s*(!=|==|=|!|,|\(|\)|>|<|[^\s!=,()<>]+)")
 
 
 def _tokens(text: str) -> list[str]:
-    out: list[str] = []
-    pos = 0
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m:
-            break
-        out.append(m.group(1))
-        pos = m.end()
-        if text[pos:].strip() == "":
-            break
-    return out
+    return _TOKEN.findall(text)  # every character but trailing spaces belongs to a token
 
 
 class SelectorError(ValueError):

@@ -34,6 +34,7 @@ from clusterset.apiserver.controllers import cluster_controllers as default_clus
 from clusterset.apiserver.controllers.core import core_controllers
 from clusterset.apiserver.controllers.manager import Controller, ControllerManager
 from clusterset.apiserver.http.app import make_app
+from clusterset.apiserver.http.protocol import listen
 from clusterset.apiserver.http.services import Services
 from clusterset.apiserver.http.tls import TLSFiles, ensure_tls
 from clusterset.apiserver.kinds.apiextensions import stored_crds_served
@@ -101,6 +102,7 @@ class Apiserver:
             self._clusters, self._rest, core_controllers(self.ca_pem),
             default_cluster_controllers() if cluster_controllers is None else cluster_controllers)
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self._next_index = 0
         self._running = False
         self._kubeconfig_flush: asyncio.Future[None] | None = None
@@ -309,8 +311,7 @@ class Apiserver:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
-        site = web.SockSite(self._runner, sock, ssl_context=ssl_ctx, backlog=1024)
-        await site.start()
+        self._listener = await listen(self._runner, sock, ssl_ctx)
         if self.state_dir is not None:
             (self.state_dir / "server.json").write_text(
                 orjson.dumps({"url": self.url, "ca": str(self.tls.ca_cert)}, option=orjson.OPT_INDENT_2).decode()
@@ -322,9 +323,14 @@ class Apiserver:
         await self._controllers.stop()
         for cluster in self._clusters.values():
             cluster.store.close_watchers()
+        if self._listener is not None:
+            self._listener.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._listener is not None:
+            await self._listener.wait_closed()
+            self._listener = None
         self._db.close()
         if self._tmp is not None:
             self._tmp.cleanup()

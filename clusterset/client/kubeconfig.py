@@ -3,19 +3,43 @@
 kubernetes_asyncio does the file work: `KubeConfigMerger` reads and merges the `KUBECONFIG` list
 (remembering which file each entry came from) and `FileOrData` resolves `*-data` versus file paths
 relative to that file. We pick the context and map the entries ourselves, because its loader runs
-exec plugins eagerly, writes certificates to temp files and has no `provideClusterInfo`.
+exec plugins eagerly, writes certificates to temp files and has no `provideClusterInfo`. It parses with
+plain PyYAML, so each file is parsed bounded first (`parse_kubeconfig`): a kubeconfig of a few hundred bytes
+must not expand into gigabytes through YAML aliases.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+from pathlib import Path
 from typing import Any
 
+import orjson
+
+from clusterset.api import boundedyaml
 from clusterset.client.config import EXEC_EXTENSION, ClientConfig, ExecConfig
 from clusterset.client.errors import CredentialError
 
 DEFAULT_KUBECONFIG = "~/.kube/config"
+MAX_KUBECONFIG_BYTES = 64 * 1024 * 1024  # decoded, as JSON: thousands of clusters fit; an alias bomb does not
+
+
+def parse_kubeconfig(data: bytes, source: str) -> dict[str, Any]:
+    """A kubeconfig's content as a mapping ({} when empty): JSON (what the embedded fleet writes) by orjson,
+    anything else as YAML with go-yaml's alias budget and a size bound. Raises ValueError naming `source`."""
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:
+            parsed = boundedyaml.load(data, max_size=MAX_KUBECONFIG_BYTES)
+        except boundedyaml.YAMLError as exc:
+            raise ValueError(f"{source}: {exc}") from None
+    if parsed is None:
+        return {}
+    if not isinstance(parsed, dict):
+        raise ValueError(f"{source}: a kubeconfig is a mapping, not {type(parsed).__name__}")
+    return parsed
 
 
 def load_kubeconfig(path: str | None = None, context: str | None = None) -> ClientConfig:
@@ -28,6 +52,9 @@ def load_kubeconfig(path: str | None = None, context: str | None = None) -> Clie
     if not any(p and os.path.exists(os.path.expanduser(p)) for p in paths.split(os.pathsep)):
         raise CredentialError(f"no kubeconfig found at {paths}")
     try:
+        for file in paths.split(os.pathsep):
+            if file and os.path.exists(os.path.expanduser(file)):
+                parse_kubeconfig(Path(file).expanduser().read_bytes(), file)
         merger = KubeConfigMerger(paths)
     except (OSError, ValueError) as exc:
         raise CredentialError(f"cannot read kubeconfig {paths}: {exc}") from None

@@ -20,7 +20,6 @@ from typing import Any
 
 import aiohttp
 import orjson
-import yaml
 
 from clusterset.api.inventory import (
     AGENT_SERVICE_ACCOUNT,
@@ -34,6 +33,7 @@ from clusterset.api.times import rfc3339
 from clusterset.client import ClusterClient
 from clusterset.client.config import RetryPolicy
 from clusterset.client.errors import ApiError, ConnectionFailed, CredentialError, NotFound
+from clusterset.client.kubeconfig import parse_kubeconfig
 from clusterset.inventory.endpoint import endpoint_of
 from clusterset.inventory.profile_status import without_observation_times
 from clusterset.inventory.registration import request_token, store_hub_kubeconfig
@@ -127,7 +127,7 @@ class MemberAgent:
         log.info("hub token renewed cluster=%s", self.cluster_id)
         try:
             secret = await self.probe.get(SECRETS, HUB_KUBECONFIG_SECRET, SYSTEM_NAMESPACE)
-            kubeconfig = yaml.safe_load(base64.b64decode(secret["data"]["kubeconfig"]))
+            kubeconfig = parse_kubeconfig(base64.b64decode(secret["data"]["kubeconfig"]), HUB_KUBECONFIG_SECRET)
             kubeconfig["users"][0]["user"]["token"] = token
             await store_hub_kubeconfig(self.probe, kubeconfig)
         except (ApiError, ConnectionFailed, OSError, KeyError, IndexError, TypeError, ValueError) as exc:

@@ -24,13 +24,11 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-import orjson
-import yaml
-
 from clusterset.api.inventory import CONTROL_PLANE_HEALTHY
 from clusterset.api.objects import condition
 from clusterset.api.resources import CLUSTER_PROFILES
 from clusterset.client import ClientConfig, ClusterClient, load_kubeconfig
+from clusterset.client.kubeconfig import parse_kubeconfig
 from clusterset.runtime import access
 from clusterset.runtime.cache import Obj, ObjectKey, key_of
 from clusterset.runtime.informer import Event, Informer
@@ -95,7 +93,7 @@ class KubeconfigProvider:
                 seen = identity
                 try:
                     config = await asyncio.to_thread(read_kubeconfig, self.path) if identity else {}
-                except (OSError, ValueError, yaml.YAMLError) as exc:
+                except (OSError, ValueError) as exc:
                     self._log.warning("cannot read kubeconfig; waiting for it to change", error=repr(exc))
                 else:
                     await self._sync(sink, config, failed)
@@ -240,19 +238,9 @@ def _file_identity(path: Path) -> tuple[int, int, int] | None:
 
 
 def read_kubeconfig(path: Path) -> dict[str, Any]:
-    """The parsed file (JSON, as the embedded fleet writes it, is decoded by orjson: a thousand contexts in
-    milliseconds; anything else by PyYAML)."""
-    data = path.read_bytes()
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        parsed = yaml.load(data, Loader=loader)  # a safe loader (C if available)
-    if parsed is None:
-        return {}
-    if not isinstance(parsed, dict):
-        raise ValueError(f"{path}: a kubeconfig is a mapping, not {type(parsed).__name__}")
-    return parsed
+    """The parsed file (JSON, as the embedded fleet writes it, decoded by orjson: a thousand contexts in
+    milliseconds; anything else as bounded YAML)."""
+    return parse_kubeconfig(path.read_bytes(), str(path))
 
 
 def _named(config: dict[str, Any], section: str) -> dict[str, dict[str, Any]]:

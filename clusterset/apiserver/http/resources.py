@@ -26,7 +26,7 @@ async def resource_request(services: Services, request: web.Request, cluster: Cl
     if target.name is None:
         if method == "GET":
             watching = watch_requested(request.query)  # as authorization read it
-            opts = list_options(request, watching)
+            opts = await list_options(request, watching)
             if watching:
                 return await watch(request, ctx, opts, services.bookmark_interval)
             if request.query.get("sendInitialEvents"):

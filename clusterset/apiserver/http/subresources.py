@@ -42,5 +42,5 @@ def get_scale(services: Services, ctx: Ctx, name: str) -> web.Response:
 
 async def put_scale(services: Services, request: web.Request, ctx: Ctx, name: str) -> web.Response:
     body = await read_body(request, services.max_body, kind=ctx.rt.kind, version=ctx.rt.version,
-                           strict=ctx.field_validation == "Strict")
+                           validation=ctx.field_validation, warnings=ctx.warnings)
     return respond(ctx, await write_scale(services.rest, ctx, name, body))

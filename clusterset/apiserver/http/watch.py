@@ -18,6 +18,8 @@ from clusterset.apiserver.registry.context import Ctx
 from clusterset.apiserver.registry.lists import ListOptions, raw_as, watch_filter
 from clusterset.apiserver.storage.store import Event, TooOld
 
+DEFAULT_TIMEOUT = 1800.0  # seconds, without timeoutSeconds (upstream: a random 30 to 60 minutes)
+
 
 async def watch(request: web.Request, ctx: Ctx, opts: ListOptions, bookmark_interval: float) -> web.StreamResponse:
     q = request.query
@@ -41,8 +43,7 @@ async def watch(request: web.Request, ctx: Ctx, opts: ListOptions, bookmark_inte
             "resourceVersionMatch",
             "Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
         )
-    timeout_text = q.get("timeoutSeconds")
-    timeout = float(timeout_text) if timeout_text else 1800.0
+    timeout = float(opts.timeout_seconds or DEFAULT_TIMEOUT)  # negative: ends at once, as upstream's timer
     accepts = watch_filter(ctx, opts)
     rv_text = opts.resource_version
     initial: list[Event] = []

@@ -19,7 +19,7 @@ from clusterset.apiserver.registry.patching import APPLY_PATCH, patch
 
 async def _object_body(services: Services, request: web.Request, ctx: Ctx) -> Any:
     return await read_body(request, services.max_body, kind=ctx.rt.kind, version=ctx.rt.version,
-                           strict=ctx.field_validation == "Strict")
+                           validation=ctx.field_validation, warnings=ctx.warnings)
 
 
 async def create(services: Services, request: web.Request, ctx: Ctx) -> web.Response:
@@ -45,7 +45,8 @@ async def patch_object(services: Services, request: web.Request, ctx: Ctx, targe
         authorize_create_on_apply(cluster, user, Attributes(
             "create", True, request.path, ctx.namespace or "", target.group, target.version, target.plural,
             target.subresource or "", name))
-    code, obj = await patch(services.rest, ctx, name, content_type, raw, target.subresource, force)
+    code, obj = await patch(services.rest, ctx, name, content_type, raw, target.subresource, force,
+                            services.max_body)
     return respond(ctx, obj, code)
 
 
@@ -58,6 +59,6 @@ async def delete(services: Services, request: web.Request, ctx: Ctx, name: str) 
 async def delete_collection(services: Services, request: web.Request, ctx: Ctx) -> web.Response:
     if "deletecollection" not in ctx.rt.verbs:
         raise errors.method_not_allowed()
-    opts = list_options(request)
+    opts = await list_options(request)
     options = await delete_options(request, services.max_body)
     return respond(ctx, await services.rest.delete_collection(ctx, opts, options))

@@ -11,9 +11,12 @@ from clusterset.apiserver.meta.errors import (
     field_duplicate,
     field_forbidden,
     field_invalid,
+    field_too_long,
 )
 from clusterset.apiserver.registry.strategy import ClusterView, NoGenerationStrategy, Strategy
 from clusterset.apiserver.storage.store import Obj
+
+MAX_DATA_BYTES = 1024 * 1024  # upstream's MaxSecretSize: the data of one Secret or ConfigMap
 
 
 def ensure_spec(obj: Obj) -> dict[str, Any]:
@@ -82,12 +85,15 @@ class SecretStrategy(NoGenerationStrategy):
 
     def validate(self, cluster: ClusterView, obj: Obj, old: Obj | None, namespaced: bool) -> list[FieldError]:
         errors = super().validate(cluster, obj, old, namespaced)
+        size = 0
         for key, value in (obj.get("data") or {}).items():
             try:
-                base64.b64decode(str(value), validate=True)
+                size += len(base64.b64decode(str(value), validate=True))
             except ValueError:
                 errors.append(field_invalid(f"data[{key}]", "<secret contents redacted>", "must be base64"))
         errors += _validate_data_keys(obj.get("data"), "data")
+        if size > MAX_DATA_BYTES:
+            errors.append(field_too_long("data", "", MAX_DATA_BYTES))
         if old is not None and old.get("immutable") and obj.get("data") != old.get("data"):
             errors.append(field_forbidden("data", "field is immutable when `immutable` is set"))
         return errors
@@ -107,10 +113,24 @@ class ConfigMapStrategy(NoGenerationStrategy):
         for key, value in (data or {}).items():
             if not isinstance(value, str):
                 errors.append(field_invalid(f"data[{key}]", value, "must be a string"))
+        if _configmap_bytes(obj) > MAX_DATA_BYTES:
+            # field.NewPath("") prints as "[]": the error is about the whole object
+            errors.append(field_too_long("[]", "", MAX_DATA_BYTES))
         changed = obj.get("data") != (old or {}).get("data") or obj.get("binaryData") != (old or {}).get("binaryData")
         if old is not None and old.get("immutable") and changed:
             errors.append(field_forbidden("data", "field is immutable when `immutable` is set"))
         return errors
+
+
+def _configmap_bytes(obj: Obj) -> int:
+    """What ValidateConfigMap counts: the bytes of every `data` value and decoded `binaryData` value."""
+    size = sum(len(value.encode()) for value in (obj.get("data") or {}).values() if isinstance(value, str))
+    for value in (obj.get("binaryData") or {}).values():
+        try:
+            size += len(base64.b64decode(str(value)))
+        except ValueError:
+            size += len(str(value))  # not base64 (the decoder refuses it elsewhere): counted as sent
+    return size
 
 
 def _validate_data_keys(data: Any, path: str) -> list[FieldError]:

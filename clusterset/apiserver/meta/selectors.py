@@ -3,8 +3,10 @@ as the server answers a malformed one: a 400."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from clusterset.api.labels import Selector as LabelSelector
@@ -41,11 +43,28 @@ class FieldSelector:
     requirements: tuple[FieldRequirement, ...] = ()
 
     def matches(self, fields: Mapping[str, str]) -> bool:
-        for r in self.requirements:
-            have = fields.get(r.field, "")
-            if (have == r.value) == r.negate:
+        compiled = self._compiled
+        if compiled is None:
+            return False
+        for name, (wanted, refused) in compiled.items():
+            have = fields.get(name, "")
+            if (wanted is not None and have != wanted) or have in refused:
                 return False
         return True
+
+    @cached_property
+    def _compiled(self) -> dict[str, tuple[str | None, frozenset[str]]] | None:
+        """Per field: the value it must have (None: any) and the values it may not have; None when nothing can
+        match (a field required to equal two values). Matching then costs one lookup per distinct field (a kind
+        selects on a few) however many terms the selector has."""
+        wanted: dict[str, str] = {}
+        refused: dict[str, set[str]] = {}
+        for r in self.requirements:
+            if r.negate:
+                refused.setdefault(r.field, set()).add(r.value)
+            elif wanted.setdefault(r.field, r.value) != r.value:
+                return None
+        return {name: (wanted.get(name), frozenset(refused.get(name, ()))) for name in wanted.keys() | refused.keys()}
 
     @property
     def empty(self) -> bool:
@@ -59,66 +78,72 @@ class FieldSelector:
         return None
 
 
-def _split_unescaped(text: str, sep: str) -> list[str]:
-    parts: list[str] = []
-    cur: list[str] = []
-    escaped = False
-    for ch in text:
-        if escaped:
-            cur.append("\\" + ch)
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == sep:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
-    return parts
-
-
-def _unescape(text: str) -> str:
-    out: list[str] = []
-    it = iter(text)
-    for ch in it:
-        if ch == "\\":
-            nxt = next(it, "")
-            if nxt not in ("\\", ",", "="):
-                raise bad_request(f"invalid field selector: invalid escape sequence: \\{nxt}")
-            out.append(nxt)
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
 def parse_field_selector(text: str | None) -> FieldSelector:
-    if not text or not text.strip():
+    """`?fieldSelector=` as apimachinery's fields.ParseSelector reads it: comma-separated terms (`\\,` keeps a
+    comma), each split at its first `!=`, `==` or `=` (the field is taken literally), the value unescaped
+    (`\\\\`, `\\,`, `\\=`; a bare `,` or `=` is an error). Errors are 400s in its words."""
+    if not text:
         return FieldSelector()
     reqs: list[FieldRequirement] = []
-    for part in _split_unescaped(text, ","):
-        if not part:
+    for term in sorted(_split_terms(text)):  # sorted as upstream, so the same term is reported first
+        if not term:
             continue
-        for op, negate in (("!=", True), ("==", False), ("=", False)):
-            idx = _find_unescaped(part, op)
-            if idx >= 0:
-                reqs.append(FieldRequirement(_unescape(part[:idx]).strip(), _unescape(part[idx + len(op):]), negate))
-                break
-        else:
-            raise bad_request(f"invalid field selector: '{part}' is not a valid field selector")
+        split = _split_term(term)
+        if split is None:
+            raise bad_request(f"invalid selector: '{text}'; can't understand '{term}'")
+        field, op, value = split
+        reqs.append(FieldRequirement(field, _unescape_value(value), op == "!="))
     return FieldSelector(tuple(reqs))
 
 
-def _find_unescaped(text: str, op: str) -> int:
-    i = 0
-    while i < len(text):
-        if text[i] == "\\":
-            i += 2
-            continue
-        if text.startswith(op, i):
-            return i
-        i += 1
-    return -1
+def _split_terms(text: str) -> list[str]:
+    if "\\" not in text:
+        return text.split(",")
+    terms: list[str] = []
+    start = 0
+    escaped = False
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == ",":
+            terms.append(text[start:i])
+            start = i + 1
+    terms.append(text[start:])
+    return terms
+
+
+_TERM = re.compile(r"(.*?)(!=|==|=)(.*)", re.DOTALL)
+_SPECIAL = re.compile(r"[\\,=]")
+
+
+def _split_term(term: str) -> tuple[str, str, str] | None:
+    match = _TERM.match(term)
+    return (match[1], match[2], match[3]) if match else None
+
+
+def _unescape_value(value: str) -> str:
+    if not _SPECIAL.search(value):
+        return value
+    out: list[str] = []
+    escaped = False
+    for ch in value:
+        if escaped:
+            if ch not in "\\,=":
+                raise bad_request(f"invalid field selector: invalid escape sequence: \\{ch}")
+            out.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch in ",=":
+            # fmt's %v of a rune is its code point: upstream says "61" for "="
+            raise bad_request(f"invalid field selector: unescaped character in value: {ord(ch)}")
+        else:
+            out.append(ch)
+    if escaped:
+        raise bad_request("invalid field selector: invalid escape sequence: \\")
+    return "".join(out)
 
 
 FieldExtractor = Callable[[dict[str, Any]], dict[str, str]]

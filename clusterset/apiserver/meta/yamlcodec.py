@@ -1,4 +1,6 @@
-"""YAML decoding as Kubernetes does it: timestamps stay strings (sigs.k8s.io/yaml converts via JSON)."""
+"""YAML decoding as Kubernetes does it: timestamps stay strings (sigs.k8s.io/yaml converts via JSON), and the
+expansion of aliases is bounded (`clusterset.api.boundedyaml`: go-yaml's alias budget, the decoded size
+counted against the request limit)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,11 @@ from typing import Any
 import orjson
 import yaml
 
-# libyaml's parser when PyYAML was built with it (several times faster); the resolvers stay ours
-_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from clusterset.api import boundedyaml
+from clusterset.api.boundedyaml import SAFE_LOADER
 
 
-class _KubeLoader(_BaseLoader):  # type: ignore[misc]
+class _KubeLoader(SAFE_LOADER):  # type: ignore[misc]
     pass
 
 
@@ -21,12 +23,14 @@ _KubeLoader.yaml_implicit_resolvers = {
 }
 
 
-def load_yaml(text: str) -> Any:
-    """A YAML document. JSON is YAML, and clients (server-side apply, controllers) mostly send JSON:
-    that is parsed as JSON first, which is two orders of magnitude faster than a YAML parser."""
+def load_yaml(text: str, max_size: int) -> Any:
+    """A YAML document, at most `max_size` bytes once decoded; raises boundedyaml.YAMLError (a ValueError).
+
+    JSON is YAML, and clients (server-side apply, controllers) mostly send JSON: that is parsed as JSON
+    first, which is two orders of magnitude faster than a YAML parser (and JSON has no aliases)."""
     if text.lstrip()[:1] == "{":
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
             pass
-    return yaml.load(text, Loader=_KubeLoader)
+    return boundedyaml.load(text, max_size=max_size, loader=_KubeLoader)

@@ -11,12 +11,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
+
 from clusterset.apiserver.meta.errors import StatusError, bad_request
 from clusterset.apiserver.patch.merge import clone, go_json_type, json_equal
 
-__all__ = ["MAX_OPERATIONS", "apply_json_patch"]
+__all__ = ["MAX_COPY_BYTES", "MAX_OPERATIONS", "apply_json_patch"]
 
 MAX_OPERATIONS = 10000
+MAX_COPY_BYTES = 3 * 1024 * 1024  # kube-apiserver's JSONPatchMaxCopyBytes: its request body limit
 _MISSING: Any = object()
 _INDEX = re.compile(r"[+-]?[0-9]+")
 _POINTER_ESCAPE = re.compile(r"~[01]")
@@ -27,11 +30,14 @@ class JsonPatchOpError(ValueError):
     """Why an operation failed, in evanphx's words; chained as the 422's __cause__."""
 
 
-def apply_json_patch(doc: dict[str, Any], ops: Any) -> dict[str, Any]:
+def apply_json_patch(doc: dict[str, Any], ops: Any, max_copy_bytes: int = MAX_COPY_BYTES) -> dict[str, Any]:
     """Applies a decoded JSON Patch body to `doc` and returns a new document.
 
     All-or-nothing: `doc` is never modified. Errors: a body that does not decode into a
-    list of operations → 400, more than 10000 operations → 413, any failed operation → 422.
+    list of operations → 400, more than 10000 operations → 413, any failed operation → 422,
+    `copy` operations adding more than `max_copy_bytes` of JSON in all → 422 (evanphx's
+    AccumulatedCopySizeLimit, which kube-apiserver sets to its request limit: without it a few
+    copies that each double the document exhaust the memory).
     """
     patch = _decode(ops)
     if len(patch) > MAX_OPERATIONS:
@@ -43,9 +49,10 @@ def apply_json_patch(doc: dict[str, Any], ops: Any) -> dict[str, Any]:
             {},
         )
     result: Any = clone(doc)
+    copies = _CopyBudget(max_copy_bytes)
     try:
         for op in patch:
-            result = _apply(result, op)
+            result = _apply(result, op, copies)
     except JsonPatchOpError as err:
         raise _failed() from err
     if not isinstance(result, dict):
@@ -82,7 +89,23 @@ def _decode_error(what: str) -> StatusError:
     return bad_request(f"error decoding patch: json: cannot unmarshal {what}")
 
 
-def _apply(doc: Any, op: dict[str, Any]) -> Any:
+class _CopyBudget:
+    """The JSON size that `copy` operations have added so far, against the limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def spend(self, value: Any) -> None:
+        self.used += len(orjson.dumps(value))
+        if self.used > self.limit:
+            raise JsonPatchOpError(
+                "Unable to complete the copy, the accumulated size increase of copy is "
+                f"{self.used}, exceeding the limit {self.limit}"
+            )
+
+
+def _apply(doc: Any, op: dict[str, Any], copies: _CopyBudget) -> Any:
     kind = op.get("op")
     kind = kind if isinstance(kind, str) else "unknown"
     if kind == "add":
@@ -94,7 +117,7 @@ def _apply(doc: Any, op: dict[str, Any]) -> Any:
     elif kind == "move":
         _move(doc, op)
     elif kind == "copy":
-        _copy(doc, op)
+        _copy(doc, op, copies)
     elif kind == "test":
         _test(doc, op)
     else:
@@ -232,7 +255,7 @@ def _move(doc: Any, op: dict[str, Any]) -> None:
     _container_add(container, key, value, path)
 
 
-def _copy(doc: Any, op: dict[str, Any]) -> None:
+def _copy(doc: Any, op: dict[str, Any], copies: _CopyBudget) -> None:
     source = _member(op, "from", "copy")
     container, key = _locate(doc, source, "copy")
     value = _get(container, key)
@@ -240,6 +263,7 @@ def _copy(doc: Any, op: dict[str, Any]) -> None:
         raise JsonPatchOpError(f"error in copy for from: '{source}': invalid index referenced")
     path = _member(op, "path", "copy")
     container, key = _locate(doc, path, "copy")
+    copies.spend(value)
     # A missing source member copies as null, as in evanphx v4.
     _container_add(container, key, clone(value), path)
 

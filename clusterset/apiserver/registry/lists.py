@@ -28,6 +28,7 @@ class ListOptions:
     continue_token: str = ""
     resource_version: str = ""
     resource_version_match: str = ""
+    timeout_seconds: int | None = None  # of a watch; None or 0: the server's default
 
 
 def list_entries(ctx: Ctx, opts: ListOptions) -> tuple[list[Entry], dict[str, Any]]:

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
-import yaml
 
+from clusterset.api import boundedyaml
 from clusterset.api.times import now_rfc3339
 from clusterset.apiserver.meta import errors
 from clusterset.apiserver.meta.errors import FieldError, StatusError, field_invalid
+from clusterset.apiserver.meta.offload import off_loop
 from clusterset.apiserver.meta.yamlcodec import load_yaml
 from clusterset.apiserver.patch.apply import server_side_apply
 from clusterset.apiserver.patch.jsonpatch import apply_json_patch
 from clusterset.apiserver.patch.merge import apply_merge_patch, require_object_patch
 from clusterset.apiserver.patch.strategic import apply_strategic_merge_patch
+from clusterset.apiserver.patch.typeinfo import FieldTypes
 from clusterset.apiserver.registry.context import Ctx, field_types
 from clusterset.apiserver.registry.rest import Rest
 from clusterset.apiserver.registry.scale import write_scale
 from clusterset.apiserver.registry.schemas import compiled_schema
-from clusterset.apiserver.storage.store import Obj
+from clusterset.apiserver.storage.store import Entry, Obj
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -27,11 +30,17 @@ STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 CR_PATCH_TYPES = [JSON_PATCH, MERGE_PATCH, APPLY_PATCH]
 BUILTIN_PATCH_TYPES = [JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH]
+_PATCH_ATTEMPTS = 5
+# A patch and object together larger than this are patched off the event loop (meta/offload.py): patching
+# costs microseconds per field in Python, so a 3 MiB patch or object would otherwise stall every cluster.
+_INLINE_UP_TO = 64 * 1024
 
 
 async def patch(
-    rest: Rest, ctx: Ctx, name: str, content_type: str, raw: bytes, subresource: str | None, force: bool | None
+    rest: Rest, ctx: Ctx, name: str, content_type: str, raw: bytes, subresource: str | None, force: bool | None,
+    max_size: int,
 ) -> tuple[int, Obj]:
+    """`max_size` bounds what the patch may grow to: an apply's decoded YAML, a JSON patch's copies."""
     rt = ctx.rt
     allowed = CR_PATCH_TYPES if rt.is_crd else BUILTIN_PATCH_TYPES
     if content_type not in allowed:
@@ -41,17 +50,8 @@ async def patch(
     if content_type == APPLY_PATCH:
         if not ctx.manager_explicit:
             raise _patch_options_invalid("fieldManager", "Required value: is required for apply patch")
-        return await _apply(rest, ctx, name, raw, subresource, bool(force))
-    patch = _parse_json(raw)
-    entry = rest.get(ctx, name)
-    current = entry.copy()
-    current["apiVersion"] = rt.group_version  # patches apply to the object as served in this version
-    if content_type == JSON_PATCH:
-        patched = apply_json_patch(current, patch)
-    elif content_type == MERGE_PATCH:
-        patched = apply_merge_patch(current, require_object_patch(patch))
-    else:
-        patched = apply_strategic_merge_patch(current, patch, field_types(ctx.served))
+        return await _apply(rest, ctx, name, raw, subresource, bool(force), max_size)
+    entry, patched = await _patched(rest, ctx, name, content_type, raw, max_size)
     if not isinstance(patched, dict):
         raise errors.invalid(rt.kind, rt.group, name, [field_invalid("patch", patched, "must be an object")])
     pmeta = patched.get("metadata") or {}
@@ -68,12 +68,41 @@ async def patch(
     return 200, await rest.write(ctx, entry, new, subresource)
 
 
-async def _apply(rest: Rest, ctx: Ctx, name: str, raw: bytes, subresource: str | None, force: bool) -> tuple[int, Obj]:
+async def _patched(rest: Rest, ctx: Ctx, name: str, content_type: str, raw: bytes, max_size: int
+                   ) -> tuple[Entry, Any]:
+    """The stored entry and the patch applied to it. A large patch or object is patched off the event loop;
+    if the object changes meanwhile, the patch is applied again to the new version (as kube-apiserver
+    retries a patch on conflict, at most 5 times)."""
+    for _ in range(_PATCH_ATTEMPTS):
+        entry = rest.get(ctx, name)
+        job = functools.partial(_apply_patch, entry, content_type, raw, ctx.rt.group_version,
+                                field_types(ctx.served), max_size)
+        if len(raw) + len(entry.raw) <= _INLINE_UP_TO:
+            return entry, job()
+        patched = await off_loop(job)
+        if rest.get(ctx, name) is entry:
+            return entry, patched
+    raise errors.conflict(ctx.rt.plural, ctx.rt.group, name)
+
+
+def _apply_patch(entry: Entry, content_type: str, raw: bytes, group_version: str, types: FieldTypes,
+                 max_size: int) -> Any:
+    """The patched object (pure: runs on a worker thread for large inputs)."""
+    patch = _parse_json(raw)
+    current = entry.copy()
+    current["apiVersion"] = group_version  # patches apply to the object as served in this version
+    if content_type == JSON_PATCH:
+        return apply_json_patch(current, patch, max_copy_bytes=max_size)
+    if content_type == MERGE_PATCH:
+        return apply_merge_patch(current, require_object_patch(patch))
+    return apply_strategic_merge_patch(current, patch, types)
+
+
+async def _apply(rest: Rest, ctx: Ctx, name: str, raw: bytes, subresource: str | None, force: bool,
+                 max_size: int) -> tuple[int, Obj]:
     rt = ctx.rt
-    try:
-        config = load_yaml(raw.decode("utf-8")) if raw else None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise errors.bad_request(f"error decoding YAML: {exc}") from exc
+    config = (_apply_config(raw, max_size) if len(raw) <= _INLINE_UP_TO
+              else await off_loop(_apply_config, raw, max_size))
     if not isinstance(config, dict):
         raise errors.bad_request("error decoding YAML: the apply patch must be an object")
     cmeta = config.get("metadata") or {}
@@ -130,6 +159,20 @@ async def _apply(rest: Rest, ctx: Ctx, name: str, raw: bytes, subresource: str |
     new = rest.decode_body(ctx, result)
     new["metadata"]["resourceVersion"] = existing.obj["metadata"]["resourceVersion"]
     return 200, await rest.write(ctx, existing, new, subresource, managed=lambda _o, _n: managed)
+
+
+def _apply_config(raw: bytes, max_size: int) -> Any:
+    """The apply patch decoded as kube-apiserver does (sigs.k8s.io/yaml), with its words for what fails."""
+    if not raw:
+        return None
+    try:
+        return load_yaml(raw.decode("utf-8"), max_size)
+    except boundedyaml.TooLarge as exc:
+        raise errors.too_large(exc.limit) from exc
+    except boundedyaml.YAMLError as exc:
+        raise errors.bad_request(f"error decoding YAML: error converting YAML to JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise errors.bad_request(f"error decoding YAML: {exc}") from exc
 
 
 def _patch_options_invalid(field_name: str, message: str) -> StatusError:

@@ -6,6 +6,7 @@ formatting) that the JSON patch and strategic merge patch modules share.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 from clusterset.apiserver.meta.errors import bad_request
@@ -28,6 +29,19 @@ def clone(value: Any) -> Any:
     if isinstance(value, list):
         return [clone(v) for v in value]
     return value
+
+
+def json_key(value: Any) -> Hashable:
+    """A hashable stand-in for a JSON value: two keys are equal exactly when `json_equal` says so."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, dict):
+        return ("map", frozenset((k, json_key(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("list", tuple(json_key(v) for v in value))
+    if isinstance(value, int | float):
+        return ("number", value)  # 1 and 1.0 hash and compare equal, as JSON numbers do
+    return (type(value).__name__, value)
 
 
 def json_equal(a: Any, b: Any) -> bool:

@@ -10,10 +10,11 @@ this answers 400, as the spec asks. Directives and nulls never reach the result.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 from clusterset.apiserver.meta.errors import StatusError, bad_request
-from clusterset.apiserver.patch.merge import clone, go_format, go_json_type, json_equal
+from clusterset.apiserver.patch.merge import clone, go_format, go_json_type, json_equal, json_key
 from clusterset.apiserver.patch.typeinfo import FieldTypes
 
 __all__ = ["apply_strategic_merge_patch"]
@@ -158,7 +159,8 @@ def _merge_list_field(
     """mergeSliceHandler: lists without the merge strategy are replaced whole."""
     field = types.lookup(path)
     if delete_list:
-        return [item for item in original if not any(json_equal(item, gone) for gone in patch)]
+        gone = {json_key(item) for item in patch}
+        return [item for item in original if json_key(item) not in gone]
     if field is None or field.smp != _MERGE:
         stripped = _strip(patch)
         assert isinstance(stripped, list)
@@ -180,11 +182,12 @@ def _merge_slice(
         raise bad_request(f"cannot merge lists without merge key for {'.'.join(path)}")
     original, patch = _apply_list_directives(original, patch, merge_key)
     merged = list(original)
+    positions = _first_positions(merged, merge_key, keyed_only=True)
     for item in patch:
         if merge_key not in item:
             raise _no_merge_key(item, merge_key)
-        index = _find_by_key(merged, merge_key, item[merge_key])
-        if index is None:
+        index = positions.setdefault(json_key(item[merge_key]), len(merged))
+        if index == len(merged):
             merged.append(_strip(item))
         else:
             result = _merge_map(merged[index], item, path, types)
@@ -196,6 +199,7 @@ def _merge_slice(
 def _apply_list_directives(original: list[Any], patch: list[Any], merge_key: str) -> tuple[list[Any], list[Any]]:
     """mergeSliceWithSpecialElements: `$patch` items delete entries or turn the list into a replacement."""
     plain: list[Any] = []
+    deleted: set[Hashable] = set()
     replace = False
     for item in patch:
         if _DIRECTIVE not in item:
@@ -205,10 +209,7 @@ def _apply_list_directives(original: list[Any], patch: list[Any], merge_key: str
         if directive == _DELETE:
             if merge_key not in item:
                 raise _no_merge_key(item, merge_key)
-            gone = item[merge_key]
-            original = [
-                o for o in original if not (isinstance(o, dict) and merge_key in o and json_equal(o[merge_key], gone))
-            ]
+            deleted.add(json_key(item[merge_key]))
         elif directive == _REPLACE:
             replace = True
         elif directive == _MERGE:
@@ -217,6 +218,10 @@ def _apply_list_directives(original: list[Any], patch: list[Any], merge_key: str
             raise _bad_patch_type(directive, item)
     if replace:
         return [_strip(item) for item in plain], []
+    if deleted:
+        original = [
+            o for o in original if not (isinstance(o, dict) and merge_key in o and json_key(o[merge_key]) in deleted)
+        ]
     return original, plain
 
 
@@ -303,16 +308,15 @@ def _partition(merged: list[Any], present: list[Any], merge_key: str | None) -> 
     """Splits `merged` into items named by `present` and server-only items, keeping order."""
     in_patch: list[Any] = []
     server_only: list[Any] = []
+    present_are_maps = all(isinstance(p, dict) for p in present)
+    named = _first_positions(present, merge_key, keyed_only=True)
     for item in merged:
-        if merge_key is None:
-            found = any(json_equal(item, p) for p in present)
-        else:
+        if merge_key is not None:
             if not isinstance(item, dict) or merge_key not in item:
                 raise _no_merge_key(item if isinstance(item, dict) else {}, merge_key)
-            if any(not isinstance(p, dict) for p in present):
+            if not present_are_maps:
                 raise bad_request(_BAD_SET_ELEMENT_ORDER)
-            found = _find_by_key(present, merge_key, item[merge_key]) is not None
-        (in_patch if found else server_only).append(item)
+        (in_patch if _probe(item, merge_key) in named else server_only).append(item)
     return in_patch, server_only
 
 
@@ -326,11 +330,12 @@ def _normalize_order(
     """normalizeElementOrder: sort each part by its reference order, then interleave them."""
     patch_part = _sort_by(patch_part, patch_order, merge_key)
     server_only = _sort_by(server_only, server_order, merge_key)
+    server_positions = _first_positions(server_order, merge_key)
     out: list[Any] = []
     i = j = 0
     while i < len(server_only) and j < len(patch_part):
-        left = _position(server_order, server_only[i], merge_key)
-        right = _position(server_order, patch_part[j], merge_key)
+        left = server_positions.get(_probe(server_only[i], merge_key), -1)
+        right = server_positions.get(_probe(patch_part[j], merge_key), -1)
         if left >= 0 and right >= 0 and left < right:
             out.append(server_only[i])
             i += 1
@@ -345,39 +350,40 @@ def _sort_by(items: list[Any], order: list[Any], merge_key: str | None) -> list[
         for item in (*items, *order):
             if not isinstance(item, dict) or merge_key not in item:
                 raise _no_merge_key(item if isinstance(item, dict) else {}, merge_key)
+    positions = _first_positions(order, merge_key)
     end = len(order)
-
-    def rank(item: Any) -> int:
-        position = _position(order, item, merge_key)
-        return end if position < 0 else position
-
-    return sorted(items, key=rank)
+    return sorted(items, key=lambda item: positions.get(_probe(item, merge_key), end))
 
 
-def _position(items: list[Any], value: Any, merge_key: str | None) -> int:
-    def probe(item: Any) -> Any:
-        if merge_key is None:
-            return item
-        return item.get(merge_key) if isinstance(item, dict) else None
+# Lookups go through `json_key` (hashable, equal exactly when `json_equal`), so that merging,
+# ordering and deduplicating lists stay linear: a patch of thousands of items is one pass, not
+# one pass per item.
 
-    wanted = probe(value)
+
+def _probe(item: Any, merge_key: str | None) -> Hashable:
+    """What identifies a list item: its merge-key value, or the whole value in a scalar list."""
+    if merge_key is None:
+        return json_key(item)
+    return json_key(item.get(merge_key) if isinstance(item, dict) else None)
+
+
+def _first_positions(items: list[Any], merge_key: str | None, keyed_only: bool = False) -> dict[Hashable, int]:
+    """Each identity's first index; `keyed_only` skips map items that lack the merge key."""
+    positions: dict[Hashable, int] = {}
     for index, item in enumerate(items):
-        if json_equal(probe(item), wanted):
-            return index
-    return -1
-
-
-def _find_by_key(items: list[Any], merge_key: str, value: Any) -> int | None:
-    for index, item in enumerate(items):
-        if isinstance(item, dict) and merge_key in item and json_equal(item[merge_key], value):
-            return index
-    return None
+        if keyed_only and merge_key is not None and not (isinstance(item, dict) and merge_key in item):
+            continue
+        positions.setdefault(_probe(item, merge_key), index)
+    return positions
 
 
 def _dedupe(items: list[Any]) -> list[Any]:
+    seen: set[Hashable] = set()
     out: list[Any] = []
     for item in items:
-        if not any(json_equal(item, seen) for seen in out):
+        key = json_key(item)
+        if key not in seen:
+            seen.add(key)
             out.append(item)
     return out
 

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -252,6 +253,15 @@ async def store_hub_kubeconfig(member: ClusterClient, kubeconfig: dict[str, Any]
               "metadata": {"name": HUB_KUBECONFIG_SECRET, "namespace": SYSTEM_NAMESPACE},
               "type": "Opaque", "data": {"kubeconfig": base64.b64encode(yaml.safe_dump(kubeconfig).encode()).decode()}}
     await member.apply(SECRETS, secret, FIELD_MANAGER)
+
+
+def hub_kubeconfig_of(secret: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The agent's hub kubeconfig that `store_hub_kubeconfig` put in the Secret, or None if it holds none."""
+    try:
+        config = yaml.safe_load(base64.b64decode((secret or {})["data"]["kubeconfig"]))
+    except (KeyError, TypeError, ValueError, yaml.YAMLError):
+        return None
+    return config if isinstance(config, dict) else None
 
 
 async def request_token(client: ClusterClient, namespace: str, service_account: str, seconds: int) -> str:

@@ -18,8 +18,8 @@ from tests.test_cli import _clusterset, _free_port, _wait_for
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run(*args: str, **options: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(_clusterset(*args), capture_output=True, text=True, timeout=60, **options)  # type: ignore
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(_clusterset(*args), capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize(("command", "says"), [

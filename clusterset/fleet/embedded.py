@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,7 +79,7 @@ class EmbeddedFleet:
         self._stale_clients: list[ClusterClient] = []
         self.resumed: list[str] = []
         self._session: aiohttp.ClientSession | None = None  # one connection pool for every client
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._joins: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -130,15 +130,12 @@ class EmbeddedFleet:
         self.not_joined.pop(name, None)
         return True
 
-    def _background(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     def _cluster_added(self, name: str) -> None:
         """A cluster added while the fleet runs (`clusterset cluster add`) joins as a member."""
         self.removed.discard(name)
-        self._background(self._join_added(name), f"join {name}")
+        task = asyncio.create_task(self._join_added(name), name=f"join {name}")
+        self._joins.add(task)
+        task.add_done_callback(self._joins.discard)
 
     async def _join_added(self, name: str) -> None:
         if name not in self.member_ids:
@@ -179,9 +176,9 @@ class EmbeddedFleet:
                                (self.server.cluster_removed, self._cluster_removed)):
             with contextlib.suppress(ValueError):  # no more joins: their clients are about to close
                 hook.remove(callback)
-        for task in list(self._tasks):
+        for task in list(self._joins):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._joins, return_exceptions=True)
         await self.agent_manager.stop()
         await self.hub_manager.stop()
         await self.members.close()

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,16 @@ from tests.test_cli import _clusterset, _free_port, _member, _wait_for
 OWNED_FILES = ("kubeconfig", "fleet.json", "server.json")
 
 
-@dataclass
 class Fleet:
-    state: Path
-    proc: subprocess.Popen[str]
-    log: Path
+    """`clusterset up` on one state directory, started again as a test needs; `log` is the current run's."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.state = folder, folder / "state"
+        self.runs = 0
 
     def start(self, *flags: str) -> None:
-        """Runs `clusterset up` on the state directory (again), logging to a new file."""
-        self.log = self.log.with_suffix(f".{int(self.log.suffix[1:] or 0) + 1}")
+        self.runs += 1
+        self.log = self.folder / f"up.{self.runs}.log"
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(_clusterset("up", "--state-dir", str(self.state), "--heartbeat", "1", *flags),
                                          stdout=out, stderr=subprocess.STDOUT, text=True)
@@ -47,7 +47,7 @@ class Fleet:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     folder = tmp_path_factory.mktemp("lifecycle")
-    running = Fleet(folder / "state", subprocess.Popen(["true"]), folder / "up.0")
+    running = Fleet(folder)
     running.start("--port", str(_free_port()), "--clusters", "5")
     try:
         yield running

@@ -113,7 +113,9 @@ def test_cluster_add_and_remove_at_run_time(fleet: tuple[Path, subprocess.Popen[
     assert "member-3" not in [c["name"] for c in config["contexts"]]
 
 
-def test_cluster_command_without_server(tmp_path: Path) -> None:
-    result = subprocess.run(_clusterset("cluster", "list", "--state-dir", str(tmp_path)),
-                            capture_output=True, text=True, timeout=30)
-    assert result.returncode == 1 and "no running server" in result.stderr
+@pytest.mark.parametrize("order", ["flag last", "flag first"])
+def test_cluster_command_without_server(tmp_path: Path, order: str) -> None:
+    flag = ["--state-dir", str(tmp_path)]
+    args = ["cluster", "list", *flag] if order == "flag last" else ["cluster", *flag, "list"]
+    result = subprocess.run(_clusterset(*args), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and f"no running server found in {tmp_path}" in result.stderr

@@ -3,6 +3,7 @@
 Other packages (the fleet, the CLI, `clusterset.testing`) use it through this module only.
 """
 
-from clusterset.apiserver.server import Apiserver
+from clusterset.apiserver.server import Apiserver, CannotListen
+from clusterset.apiserver.storage.statelock import StateDirInUse
 
-__all__ = ["Apiserver"]
+__all__ = ["Apiserver", "CannotListen", "StateDirInUse"]

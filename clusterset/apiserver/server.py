@@ -47,11 +47,20 @@ from clusterset.apiserver.registry.context import Ctx
 from clusterset.apiserver.registry.registry import Registry
 from clusterset.apiserver.registry.rest import Rest
 from clusterset.apiserver.storage.sqlite import Database
+from clusterset.apiserver.storage.statelock import StateDirLock
 from clusterset.apiserver.storage.store import DEFAULT_HISTORY, ClusterStore
 
 log = logging.getLogger(__name__)
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class CannotListen(Exception):
+    """The server's address cannot be bound (in use, not permitted); the message names it."""
+
+    def __init__(self, host: str, port: int, error: OSError) -> None:
+        self.host, self.port = host, port
+        super().__init__(f"cannot listen on {host}:{port}: {error.strerror or error}")
 
 
 class Apiserver:
@@ -69,9 +78,11 @@ class Apiserver:
         durable: bool = False,
         max_body: int = 3 * 1024 * 1024,
         cluster_controllers: list[Controller] | None = None,
+        owner: str | None = None,
     ) -> None:
         """`cluster_controllers`: what runs in clusters whose `controllers` setting is on (default: simulated
-        nodes, scheduler and kubelets, the workload and endpoint controllers)."""
+        nodes, scheduler and kubelets, the workload and endpoint controllers). `owner`: how the state
+        directory's lock names this process to another that wants it (default: its command line)."""
         self.state_dir = state_dir
         self.host = host
         self.port = port
@@ -80,8 +91,10 @@ class Apiserver:
         self.bookmark_interval = bookmark_interval
         self.max_body = max_body
         self._tmp: Any = None
+        self._lock: StateDirLock | None = None
         if state_dir is not None:
             state_dir.mkdir(parents=True, exist_ok=True)
+            self._lock = StateDirLock.acquire(state_dir, owner)  # before anything in it is read or written
             self._db = Database(state_dir / "apiserver.db", durable=durable)
             cert_dir = state_dir / "pki"
         else:
@@ -107,8 +120,12 @@ class Apiserver:
         self._running = False
         self._kubeconfig_flush: asyncio.Future[None] | None = None
         self._kubeconfig_current: str | None = None
-        # called with the name of each cluster added while serving (the embedded fleet joins it)
+        # called with the name of each cluster added (removed) while serving (the embedded fleet joins it, or
+        # stops its agent)
         self.cluster_added: list[Callable[[str], None]] = []
+        self.cluster_removed: list[Callable[[str], None]] = []
+        # the namespace a context of the kubeconfig sets, by cluster (the embedded fleet: the hub's ClusterSet's)
+        self.context_namespaces: dict[str, str] = {}
         self._load()
 
     # ---------------------------------------------------------------- state
@@ -212,6 +229,9 @@ class Apiserver:
             )
         self._by_token.pop(cluster.token, None)
         self._controllers.detach(cluster)
+        if self._running:  # before its watches end: a watcher told now lets go instead of retrying
+            for callback in self.cluster_removed:
+                callback(name)
         cluster.store.close_watchers()
         self._db.delete_cluster(name)
         await self._db.committed()
@@ -309,7 +329,11 @@ class Apiserver:
         ssl_ctx = self.tls.server_context() if self.use_tls else None
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise CannotListen(self.host, self.port, exc) from exc
         self.port = sock.getsockname()[1]
         self._listener = await listen(self._runner, sock, ssl_ctx)
         if self.state_dir is not None:
@@ -334,6 +358,8 @@ class Apiserver:
         self._db.close()
         if self._tmp is not None:
             self._tmp.cleanup()
+        if self._lock is not None:
+            self._lock.release()
 
     # ---------------------------------------------------------------- kubeconfig
     def kubeconfig(self, names: list[str] | None = None, current: str | None = None) -> dict[str, Any]:
@@ -355,7 +381,10 @@ class Apiserver:
                 server["certificate-authority-data"] = ca
             config["clusters"].append({"name": name, "cluster": server})
             config["users"].append({"name": name, "user": {"token": cluster.token}})
-            config["contexts"].append({"name": name, "context": {"cluster": name, "user": name}})
+            context = {"cluster": name, "user": name}
+            if name in self.context_namespaces:
+                context["namespace"] = self.context_namespaces[name]
+            config["contexts"].append({"name": name, "context": context})
         return config
 
     async def refresh_kubeconfig(self) -> None:

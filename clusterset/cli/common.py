@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import re
+import shlex
+import shutil
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from clusterset.apiserver import CannotListen, StateDirInUse
 from clusterset.client import ApiError, ConnectionFailed, CredentialError
 from clusterset.inventory.registration import JoinRefused
 
@@ -21,29 +27,70 @@ DEFAULT_CLUSTERSET = "clusterset"
 Command = Callable[[argparse.Namespace], int]
 
 
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port (0: any free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return port
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number, 0 or more."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of 0 or more")
+    return number
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a duration in seconds, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
+
+
 def server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
-                   help=f"where state, certificates and the kubeconfig live (default {DEFAULT_STATE_DIR})")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=None,
+                   help=f"where state, certificates and the kubeconfig live; one running server per directory "
+                        f"(default {DEFAULT_STATE_DIR})")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=port_number, default=None,
                    help=f"listen port (default: the port used last time in this state dir, else {DEFAULT_PORT})")
     p.add_argument("--durable", action="store_true", help="fsync every commit (survives power loss, slower)")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens, not only warnings")
 
 
 def kube_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kubeconfig", help="kubeconfig file (default: <state-dir>/kubeconfig if it exists, "
-                   "else $KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: as --state-dir says)")
     p.add_argument("--context", help="kubeconfig context")
-    p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--state-dir", type=Path, default=None,
+                   help=f"use the kubeconfig of the fleet in this directory (unless --kubeconfig); without either, "
+                        f"$KUBECONFIG, else {DEFAULT_STATE_DIR}/kubeconfig if it exists, else ~/.kube/config")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens, not only warnings")
 
 
 def kubeconfig_path(args: argparse.Namespace) -> str | None:
-    """The file of `kube_flags`: --kubeconfig, else <state-dir>/kubeconfig if it exists, else None (the default)."""
+    """The file of `kube_flags`, in kubectl's order with the fleet's kubeconfig as the fallback: --kubeconfig,
+    else the kubeconfig of a --state-dir given, else None when $KUBECONFIG is set (the client reads it), else
+    ./.clusterset/kubeconfig if it exists, else None (~/.kube/config)."""
     if args.kubeconfig:
         return str(args.kubeconfig)
-    default = args.state_dir / "kubeconfig"
+    if args.state_dir is not None:
+        return str(args.state_dir / "kubeconfig")
+    if os.environ.get("KUBECONFIG"):
+        return None
+    default = DEFAULT_STATE_DIR / "kubeconfig"
     return str(default) if default.exists() else None
 
 
@@ -58,35 +105,68 @@ def server_port(args: argparse.Namespace) -> int:
         return DEFAULT_PORT
 
 
+@contextlib.contextmanager
+def removed_if_cannot_listen(state_dir: Path) -> Iterator[None]:
+    """A state directory made by a server that then cannot listen is removed again: a first start on a port
+    in use leaves nothing half-made behind (a directory that existed is left as it was)."""
+    made = not state_dir.exists()
+    try:
+        yield
+    except CannotListen:
+        if made:
+            shutil.rmtree(state_dir, ignore_errors=True)
+        raise
+
+
 def async_command(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]]) -> Command:
     """A command that runs `command` in its own event loop; an error a user can act on is one line on stderr
     and exit code 1."""
 
     def run(args: argparse.Namespace) -> int:
+        name = f"clusterset {args.command}"
         try:
             return asyncio.run(command(args))
         except KeyboardInterrupt:
             return 0
-        except (JoinRefused, CredentialError) as exc:
-            print(f"clusterset {args.command}: {exc}", file=sys.stderr)
-            return 1
+        except StateDirInUse as exc:
+            print(f"{name}: {exc}; stop it first or use --state-dir", file=sys.stderr)
+        except CannotListen as exc:
+            print(f"{name}: {exc}; choose another port with --port", file=sys.stderr)
+        except (JoinRefused, CredentialError, ConnectionFailed) as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
         except ApiError as exc:
-            print(f"clusterset {args.command}: {exc.status} {exc.reason}: {exc.message}", file=sys.stderr)
-            return 1
-        except (ConnectionFailed, OSError) as exc:
-            print(f"clusterset {args.command}: {exc}", file=sys.stderr)
-            return 1
+            print(f"{name}: {exc.status} {exc.reason}: {exc.message}", file=sys.stderr)
+        except BrokenPipeError:
+            raise  # the reader went away: main() ends quietly
+        except OSError as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+        return 1
 
     return run
 
 
-async def wait_for_signal() -> None:
-    """Returns on SIGINT or SIGTERM: how every long-running command waits to stop."""
-    stop = asyncio.Event()
+async def wait_for_signal(stop: asyncio.Event | None = None) -> None:
+    """Returns on SIGINT or SIGTERM (or once `stop` is set): how every long-running command waits to stop."""
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+
+
+def program() -> str:
+    """How to run clusterset again, for hints a user pastes: `clusterset` when that is what PATH finds, else
+    the path they ran (`.venv/bin/clusterset`), else the interpreter and module they ran."""
+    script = sys.argv[0] if sys.argv else ""
+    if Path(script).name == "clusterset":
+        found = shutil.which("clusterset")
+        return "clusterset" if found and Path(found).resolve() == Path(script).resolve() else script
+    return shlex.join([*sys.orig_argv[:1], "-m", "clusterset.cli.main"])
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sorts names as people count: member-2 before member-10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def table(rows: Sequence[tuple[str, ...]]) -> str:

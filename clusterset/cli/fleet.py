@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import tempfile
 import time
@@ -26,9 +27,16 @@ from clusterset.api.resources import CLUSTER_PROFILES, SECRETS
 from clusterset.api.times import parse_time
 from clusterset.cli.common import (
     DEFAULT_CLUSTERSET,
+    DEFAULT_STATE_DIR,
     async_command,
+    count,
     kube_flags,
     kubeconfig_path,
+    natural_key,
+    port_number,
+    program,
+    removed_if_cannot_listen,
+    seconds,
     server_flags,
     server_port,
     table,
@@ -44,28 +52,43 @@ from clusterset.runtime import LeaderElection, Manager
 
 
 def add_parsers(sub: Any) -> None:
-    up = sub.add_parser("up", help="run an embedded fleet: a hub and member clusters, joined, with their agents")
+    up = sub.add_parser(
+        "up", help="run an embedded fleet: a hub and member clusters, joined, with their agents",
+        description="Runs a whole fleet in this process until Ctrl-C: one API server hosting the logical clusters "
+                    "`hub` and `member-1..N`, each member joined to the ClusterSet with its agent, and the hub's "
+                    "controllers. Writes <state-dir>/kubeconfig (a context per cluster) and <state-dir>/fleet.json. "
+                    "Run it again on the same directory to resume the same fleet.")
     server_flags(up)
-    up.add_argument("--clusters", type=int, default=2, help="number of member clusters (default 2)")
+    up.add_argument("--clusters", type=count, default=2,
+                    help="number of member clusters made on the first start (default 2)")
     up.add_argument("--clusterset", default=DEFAULT_CLUSTERSET, help="ClusterSet name (default clusterset)")
-    up.add_argument("--heartbeat", type=float, default=10.0, help="seconds between agent reports (default 10)")
-    up.add_argument("--grace", type=float, default=40.0,
+    up.add_argument("--heartbeat", type=seconds, default=10.0, help="seconds between agent reports (default 10)")
+    up.add_argument("--grace", type=seconds, default=40.0,
                     help="seconds without a report before a member's health is Unknown (default 40)")
-    up.add_argument("--metrics-port", type=int, default=0, help="serve the hub's /metrics on this port (0: off)")
+    up.add_argument("--metrics-port", type=port_number, default=0,
+                    help="serve the hub's /metrics on this port (0: off)")
     up.set_defaults(run=async_command(_up))
 
-    agent = sub.add_parser("agent", help="run a member's agent (reports the member to its hub)")
+    agent = sub.add_parser(
+        "agent", help="run a member's agent (reports the member to its hub)",
+        description="Runs the agent of a member that has joined (`clusterset join`): it reports the member to its "
+                    "own namespace on the hub, with the hub credentials that join stored in the member. It takes "
+                    "new credentials from there when a join writes them, and stops when its member is gone.")
     kube_flags(agent)
     agent.add_argument("--hub-kubeconfig", help="the agent's hub kubeconfig (default: the member's Secret "
                        f"{SYSTEM_NAMESPACE}/{HUB_KUBECONFIG_SECRET} written by `clusterset join`)")
-    agent.add_argument("--heartbeat", type=float, default=10.0)
+    agent.add_argument("--heartbeat", type=seconds, default=10.0, help="seconds between reports (default 10)")
     agent.set_defaults(run=async_command(_agent))
 
-    hub = sub.add_parser("hub", help="run the hub's controllers (the ClusterProfile manager)")
+    hub = sub.add_parser(
+        "hub", help="run the hub's controllers (the ClusterProfile manager)",
+        description="Runs the hub's controllers against a hub cluster: one ClusterProfile per member, from the "
+                    "reports of its agent. Replicas elect a leader (Lease <clusterset>/clusterset-hub).")
     kube_flags(hub)
-    hub.add_argument("--clusterset", default=DEFAULT_CLUSTERSET)
-    hub.add_argument("--grace", type=float, default=40.0)
-    hub.add_argument("--metrics-port", type=int, default=0)
+    hub.add_argument("--clusterset", default=DEFAULT_CLUSTERSET, help="ClusterSet name (default clusterset)")
+    hub.add_argument("--grace", type=seconds, default=40.0,
+                     help="seconds without a report before a member's health is Unknown (default 40)")
+    hub.add_argument("--metrics-port", type=port_number, default=0, help="serve /metrics on this port (0: off)")
     hub.add_argument("--no-leader-elect", dest="leader_elect", action="store_false",
                      help="act without holding the Lease <clusterset>/clusterset-hub (only one replica may run)")
     hub.add_argument("--access-provider", action="append", default=[], metavar="NAME",
@@ -73,57 +96,70 @@ def add_parsers(sub: Any) -> None:
                           "{clusterName: <member id>} (repeatable; e.g. secretreader)")
     hub.set_defaults(run=async_command(_hub))
 
-    status = sub.add_parser("status", help="show the fleet: clusters, health, version, properties")
+    status = sub.add_parser(
+        "status", help="show the fleet: clusters, health, version, properties",
+        description="Shows the members of a ClusterSet as the hub's ClusterProfiles describe them: health, "
+                    "joined, version, the time of the last report, what is wrong, and properties. The hub is "
+                    "the context `hub` unless --context names another.")
     kube_flags(status)
-    status.add_argument("--clusterset", default=DEFAULT_CLUSTERSET)
+    status.add_argument("--clusterset", default=DEFAULT_CLUSTERSET, help="ClusterSet name (default clusterset)")
     status.set_defaults(run=async_command(_status))
 
-    c = sub.add_parser("crds", help="print the CRDs clusterset uses, for kubectl apply -f -")
-    c.add_argument("--side", choices=["hub", "member", "all"], default="all")
+    c = sub.add_parser("crds", help="print the CRDs clusterset uses, for kubectl apply -f -",
+                       description="Prints the CustomResourceDefinitions a hub and its members need, as YAML.")
+    c.add_argument("--side", choices=["hub", "member", "all"], default="all",
+                   help="the hub's, the members', or all (default)")
     c.set_defaults(run=_crds)
 
 
 # ---------------------------------------------------------------------- up
 async def _up(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    fleet = EmbeddedFleet(
-        FleetOptions(args.state_dir, members=args.clusters, host=args.host, port=server_port(args),
-                     durable=args.durable, clusterset=args.clusterset, heartbeat=args.heartbeat, grace=args.grace,
-                     metrics_port=args.metrics_port),
-        progress=lambda line: print(f"  {line} ...", flush=True),
-    )
-    try:
-        await fleet.start()
-        fleet.progress("waiting for every member to report healthy")
-        await fleet.wait_healthy(timeout=max(60.0, args.clusters * 0.5))
-        _print_banner(fleet, time.monotonic() - started)
-        await wait_for_signal()
-        print("\nstopping ...", flush=True)
-    finally:
-        await fleet.stop()
+    with removed_if_cannot_listen(args.state_dir):
+        fleet = EmbeddedFleet(
+            FleetOptions(args.state_dir, members=args.clusters, host=args.host, port=server_port(args),
+                         durable=args.durable, clusterset=args.clusterset, heartbeat=args.heartbeat,
+                         grace=args.grace, metrics_port=args.metrics_port, owner="clusterset up"),
+            progress=lambda line: print(f"  {line} ...", flush=True),
+        )
+        try:
+            await fleet.start()
+            fleet.progress("waiting for every member to report healthy")
+            await fleet.wait_healthy(timeout=max(60.0, args.clusters * 0.5))
+            print(banner(fleet, args.state_dir, time.monotonic() - started), flush=True)
+            await wait_for_signal()
+            print("\nstopping ...", flush=True)
+        finally:
+            await fleet.stop()
     return 0
 
 
-def _print_banner(fleet: EmbeddedFleet, elapsed: float) -> None:
-    kubeconfig = (fleet.options.state_dir or Path(".")) / "kubeconfig"
+def banner(fleet: EmbeddedFleet, state_dir: Path, elapsed: float) -> str:
+    """What `up` prints once the fleet is ready: its clusters, and commands to paste, as this user runs them."""
     rows = [("CLUSTER", "ROLE", "ID", "HEALTHY", "SERVER")]
     health = fleet.health()
     for c in fleet.fleet_description()["clusters"]:
         rows.append((c["name"], c["role"], c.get("id", "-"), health.get(c["name"], "-"), c["server"]))
     resumed = f" (resumed {len(fleet.resumed)} clusters)" if fleet.resumed else ""
-    print(f"\nclusterset fleet ready in {elapsed:.1f}s{resumed}")
-    print(table(rows))
-    print(f"""
-Use it with kubectl:
-  export KUBECONFIG={kubeconfig.resolve()}
-  kubectl --context hub get clusterprofiles -A
-  kubectl --context member-1 get clusterproperties
-  kubectl --context member-1 create deployment hello --image=hello --replicas=3
-
-See the fleet: clusterset status        Machine-readable: {(kubeconfig.parent / 'fleet.json').resolve()}
-Add or remove clusters while it runs:  clusterset cluster add NAME   |   clusterset cluster remove NAME
-Press Ctrl-C to stop; run `clusterset up` again in this directory to resume the same fleet.
-""", flush=True)
+    me = program()
+    here = "" if state_dir == DEFAULT_STATE_DIR else f" --state-dir {state_dir}"
+    lines = [f"\nclusterset fleet ready in {elapsed:.1f}s{resumed}", table(rows)]
+    lines += [f"  {name} did not join: {why}" for name, why in fleet.not_joined.items()]
+    lines += ["", "Use it with kubectl:", f"  export KUBECONFIG={(state_dir / 'kubeconfig').resolve()}",
+              "  kubectl --context hub get clusterprofiles"]
+    member = next((m for m in fleet.member_ids if m not in fleet.not_joined), None)
+    if member is None:
+        lines.append(f"  (no members yet: add one with `{me} cluster add member-1{here}`)")
+    else:
+        lines += [f"  kubectl --context {member} get clusterproperties",
+                  f"  kubectl --context {member} create deployment hello --image=nginx --replicas=3"]
+    again = f"`{me} up{here}` again" if here else f"`{me} up` again in this directory"
+    lines += ["",
+              f"See the fleet:        {me} status{here}",
+              f"Machine-readable:     {(state_dir / 'fleet.json').resolve()}",
+              f"Add/remove clusters:  {me} cluster add NAME{here}  |  {me} cluster remove NAME{here}",
+              f"Press Ctrl-C to stop; {again} resumes the same fleet.", ""]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------- agent / hub
@@ -133,7 +169,7 @@ async def _agent(args: argparse.Namespace) -> int:
     if cid is None:
         await member.close()
         raise JoinRefused("this cluster has not joined a ClusterSet (no cluster.clusterset.k8s.io); "
-                          "run `clusterset join` first")
+                          f"run `{program()} join` first")
     hub_path = args.hub_kubeconfig
     with tempfile.TemporaryDirectory() as tmp:
         if hub_path is None:
@@ -142,23 +178,30 @@ async def _agent(args: argparse.Namespace) -> int:
             except NotFound:
                 await member.close()
                 raise JoinRefused(f"{cid} has no hub credentials (Secret {SYSTEM_NAMESPACE}/{HUB_KUBECONFIG_SECRET}): "
-                                  f"run `clusterset join` for it first, or pass --hub-kubeconfig") from None
+                                  f"run `{program()} join` for it first, or pass --hub-kubeconfig") from None
             hub_path = str(Path(tmp) / "hub.kubeconfig")
             Path(hub_path).write_bytes(base64.b64decode(secret["data"]["kubeconfig"]))
             Path(hub_path).chmod(0o600)
         hub = await ClusterClient.from_kubeconfig(hub_path, None)
     manager = Manager(name="agent")
-    members = Members(manager, MemberOptions(heartbeat=args.heartbeat))
+    stop = asyncio.Event()
+    gone: list[str] = []  # the member is gone for good: its agent said so in the log and stopped
+
+    def member_gone(cluster_id: str) -> None:
+        gone.append(cluster_id)
+        stop.set()
+
+    members = Members(manager, MemberOptions(heartbeat=args.heartbeat), on_gone=member_gone)
     await manager.start()
     await members.add(cid, member, hub, hub.namespace or member_namespace(cid))
     print(f"agent for {cid} reporting to {hub.server} (namespace {hub.namespace})", flush=True)
     try:
-        await wait_for_signal()
+        await wait_for_signal(stop)
     finally:
         await manager.stop()
         await members.close()
         await member.close()
-    return 0
+    return 1 if gone else 0
 
 
 async def _hub(args: argparse.Namespace) -> int:
@@ -192,7 +235,7 @@ async def _status(args: argparse.Namespace) -> int:
 
 def status_table(profiles: list[dict[str, Any]], reports: dict[str, dict[str, Any]], now: datetime) -> str:
     rows: list[tuple[str, ...]] = [("CLUSTER", "HEALTHY", "JOINED", "VERSION", "REPORTED", "REASON", "PROPERTIES")]
-    for p in sorted(profiles, key=lambda p: str(p["metadata"]["name"])):
+    for p in sorted(profiles, key=lambda p: natural_key(str(p["metadata"]["name"]))):
         status = p.get("status") or {}
         healthy = condition(status.get("conditions"), CONTROL_PLANE_HEALTHY) or {}
         joined = condition(status.get("conditions"), JOINED) or {}

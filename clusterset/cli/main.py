@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from clusterset.cli import fleet, inventory, server
 from clusterset.cli.common import Command
 
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a tool that SIGPIPE ended (`yes | head`)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="clusterset", description="A multi-cluster control plane for Kubernetes.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (fleet, inventory, server):
         module.add_parsers(sub)
 
@@ -24,7 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run: Command = args.run
-    return run(args)
+    try:
+        code = run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went away (`clusterset status | head -1`): end quietly, as Unix tools do; stdout goes
+        # nowhere, so that flushing it at exit does not complain either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return code
 
 
 if __name__ == "__main__":

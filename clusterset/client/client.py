@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import Any
@@ -271,11 +272,11 @@ class ClusterClient:
                     server_hostname=self.config.tls_server_name,
                 )
                 payload = b"" if stream and resp.status < 300 else await resp.read()
-            except aiohttp.ClientSSLError as exc:
-                raise ConnectionFailed(f"{method} {url}: TLS: {exc}") from exc
+            except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientConnectorSSLError) as exc:
+                raise ConnectionFailed(f"{method} {url}: {_unreachable(exc)}") from exc
             except aiohttp.ClientConnectorError as exc:  # nothing was sent
                 if attempt >= policy.attempts:
-                    raise ConnectionFailed(f"{method} {url}: {exc} (after {attempt} attempts)") from exc
+                    raise ConnectionFailed(f"{method} {url}: {_unreachable(exc)} (after {attempt} attempts)") from exc
                 await self._backoff(policy.delay(attempt), method, url, exc)
                 continue
             except (aiohttp.ClientError, TimeoutError) as exc:  # may have been sent and acted on
@@ -356,6 +357,17 @@ def _need_name(meta: dict[str, Any]) -> str:
 def _need_namespace(res: Resource, namespace: str | None, verb: str) -> None:
     if res.namespaced and not namespace:
         raise ValueError(f"{verb} {res}: a namespaced resource needs a namespace")
+
+
+def _unreachable(exc: aiohttp.ClientConnectorError | aiohttp.ClientConnectorCertificateError) -> str:
+    """"cannot connect to 127.0.0.1:16443: Connection refused" (aiohttp's own text shows its SSL context's repr)."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        reason = f"TLS: {exc.certificate_error}"
+    elif isinstance(exc, aiohttp.ClientSSLError):
+        reason = f"TLS: {exc.os_error}"
+    else:
+        reason = os.strerror(exc.os_error.errno) if exc.os_error.errno else str(exc.os_error)
+    return f"cannot connect to {exc.host}:{exc.port}: {reason}"
 
 
 def _retry_after(resp: aiohttp.ClientResponse) -> float | None:

@@ -3,7 +3,9 @@
 Everything talks through the REST API as it would across real clusters: members join through
 `inventory.registration.join` (ServiceAccount, Role, RoleBinding, TokenRequest on the hub), and each
 agent reports with its own hub token. State lives in the server's SQLite, so starting again on the same
-directory resumes the same fleet (joins are idempotent).
+directory resumes the same fleet (joins are idempotent); `fleet.json` also names the members removed from
+it, so that a restart does not make them again. A member that cannot join is reported and left out; the
+others and the fleet carry on.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class FleetOptions:
     join_concurrency: int = 16
     metrics_port: int = 0
     member_settings: dict[str, Any] = field(default_factory=dict)  # add_cluster options for new members
+    owner: str | None = None  # how the state directory's lock names this process (default: its command line)
 
 
 def member_names(count: int) -> list[str]:
@@ -63,12 +66,15 @@ class EmbeddedFleet:
     def __init__(self, options: FleetOptions, progress: Callable[[str], None] = lambda _line: None) -> None:
         self.options = options
         self.progress = progress
-        self.server = Apiserver(options.state_dir, host=options.host, port=options.port, durable=options.durable)
+        self.server = Apiserver(options.state_dir, host=options.host, port=options.port, durable=options.durable,
+                                owner=options.owner)
         self.hub_manager = Manager(name="hub", metrics_port=options.metrics_port)
         self.agent_manager = Manager(name="agents")
         self.members = Members(self.agent_manager,
                                MemberOptions(heartbeat=options.heartbeat, probe_timeout=options.probe_timeout))
         self.member_ids: list[str] = []
+        self.not_joined: dict[str, str] = {}  # member → why its join failed
+        self.removed: set[str] = set()  # members removed while a fleet ran here: a restart does not make them again
         self.admin_clients: dict[str, ClusterClient] = {}
         self._stale_clients: list[ClusterClient] = []
         self.resumed: list[str] = []
@@ -78,9 +84,10 @@ class EmbeddedFleet:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         opts = self.options
-        names = [HUB, *member_names(opts.members)]
         # clusters added at run time (`clusterset cluster add`) in an earlier run are members too
         existing = self.server.cluster_names()
+        self.removed = {str(n) for n in self._described().get("removed") or []} - set(existing)
+        names = [HUB, *(n for n in member_names(opts.members) if n not in self.removed)]
         self.member_ids = [*names[1:], *(n for n in existing if n not in names)]
         self.resumed = [n for n in [HUB, *self.member_ids] if n in existing]
         missing = [n for n in names if n not in existing]
@@ -89,6 +96,7 @@ class EmbeddedFleet:
         for name in missing:
             await self.server.add_cluster(name, **({} if name == HUB else opts.member_settings))
         await self.server.start()
+        self.server.context_namespaces[HUB] = opts.clusterset  # `kubectl --context hub get clusterprofiles`
         if opts.state_dir is not None:
             self.server.write_kubeconfig(opts.state_dir / "kubeconfig", current=HUB)
 
@@ -104,26 +112,49 @@ class EmbeddedFleet:
 
         async def join_one(name: str) -> None:
             async with limit:
-                await self.join_member(name)
+                await self._try_join(name)
 
         await asyncio.gather(*(join_one(n) for n in joining))
         self.write_fleet_json()
-        self.server.cluster_added.append(self._join_later)
+        self.server.cluster_added.append(self._cluster_added)
+        self.server.cluster_removed.append(self._cluster_removed)
 
-    def _join_later(self, name: str) -> None:
+    async def _try_join(self, name: str) -> bool:
+        """Joins a member; a member that cannot join must not take the fleet down: why is kept (and logged)."""
+        try:
+            await self.join_member(name)
+        except Exception as exc:
+            self.not_joined[name] = str(exc)
+            log.error("joining cluster=%s failed: %s", name, exc)
+            return False
+        self.not_joined.pop(name, None)
+        return True
+
+    def _cluster_added(self, name: str) -> None:
         """A cluster added while the fleet runs (`clusterset cluster add`) joins as a member."""
+        self.removed.discard(name)
         task = asyncio.create_task(self._join_added(name), name=f"join {name}")
         self._joins.add(task)
         task.add_done_callback(self._joins.discard)
 
     async def _join_added(self, name: str) -> None:
-        try:
-            await self.join_member(name)
-        except Exception as exc:  # a bad cluster must not take the fleet down: say why
-            log.error("joining cluster=%s failed: %s", name, exc)
-            return
+        if name not in self.member_ids:
+            self.member_ids.append(name)
+        joined = await self._try_join(name)
         self.write_fleet_json()
-        log.info("joined added cluster=%s", name)
+        if joined:
+            log.info("joined added cluster=%s", name)
+
+    def _cluster_removed(self, name: str) -> None:
+        """A member removed while the fleet runs (`clusterset cluster remove`) leaves the fleet for good: its agent
+        reports it gone and stops, and a restart does not make it again."""
+        if name not in self.member_ids:
+            return
+        self.member_ids.remove(name)
+        self.not_joined.pop(name, None)
+        self.removed.add(name)
+        self.write_fleet_json()
+        self.members.member_gone(name, "the cluster was removed from the fleet (clusterset cluster remove)")
 
     async def join_member(self, name: str) -> None:
         """Join a member (idempotent) and start its agent."""
@@ -141,8 +172,10 @@ class EmbeddedFleet:
         await self.members.add(name, member, hub_as_agent, membership.hub_namespace, session=self.session)
 
     async def stop(self) -> None:
-        with contextlib.suppress(ValueError):  # no more joins: their clients are about to close
-            self.server.cluster_added.remove(self._join_later)
+        for hook, callback in ((self.server.cluster_added, self._cluster_added),
+                               (self.server.cluster_removed, self._cluster_removed)):
+            with contextlib.suppress(ValueError):  # no more joins: their clients are about to close
+                hook.remove(callback)
         for task in list(self._joins):
             task.cancel()
         await asyncio.gather(*self._joins, return_exceptions=True)
@@ -188,7 +221,18 @@ class EmbeddedFleet:
         for name in self.member_ids:
             clusters.append({"name": name, "context": name, "role": "member", "id": name,
                              "server": self.server.cluster_url(name)})
-        return {"clusterset": self.options.clusterset, "namespace": self.options.clusterset, "clusters": clusters}
+        return {"clusterset": self.options.clusterset, "namespace": self.options.clusterset, "clusters": clusters,
+                "removed": sorted(self.removed)}
+
+    def _described(self) -> dict[str, Any]:
+        """What `fleet.json` said when this fleet last ran here (nothing if it never did)."""
+        if self.options.state_dir is None:
+            return {}
+        try:
+            described = json.loads((self.options.state_dir / "fleet.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return described if isinstance(described, dict) else {}
 
     def write_fleet_json(self) -> None:
         if self.options.state_dir is None:
@@ -208,7 +252,7 @@ class EmbeddedFleet:
     async def wait_healthy(self, timeout: float = 60.0) -> float:
         """Seconds until every member's profile says ControlPlaneHealthy=True (for `up` and benchmarks)."""
         started = time.monotonic()
-        want = set(self.member_ids)
+        want = set(self.member_ids) - self.not_joined.keys()
         while True:
             healthy = {name for name, status in self.health().items() if status == "True"}
             if want <= healthy:

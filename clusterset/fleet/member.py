@@ -6,6 +6,9 @@ cleanup to `_close`), its controllers to `Members.__init__`.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -14,6 +17,8 @@ from clusterset.client import ClusterClient
 from clusterset.inventory.agent import MemberAgent
 from clusterset.inventory.controllers import REPORT_KEY, agent_controller
 from clusterset.runtime import Manager
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,13 +31,17 @@ class Members:
     """The members this process runs agents for, each engaged in `manager` under its cluster id.
 
     The member-side controllers are added to `manager` here; the caller starts and stops the manager,
-    and calls `close()` after stopping it."""
+    and calls `close()` after stopping it. An agent whose member is gone for good stops by itself, saying so
+    once in the log; then `on_gone(cluster_id)`."""
 
-    def __init__(self, manager: Manager, options: MemberOptions | None = None) -> None:
+    def __init__(self, manager: Manager, options: MemberOptions | None = None,
+                 on_gone: Callable[[str], None] | None = None) -> None:
         self.manager = manager
         self.options = options or MemberOptions()
+        self.on_gone = on_gone
         self.agents: dict[str, MemberAgent] = {}
-        self._reports = manager.add(agent_controller(self.agents))
+        self._reports = manager.add(agent_controller(self.agents, self._stop_gone))
+        self._stopping: set[asyncio.Task[None]] = set()
 
     async def add(self, cluster_id: str, member: ClusterClient, hub: ClusterClient, hub_namespace: str, *,
                   session: aiohttp.ClientSession | None = None) -> None:
@@ -48,6 +57,39 @@ class Members:
         await self.manager.add_cluster(cluster_id, member, owned=False)
         self._reports.enqueue(cluster_id, REPORT_KEY)
 
+    def member_gone(self, cluster_id: str, reason: str) -> None:
+        """The member's cluster no longer exists (its server says so): its agent stops watching it, reports it
+        gone, and stops."""
+        agent = self.agents.get(cluster_id)
+        if agent is not None:
+            agent.member_gone(reason)
+            self._stop(agent, last_report=True)
+
+    def _stop_gone(self, agent: MemberAgent) -> None:
+        """The agent found its member gone, and reported so (called from its reconcile)."""
+        self._stop(agent, last_report=False)
+
+    def _stop(self, agent: MemberAgent, *, last_report: bool) -> None:
+        if self.agents.get(agent.cluster_id) is not agent:  # stopped or replaced already
+            return
+        del self.agents[agent.cluster_id]
+        log.warning("agent stopped, its member is gone cluster=%s reason=%s", agent.cluster_id, agent.gone)
+        task = asyncio.create_task(self._retire(agent, last_report), name=f"stop agent {agent.cluster_id}")
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    async def _retire(self, agent: MemberAgent, last_report: bool) -> None:
+        if agent.cluster_id not in self.agents:  # not added again meanwhile
+            await self.manager.remove_cluster(agent.cluster_id)  # first: its watches would retry with warnings
+        if last_report:
+            try:
+                await agent.report_gone()
+            except Exception as exc:  # the hub refuses it (it left) or is away: the profile turns Unknown
+                log.info("last report not written cluster=%s: %s", agent.cluster_id, exc)
+        await _close(agent)
+        if self.on_gone is not None:
+            self.on_gone(agent.cluster_id)
+
     async def remove(self, cluster_id: str) -> None:
         """Stops the member's agent: disengages the member, closes the agent and its hub client."""
         await self.manager.remove_cluster(cluster_id)
@@ -57,6 +99,7 @@ class Members:
 
     async def close(self) -> None:
         """Closes every agent and its hub client (after the manager has stopped)."""
+        await asyncio.gather(*self._stopping, return_exceptions=True)
         agents = list(self.agents.values())
         self.agents.clear()
         for agent in agents:

@@ -4,7 +4,9 @@ The hub never calls members; an agent needs only outbound access to the hub, wit
 write nothing but `clusterset-<id>` there. Each heartbeat (and whenever a ClusterProperty changes) it
 probes `/readyz` and `/version`, reads the ClusterProperties from its watch cache, and applies a
 ClusterReport. It renews its own hub token at 80% of its lifetime, as the kubelet rotates projected
-ServiceAccount tokens.
+ServiceAccount tokens, and takes a newer one from the member's Secret (a `clusterset join` after a
+`leave`). A member that refuses it for good (its cluster was removed) gets one last report, then the
+agent stops.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import binascii
 import dataclasses
 import logging
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,17 +35,21 @@ from clusterset.api.resources import SECRETS
 from clusterset.api.times import rfc3339
 from clusterset.client import ClusterClient
 from clusterset.client.config import RetryPolicy
-from clusterset.client.errors import ApiError, ConnectionFailed, CredentialError, NotFound
-from clusterset.client.kubeconfig import parse_kubeconfig
+from clusterset.client.errors import ApiError, ConnectionFailed, CredentialError, NotFound, Unauthorized
 from clusterset.inventory.endpoint import endpoint_of
 from clusterset.inventory.profile_status import without_observation_times
-from clusterset.inventory.registration import request_token, store_hub_kubeconfig
+from clusterset.inventory.registration import hub_kubeconfig_of, request_token, store_hub_kubeconfig
 from clusterset.inventory.report import Observation, desired_report
 from clusterset.runtime import Cache
 
 log = logging.getLogger(__name__)
 
 MIN_TOKEN_SECONDS = 600  # TokenRequest's minimum
+# probes in a row that the member refuses (401: our credential is unknown there, 404: no such cluster at that
+# address) before the agent takes its cluster as gone for good, asked again this often (not at the heartbeat:
+# the agent's watches of a member that is gone fail, and warn, until it stops)
+GONE_AFTER_REFUSALS = 3
+REFUSAL_RECHECK_SECONDS = 0.5
 
 
 def jwt_lifetime(token: str) -> tuple[float, float] | None:
@@ -80,6 +87,12 @@ class MemberAgent:
         self._last: dict[str, Any] | None = None
         self._last_written = 0.0
         self.renew_at = 0.8  # fraction of the hub token's lifetime after which it is renewed
+        self.refusals = 0  # probes in a row the member refused
+        self.gone: str | None = None  # why the member is gone for good: the agent reports it once more, then stops
+
+    def member_gone(self, reason: str) -> None:
+        """The member's cluster no longer exists: the next report says so, and is the last."""
+        self.gone = self.gone or reason
 
     async def close(self) -> None:
         await self.probe.close()
@@ -89,7 +102,15 @@ class MemberAgent:
         seen = Observation()
         step = "/readyz"
         try:
-            await self.probe.request("GET", "/readyz")
+            try:
+                await self.probe.request("GET", "/readyz")
+            except (Unauthorized, NotFound) as exc:
+                self.refusals += 1
+                if self.refusals >= GONE_AFTER_REFUSALS:
+                    self.member_gone(f"the member's API server at {self.probe.server} answered {step} with "
+                                     f"{exc.status} {exc.reason} {self.refusals} times in a row: it is gone")
+                raise
+            self.refusals = 0
             step = "/version"
             version = await self.probe.request("GET", "/version")
             seen.version = str((version if isinstance(version, dict) else {}).get("gitVersion") or "") or None
@@ -126,20 +147,48 @@ class MemberAgent:
         self.hub.set_token(token)
         log.info("hub token renewed cluster=%s", self.cluster_id)
         try:
-            secret = await self.probe.get(SECRETS, HUB_KUBECONFIG_SECRET, SYSTEM_NAMESPACE)
-            kubeconfig = parse_kubeconfig(base64.b64decode(secret["data"]["kubeconfig"]), HUB_KUBECONFIG_SECRET)
+            kubeconfig = hub_kubeconfig_of(await self.probe.get(SECRETS, HUB_KUBECONFIG_SECRET, SYSTEM_NAMESPACE))
+            if kubeconfig is None:
+                raise ValueError(f"Secret {SYSTEM_NAMESPACE}/{HUB_KUBECONFIG_SECRET} holds no hub kubeconfig")
             kubeconfig["users"][0]["user"]["token"] = token
             await store_hub_kubeconfig(self.probe, kubeconfig)
         except (ApiError, ConnectionFailed, OSError, KeyError, IndexError, TypeError, ValueError) as exc:
             log.warning("hub token renewed but not stored in the member cluster=%s: %s", self.cluster_id, exc)
         return True
 
+    def follow_member_copy(self, secret: Mapping[str, Any] | None) -> bool:
+        """Takes the hub token of the member's Secret when it was issued after the agent's own (`clusterset
+        join` wrote it, after a `leave` revoked the old one); True if it did. An older one there is a copy
+        this agent has since renewed (its watch has not seen the renewal's write yet)."""
+        kubeconfig = hub_kubeconfig_of(secret)
+        try:
+            token = str(kubeconfig["users"][0]["user"]["token"]) if kubeconfig is not None else None
+        except (KeyError, IndexError, TypeError):
+            token = None
+        current = self.hub.config.token
+        if not token or token == current:
+            return False
+        new, old = jwt_lifetime(token), jwt_lifetime(current or "")
+        if new is not None and old is not None and new[0] <= old[0]:
+            return False
+        self.hub.set_token(token)
+        log.info("hub token taken from the member's Secret %s/%s cluster=%s", SYSTEM_NAMESPACE,
+                 HUB_KUBECONFIG_SECRET, self.cluster_id)
+        return True
+
     async def report(self, properties: Cache) -> float:
         """Observe and write the report if it changed or a heartbeat is due; returns seconds to the next one."""
         await self.renew_token()
+        wait = await self._write(await self.observe(properties))
+        return min(wait, REFUSAL_RECHECK_SECONDS) if self.refusals else wait
+
+    async def report_gone(self) -> None:
+        """The last report of a member that is gone (`member_gone`): its control plane is no more."""
+        await self._write(Observation(readyz_error=self.gone))
+
+    async def _write(self, seen: Observation) -> float:
         if self._last is None:
             self._last = await self._previous_report()
-        seen = await self.observe(properties)
         loop = asyncio.get_running_loop()
         now = loop.time()
         want = desired_report(self.cluster_id, self.hub_namespace, seen, self.endpoint, self._last,

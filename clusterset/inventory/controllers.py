@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from clusterset.api.inventory import CLUSTER_REPORTS, MEMBER_LABEL, member_namespace
-from clusterset.api.resources import CLUSTER_PROFILES, CLUSTER_PROPERTIES, NAMESPACES
+from clusterset.api.inventory import (
+    CLUSTER_REPORTS,
+    HUB_KUBECONFIG_SECRET,
+    MEMBER_LABEL,
+    SYSTEM_NAMESPACE,
+    member_namespace,
+)
+from clusterset.api.resources import CLUSTER_PROFILES, CLUSTER_PROPERTIES, NAMESPACES, SECRETS
 from clusterset.client.errors import Forbidden, NotFound, Unauthorized
 from clusterset.inventory.agent import MemberAgent
 from clusterset.inventory.profiles import ProfileManager
@@ -20,6 +26,8 @@ REFUSED_RETRY_SECONDS = 60.0
 # a failed report is retried within this (the default backoff reaches 300 s: after a long hub outage its
 # members would stay Unknown for minutes after the hub came back)
 REPORT_RETRY_MAX_SECONDS = 30.0
+# the agent's hub credentials in its member (in SYSTEM_NAMESPACE), as `clusterset join` and its renewals write them
+HUB_SECRET_SELECTOR = f"metadata.name={HUB_KUBECONFIG_SECRET}"
 
 
 def _member_of_namespace(_cluster: str, obj: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
@@ -56,17 +64,24 @@ def profile_controller(manager: ProfileManager, hub: str = "hub", workers: int =
     )
 
 
-def agent_controller(agents: Mapping[str, MemberAgent], workers: int = 4) -> Controller:
-    """Members: one key per member; a ClusterProperty change reports at once, else every heartbeat."""
+def agent_controller(agents: Mapping[str, MemberAgent], stop: Callable[[MemberAgent], None],
+                     workers: int = 4) -> Controller:
+    """Members: one key per member; a ClusterProperty change reports at once, else every heartbeat; a change of
+    the member's hub credentials at once too. After the last report of a member that is gone, `stop(agent)`."""
     refused: set[str] = set()
 
     async def reconcile(req: Request) -> Result | None:
         agent = agents.get(req.cluster.name)
         if agent is None:
             return None
+        hub_secret = req.cluster.cache(SECRETS, SYSTEM_NAMESPACE, field_selector=HUB_SECRET_SELECTOR)
+        agent.follow_member_copy(hub_secret.get((SYSTEM_NAMESPACE, HUB_KUBECONFIG_SECRET)))
         try:
             wait = await agent.report(req.cluster.cache(CLUSTER_PROPERTIES))
         except (Unauthorized, Forbidden, NotFound) as exc:
+            if agent.gone is not None:  # its last word is refused too: stop all the same
+                stop(agent)
+                return None
             # the hub refuses this agent: it left the set, or (on a real hub) its new RoleBinding has not
             # reached the authorizer yet. Say why once; ask again rarely rather than never
             if agent.cluster_id not in refused:
@@ -77,12 +92,19 @@ def agent_controller(agents: Mapping[str, MemberAgent], workers: int = 4) -> Con
         if agent.cluster_id in refused:
             refused.discard(agent.cluster_id)
             log.info("agent accepted by the hub again cluster=%s", agent.cluster_id)
+        if agent.gone is not None:
+            stop(agent)
+            return None
         return Result(requeue_after=wait)
+
+    def report_key(cluster: str, _obj: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+        return [(cluster, REPORT_KEY)]
 
     return Controller(
         "inventory-agent",
         reconcile,
-        [Watch(CLUSTER_PROPERTIES, map_to=lambda cluster, _obj: [(cluster, REPORT_KEY)])],
+        [Watch(CLUSTER_PROPERTIES, map_to=report_key),
+         Watch(SECRETS, namespace=SYSTEM_NAMESPACE, field_selector=HUB_SECRET_SELECTOR, map_to=report_key)],
         clusters=lambda name: name in agents,
         workers=workers,
         rate_limiter=RateLimiter(max_delay=REPORT_RETRY_MAX_SECONDS),

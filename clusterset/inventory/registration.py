@@ -13,6 +13,7 @@ import base64
 import contextlib
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,7 @@ from clusterset.api.resources import (
 )
 from clusterset.client import ClusterClient
 from clusterset.client.errors import AlreadyExists, NotFound
+from clusterset.client.kubeconfig import parse_kubeconfig
 from clusterset.inventory.endpoint import endpoint_of
 
 log = logging.getLogger(__name__)
@@ -252,6 +254,15 @@ async def store_hub_kubeconfig(member: ClusterClient, kubeconfig: dict[str, Any]
               "metadata": {"name": HUB_KUBECONFIG_SECRET, "namespace": SYSTEM_NAMESPACE},
               "type": "Opaque", "data": {"kubeconfig": base64.b64encode(yaml.safe_dump(kubeconfig).encode()).decode()}}
     await member.apply(SECRETS, secret, FIELD_MANAGER)
+
+
+def hub_kubeconfig_of(secret: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The agent's hub kubeconfig that `store_hub_kubeconfig` put in the Secret, or None if it holds none."""
+    try:
+        data = base64.b64decode((secret or {})["data"]["kubeconfig"])
+        return parse_kubeconfig(data, f"Secret {SYSTEM_NAMESPACE}/{HUB_KUBECONFIG_SECRET}") or None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 async def request_token(client: ClusterClient, namespace: str, service_account: str, seconds: int) -> str:

@@ -72,6 +72,11 @@ def test_kubectl_lists_clusterprofiles_with_printer_columns(fleet: Fleet, tmp_pa
         assert [line.split()[:6] for line in lines[1:]] == [
             ["clusterset", "member-1", "member-1", "1.30.0", "True", "True"],
             ["clusterset", "member-2", "member-2", "1.30.0", "True", "True"]], version
+        # the hub context's namespace is the ClusterSet's: no -A needed
+        out = subprocess.run([binary, f"--kubeconfig={state / 'kubeconfig'}", f"--cache-dir={tmp_path / version}",
+                              "--context", "hub", "get", "clusterprofiles"], capture_output=True, text=True, timeout=60)
+        assert [line.split()[:2] for line in out.stdout.splitlines()] == [
+            ["NAME", "DISPLAY"], ["member-1", "member-1"], ["member-2", "member-2"]], (version, out.stderr)
 
 
 def test_a_cluster_added_to_a_running_fleet_joins_it(fleet: Fleet) -> None:  # noqa: F811
@@ -192,3 +197,22 @@ def test_hub_replicas_elect_one_leader_and_fail_over(plain: Plain) -> None:
     wait_until(lambda: any(p["name"] == "zone.example.com"
                            for p in ((plain.profile("m1") or {}).get("status") or {}).get("properties", [])),
                timeout=30)
+
+
+def test_an_agent_takes_a_new_join_and_stops_when_its_member_is_gone(plain: Plain) -> None:
+    plain.start("hub", "hub", "--context", "hub", "--no-leader-elect")
+    assert plain.run("join", "m1", "--id", "m1").returncode == 0
+    agent = plain.start("agent", "agent", "--context", "m1", "--heartbeat", "1")
+    wait_until(lambda: plain.condition("m1", "ControlPlaneHealthy") == "True", timeout=30)
+    # leave revokes the agent's token; a new join writes another into the member, which the agent takes
+    assert plain.run("leave", "m1").returncode == 0
+    wait_until(lambda: plain.profile("m1") is None, timeout=30)
+    assert plain.run("join", "m1").returncode == 0
+    wait_until(lambda: plain.condition("m1", "Joined") == "True", timeout=20)
+    assert agent.poll() is None
+    # its cluster goes: the agent says so once, and exits 1
+    plain.server.remove_cluster("m1")
+    assert agent.wait(30) == 1
+    log = (plain.tmp_path / "agent.log").read_text()
+    assert log.count("agent stopped, its member is gone cluster=m1") == 1, log
+    wait_until(lambda: plain.condition("m1", "ControlPlaneHealthy") == "False", timeout=20)

@@ -158,8 +158,6 @@ class JobController:
         job = api.get(JOBS, namespace, name)
         if job is None or finished(job) or selector_of(job) is None:
             return None
-        if spec(job).get("completionMode", "NonIndexed") not in ("NonIndexed", "Indexed"):
-            return None
         pods = await claim(api, PODS, job, selector_of(job), self._orphans)
         sync = _Sync(job, pods, self._backoff, api.cluster)
         again = await sync.run(api)

@@ -6,21 +6,26 @@ Ready pods with IPs on nodes spread over zones, as on a real cluster. One job pe
 - `nodes.py`: the simulated nodes and their leases;
 - `scheduler.py`: binds pending pods to nodes;
 - `kubelet.py`: runs bound pods (IPs, phase, conditions, container statuses, termination);
-- `replicasets.py`, `deployments.py`, `statefulsets.py`: the workload controllers.
+- `replicasets.py`, `deployments.py`, `statefulsets.py`: the workload controllers;
+- `jobs.py`, `cronjobs.py`, `ttlafterfinished.py`: Jobs, CronJobs and the cleanup of finished Jobs.
 
 Test hooks (annotations, see kubelet.py and nodes.py): `clusterset.io/simulate-ready`,
-`clusterset.io/simulate-phase`, `clusterset.io/simulate-termination-seconds`.
+`clusterset.io/simulate-phase`, `clusterset.io/simulate-termination-seconds`,
+`clusterset.io/simulate-run-seconds`.
 """
 
 from __future__ import annotations
 
 from clusterset.apiserver.controllers.manager import Controller
+from clusterset.apiserver.controllers.workloads.cronjobs import CronJobController
 from clusterset.apiserver.controllers.workloads.deployments import DeploymentController
+from clusterset.apiserver.controllers.workloads.jobs import JobController, JobPodFinalizerController
 from clusterset.apiserver.controllers.workloads.kubelet import KubeletController
 from clusterset.apiserver.controllers.workloads.nodes import NodeController
 from clusterset.apiserver.controllers.workloads.replicasets import ReplicaSetController
 from clusterset.apiserver.controllers.workloads.scheduler import SchedulerController
 from clusterset.apiserver.controllers.workloads.statefulsets import StatefulSetController
+from clusterset.apiserver.controllers.workloads.ttlafterfinished import TTLAfterFinishedController
 
 
 def workload_controllers() -> list[Controller]:
@@ -32,4 +37,8 @@ def workload_controllers() -> list[Controller]:
         ReplicaSetController(),
         DeploymentController(),
         StatefulSetController(),
+        JobController(),
+        JobPodFinalizerController(),
+        CronJobController(),
+        TTLAfterFinishedController(),
     ]

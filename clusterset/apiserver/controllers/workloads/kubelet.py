@@ -24,6 +24,10 @@ Test hooks (annotations, honoured on every update of the pod):
 - `clusterset.io/simulate-phase: Failed | Succeeded`: the containers exit (exit code 1 / 0) and
   the pod reaches that terminal phase, which sticks (terminal phases are final upstream).
   `Pending` keeps the containers in ContainerCreating.
+- `clusterset.io/simulate-run-seconds: "<n>"`: the containers exit 0 after running n seconds and the
+  pod Succeeds, when its restartPolicy is Never or OnFailure (a bare pod as well as a Job's; put it on
+  a Job's pod template). Pods of a Job without it run `settings["jobPodRunSeconds"]` (default 1 s);
+  other pods run until deleted.
 """
 
 from __future__ import annotations
@@ -46,24 +50,20 @@ from clusterset.apiserver.controllers.workloads.util import (
     PODS,
     SIMULATE_PHASE,
     SIMULATE_READY,
+    SIMULATE_RUN,
     SIMULATE_TERMINATION,
     deep_copy,
     guarded,
+    owner_key,
     parse_ts,
     safe_keys,
+    seconds_setting,
     wall,
 )
 from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.storage.store import Event, Obj
 
 CONDITION_ORDER = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
-
-
-def _setting(cluster: Cluster, key: str, default: float) -> float:
-    try:
-        return max(0.0, float(cluster.settings.get(key, default)))
-    except (TypeError, ValueError):
-        return default
 
 
 def normalize_image(image: str) -> str:
@@ -209,7 +209,7 @@ class KubeletController:
         """Signals the containers, and removes the pod once they exited."""
         m = meta(pod)
         grace = float(m.get("deletionGracePeriodSeconds") or 0)
-        delay = _setting(api.cluster, "podTerminationDelay", 1.0)
+        delay = seconds_setting(api.cluster, "podTerminationDelay", 1.0)
         override = annotations_of(pod).get(SIMULATE_TERMINATION)
         if override is not None:
             with contextlib.suppress(ValueError):
@@ -254,11 +254,17 @@ class KubeletController:
         if target == "Running" and started_key not in self._started:
             self._started[started_key] = parse_ts(_first_started_at(current)) or now
         started = self._started.get(started_key, now)
-        delay = _setting(cluster, "podReadyDelay", 0.5)
+        delay = seconds_setting(cluster, "podReadyDelay", 0.5)
         probe_ok = annotations_of(pod).get(SIMULATE_READY, "true") != "false"
+        run = self.run_seconds(cluster, pod)
+        if target == "Running" and run is not None and now >= started + run:
+            target = out["phase"] = "Succeeded"  # the containers exited 0
         warm = now >= started + delay
         containers_ready = target == "Running" and probe_ok and warm and node_ready(node)
-        again = started + delay - now if target == "Running" and probe_ok and not warm else None
+        wakeups = [started + delay - now] if target == "Running" and probe_ok and not warm else []
+        if target == "Running" and run is not None:
+            wakeups.append(started + run - now)
+        again = min(wakeups) if wakeups else None
 
         cid = hashlib.sha256(f"{cluster.name}/{uid}".encode()).hexdigest()
         statuses = []
@@ -319,6 +325,20 @@ class KubeletController:
         others = [c for t, c in old.items() if t not in made]  # readiness gates and the like: not ours
         out["conditions"] = [*(made[t] for t in CONDITION_ORDER), *others]
         return out, again
+
+    @staticmethod
+    def run_seconds(cluster: Cluster, pod: Obj) -> float | None:
+        """How long the containers run before exiting 0; None: until deleted. Containers of restartPolicy
+        Always would be restarted (not simulated), so only Never/OnFailure pods finish."""
+        if spec(pod).get("restartPolicy", "Always") == "Always":
+            return None
+        value = annotations_of(pod).get(SIMULATE_RUN)
+        if value is not None:
+            with contextlib.suppress(ValueError):
+                return max(0.0, float(value))
+        if owner_key(pod, "Job", "batch/v1") is not None:
+            return seconds_setting(cluster, "jobPodRunSeconds", 1.0)
+        return None
 
     def _pod_ips(self, cluster: Cluster, pod: Obj, node: Obj, host_ips: list[str]) -> list[str]:
         if spec(pod).get("hostNetwork"):

@@ -32,11 +32,14 @@ LEASES = "coordination.k8s.io/leases"
 DEPLOYMENTS = "apps/deployments"
 REPLICASETS = "apps/replicasets"
 STATEFULSETS = "apps/statefulsets"
+JOBS = "batch/jobs"
+CRONJOBS = "batch/cronjobs"
 
 # Test hooks (documented in kubelet.py and nodes.py): what a simulated container or node does.
 SIMULATE_READY = "clusterset.io/simulate-ready"
 SIMULATE_PHASE = "clusterset.io/simulate-phase"
 SIMULATE_TERMINATION = "clusterset.io/simulate-termination-seconds"
+SIMULATE_RUN = "clusterset.io/simulate-run-seconds"
 SIMULATED_NODE = "clusterset.io/simulated-node"
 
 # how long a reconcile waits before retrying after an optimistic-concurrency conflict
@@ -94,6 +97,14 @@ def parse_ts(value: Any) -> float | None:
 
 def wall() -> float:
     return time.time()
+
+
+def seconds_setting(cluster: Cluster, key: str, default: float) -> float:
+    """A non-negative duration from the cluster's settings (read on each use, so tests can change it)."""
+    try:
+        return max(0.0, float(cluster.settings.get(key, default)))
+    except (TypeError, ValueError):
+        return default
 
 
 # ---------------------------------------------------------------------------- objects
@@ -219,11 +230,12 @@ async def claim(api: ClusterAPI, resource: str, owner: Obj, selector: LabelSelec
     return result
 
 
-def owner_keys(cluster: Cluster, event: Event, orphans: Orphans, kind: str, owner_resource: str) -> list[Key]:
+def owner_keys(cluster: Cluster, event: Event, orphans: Orphans, kind: str, owner_resource: str,
+               api_version: str = "apps/v1") -> list[Key]:
     """The `kind` owners an owned object's event concerns: its controller, or owners that may adopt it."""
     obj = event.entry.obj
     orphans.note(cluster.name, event)
-    key = owner_key(obj, kind, "apps/v1")
+    key = owner_key(obj, kind, api_version)
     if key is not None:
         return [key]
     if event.type == "DELETED":

@@ -178,11 +178,11 @@ def _managed_of(obj: dict[str, Any] | None) -> Any:
 
 
 def _without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(obj)
-    meta = out.get("metadata")
-    if isinstance(meta, dict):
-        meta.pop("managedFields", None)
-    return out
+    """A shallow view without managedFields (compared, never changed: no copy of the whole object)."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or "managedFields" not in meta:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
 
 
 def _tracked(path: Path, subresource: str | None) -> bool:

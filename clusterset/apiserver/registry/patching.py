@@ -64,7 +64,7 @@ async def patch(
     if subresource == "scale":
         return 200, await write_scale(rest, ctx, name, patched)
     patched.setdefault("metadata", {})["resourceVersion"] = entry.obj["metadata"]["resourceVersion"]
-    new = rest.decode_body(ctx, patched)
+    new = await rest.decode_body(ctx, patched)
     return 200, await rest.write(ctx, entry, new, subresource)
 
 
@@ -156,7 +156,9 @@ async def _apply(rest: Rest, ctx: Ctx, name: str, raw: bytes, subresource: str |
         managed_fields = result["metadata"].pop("managedFields", None) or []
         return 201, await rest.create(ctx, result, managed_fields=managed_fields)
     managed = result["metadata"].pop("managedFields", None) or []
-    new = rest.decode_body(ctx, result)
+    new = await rest.decode_body(ctx, result)
+    if rest.get(ctx, name) is not existing:  # a large body is decoded off the loop: it may have changed meanwhile
+        raise errors.conflict(rt.plural, rt.group, name)
     new["metadata"]["resourceVersion"] = existing.obj["metadata"]["resourceVersion"]
     return 200, await rest.write(ctx, existing, new, subresource, managed=lambda _o, _n: managed)
 

@@ -9,6 +9,7 @@ plugins (`admission/`); what happens after a write is the controllers' (`control
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from clusterset.api.times import now_rfc3339, rfc3339
 from clusterset.apiserver.meta import errors
 from clusterset.apiserver.meta.errors import StatusError, field_forbidden, field_invalid
 from clusterset.apiserver.meta.names import generate_suffix
+from clusterset.apiserver.meta.offload import off_loop
 from clusterset.apiserver.patch.apply import update_managed_fields
 from clusterset.apiserver.registry.admission import Admission
 from clusterset.apiserver.registry.context import Ctx, field_types
@@ -37,6 +39,10 @@ _NEVER_SET_BY_CLIENT = (
 )
 
 
+# Objects larger than this (encoded) are pruned and their managedFields computed off the event loop
+_INLINE_UP_TO = 256 * 1024
+
+
 class Rest:
     """The REST operations, shared by every logical cluster of a server."""
 
@@ -52,7 +58,7 @@ class Rest:
 
     # -------------------------------------------------------------------- create
     async def create(self, ctx: Ctx, body: Any, managed_fields: list[dict[str, Any]] | None = None) -> Obj:
-        obj = self.decode_body(ctx, body)
+        obj = await self.decode_body(ctx, body)
         meta = obj["metadata"]
         if _is_stored_version(meta.pop("resourceVersion", None)):
             # etcd3's store.Create refuses it with a plain error, which kube-apiserver answers as a 500 with no
@@ -70,24 +76,13 @@ class Rest:
             meta["generation"] = 1
         strategy.prepare_create(ctx.cluster, obj)
         self._default_and_validate(ctx, obj, None)
-        name = meta["name"]
+        if managed_fields is None:
+            managed_fields = await self._tracked_fields(ctx, None, obj, None, _is_large(obj))
+        name = meta["name"]  # checked after the only await, so that nothing changes before the object is stored
         if ctx.cluster.store.get(ctx.served.key, ctx.namespace or "", name) is not None:
             raise errors.already_exists(ctx.rt.plural, ctx.rt.group, name)
         self.admission.admit_create(ctx, obj)
-        meta["managedFields"] = (
-            managed_fields
-            if managed_fields is not None
-            else update_managed_fields(
-                None,
-                obj,
-                manager=ctx.manager,
-                api_version=ctx.rt.group_version,
-                now=now_rfc3339(),
-                subresource=None,
-                types=field_types(ctx.served),
-                operation_is_create=True,
-            )
-        )
+        meta["managedFields"] = managed_fields
         if not meta["managedFields"]:
             del meta["managedFields"]
         if ctx.dry_run:
@@ -99,7 +94,7 @@ class Rest:
         await ctx.cluster.store.db.committed()
         return entry.obj
 
-    def decode_body(self, ctx: Ctx, body: Any) -> Obj:
+    async def decode_body(self, ctx: Ctx, body: Any) -> Obj:
         if not isinstance(body, dict):
             raise errors.bad_request(f"the object provided is unrecognized (must be of type {ctx.rt.kind})")
         rt = ctx.rt
@@ -117,7 +112,8 @@ class Rest:
                 f"the API version in the data ({api_version}) does not match the expected API version "
                 f"({rt.group_version})"
             )
-        obj: Obj = orjson.loads(orjson.dumps(body))
+        encoded = orjson.dumps(body)
+        obj: Obj = orjson.loads(encoded)
         obj["apiVersion"] = rt.group_version
         obj["kind"] = rt.kind
         meta = obj.get("metadata")
@@ -127,15 +123,15 @@ class Rest:
             raise errors.bad_request(
                 f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: metadata must be an object'
             )
-        self._prune(ctx, obj)
+        await self._prune(ctx, obj, large=len(encoded) > _INLINE_UP_TO)
         return obj
 
-    def _prune(self, ctx: Ctx, obj: Obj) -> None:
+    async def _prune(self, ctx: Ctx, obj: Obj, large: bool) -> None:
         """Drops unknown fields: Strict → 400, Warn → Warning header, Ignore → silent."""
         schema = compiled_schema(ctx.rt)
         if schema is None:
             return
-        unknown = schema.prune(obj)
+        unknown = await off_loop(schema.prune, obj) if large else schema.prune(obj)
         if not unknown or ctx.field_validation == "Ignore":
             return
         if ctx.field_validation == "Strict":
@@ -174,7 +170,7 @@ class Rest:
     # -------------------------------------------------------------------- update
     async def update(self, ctx: Ctx, name: str, body: Any, subresource: str | None = None) -> Obj:
         old = self.get(ctx, name)
-        new = self.decode_body(ctx, body)
+        new = await self.decode_body(ctx, body)
         meta = new["metadata"]
         if meta.get("name") and meta["name"] != name:
             raise errors.bad_request(
@@ -235,16 +231,10 @@ class Rest:
         if managed is not None:
             meta["managedFields"] = managed(old, new)
         else:
-            meta["managedFields"] = update_managed_fields(
-                old,
-                new,
-                manager=ctx.manager,
-                api_version=rt.group_version,
-                now=now_rfc3339(),
-                subresource=subresource,
-                types=field_types(ctx.served),
-                operation_is_create=False,
-            )
+            large = _is_large(new)
+            meta["managedFields"] = await self._tracked_fields(ctx, old, new, subresource, large)
+            if large and ctx.cluster.store.get(ctx.served.key, ctx.namespace or "", old_meta["name"]) is not old_entry:
+                raise errors.conflict(rt.plural, rt.group, old_meta["name"])  # it changed while we were off the loop
         if not meta["managedFields"]:
             del meta["managedFields"]
         if new == old:  # a no-op writes nothing: same resourceVersion, no event
@@ -258,6 +248,23 @@ class Rest:
         entry = self._store(ctx, new, "MODIFIED")
         await ctx.cluster.store.db.committed()
         return entry.obj
+
+    async def _tracked_fields(self, ctx: Ctx, live: Obj | None, new: Obj, subresource: str | None, large: bool
+                              ) -> list[dict[str, Any]]:
+        """managedFields after an Update (a create when `live` is None). Pure, and about 10 µs per field: for a
+        large object it runs off the event loop, so that a wide ConfigMap does not stall every cluster."""
+        compute = functools.partial(
+            update_managed_fields,
+            live,
+            new,
+            manager=ctx.manager,
+            api_version=ctx.rt.group_version,
+            now=now_rfc3339(),
+            subresource=subresource,
+            types=field_types(ctx.served),
+            operation_is_create=live is None,
+        )
+        return await off_loop(compute) if large else compute()
 
     def merge_subresource(self, ctx: Ctx, old: Obj, new: Obj, subresource: str | None) -> Obj:
         """`/status` writes only status; the main resource never writes status (if it has /status)."""
@@ -379,6 +386,10 @@ class Rest:
             "metadata": {"resourceVersion": str(ctx.cluster.store.rv)},
             "items": items,
         }
+
+
+def _is_large(obj: Obj) -> bool:
+    return len(orjson.dumps(obj)) > _INLINE_UP_TO
 
 
 def _is_stored_version(value: Any) -> bool:

@@ -6,7 +6,8 @@ Ready pods with IPs on nodes spread over zones, as on a real cluster. One job pe
 - `nodes.py`: the simulated nodes and their leases;
 - `scheduler.py`: binds pending pods to nodes;
 - `kubelet.py`: runs bound pods (IPs, phase, conditions, container statuses, termination);
-- `replicasets.py`, `deployments.py`, `statefulsets.py`: the workload controllers.
+- `replicasets.py`, `deployments.py`, `statefulsets.py`: the workload controllers;
+- `replicationcontrollers.py`: ReplicationControllers, on the ReplicaSet controller's loop;
 
 Test hooks (annotations, see kubelet.py and nodes.py): `clusterset.io/simulate-ready`,
 `clusterset.io/simulate-phase`, `clusterset.io/simulate-termination-seconds`.
@@ -19,6 +20,7 @@ from clusterset.apiserver.controllers.workloads.deployments import DeploymentCon
 from clusterset.apiserver.controllers.workloads.kubelet import KubeletController
 from clusterset.apiserver.controllers.workloads.nodes import NodeController
 from clusterset.apiserver.controllers.workloads.replicasets import ReplicaSetController
+from clusterset.apiserver.controllers.workloads.replicationcontrollers import ReplicationManager
 from clusterset.apiserver.controllers.workloads.scheduler import SchedulerController
 from clusterset.apiserver.controllers.workloads.statefulsets import StatefulSetController
 
@@ -32,4 +34,5 @@ def workload_controllers() -> list[Controller]:
         ReplicaSetController(),
         DeploymentController(),
         StatefulSetController(),
+        ReplicationManager(),
     ]

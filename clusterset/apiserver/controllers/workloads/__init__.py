@@ -8,6 +8,8 @@ Ready pods with IPs on nodes spread over zones, as on a real cluster. One job pe
 - `kubelet.py`: runs bound pods (IPs, phase, conditions, container statuses, termination);
 - `replicasets.py`, `deployments.py`, `statefulsets.py`: the workload controllers;
 - `replicationcontrollers.py`: ReplicationControllers, on the ReplicaSet controller's loop;
+- `daemonsets.py`: a pod per node; `history.py`: the ControllerRevisions it and StatefulSets keep;
+- `predicates.py`: taints and node affinity, shared by the scheduler and the DaemonSet controller.
 
 Test hooks (annotations, see kubelet.py and nodes.py): `clusterset.io/simulate-ready`,
 `clusterset.io/simulate-phase`, `clusterset.io/simulate-termination-seconds`.
@@ -16,6 +18,7 @@ Test hooks (annotations, see kubelet.py and nodes.py): `clusterset.io/simulate-r
 from __future__ import annotations
 
 from clusterset.apiserver.controllers.manager import Controller
+from clusterset.apiserver.controllers.workloads.daemonsets import DaemonSetController
 from clusterset.apiserver.controllers.workloads.deployments import DeploymentController
 from clusterset.apiserver.controllers.workloads.kubelet import KubeletController
 from clusterset.apiserver.controllers.workloads.nodes import NodeController
@@ -35,4 +38,5 @@ def workload_controllers() -> list[Controller]:
         DeploymentController(),
         StatefulSetController(),
         ReplicationManager(),
+        DaemonSetController(),
     ]

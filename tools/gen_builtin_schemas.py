@@ -47,7 +47,7 @@ from clusterset.apiserver.patch.typeinfo import (  # noqa: E402
     builtin_field_types,
 )
 
-OUT = ROOT / "clusterset" / "apiserver" / "builtin_schemas.json"
+OUT = ROOT / "clusterset" / "apiserver" / "schema" / "builtin_schemas.json"
 REF_PREFIX = "#/components/schemas/"
 
 # (group, version, kind, python class)
@@ -62,11 +62,13 @@ KINDS: list[tuple[str, str, str, str]] = [
     ("", "v1", "Pod", "V1Pod"),
     ("", "v1", "Node", "V1Node"),
     ("", "v1", "Binding", "V1Binding"),
+    ("", "v1", "ReplicationController", "V1ReplicationController"),
     ("discovery.k8s.io", "v1", "EndpointSlice", "V1EndpointSlice"),
     ("apps", "v1", "Deployment", "V1Deployment"),
     ("apps", "v1", "ReplicaSet", "V1ReplicaSet"),
     ("apps", "v1", "StatefulSet", "V1StatefulSet"),
     ("apps", "v1", "DaemonSet", "V1DaemonSet"),
+    ("apps", "v1", "ControllerRevision", "V1ControllerRevision"),
     ("coordination.k8s.io", "v1", "Lease", "V1Lease"),
     ("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "V1CustomResourceDefinition"),
     ("rbac.authorization.k8s.io", "v1", "Role", "V1Role"),
@@ -115,7 +117,7 @@ PACKAGES: dict[str, set[str]] = {
     "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions": {
         "JSONSchemaProps", "ExternalDocumentation", "ValidationRule", "WebhookConversion", "SelectableField"},
 }
-APPS_PREFIXES = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "RollingUpdate")
+APPS_PREFIXES = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "RollingUpdate", "ControllerRevision")
 
 # resource.Quantity fields (the client types them as plain strings).
 QUANTITY_FIELDS = {

@@ -442,6 +442,27 @@ def replicaset_cells(obj: Obj, now: datetime) -> Cells:
             selector_string(spec.get("selector"))]
 
 
+REPLICATIONCONTROLLER_COLUMNS = [
+    NAME_COL,
+    _col("Desired", "integer", "Replicas is the number of desired replicas."),
+    _col("Current", "integer", "Replicas is the most recently observed number of replicas."),
+    _col("Ready", "integer", "The number of ready replicas for this replication controller."),
+    AGE_COL,
+    *WIDE_CONTAINERS,
+    _col("Selector", desc="Selector is a label query over pods that should match the Replicas count.", priority=1),
+]
+
+
+def replicationcontroller_cells(obj: Obj, now: datetime) -> Cells:
+    """printReplicationController: as a ReplicaSet's, with the plain-map selector."""
+    spec = _dict(obj.get("spec"))
+    status = _dict(obj.get("status"))
+    desired = spec.get("replicas")
+    return [_name(obj), _int(desired) if desired is not None else 1, _int(status.get("replicas")),
+            _int(status.get("readyReplicas")), _age(obj, now), *_containers_cells(_get(spec, "template", "spec")),
+            format_labels(spec.get("selector"))]
+
+
 STATEFULSET_COLUMNS = [NAME_COL, _col("Ready", desc="Number of the pod with ready state"), AGE_COL, *WIDE_CONTAINERS]
 
 
@@ -478,6 +499,25 @@ def daemonset_cells(obj: Obj, now: datetime) -> Cells:
             _int(status.get("numberReady")), _int(status.get("updatedNumberScheduled")),
             _int(status.get("numberAvailable")), format_labels(_get(pod_spec, "nodeSelector")), _age(obj, now),
             *_containers_cells(pod_spec), selector_string(spec.get("selector"))]
+
+
+CONTROLLERREVISION_COLUMNS = [
+    NAME_COL,
+    _col("Controller", desc="Controller of the object"),
+    _col("Revision", desc="Revision indicates the revision of the state represented by Data."),
+    AGE_COL,
+]
+
+
+def controllerrevision_cells(obj: Obj, now: datetime) -> Cells:
+    """printControllerRevision: the controller as `<kind>.<group>/<name>` (lower case), or <none>."""
+    ref = next((r for r in _list(objects.meta(obj).get("ownerReferences")) if _dict(r).get("controller") is True), None)
+    controller = "<none>"
+    if ref is not None:
+        group = _str(ref.get("apiVersion")).rpartition("/")[0]
+        kind = _str(ref.get("kind")) + (f".{group}" if group else "")
+        controller = f"{kind.lower()}/{_str(ref.get('name'))}"
+    return [_name(obj), controller, _int(obj.get("revision")), _age(obj, now)]
 
 
 CONFIGMAP_COLUMNS = [
@@ -778,6 +818,8 @@ PRINTERS: dict[tuple[str, str], Printer] = {
     ("apps", "ReplicaSet"): (REPLICASET_COLUMNS, replicaset_cells),
     ("apps", "StatefulSet"): (STATEFULSET_COLUMNS, statefulset_cells),
     ("apps", "DaemonSet"): (DAEMONSET_COLUMNS, daemonset_cells),
+    ("apps", "ControllerRevision"): (CONTROLLERREVISION_COLUMNS, controllerrevision_cells),
+    ("", "ReplicationController"): (REPLICATIONCONTROLLER_COLUMNS, replicationcontroller_cells),
     ("discovery.k8s.io", "EndpointSlice"): (ENDPOINTSLICE_COLUMNS, endpointslice_cells),
     ("coordination.k8s.io", "Lease"): (LEASE_COLUMNS, lease_cells),
     ("rbac.authorization.k8s.io", "Role"): (ROLE_COLUMNS, role_cells),

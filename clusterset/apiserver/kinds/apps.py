@@ -1,4 +1,4 @@
-"""apps/v1: Deployments, ReplicaSets, StatefulSets and DaemonSets."""
+"""apps/v1: Deployments, ReplicaSets, StatefulSets, DaemonSets and ControllerRevisions."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from clusterset.apiserver.meta.errors import (
     field_required,
 )
 from clusterset.apiserver.meta.selectors import label_selector_from_object
-from clusterset.apiserver.registry.strategy import ClusterView, Strategy
+from clusterset.apiserver.registry.strategy import ClusterView, NoGenerationStrategy, Strategy
 from clusterset.apiserver.storage.store import Obj
 
 # ---------------------------------------------------------------------------- apps/v1
 _ALWAYS_PRESENT_STATUS = {
     "ReplicaSet": ("replicas",),
+    "ReplicationController": ("replicas",),
     "StatefulSet": ("replicas", "availableReplicas"),
     "DaemonSet": ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"),
 }
@@ -92,6 +93,10 @@ class WorkloadStrategy(Strategy):
         errors += validate_pod_spec(template.get("spec"), "spec.template.spec")
         return errors
 
+    def scale_selector(self, obj: Obj) -> str:
+        selector = (obj.get("spec") or {}).get("selector") or {}
+        return ",".join(f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items()))
+
 
 def _selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     return label_selector_from_object(selector).matches(labels)
@@ -113,3 +118,44 @@ class ReplicaSetStrategy(WorkloadStrategy):
         return fields
 
 
+TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+
+
+class DaemonSetStrategy(WorkloadStrategy):
+    """Keeps upstream's template generation (spec.templateGeneration, an annotation in apps/v1): 1 on
+    create, one more whenever the pod template changes; clients cannot set it. The controller copies it
+    into its pods' `pod-template-generation` label."""
+
+    kind = "DaemonSet"
+
+    def prepare_create(self, cluster: ClusterView, obj: Obj) -> None:
+        super().prepare_create(cluster, obj)
+        obj["metadata"].setdefault("annotations", {})[TEMPLATE_GENERATION] = "1"
+
+    def prepare_update(self, cluster: ClusterView, obj: Obj, old: Obj) -> None:
+        self.default(cluster, obj)  # compare templates as stored, not as the client abbreviated them
+        try:
+            generation = int(((old["metadata"].get("annotations") or {}).get(TEMPLATE_GENERATION)) or 1)
+        except ValueError:
+            generation = 1
+        if (obj.get("spec") or {}).get("template") != (old.get("spec") or {}).get("template"):
+            generation += 1
+        obj["metadata"].setdefault("annotations", {})[TEMPLATE_GENERATION] = str(generation)
+
+
+class ControllerRevisionStrategy(NoGenerationStrategy):
+    """ControllerRevision: an immutable snapshot (`data`) of a workload's template, numbered by `revision`."""
+
+    def default(self, cluster: ClusterView, obj: Obj) -> None:
+        obj.setdefault("revision", 0)
+
+    def validate(self, cluster: ClusterView, obj: Obj, old: Obj | None, namespaced: bool) -> list[FieldError]:
+        errors = super().validate(cluster, obj, old, namespaced)
+        if obj.get("data") is None:
+            errors.append(field_required("data", "data is mandatory"))
+        revision = obj.get("revision")
+        if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
+            errors.append(field_invalid("revision", revision, "must be greater than or equal to 0"))
+        if old is not None and obj.get("data") != old.get("data"):
+            errors.append(field_invalid("data", obj.get("data"), "field is immutable"))
+        return errors

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from clusterset.apiserver.kinds.apiextensions import CRD_TYPE, CRDStrategy
 from clusterset.apiserver.kinds.apiregistration import APISERVICE_TYPE, APIServiceStrategy
-from clusterset.apiserver.kinds.apps import ReplicaSetStrategy, workload_strategy
+from clusterset.apiserver.kinds.apps import (
+    ControllerRevisionStrategy,
+    DaemonSetStrategy,
+    ReplicaSetStrategy,
+    workload_strategy,
+)
 from clusterset.apiserver.kinds.batch import CronJobStrategy, JobStrategy
 from clusterset.apiserver.kinds.core import (
     ConfigMapStrategy,
@@ -16,6 +21,7 @@ from clusterset.apiserver.kinds.core import (
 from clusterset.apiserver.kinds.discovery import EndpointSliceStrategy
 from clusterset.apiserver.kinds.pods import PodStrategy
 from clusterset.apiserver.kinds.rbac import rbac_strategy
+from clusterset.apiserver.kinds.replication import ReplicationControllerStrategy
 from clusterset.apiserver.kinds.services import ServiceStrategy
 from clusterset.apiserver.registry.registry import Served
 from clusterset.apiserver.registry.resources import ResourceType
@@ -81,6 +87,11 @@ BUILTINS: list[tuple[ResourceType, Strategy]] = [
             sub=("status", "log", "exec", "attach", "portforward")),
         PodStrategy(),
     ),
+    (
+        _rt("", "v1", "replicationcontrollers", "ReplicationController", short=("rc",), cats=("all",),
+            sub=("status", "scale")),
+        ReplicationControllerStrategy(),
+    ),
     (_rt("", "v1", "nodes", "Node", False, ("no",), sub=("status",)), NodeStrategy()),
     (_rt("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"), EndpointSliceStrategy()),
     (
@@ -97,8 +108,9 @@ BUILTINS: list[tuple[ResourceType, Strategy]] = [
     ),
     (
         _rt("apps", "v1", "daemonsets", "DaemonSet", short=("ds",), cats=("all",), sub=("status",)),
-        workload_strategy("DaemonSet"),
+        DaemonSetStrategy(),
     ),
+    (_rt("apps", "v1", "controllerrevisions", "ControllerRevision"), ControllerRevisionStrategy()),
     (_rt("coordination.k8s.io", "v1", "leases", "Lease"), Strategy()),
     (_rt("rbac.authorization.k8s.io", "v1", "roles", "Role"), rbac_strategy("Role")),
     (_rt("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"), rbac_strategy("RoleBinding")),

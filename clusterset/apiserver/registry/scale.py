@@ -23,8 +23,7 @@ def scale_of(ctx: Ctx, obj: Obj) -> Obj:
     if rt.is_crd:
         selector = _get_path(obj, paths.get("labelSelectorPath") or "") or ""
     else:
-        sel = (obj.get("spec") or {}).get("selector") or {}
-        selector = ",".join(f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items()))
+        selector = ctx.served.strategy.scale_selector(obj)
     meta = obj["metadata"]
     scale: Obj = {
         "kind": "Scale",

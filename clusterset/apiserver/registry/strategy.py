@@ -88,6 +88,10 @@ class Strategy:
     def after_delete(self, cluster: ClusterView, obj: Obj) -> None:
         """Releases what the object held (a Service's cluster IP)."""
 
+    def scale_selector(self, obj: Obj) -> str:
+        """The `scale` subresource's status.selector: the pods a scalable kind selects, as a string."""
+        return ""
+
     def spec_of(self, obj: Obj) -> dict[str, Any]:
         return {k: v for k, v in obj.items() if k not in self.non_spec_keys}
 

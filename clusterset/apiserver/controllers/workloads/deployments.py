@@ -36,6 +36,7 @@ from clusterset.apiserver.controllers.workloads.util import (
     REPLICASETS,
     Orphans,
     claim,
+    compact,
     deep_copy,
     guarded,
     int_or,
@@ -108,22 +109,11 @@ def max_unavailable(d: Obj) -> int:
     return min(fenceposts(d)[1], replicas_of(d))
 
 
-def _compact(value: Any) -> Any:
-    """Drops nulls and empty objects/lists, as Go's typed comparison sees no difference there
-    (`creationTimestamp: null` from kubectl's rollback vs. no creationTimestamp at all)."""
-    if isinstance(value, dict):
-        out = {k: _compact(v) for k, v in value.items()}
-        return {k: v for k, v in out.items() if v is not None and v != {} and v != []}
-    if isinstance(value, list):
-        return [_compact(v) for v in value]
-    return value
-
-
 def without_hash(template: Any) -> Any:
     """A pod template as compared across Deployment and ReplicaSets (EqualIgnoreHash)."""
     if not isinstance(template, dict):
         return template
-    copied = _compact(template)
+    copied = compact(template)
     tlabels = (copied.get("metadata") or {}).get("labels")
     if isinstance(tlabels, dict):
         tlabels.pop(HASH_LABEL, None)

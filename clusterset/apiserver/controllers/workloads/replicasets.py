@@ -1,5 +1,9 @@
 """The ReplicaSet controller: keeps `spec.replicas` active pods, and reports them in status.
 
+The same loop serves ReplicationControllers (`replicationcontrollers.py`), as upstream's
+ReplicationManager is the ReplicaSet controller behind a conversion: subclasses say which resource,
+kind and selector they handle.
+
 As upstream: pods are named `<rs>-<5 random chars>` (generateName), carry a controller
 ownerReference with blockOwnerDeletion, orphans matching the selector are adopted and pods that
 stop matching are released; failed, succeeded and terminating pods do not count, so they are
@@ -40,6 +44,7 @@ from clusterset.apiserver.controllers.workloads.util import (
     wall,
 )
 from clusterset.apiserver.meta.errors import StatusError
+from clusterset.apiserver.meta.selectors import LabelSelector
 from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.storage.store import Event, Obj
 
@@ -95,6 +100,12 @@ def replica_status(rs: Obj, pods: list[Obj], now: float) -> tuple[dict[str, Any]
 class ReplicaSetController:
     name = "replicaset"
     watches: tuple[str, ...] = (REPLICASETS, PODS)
+    resource = REPLICASETS
+    kind = "ReplicaSet"
+    api_version = "apps/v1"
+
+    def selector(self, owner: Obj) -> LabelSelector | None:
+        return selector_of(owner)
 
     def __init__(self) -> None:
         self._orphans = Orphans()
@@ -105,15 +116,16 @@ class ReplicaSetController:
     @safe_keys
     def keys_for(self, cluster: Cluster, event: Event) -> Iterable[Key]:
         obj = event.entry.obj
-        if event.resource == REPLICASETS:
+        if event.resource == self.resource:
             yield (str(meta(obj).get("namespace", "")), str(meta(obj)["name"]))
             return
-        yield from owner_keys(cluster, event, self._orphans, "ReplicaSet", REPLICASETS)
+        yield from owner_keys(cluster, event, self._orphans, self.kind, self.resource, self.api_version,
+                              self.selector)
 
     @guarded("kube-controller-manager")
     async def reconcile(self, api: ClusterAPI, key: Key) -> float | None:
         namespace, name = key
-        rs = api.get(REPLICASETS, namespace, name)
+        rs = api.get(self.resource, namespace, name)
         memo = (api.cluster.name, key)
         if rs is None:
             self._last.pop(memo, None)
@@ -122,14 +134,15 @@ class ReplicaSetController:
         wait = last + count * PACE - time.monotonic()
         if wait > 0:
             return wait
-        pods = await claim(api, PODS, rs, selector_of(rs), self._orphans)
+        selector = self.selector(rs)
+        pods = await claim(api, PODS, rs, selector, self._orphans)
         self._last[memo] = (time.monotonic(), len(pods))
         failure: str | None = None
-        if not meta(rs).get("deletionTimestamp") and selector_of(rs) is not None:
+        if not meta(rs).get("deletionTimestamp") and selector is not None:
             changed, failure = await self._manage(api, rs, pods)
             if changed:
                 pods = owned(api, PODS, rs)
-        rs = api.get(REPLICASETS, namespace, name)
+        rs = api.get(self.resource, namespace, name)
         if rs is None:
             return None
         desired, again = replica_status(rs, pods, wall())
@@ -146,7 +159,7 @@ class ReplicaSetController:
         if desired != status(rs):
             updated = deep_copy(rs)
             updated["status"] = desired
-            if await api.update(REPLICASETS, updated, subresource="status") is None:
+            if await api.update(self.resource, updated, subresource="status") is None:
                 return CONFLICT_RETRY
         return again
 

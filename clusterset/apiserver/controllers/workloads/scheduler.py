@@ -1,9 +1,10 @@
 """The simulated kube-scheduler: binds each unscheduled pod to a node.
 
-Filters as the default scheduler does, roughly: the node must be Ready and schedulable, tolerate
-the node's NoSchedule/NoExecute taints, match the pod's `nodeSelector` and required node affinity,
-and have room under its `pods` capacity. Among the nodes left, it spreads siblings (pods with the
-same controller, as the default topology spread constraints do): the zone with the fewest
+Filters as the default scheduler does, roughly (`predicates.py`): the pod must tolerate the node's
+NoSchedule/NoExecute taints (a node that is not Ready or cordoned counts as tainted, as the node
+lifecycle controller would taint it) and match the pod's `nodeSelector` and required node affinity,
+and the node must have room under its `pods` capacity. Among the nodes left, it spreads siblings (pods
+with the same controller, as the default topology spread constraints do): the zone with the fewest
 siblings, then the node with the fewest siblings, then the node with the fewest pods. A pod that
 fits nowhere gets PodScheduled=False/Unschedulable with upstream's message, and is retried when a
 node changes. Pods with `spec.nodeName` set, another `schedulerName`, or scheduling gates are left
@@ -24,7 +25,7 @@ from typing import Any
 from clusterset.api.objects import labels, meta, spec, status
 from clusterset.api.times import now_rfc3339
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
-from clusterset.apiserver.controllers.workloads.nodes import node_ready
+from clusterset.apiserver.controllers.workloads.predicates import UNSCHEDULABLE, affinity_matches, untolerated_taint
 from clusterset.apiserver.controllers.workloads.util import (
     CONFLICT_RETRY,
     NODES,
@@ -88,63 +89,6 @@ class _BindingStrategy(PodStrategy):
 _BINDING = _BindingStrategy()
 
 
-def _tolerates(tolerations: list[Any], taint: dict[str, Any]) -> bool:
-    for tol in tolerations:
-        if not isinstance(tol, dict):
-            continue
-        if tol.get("effect") and tol.get("effect") != taint.get("effect"):
-            continue
-        operator = tol.get("operator") or "Equal"
-        if not tol.get("key") and operator == "Exists":
-            return True
-        if tol.get("key") != taint.get("key"):
-            continue
-        if operator == "Exists" or tol.get("value", "") == taint.get("value", ""):
-            return True
-    return False
-
-
-def _expression_matches(expr: dict[str, Any], values: dict[str, str]) -> bool:
-    key, op = expr.get("key", ""), expr.get("operator")
-    wanted = [str(v) for v in expr.get("values") or []]
-    present = key in values
-    if op == "In":
-        return present and values[key] in wanted
-    if op == "NotIn":
-        return not present or values[key] not in wanted
-    if op == "Exists":
-        return present
-    if op == "DoesNotExist":
-        return not present
-    if op in ("Gt", "Lt") and present and len(wanted) == 1:
-        try:
-            have, limit = int(values[key]), int(wanted[0])
-        except ValueError:
-            return False
-        return have > limit if op == "Gt" else have < limit
-    return False
-
-
-def _affinity_matches(pod: Obj, node: Obj) -> bool:
-    node_labels = labels(node)
-    selector = spec(pod).get("nodeSelector") or {}
-    if any(node_labels.get(k) != v for k, v in selector.items()):
-        return False
-    required = (((spec(pod).get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution"))
-    if not isinstance(required, dict):
-        return True
-    fields = {"metadata.name": meta(node).get("name", "")}
-    for term in required.get("nodeSelectorTerms") or []:
-        exprs, field_exprs = term.get("matchExpressions") or [], term.get("matchFields") or []
-        if not exprs and not field_exprs:
-            continue
-        if all(_expression_matches(e, node_labels) for e in exprs) and \
-                all(_expression_matches(e, fields) for e in field_exprs):
-            return True
-    return False
-
-
 def _sibling_key(pod: Obj) -> tuple[str, ...]:
     ref = controller_ref(pod)
     if ref is not None:
@@ -202,20 +146,15 @@ def choose_node(pod: Obj, nodes: list[Obj], placement: Placement) -> tuple[str |
         siblings_zone[zone] = siblings_zone.get(zone, 0) + count
     reasons: dict[str, int] = {}
     feasible = []
-    tolerations = spec(pod).get("tolerations") or []
+    pod_spec = spec(pod)
     for node in nodes:
         name = meta(node).get("name", "")
         if meta(node).get("deletionTimestamp"):
             continue
-        if not node_ready(node):
-            why = "node(s) had untolerated taint {node.kubernetes.io/not-ready: }"
-        elif spec(node).get("unschedulable"):
-            why = "node(s) were unschedulable"
-        elif (taint := next((t for t in spec(node).get("taints") or []
-                             if isinstance(t, dict) and t.get("effect") in ("NoSchedule", "NoExecute")
-                             and not _tolerates(tolerations, t)), None)) is not None:
-            why = f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value', '')}}}"
-        elif not _affinity_matches(pod, node):
+        if (taint := untolerated_taint(pod_spec, node, ("NoSchedule", "NoExecute"))) is not None:
+            why = "node(s) were unschedulable" if taint.get("key") == UNSCHEDULABLE else \
+                f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value', '')}}}"
+        elif not affinity_matches(pod_spec, node):
             why = "node(s) didn't match Pod's node affinity/selector"
         elif per_node.get(name, 0) >= _pods_capacity(node):
             why = "Too many pods"

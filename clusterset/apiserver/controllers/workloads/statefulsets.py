@@ -9,9 +9,11 @@ Parallel creates and deletes all at once. A RollingUpdate replaces pods of an ol
 the highest ordinal down to `partition`, one at a time, each once the previous is Ready; OnDelete
 leaves them. Failed pods are deleted and recreated. `spec.ordinals.start` is honoured.
 
-Not simulated: ControllerRevision objects (the server does not serve them; revisions live only in
-the labels and status) and PersistentVolumeClaims. A pod recreated below the partition gets the
-current template, not the old revision's.
+Each template is recorded as a ControllerRevision (`history.py`), as upstream, so `kubectl rollout
+history|undo statefulset` work; the revision name is the pods' `controller-revision-hash`.
+
+Not simulated: PersistentVolumeClaims. A pod recreated below the partition gets the current
+template, not the old revision's.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from typing import Any
 
 from clusterset.api.objects import labels, meta, spec, status
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
+from clusterset.apiserver.controllers.workloads.history import HASH_LABEL, record, truncate
 from clusterset.apiserver.controllers.workloads.util import (
     CONFLICT_RETRY,
+    CONTROLLER_REVISIONS,
     PODS,
     STATEFULSETS,
     Orphans,
@@ -46,7 +50,7 @@ from clusterset.apiserver.storage.store import Event, Obj
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
-REVISION_LABEL = "controller-revision-hash"
+REVISION_LABEL = HASH_LABEL  # the pods carry the revision name
 
 
 def ordinal_of(sts_name: str, pod: Obj) -> int | None:
@@ -65,10 +69,11 @@ def terminating(pod: Obj) -> bool:
 
 class StatefulSetController:
     name = "statefulset"
-    watches: tuple[str, ...] = (STATEFULSETS, PODS)
+    watches: tuple[str, ...] = (STATEFULSETS, PODS, CONTROLLER_REVISIONS)
 
     def __init__(self) -> None:
         self._orphans = Orphans()
+        self._orphan_revisions = Orphans()
 
     @safe_keys
     def keys_for(self, cluster: Cluster, event: Event) -> Iterable[Key]:
@@ -76,7 +81,8 @@ class StatefulSetController:
         if event.resource == STATEFULSETS:
             yield (str(meta(obj).get("namespace", "")), str(meta(obj)["name"]))
             return
-        yield from owner_keys(cluster, event, self._orphans, "StatefulSet", STATEFULSETS)
+        orphans = self._orphans if event.resource == PODS else self._orphan_revisions
+        yield from owner_keys(cluster, event, orphans, "StatefulSet", STATEFULSETS)
 
     @guarded("kube-controller-manager")
     async def reconcile(self, api: ClusterAPI, key: Key) -> float | None:
@@ -89,8 +95,14 @@ class StatefulSetController:
             return None
         pods = await claim(api, PODS, sts, selector, self._orphans)
         if not meta(sts).get("deletionTimestamp"):
+            revisions = await claim(api, CONTROLLER_REVISIONS, sts, selector, self._orphan_revisions)
+            recorded = await record(api, STATEFULSETS, sts, revisions)
+            if recorded is None:
+                return CONFLICT_RETRY
             await self._manage(api, sts, pods)
             pods = await claim(api, PODS, sts, selector, self._orphans)
+            live = {update_revision(sts), str(status(sts).get("currentRevision", ""))}
+            await truncate(api, sts, recorded[1], live | {labels(p).get(REVISION_LABEL, "") for p in pods})
         sts = api.get(STATEFULSETS, namespace, name)
         if sts is None:
             return None

@@ -34,6 +34,9 @@ REPLICASETS = "apps/replicasets"
 STATEFULSETS = "apps/statefulsets"
 JOBS = "batch/jobs"
 CRONJOBS = "batch/cronjobs"
+DAEMONSETS = "apps/daemonsets"
+CONTROLLER_REVISIONS = "apps/controllerrevisions"
+REPLICATIONCONTROLLERS = "/replicationcontrollers"
 
 # Test hooks (documented in kubelet.py and nodes.py): what a simulated container or node does.
 SIMULATE_READY = "clusterset.io/simulate-ready"
@@ -113,6 +116,17 @@ def deep_copy(obj: Obj) -> Obj:
     return copied
 
 
+def compact(value: Any) -> Any:
+    """Drops nulls and empty objects/lists, as Go's typed comparison sees no difference there
+    (`creationTimestamp: null` from kubectl's rollback vs. no creationTimestamp at all)."""
+    if isinstance(value, dict):
+        out = {k: compact(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not None and v != {} and v != []}
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    return value
+
+
 def int_or(value: Any, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
@@ -151,6 +165,17 @@ def selector_of(obj: Obj) -> LabelSelector | None:
         return None
     try:
         return label_selector_from_object(sel)
+    except Exception:
+        return None
+
+
+def map_selector_of(obj: Obj) -> LabelSelector | None:
+    """A ReplicationController's selector (a plain map of labels); None if missing or empty."""
+    sel = spec(obj).get("selector")
+    if not isinstance(sel, dict) or not sel:
+        return None
+    try:
+        return label_selector_from_object({"matchLabels": sel})
     except Exception:
         return None
 
@@ -231,7 +256,8 @@ async def claim(api: ClusterAPI, resource: str, owner: Obj, selector: LabelSelec
 
 
 def owner_keys(cluster: Cluster, event: Event, orphans: Orphans, kind: str, owner_resource: str,
-               api_version: str = "apps/v1") -> list[Key]:
+               api_version: str = "apps/v1",
+               selector: Callable[[Obj], LabelSelector | None] = selector_of) -> list[Key]:
     """The `kind` owners an owned object's event concerns: its controller, or owners that may adopt it."""
     obj = event.entry.obj
     orphans.note(cluster.name, event)
@@ -241,16 +267,17 @@ def owner_keys(cluster: Cluster, event: Event, orphans: Orphans, kind: str, owne
     if event.type == "DELETED":
         return []
     ns = str(meta(obj).get("namespace", ""))
-    return orphan_owner_keys((e.obj for e in cluster.store.entries(owner_resource, ns)), obj)
+    return orphan_owner_keys((e.obj for e in cluster.store.entries(owner_resource, ns)), obj, selector)
 
 
-def orphan_owner_keys(api_objects: Iterable[Obj], obj: Obj) -> list[Key]:
+def orphan_owner_keys(api_objects: Iterable[Obj], obj: Obj,
+                      selector: Callable[[Obj], LabelSelector | None] = selector_of) -> list[Key]:
     """Owners (of one kind, in obj's namespace) whose selector would adopt an orphan `obj`."""
     if controller_ref(obj) is not None or meta(obj).get("deletionTimestamp"):
         return []
     keys = []
     for owner in api_objects:
-        sel = selector_of(owner)
+        sel = selector(owner)
         if sel is not None and sel.matches(labels(obj)) and not meta(owner).get("deletionTimestamp"):
             keys.append((str(meta(owner).get("namespace", "")), str(meta(owner)["name"])))
     return keys

@@ -161,10 +161,11 @@ class Apiserver:
             self._next_index = max(self._next_index, int(settings["index"]) + 1)
 
     def _make_cluster(self, name: str, settings: dict[str, Any]) -> Cluster:
-        store = ClusterStore(name, self._db, self.history_size)
+        builtins = builtin_resources()
+        store = ClusterStore(name, self._db, self.history_size, typed={served.key for served in builtins})
         cluster = Cluster(
             name=name, token=str(settings["token"]), index=int(settings["index"]), store=store,
-            registry=Registry(builtin_resources()), settings=settings,
+            registry=Registry(builtins), settings=settings,
         )
         self._clusters[name] = cluster
         self._by_token[cluster.token] = cluster

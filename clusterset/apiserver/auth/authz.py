@@ -46,11 +46,8 @@ def forbidden(user: UserInfo, attrs: Attributes, reason: str = "") -> StatusErro
 class _EmptyDetailsForbidden(StatusError):
     """NewForbidden of an empty GroupResource (a path): its details are there, and empty (`"details":{}`)."""
 
-    def to_status(self) -> dict[str, Any]:
-        status = super().to_status()
-        status["details"] = {}
-        status["code"] = status.pop("code")  # Status's field order: ..., reason, details, code
-        return status
+    def status_details(self) -> dict[str, Any] | None:
+        return {}
 
 
 def authorize_create_on_apply(cluster: Cluster, user: UserInfo, attrs: Attributes) -> None:

@@ -11,7 +11,7 @@ from aiohttp import web
 from clusterset.apiserver.auth.users import UserInfo
 from clusterset.apiserver.http import documents
 from clusterset.apiserver.http.admin import admin_request
-from clusterset.apiserver.http.codecs import json_response, status_response
+from clusterset.apiserver.http.codecs import INDENTED, json_response, status_response
 from clusterset.apiserver.http.filters import admit, authenticate_admin, bearer
 from clusterset.apiserver.http.resources import resource_request
 from clusterset.apiserver.http.routing import parse_target
@@ -72,7 +72,7 @@ class Handler:
                                ) -> web.StreamResponse:
         parts = [p for p in path.split("/") if p]
         if not parts:
-            return json_response({"paths": documents.ROOT_PATHS})
+            return json_response({"paths": documents.ROOT_PATHS}, form=INDENTED)
         head = parts[0]
         if head == "openapi":
             return documents.openapi(self.services, request, cluster, parts[1:])
@@ -99,5 +99,5 @@ class Handler:
 
 def _health(path: str) -> web.Response:
     if path.startswith("/version"):
-        return json_response(VERSION_INFO)
+        return json_response(VERSION_INFO, form=INDENTED)
     return web.Response(text="ok", content_type="text/plain")

@@ -18,6 +18,7 @@ from clusterset.apiserver.meta.errors import StatusError
 from clusterset.apiserver.meta.offload import off_loop
 from clusterset.apiserver.meta.yamlcodec import load_yaml
 from clusterset.apiserver.registry.context import Ctx
+from clusterset.apiserver.storage.encoding import go_json
 
 JSON = "application/json"
 YAML = "application/yaml"
@@ -27,8 +28,17 @@ BODY_MEDIA_TYPES = [JSON, YAML, PROTOBUF]  # what kube-apiserver decodes, in the
 _INLINE_UP_TO = {JSON: 256 * 1024, YAML: 4 * 1024, PROTOBUF: 4 * 1024}
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, headers={**(headers or {}), "Content-Type": JSON})
+# How kube-apiserver writes JSON: its serializer (objects, lists, Status, Tables, discovery) with json.Encoder,
+# which ends the body with a newline; OpenAPI with json.Marshal (no newline); `/` and `/version` with
+# WriteRawJSON (json.MarshalIndent, two spaces, no newline).
+ENCODED = orjson.OPT_APPEND_NEWLINE
+MARSHALLED = 0
+INDENTED = orjson.OPT_INDENT_2
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None, *,
+                  form: int = ENCODED) -> web.Response:
+    return web.Response(body=go_json(body, form), status=status, headers={**(headers or {}), "Content-Type": JSON})
 
 
 def status_response(err: StatusError) -> web.Response:

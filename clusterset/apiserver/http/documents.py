@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from clusterset.apiserver.http import discovery
-from clusterset.apiserver.http.codecs import JSON, json_response
+from clusterset.apiserver.http.codecs import ENCODED, JSON, MARSHALLED, json_response
 from clusterset.apiserver.http.openapi import (
     OPENAPI_V2_PROTOBUF_TYPE,
     openapi_hash,
@@ -25,6 +25,7 @@ from clusterset.apiserver.http.openapi import (
 from clusterset.apiserver.http.services import Services
 from clusterset.apiserver.meta import errors
 from clusterset.apiserver.registry.cluster import Cluster
+from clusterset.apiserver.storage.encoding import go_json
 
 T = TypeVar("T")
 
@@ -48,8 +49,8 @@ def discovery_root(services: Services, request: web.Request, cluster: Cluster, c
     version = discovery.aggregated_version(request.headers.get("Accept", ""))
     headers = {"Vary": "Accept"}
     if version is not None:
-        body = _cached(services, cluster, f"aggregated-{core}-{version}", lambda: orjson.dumps(
-            discovery.aggregated(cluster.registry, core, f"apidiscovery.k8s.io/{version}")))
+        body = _cached(services, cluster, f"aggregated-{core}-{version}", lambda: go_json(
+            discovery.aggregated(cluster.registry, core, f"apidiscovery.k8s.io/{version}"), ENCODED))
         content_type = f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
         return web.Response(body=body, headers={**headers, "Content-Type": content_type})
     if core:
@@ -75,12 +76,13 @@ def openapi(services: Services, request: web.Request, cluster: Cluster, parts: l
     if parts == ["v2"]:
         if "protobuf" in request.headers.get("Accept", ""):
             return web.Response(body=openapi_v2_protobuf(), headers={"Content-Type": OPENAPI_V2_PROTOBUF_TYPE})
-        return json_response(openapi_v2_json())
+        return json_response(openapi_v2_json(), form=MARSHALLED)
     if parts[:1] != ["v3"]:
         raise errors.path_not_found()
     docs = _cached(services, cluster, "openapi-v3", lambda: _openapi_v3(cluster))
     if len(parts) == 1:
-        return json_response(openapi_v3_index(f"/clusters/{cluster.name}", {k: h for k, (h, _) in docs.items()}))
+        index = openapi_v3_index(f"/clusters/{cluster.name}", {k: h for k, (h, _) in docs.items()})
+        return json_response(index, form=MARSHALLED)
     key = "/".join(parts[1:])
     if key not in docs:
         raise errors.path_not_found()

@@ -14,10 +14,10 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
+from clusterset.apiserver.http.codecs import status_response
 from clusterset.apiserver.meta.errors import StatusError
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class StatusErrorHandler(web.RequestHandler):
             raise ConnectionError("Response is sent already, cannot send another response with the error message")
         log.debug("refused a request from %s: %s", request.remote, exc)
         err = refusal(status, exc)
-        response = web.Response(status=err.code, body=orjson.dumps(err.to_status()), content_type="application/json")
+        response = status_response(err)
         response.force_close()
         return response
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from aiohttp import web
 
@@ -13,6 +15,7 @@ from clusterset.apiserver.meta.errors import StatusError
 from clusterset.apiserver.registry.context import Ctx
 from clusterset.apiserver.registry.lists import ListOptions, list_entries, raw_as
 from clusterset.apiserver.registry.rest import Rest
+from clusterset.apiserver.storage.encoding import go_json
 
 
 def get_object(rest: Rest, request: web.Request, ctx: Ctx, name: str) -> web.Response:
@@ -20,8 +23,8 @@ def get_object(rest: Rest, request: web.Request, ctx: Ctx, name: str) -> web.Res
     if wants_table(request):
         return respond(ctx, to_table(ctx.rt, [entry.obj], include_object=request.query.get("includeObject", "Metadata"),
                                      resource_version=entry.obj["metadata"]["resourceVersion"]))
-    return web.Response(body=raw_as(entry, ctx.rt.group_version), headers={"Content-Type": JSON,
-                                                                            **warning_headers(ctx)})
+    body = raw_as(entry, ctx.rt.group_version) + b"\n"  # json.Encoder's newline (one copy of one object)
+    return web.Response(body=body, headers={"Content-Type": JSON, **warning_headers(ctx)})
 
 
 async def list_objects(request: web.Request, ctx: Ctx, opts: ListOptions) -> web.Response:
@@ -54,6 +57,20 @@ async def list_objects(request: web.Request, ctx: Ctx, opts: ListOptions) -> web
         if "remainingItemCount" in meta:
             table["metadata"]["remainingItemCount"] = meta["remainingItemCount"]
         return respond(ctx, table)
-    head = orjson.dumps({"kind": ctx.rt.list_kind, "apiVersion": ctx.rt.group_version, "metadata": meta})
-    body = head[:-1] + b',"items":[' + b",".join(raw_as(e, ctx.rt.group_version) for e in entries) + b"]}"
+    body = _list_body(ctx, meta, [raw_as(e, ctx.rt.group_version) for e in entries])
     return web.Response(body=body, headers={"Content-Type": JSON, **warning_headers(ctx)})
+
+
+def _list_body(ctx: Ctx, meta: dict[str, Any], items: list[bytes]) -> bytes:
+    """The list as kube-apiserver streams it, in one copy of the items: a built-in kind's `kind`, `apiVersion`,
+    `metadata`, `items`; a custom resource's list is an unstructured map, its keys sorted. Ends with a newline."""
+    kind, version = ctx.rt.list_kind, ctx.rt.group_version
+    if ctx.rt.is_crd:
+        head = [b'{"apiVersion":', go_json(version), b',"items":[']
+        tail = [b'],"kind":', go_json(kind), b',"metadata":', go_json(meta, orjson.OPT_SORT_KEYS), b"}\n"]
+    else:
+        head = [go_json({"kind": kind, "apiVersion": version, "metadata": meta})[:-1], b',"items":[']
+        tail = [b"]}\n"]
+    separated = [b","] * (2 * len(items) - 1) if items else []
+    separated[::2] = items
+    return b"".join(head + separated + tail)

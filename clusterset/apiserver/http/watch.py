@@ -7,15 +7,15 @@ import contextlib
 import time
 from typing import Any
 
-import orjson
 from aiohttp import web
 
-from clusterset.apiserver.http.codecs import JSON, truthy, wants_table
+from clusterset.apiserver.http.codecs import ENCODED, JSON, truthy, wants_table
 from clusterset.apiserver.http.routing import list_options_invalid, parse_rv
 from clusterset.apiserver.http.tables import to_table
 from clusterset.apiserver.meta import errors
 from clusterset.apiserver.registry.context import Ctx
 from clusterset.apiserver.registry.lists import ListOptions, raw_as, watch_filter
+from clusterset.apiserver.storage.encoding import go_json
 from clusterset.apiserver.storage.store import Event, TooOld
 
 DEFAULT_TIMEOUT = 1800.0  # seconds, without timeoutSeconds (upstream: a random 30 to 60 minutes)
@@ -60,7 +60,7 @@ async def watch(request: web.Request, ctx: Ctx, opts: ListOptions, bookmark_inte
     except TooOld as exc:
         await response.prepare(request)
         status = errors.expired(f"too old resource version: {exc.requested} ({exc.current})").to_status()
-        await response.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
+        await response.write(go_json({"type": "ERROR", "object": status}, ENCODED))
         await response.write_eof()
         return response
     if after is None:
@@ -123,7 +123,7 @@ async def watch(request: web.Request, ctx: Ctx, opts: ListOptions, bookmark_inte
 def _event_bytes(ctx: Ctx, ev: Event, table: bool) -> bytes:
     if table:
         obj = to_table(ctx.rt, [ev.entry.obj], resource_version=str(ev.rv))
-        return orjson.dumps({"type": ev.type, "object": obj}) + b"\n"
+        return go_json({"type": ev.type, "object": obj}, ENCODED)
     raw = raw_as(ev.entry, ctx.rt.group_version)
     return b'{"type":"' + ev.type.encode() + b'","object":' + raw + b"}\n"
 
@@ -133,4 +133,4 @@ def _bookmark(ctx: Ctx, rv: int, initial_end: bool = False) -> bytes:
     if initial_end:
         meta["annotations"] = {"k8s.io/initial-events-end": "true"}
     obj = {"kind": ctx.rt.kind, "apiVersion": ctx.rt.group_version, "metadata": meta}
-    return orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
+    return go_json({"type": "BOOKMARK", "object": obj}, ENCODED)

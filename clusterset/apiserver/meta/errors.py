@@ -86,23 +86,39 @@ class StatusError(Exception):
         return f"{self.code} {self.reason}: {self.message}"
 
     def to_status(self) -> dict[str, Any]:
+        """The `metav1.Status` body, its fields in Go's struct order and empty ones omitted, as
+        kube-apiserver's encoder writes them (clients quote the body text in their errors)."""
         status: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": dict(self.metadata),
             "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
         }
-        details = {k: v for k, v in self.details.items() if v not in (None, "", [], {})}
-        if self.retry_after is not None:
-            details["retryAfterSeconds"] = self.retry_after
-        if details:
+        if self.message:
+            status["message"] = self.message
+        if self.reason:
+            status["reason"] = self.reason
+        details = self.status_details()
+        if details is not None:
             status["details"] = details
-        if not status["reason"]:
-            del status["reason"]
+        status["code"] = self.code
         return status
+
+    def status_details(self) -> dict[str, Any] | None:
+        """`StatusDetails` in Go's field order, or None (omitted) when every field is empty."""
+        given = {**self.details, "retryAfterSeconds": self.retry_after}
+        if given.get("causes"):
+            given["causes"] = [_in_order(cause, _CAUSE_FIELDS) for cause in given["causes"]]
+        return _in_order(given, _DETAILS_FIELDS) or None
+
+
+_DETAILS_FIELDS = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
+_CAUSE_FIELDS = ("reason", "message", "field")
+
+
+def _in_order(values: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """The non-empty `fields` of `values`, in that order (Go's `omitempty` struct encoding)."""
+    return {f: values[f] for f in fields if values.get(f) not in (None, 0, "", [], {})}
 
 
 def qualified(resource: str, group: str) -> str:

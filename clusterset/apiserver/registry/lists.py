@@ -17,6 +17,7 @@ from clusterset.apiserver.meta import errors
 from clusterset.apiserver.meta.selectors import FieldSelector, LabelSelector, check_field_selector
 from clusterset.apiserver.registry.context import Ctx
 from clusterset.apiserver.registry.registry import Served
+from clusterset.apiserver.storage.encoding import go_json
 from clusterset.apiserver.storage.store import Entry, Event, Obj
 
 
@@ -85,7 +86,7 @@ def raw_as(entry: Entry, group_version: str) -> bytes:
     """
     if entry.obj.get("apiVersion") == group_version:
         return entry.raw
-    return orjson.dumps({**entry.obj, "apiVersion": group_version})
+    return go_json({**entry.obj, "apiVersion": group_version})
 
 
 def _entry_key(entry: Entry) -> tuple[str, str]:

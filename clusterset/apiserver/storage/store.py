@@ -13,12 +13,13 @@ import asyncio
 import bisect
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from clusterset.apiserver.storage.encoding import go_json, in_go_order, sorted_object
 from clusterset.apiserver.storage.sqlite import Database
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ ANY_RESOURCE = "*"
 
 
 class Entry:
-    """A stored object and its JSON, encoded once and shared by GET, LIST and watch events."""
+    """A stored object and its JSON (as Go encodes it), encoded once and shared by GET, LIST and watch events."""
 
     __slots__ = ("_raw", "obj")
 
@@ -42,7 +43,7 @@ class Entry:
     @property
     def raw(self) -> bytes:
         if self._raw is None:
-            self._raw = orjson.dumps(self.obj)
+            self._raw = go_json(self.obj)
         return self._raw
 
     def copy(self) -> Obj:
@@ -92,9 +93,13 @@ class TooOld(Exception):
 class ClusterStore:
     """One logical cluster's objects, keyed by resource ("group/plural") then (namespace, name)."""
 
-    def __init__(self, name: str, db: Database, history_size: int = DEFAULT_HISTORY) -> None:
+    def __init__(self, name: str, db: Database, history_size: int = DEFAULT_HISTORY,
+                 typed: Collection[str] = ()) -> None:
         self.name = name
         self.db = db
+        # resources of Go types (the built-ins): their objects are stored in Go struct order, the others
+        # (custom resources) with sorted keys, as kube-apiserver encodes each (encoding.py)
+        self.typed = frozenset(typed)
         self.rv = 0
         self.history: deque[Event] = deque()
         self.history_size = history_size
@@ -188,13 +193,13 @@ class ClusterStore:
         """
         meta = obj["metadata"]
         key = (meta.get("namespace", ""), meta["name"])
-        entry = Entry(obj)
+        entry = self._entry(resource, obj)
         objects = self._objects.setdefault(resource, {})
         previous = objects.get(key)
         objects[key] = entry
         if previous is None and resource in self._sorted:
             bisect.insort(self._sorted[resource], key)
-        self._index(resource, key, previous.obj if previous else None, obj)
+        self._index(resource, key, previous.obj if previous else None, entry.obj)
         rv = int(meta["resourceVersion"])
         self.db.put_object(self.name, resource, key[0], key[1], entry.raw)
         if history:
@@ -213,10 +218,16 @@ class ClusterStore:
         keys = self._sorted.get(resource)
         if previous is not None and keys is not None:
             del keys[bisect.bisect_left(keys, key)]
-        entry = Entry(obj)
+        entry = self._entry(resource, obj)
         self.db.delete_object(self.name, resource, key[0], key[1])
         self._record(Event(int(meta["resourceVersion"]), "DELETED", resource, entry))
         return entry
+
+    def _entry(self, resource: str, obj: Obj) -> Entry:
+        """The entry that stores `obj`, in the field order kube-apiserver writes it in (once per write)."""
+        if resource in self.typed:
+            return Entry(in_go_order(obj))
+        return Entry(*sorted_object(obj))
 
     def drop_resource(self, resource: str) -> None:
         """Forgets every object of a resource without events (a CRD's objects are gone)."""

@@ -40,7 +40,7 @@ _NEVER_SET_BY_CLIENT = (
 
 
 # Objects larger than this (encoded) are pruned and their managedFields computed off the event loop
-_INLINE_UP_TO = 256 * 1024
+_INLINE_UP_TO = 64 * 1024
 
 
 class Rest:

@@ -31,7 +31,7 @@ from clusterset.apiserver.auth.escalation import RbacEscalation
 from clusterset.apiserver.auth.tokens import TokenIssuer
 from clusterset.apiserver.auth.users import LOOPBACK
 from clusterset.apiserver.controllers import cluster_controllers as default_cluster_controllers
-from clusterset.apiserver.controllers.core import core_controllers
+from clusterset.apiserver.controllers.core import apiservices, core_controllers
 from clusterset.apiserver.controllers.manager import Controller, ControllerManager
 from clusterset.apiserver.http.app import make_app
 from clusterset.apiserver.http.protocol import listen
@@ -203,7 +203,9 @@ class Apiserver:
                 callback(name)
 
     async def _bootstrap(self, cluster: Cluster) -> None:
-        policy.install(cluster.store, now_rfc3339(), new=True)  # the default RBAC policy, committed with the namespaces
+        now = now_rfc3339()
+        policy.install(cluster.store, now, new=True)  # the default RBAC policy, committed with the namespaces
+        apiservices.install(cluster, now)
         ns_ctx = self.ctx(cluster, "", "v1", "namespaces", None, manager="kube-apiserver")
         await asyncio.gather(*(self._rest.create(ns_ctx, {"metadata": {"name": ns}}) for ns in SYSTEM_NAMESPACES))
         svc_ctx = self.ctx(cluster, "", "v1", "services", "default", manager="kube-apiserver")

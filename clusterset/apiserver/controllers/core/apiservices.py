@@ -8,6 +8,8 @@ The embedded server proxies to no aggregated API server, so an APIService backed
 
 from __future__ import annotations
 
+import functools
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,7 +26,9 @@ from clusterset.apiserver.kinds.apiregistration import (
     local_apiservice,
     local_available,
 )
+from clusterset.apiserver.patch.apply import update_managed_fields
 from clusterset.apiserver.registry.cluster import Cluster
+from clusterset.apiserver.registry.context import field_types
 from clusterset.apiserver.storage.store import Event, Obj
 
 MANAGER = "kube-apiserver"
@@ -34,10 +38,37 @@ NOT_PROXIED = "clusterset's embedded API server does not proxy to aggregated API
 
 
 def builtin_apiservices(cluster: Cluster) -> dict[str, Obj]:
-    """The Local APIServices of the built-in group versions the cluster serves, by name."""
-    served = {(s.rt.group, s.rt.version) for s in cluster.registry.all() if not s.rt.is_crd}
+    """The Local APIServices of the built-in group versions the cluster serves, by name (shared: not to be
+    changed)."""
+    served = frozenset((s.rt.group, s.rt.version) for s in cluster.registry.all() if not s.rt.is_crd)
+    return _builtin_apiservices(served)
+
+
+@functools.cache
+def _builtin_apiservices(served: frozenset[tuple[str, str]]) -> dict[str, Obj]:
     return {apiservice_name(g, v): local_apiservice(g, v, priority, "onstart")
             for (g, v), priority in BUILTIN_PRIORITIES.items() if (g, v) in served}
+
+
+def install(cluster: Cluster, now: str) -> None:
+    """A new cluster's built-in Local APIServices, written with its other bootstrap objects (as the RBAC policy:
+    no history rows, no round trip through the controller, which only checks them from then on). They are a
+    third of a new cluster's objects: created one by one they made adding a cluster 1.6 times slower."""
+    served = cluster.registry.get("apiregistration.k8s.io", "v1", "apiservices")
+    if served is None:
+        return
+    available = {"conditions": [local_available()]}
+    managed_fields: list[dict[str, Any]] | None = None
+    for desired in builtin_apiservices(cluster).values():
+        obj: Obj = {**desired, "metadata": {**desired["metadata"], "uid": str(uuid.uuid4()), "creationTimestamp": now}}
+        if managed_fields is None:  # the same fields for every one of them
+            managed_fields = update_managed_fields(
+                None, obj, manager=MANAGER, api_version=served.rt.group_version, now=now, subresource=None,
+                types=field_types(served), operation_is_create=True)
+        obj["metadata"]["managedFields"] = managed_fields
+        obj["status"] = available
+        obj["metadata"]["resourceVersion"] = str(cluster.store.next_rv())
+        cluster.store.put(APISERVICE_RESOURCE, obj, "ADDED", history=False)
 
 
 def crd_apiservice(cluster: Cluster, name: str) -> Obj | None:

@@ -29,7 +29,7 @@ from clusterset.apiserver.kinds.apiregistration import (
 from clusterset.apiserver.patch.apply import update_managed_fields
 from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.registry.context import field_types
-from clusterset.apiserver.storage.store import Event, Obj
+from clusterset.apiserver.storage.store import Entry, Event, Obj
 
 MANAGER = "kube-apiserver"
 SERVICES = "/services"
@@ -102,6 +102,13 @@ def availability(cluster: Cluster, apiservice: Obj) -> dict[str, Any]:
     return {**status(apiservice), "conditions": [*others, available]}
 
 
+def _stored_as(entry: Entry | None, desired: Obj) -> bool:
+    if entry is None or spec(entry.obj) != desired["spec"]:
+        return False
+    available = condition(status(entry.obj).get("conditions"), "Available")
+    return available is not None and available.get("reason") == "Local" and available.get("status") == "True"
+
+
 class APIServiceRegistration:
     """Local APIServices for what the cluster serves, and every APIService's availability."""
 
@@ -109,8 +116,10 @@ class APIServiceRegistration:
     watches: tuple[str, ...] = (APISERVICE_RESOURCE, CRD_RESOURCE, SERVICES)
 
     def keys_on_attach(self, cluster: Cluster) -> Iterable[Key]:
-        """The built-in ones are registered when the controller starts (upstream: AddAPIServiceToSyncOnStart)."""
-        return [("", name) for name in builtin_apiservices(cluster)]
+        """The built-in ones are registered when the controller starts (upstream: AddAPIServiceToSyncOnStart);
+        those already stored as wanted need no look (a restart of 1,000 clusters would queue 13,000 keys)."""
+        return [("", name) for name, desired in builtin_apiservices(cluster).items()
+                if not _stored_as(cluster.store.get(APISERVICE_RESOURCE, "", name), desired)]
 
     def keys_for(self, cluster: Cluster, event: Event) -> Iterable[Key]:
         obj = event.entry.obj

@@ -26,6 +26,7 @@ from clusterset.apiserver.kinds.apiregistration import (
     local_apiservice,
     local_available,
 )
+from clusterset.apiserver.kinds.builtins import builtin_resources
 from clusterset.apiserver.patch.apply import update_managed_fields
 from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.registry.context import field_types
@@ -37,15 +38,11 @@ NOT_PROXIED = "clusterset's embedded API server does not proxy to aggregated API
               "stays unavailable"
 
 
-def builtin_apiservices(cluster: Cluster) -> dict[str, Obj]:
-    """The Local APIServices of the built-in group versions the cluster serves, by name (shared: not to be
-    changed)."""
-    served = frozenset((s.rt.group, s.rt.version) for s in cluster.registry.all() if not s.rt.is_crd)
-    return _builtin_apiservices(served)
-
-
 @functools.cache
-def _builtin_apiservices(served: frozenset[tuple[str, str]]) -> dict[str, Obj]:
+def builtin_apiservices() -> dict[str, Obj]:
+    """The Local APIServices of the built-in group versions every cluster serves, by name (shared: not to be
+    changed)."""
+    served = {(s.rt.group, s.rt.version) for s in builtin_resources()}
     return {apiservice_name(g, v): local_apiservice(g, v, priority, "onstart")
             for (g, v), priority in BUILTIN_PRIORITIES.items() if (g, v) in served}
 
@@ -59,7 +56,7 @@ def install(cluster: Cluster, now: str) -> None:
         return
     available = {"conditions": [local_available()]}
     managed_fields: list[dict[str, Any]] | None = None
-    for desired in builtin_apiservices(cluster).values():
+    for desired in builtin_apiservices().values():
         obj: Obj = {**desired, "metadata": {**desired["metadata"], "uid": str(uuid.uuid4()), "creationTimestamp": now}}
         if managed_fields is None:  # the same fields for every one of them
             managed_fields = update_managed_fields(
@@ -102,8 +99,9 @@ def availability(cluster: Cluster, apiservice: Obj) -> dict[str, Any]:
     return {**status(apiservice), "conditions": [*others, available]}
 
 
-def _stored_as(entry: Entry | None, desired: Obj) -> bool:
-    if entry is None or spec(entry.obj) != desired["spec"]:
+def _stored_as(entry: Entry | None, desired: Obj | None) -> bool:
+    """Whether a built-in Local APIService is stored as wanted (spec, and Available for being Local)."""
+    if entry is None or desired is None or spec(entry.obj) != desired["spec"]:
         return False
     available = condition(status(entry.obj).get("conditions"), "Available")
     return available is not None and available.get("reason") == "Local" and available.get("status") == "True"
@@ -116,17 +114,22 @@ class APIServiceRegistration:
     watches: tuple[str, ...] = (APISERVICE_RESOURCE, CRD_RESOURCE, SERVICES)
 
     def keys_on_attach(self, cluster: Cluster) -> Iterable[Key]:
-        """The built-in ones are registered when the controller starts (upstream: AddAPIServiceToSyncOnStart);
-        those already stored as wanted need no look (a restart of 1,000 clusters would queue 13,000 keys)."""
-        return [("", name) for name, desired in builtin_apiservices(cluster).items()
-                if not _stored_as(cluster.store.get(APISERVICE_RESOURCE, "", name), desired)]
+        """The built-in ones are registered when the controller starts (upstream: AddAPIServiceToSyncOnStart):
+        those missing; the relist's events bring the stored ones that are not as wanted."""
+        stored = cluster.store.get
+        return [("", name) for name in builtin_apiservices() if stored(APISERVICE_RESOURCE, "", name) is None]
 
     def keys_for(self, cluster: Cluster, event: Event) -> Iterable[Key]:
         obj = event.entry.obj
         if event.resource == APISERVICE_RESOURCE:
-            # a deleted built-in one comes back on the next start only, as upstream's "onstart" ones
-            if event.type != "DELETED" or labels(obj).get(AUTOMANAGED) == "true":
-                yield ("", str(meta(obj)["name"]))
+            # a deleted built-in one comes back on the next start only, as upstream's "onstart" ones; one stored
+            # as wanted needs no look (a relist of 1,000 clusters would queue 13,000 keys)
+            name = str(meta(obj)["name"])
+            if event.type == "DELETED":
+                if labels(obj).get(AUTOMANAGED) == "true":
+                    yield ("", name)
+            elif not _stored_as(event.entry, builtin_apiservices().get(name)):
+                yield ("", name)
         elif event.resource == CRD_RESOURCE:
             group = str(spec(obj).get("group", ""))
             names = {apiservice_name(group, str(v.get("name"))) for v in spec(obj).get("versions") or []}
@@ -143,7 +146,7 @@ class APIServiceRegistration:
     async def reconcile(self, api: ClusterAPI, key: Key) -> float | None:
         api = api.as_manager(MANAGER)
         name = key[1]
-        desired = builtin_apiservices(api.cluster).get(name) or crd_apiservice(api.cluster, name)
+        desired = builtin_apiservices().get(name) or crd_apiservice(api.cluster, name)
         current = api.get(APISERVICE_RESOURCE, "", name)
         if current is None:
             if desired is not None:

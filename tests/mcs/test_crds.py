@@ -13,22 +13,15 @@ import pytest
 import yaml
 from kubernetes import client
 
-from clusterset.api import crds
 from clusterset.fleet.embedded import FleetOptions
 from clusterset.testing import ClusterInfo, FleetThread
 from tests.conftest import Kubectl
 from tests.helpers import custom, table, wait_until
-from tests.inventory.test_about_admission import install, refused
+from tests.inventory.test_about_admission import refused
 
 GROUP = "multicluster.x-k8s.io"
 NAMESPACE = "default"
 MCS_CRDS = ("serviceexports.multicluster.x-k8s.io", "serviceimports.multicluster.x-k8s.io")
-
-
-@pytest.fixture
-def member(cluster: ClusterInfo) -> ClusterInfo:
-    install(cluster, crds.member_crds())
-    return cluster
 
 
 def condition(type_: str, status: str, reason: str) -> dict[str, Any]:

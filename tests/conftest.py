@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from clusterset.api import crds
 from clusterset.testing import ClusterInfo, ServerThread
+from tests.helpers import install
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +29,13 @@ def cluster(server: ServerThread) -> ClusterInfo:
     Tests never see each other's objects.
     """
     return server.add_cluster(controllers=False)
+
+
+@pytest.fixture
+def member(cluster: ClusterInfo) -> ClusterInfo:
+    """A new logical cluster with the CRDs every member of a fleet gets (About API, Multi-Cluster Services)."""
+    install(cluster, crds.member_crds())
+    return cluster
 
 
 @pytest.fixture

@@ -28,6 +28,21 @@ def wait_until(predicate: Callable[[], T], timeout: float = 15.0, interval: floa
         time.sleep(interval)
 
 
+def install(info: ClusterInfo, manifests: list[dict[str, Any]]) -> None:
+    """Creates CRDs and waits until each is Established (served)."""
+    ext = client.ApiextensionsV1Api(info.api_client())
+    for crd in manifests:
+        ext.create_custom_resource_definition(crd)
+    for crd in manifests:
+        name = crd["metadata"]["name"]
+
+        def established(name: str = name) -> bool:
+            conds = ext.read_custom_resource_definition(name).status.conditions or []
+            return any(c.type == "Established" and c.status == "True" for c in conds)
+
+        wait_until(established)
+
+
 def core(info: ClusterInfo) -> client.CoreV1Api:
     return client.CoreV1Api(info.api_client())
 

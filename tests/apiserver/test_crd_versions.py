@@ -6,15 +6,13 @@ import threading
 
 from kubernetes import watch
 
-from clusterset.api import crds
 from clusterset.testing import ClusterInfo
 from tests.helpers import custom, wait_until
-from tests.inventory.test_about_admission import install, prop
+from tests.inventory.test_about_admission import prop
 
 
-def test_objects_are_served_in_the_requested_version(cluster: ClusterInfo) -> None:
-    install(cluster, crds.member_crds())
-    api = custom(cluster)
+def test_objects_are_served_in_the_requested_version(member: ClusterInfo) -> None:
+    api = custom(member)
     api.create_cluster_custom_object("about.k8s.io", "v1beta1", "clusterproperties", prop("zone.example.com", "a"))
     alpha = api.get_cluster_custom_object("about.k8s.io", "v1alpha1", "clusterproperties", "zone.example.com")
     assert alpha["apiVersion"] == "about.k8s.io/v1alpha1"

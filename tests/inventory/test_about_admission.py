@@ -12,29 +12,9 @@ from kubernetes.client.rest import ApiException
 from clusterset.api import crds
 from clusterset.api.inventory import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY
 from clusterset.testing import ClusterInfo
-from tests.helpers import custom, wait_until
+from tests.helpers import custom, install
 
 GROUP, VERSION, PLURAL = "about.k8s.io", "v1beta1", "clusterproperties"
-
-
-def install(info: ClusterInfo, manifests: list[dict[str, Any]]) -> None:
-    ext = client.ApiextensionsV1Api(info.api_client())
-    for crd in manifests:
-        ext.create_custom_resource_definition(crd)
-    for crd in manifests:
-        name = crd["metadata"]["name"]
-
-        def established(name: str = name) -> bool:
-            conds = ext.read_custom_resource_definition(name).status.conditions or []
-            return any(c.type == "Established" and c.status == "True" for c in conds)
-
-        wait_until(established)
-
-
-@pytest.fixture
-def member(cluster: ClusterInfo) -> ClusterInfo:
-    install(cluster, crds.member_crds())
-    return cluster
 
 
 def prop(name: str, value: str) -> dict[str, Any]:

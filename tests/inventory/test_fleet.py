@@ -28,8 +28,7 @@ from clusterset.inventory.registration import JoinRefused, join, leave, prepare_
 from clusterset.runtime import Controller, Manager
 from clusterset.runtime.access import client_for
 from clusterset.testing import FleetThread, ServerThread
-from tests.helpers import custom, wait_until
-from tests.inventory.test_about_admission import install
+from tests.helpers import custom, install, wait_until
 
 CP = ("multicluster.x-k8s.io", "v1alpha1")
 

@@ -10,7 +10,13 @@ from typing import Any
 import yaml
 
 HUB_CRDS = ("multicluster.x-k8s.io_clusterprofiles.yaml", "clusterset.io_clusterreports.yaml")
-MEMBER_CRDS = ("about.k8s.io_clusterproperties.yaml",)
+# Multi-Cluster Services live in the members, as in upstream implementations: users export from, and
+# consume imports in, their own clusters. The hub keeps clusterset's own records of exports instead.
+MEMBER_CRDS = (
+    "about.k8s.io_clusterproperties.yaml",
+    "multicluster.x-k8s.io_serviceexports.yaml",
+    "multicluster.x-k8s.io_serviceimports.yaml",
+)
 
 
 def load(filename: str) -> dict[str, Any]:

@@ -69,7 +69,10 @@ KINDS: list[tuple[str, str, str, str]] = [
     ("apps", "v1", "StatefulSet", "V1StatefulSet"),
     ("apps", "v1", "DaemonSet", "V1DaemonSet"),
     ("apps", "v1", "ControllerRevision", "V1ControllerRevision"),
+    ("batch", "v1", "Job", "V1Job"),
+    ("batch", "v1", "CronJob", "V1CronJob"),
     ("coordination.k8s.io", "v1", "Lease", "V1Lease"),
+    ("apiregistration.k8s.io", "v1", "APIService", "V1APIService"),
     ("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "V1CustomResourceDefinition"),
     ("rbac.authorization.k8s.io", "v1", "Role", "V1Role"),
     ("rbac.authorization.k8s.io", "v1", "ClusterRole", "V1ClusterRole"),
@@ -86,15 +89,16 @@ EXTRA = ["V1Status", "V1DeleteOptions", "V1ListMeta"]
 EXTRA_GVK: dict[str, list[dict[str, str]]] = {
     "V1Status": [{"group": "", "kind": "Status", "version": "v1"}],
     "V1DeleteOptions": [{"group": g, "kind": "DeleteOptions", "version": "v1"} for g in (
-        "", "apps", "apiextensions.k8s.io", "authentication.k8s.io", "autoscaling", "coordination.k8s.io",
-        "discovery.k8s.io", "events.k8s.io", "rbac.authorization.k8s.io")],
+        "", "apps", "apiextensions.k8s.io", "apiregistration.k8s.io", "authentication.k8s.io", "autoscaling",
+        "batch", "coordination.k8s.io", "discovery.k8s.io", "events.k8s.io", "rbac.authorization.k8s.io")],
 }
 
 GROUP_PACKAGE = {
     "": "io.k8s.api.core", "apps": "io.k8s.api.apps", "discovery.k8s.io": "io.k8s.api.discovery",
     "coordination.k8s.io": "io.k8s.api.coordination", "rbac.authorization.k8s.io": "io.k8s.api.rbac",
     "autoscaling": "io.k8s.api.autoscaling", "events.k8s.io": "io.k8s.api.events",
-    "authentication.k8s.io": "io.k8s.api.authentication",
+    "authentication.k8s.io": "io.k8s.api.authentication", "batch": "io.k8s.api.batch",
+    "apiregistration.k8s.io": "io.k8s.kube-aggregator.pkg.apis.apiregistration",
     "apiextensions.k8s.io": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions",
 }
 META = "io.k8s.apimachinery.pkg.apis.meta"
@@ -102,12 +106,19 @@ PREFIX_PACKAGE = {
     "Core": "io.k8s.api.core", "Events": "io.k8s.api.events", "Discovery": "io.k8s.api.discovery",
     "Rbac": "io.k8s.api.rbac", "Authentication": "io.k8s.api.authentication",
     "Apiextensions": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions",
+    "Apiregistration": "io.k8s.kube-aggregator.pkg.apis.apiregistration",
 }
 PACKAGES: dict[str, set[str]] = {
     META: {"ObjectMeta", "ListMeta", "ManagedFieldsEntry", "OwnerReference", "LabelSelector",
            "LabelSelectorRequirement", "Condition", "Status", "StatusCause", "StatusDetails", "DeleteOptions",
            "Preconditions", "ShardInfo"},
     "io.k8s.api.coordination": {"Lease", "LeaseSpec"},
+    "io.k8s.api.batch": {"Job", "JobSpec", "JobStatus", "JobCondition", "JobTemplateSpec", "CronJob", "CronJobSpec",
+                         "CronJobStatus", "PodFailurePolicy", "PodFailurePolicyRule",
+                         "PodFailurePolicyOnExitCodesRequirement", "PodFailurePolicyOnPodConditionsPattern",
+                         "SuccessPolicy", "SuccessPolicyRule", "UncountedTerminatedPods"},
+    "io.k8s.kube-aggregator.pkg.apis.apiregistration": {"APIService", "APIServiceSpec", "APIServiceStatus",
+                                                         "APIServiceCondition"},
     "io.k8s.api.rbac": {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "PolicyRule",
                         "AggregationRule", "RoleRef"},
     "io.k8s.api.autoscaling": {"Scale", "ScaleSpec", "ScaleStatus"},
@@ -153,7 +164,7 @@ METADATA_DESC = (
     "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"
 )
 
-_CLASS = re.compile(r"^(Core|Events|Discovery|Rbac|Authentication|Apiextensions)?(V\d+(?:alpha\d+|beta\d+)?)(\w+)$")
+_CLASS = re.compile(r"^(Core|Events|Discovery|Rbac|Authentication|Apiextensions|Apiregistration)?(V\d+(?:alpha\d+|beta\d+)?)(\w+)$")
 
 
 def upstream_name(cls_name: str) -> str:

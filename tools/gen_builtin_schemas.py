@@ -164,7 +164,8 @@ METADATA_DESC = (
     "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"
 )
 
-_CLASS = re.compile(r"^(Core|Events|Discovery|Rbac|Authentication|Apiextensions|Apiregistration)?(V\d+(?:alpha\d+|beta\d+)?)(\w+)$")
+_CLASS = re.compile(
+    r"^(Core|Events|Discovery|Rbac|Authentication|Apiextensions|Apiregistration)?(V\d+(?:alpha\d+|beta\d+)?)(\w+)$")
 
 
 def upstream_name(cls_name: str) -> str:

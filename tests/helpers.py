@@ -14,6 +14,24 @@ from clusterset.testing import ClusterInfo
 
 T = TypeVar("T")
 
+# A Service and the ReplicationController behind it, as an old multi-document manifest has them
+WEB_RC = """
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {selector: {app: web}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: ReplicationController
+metadata: {name: web}
+spec:
+  replicas: 3
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: "nginx:1.25"}]}
+"""
+
+
 
 def wait_until(predicate: Callable[[], T], timeout: float = 15.0, interval: float = 0.05,
                message: str = "condition") -> T:

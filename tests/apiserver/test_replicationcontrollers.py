@@ -14,7 +14,7 @@ from kubernetes.client.rest import ApiException
 
 from clusterset.testing import ClusterInfo
 from tests.conftest import Kubectl
-from tests.helpers import apps, core, table
+from tests.helpers import WEB_RC, apps, core, table
 
 RC: dict[str, Any] = {
     "metadata": {"name": "web"},
@@ -134,22 +134,7 @@ def test_status_is_written_only_through_the_status_subresource(cluster: ClusterI
 
 
 def test_kubectl_get_rc_columns_and_multi_document_yaml(kubectl: Kubectl) -> None:
-    manifest = """
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec: {selector: {app: web}, ports: [{port: 80}]}
----
-apiVersion: v1
-kind: ReplicationController
-metadata: {name: web}
-spec:
-  replicas: 3
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: web, image: "nginx:1.25"}]}
-"""
-    out = kubectl("apply", "-f", "-", input=manifest)
+    out = kubectl("apply", "-f", "-", input=WEB_RC)
     assert "replicationcontroller/web created" in out and "service/web created" in out
     rows = table(kubectl("get", "rc"))
     assert rows[0] == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]

@@ -10,22 +10,7 @@ from kubernetes import client
 from clusterset.testing import ClusterInfo
 from tests.conftest import Kubectl
 from tests.controllers import get_json, items, table_rows, wait_until
-
-RC = """
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec: {selector: {app: web}, ports: [{port: 80}]}
----
-apiVersion: v1
-kind: ReplicationController
-metadata: {name: web}
-spec:
-  replicas: 3
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: web, image: "nginx:1.25"}]}
-"""
+from tests.helpers import WEB_RC
 
 
 def live_pods(kubectl: Kubectl, selector: str) -> list[dict[str, Any]]:
@@ -38,7 +23,7 @@ def rc_status(kubectl: Kubectl, name: str) -> dict[str, Any]:
 
 
 def test_rc_runs_its_pods_scales_and_reports_status(live_kubectl: Kubectl) -> None:
-    live_kubectl("apply", "-f", "-", input=RC)
+    live_kubectl("apply", "-f", "-", input=WEB_RC)
     wait_until(lambda: rc_status(live_kubectl, "web").get("availableReplicas") == 3, message="3 available")
     status = rc_status(live_kubectl, "web")
     assert (status["replicas"], status["fullyLabeledReplicas"], status["readyReplicas"]) == (3, 3, 3)

@@ -434,12 +434,16 @@ REPLICASET_COLUMNS = [
 
 
 def replicaset_cells(obj: Obj, now: datetime) -> Cells:
+    return _replicas_cells(obj, now, selector_string(_dict(obj.get("spec")).get("selector")))
+
+
+def _replicas_cells(obj: Obj, now: datetime, selector: str) -> Cells:
     spec = _dict(obj.get("spec"))
     status = _dict(obj.get("status"))
     desired = spec.get("replicas")
     return [_name(obj), _int(desired) if desired is not None else 1, _int(status.get("replicas")),
             _int(status.get("readyReplicas")), _age(obj, now), *_containers_cells(_get(spec, "template", "spec")),
-            selector_string(spec.get("selector"))]
+            selector]
 
 
 REPLICATIONCONTROLLER_COLUMNS = [
@@ -455,12 +459,7 @@ REPLICATIONCONTROLLER_COLUMNS = [
 
 def replicationcontroller_cells(obj: Obj, now: datetime) -> Cells:
     """printReplicationController: as a ReplicaSet's, with the plain-map selector."""
-    spec = _dict(obj.get("spec"))
-    status = _dict(obj.get("status"))
-    desired = spec.get("replicas")
-    return [_name(obj), _int(desired) if desired is not None else 1, _int(status.get("replicas")),
-            _int(status.get("readyReplicas")), _age(obj, now), *_containers_cells(_get(spec, "template", "spec")),
-            format_labels(spec.get("selector"))]
+    return _replicas_cells(obj, now, format_labels(_dict(obj.get("spec")).get("selector")))
 
 
 STATEFULSET_COLUMNS = [NAME_COL, _col("Ready", desc="Number of the pod with ready state"), AGE_COL, *WIDE_CONTAINERS]

@@ -47,7 +47,7 @@ from clusterset.fleet.embedded import EmbeddedFleet, FleetOptions
 from clusterset.fleet.hub import HubOptions, start_hub
 from clusterset.fleet.member import MemberOptions, Members
 from clusterset.inventory.profile_status import AccessProvider
-from clusterset.inventory.registration import JoinRefused, member_id
+from clusterset.inventory.registration import JoinRefused, clusterset_of, member_id
 from clusterset.runtime import LeaderElection, Manager
 
 
@@ -191,7 +191,8 @@ async def _agent(args: argparse.Namespace) -> int:
         gone.append(cluster_id)
         stop.set()
 
-    members = Members(manager, MemberOptions(heartbeat=args.heartbeat), on_gone=member_gone)
+    clusterset = await clusterset_of(member) or MemberOptions.clusterset
+    members = Members(manager, MemberOptions(heartbeat=args.heartbeat, clusterset=clusterset), on_gone=member_gone)
     await manager.start()
     await members.add(cid, member, hub, hub.namespace or member_namespace(cid))
     print(f"agent for {cid} reporting to {hub.server} (namespace {hub.namespace})", flush=True)

@@ -50,6 +50,7 @@ class FleetOptions:
     heartbeat: float = 10.0
     grace: float = 40.0
     probe_timeout: float = 5.0
+    endpoint_lease: int = 40  # seconds a silent member's endpoints stay imported
     join_concurrency: int = 16
     metrics_port: int = 0
     member_settings: dict[str, Any] = field(default_factory=dict)  # add_cluster options for new members
@@ -71,7 +72,8 @@ class EmbeddedFleet:
         self.hub_manager = Manager(name="hub", metrics_port=options.metrics_port)
         self.agent_manager = Manager(name="agents")
         self.members = Members(self.agent_manager,
-                               MemberOptions(heartbeat=options.heartbeat, probe_timeout=options.probe_timeout))
+                               MemberOptions(heartbeat=options.heartbeat, probe_timeout=options.probe_timeout,
+                                             clusterset=options.clusterset, endpoint_lease=options.endpoint_lease))
         self.member_ids: list[str] = []
         self.not_joined: dict[str, str] = {}  # member → why its join failed
         self.removed: set[str] = set()  # members removed while a fleet ran here: a restart does not make them again

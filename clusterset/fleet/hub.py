@@ -13,6 +13,7 @@ from clusterset.inventory.controllers import profile_controller
 from clusterset.inventory.profile_status import AccessProvider
 from clusterset.inventory.profiles import ProfileManager
 from clusterset.inventory.registration import prepare_hub
+from clusterset.mcs.hub import merge_controller
 from clusterset.runtime import Controller, Manager
 
 HUB = "hub"  # the name a hub Manager engages the hub cluster under
@@ -29,7 +30,7 @@ def hub_controllers(hub: ClusterClient, options: HubOptions) -> list[Controller]
     """The hub's controllers, for a Manager that engages `hub` as HUB."""
     profiles = ProfileManager(hub, options.clusterset, grace_seconds=options.grace,
                               providers=options.access_providers)
-    return [profile_controller(profiles, HUB)]
+    return [profile_controller(profiles, HUB), merge_controller(options.clusterset, HUB)]
 
 
 async def start_hub(manager: Manager, hub: ClusterClient, options: HubOptions) -> None:

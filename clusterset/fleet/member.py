@@ -16,6 +16,8 @@ import aiohttp
 from clusterset.client import ClusterClient
 from clusterset.inventory.agent import MemberAgent
 from clusterset.inventory.controllers import REPORT_KEY, agent_controller
+from clusterset.mcs.controllers import member_controllers
+from clusterset.mcs.view import HubView, member_of, view_name
 from clusterset.runtime import Manager
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 class MemberOptions:
     heartbeat: float = 10.0  # seconds between agent reports
     probe_timeout: float = 5.0  # how long a probe of the member's API server may take
+    clusterset: str = "clusterset"  # the ClusterSet's namespace on the hub, where the merged services are
+    endpoint_lease: int = 40  # seconds a member's endpoints stay imported after its agent last vouched for them
 
 
 class Members:
@@ -41,6 +45,12 @@ class Members:
         self.on_gone = on_gone
         self.agents: dict[str, MemberAgent] = {}
         self._reports = manager.add(agent_controller(self.agents, self._stop_gone))
+        opts = self.options
+        self._mcs = member_controllers(
+            self._hub_view, lambda name: name in self.agents, opts.clusterset, self._own_namespace,
+            lease_seconds=opts.endpoint_lease, renew_seconds=min(opts.heartbeat, opts.endpoint_lease / 3))
+        for controller in self._mcs.all():
+            manager.add(controller)
         self._stopping: set[asyncio.Task[None]] = set()
 
     async def add(self, cluster_id: str, member: ClusterClient, hub: ClusterClient, hub_namespace: str, *,
@@ -54,8 +64,21 @@ class Members:
             probe_timeout=self.options.probe_timeout, session=session)
         if old is not None:
             await _close(old)
+        await self.manager.add_cluster(view_name(cluster_id), hub, owned=False)
         await self.manager.add_cluster(cluster_id, member, owned=False)
         self._reports.enqueue(cluster_id, REPORT_KEY)
+        self._mcs.engaged(cluster_id)
+
+    def _hub_view(self, cluster_id: str) -> HubView | None:
+        agent = self.agents.get(cluster_id)
+        hub = self.manager.clusters.get(view_name(cluster_id))
+        if agent is None or hub is None:
+            return None
+        return HubView(hub, agent.hub_namespace, self.options.clusterset)
+
+    def _own_namespace(self, view: str) -> str | None:
+        agent = self.agents.get(member_of(view) or "")
+        return agent.hub_namespace if agent is not None else None
 
     def member_gone(self, cluster_id: str, reason: str) -> None:
         """The member's cluster no longer exists (its server says so): its agent stops watching it, reports it
@@ -81,6 +104,7 @@ class Members:
     async def _retire(self, agent: MemberAgent, last_report: bool) -> None:
         if agent.cluster_id not in self.agents:  # not added again meanwhile
             await self.manager.remove_cluster(agent.cluster_id)  # first: its watches would retry with warnings
+            await self.manager.remove_cluster(view_name(agent.cluster_id))
         if last_report:
             try:
                 await agent.report_gone()
@@ -93,6 +117,7 @@ class Members:
     async def remove(self, cluster_id: str) -> None:
         """Stops the member's agent: disengages the member, closes the agent and its hub client."""
         await self.manager.remove_cluster(cluster_id)
+        await self.manager.remove_cluster(view_name(cluster_id))
         agent = self.agents.pop(cluster_id, None)
         if agent is not None:
             await _close(agent)

@@ -37,9 +37,11 @@ from clusterset.api.inventory import (
     cluster_id_problem,
     member_namespace,
 )
+from clusterset.api.mcs import CLUSTERSET_ENDPOINTS, CLUSTERSET_SERVICES, EXPORTED_ENDPOINTS, EXPORTED_SERVICES
 from clusterset.api.resources import (
     CLUSTER_PROPERTIES,
     CRDS,
+    LEASES,
     NAMESPACES,
     ROLE_BINDINGS,
     ROLES,
@@ -57,6 +59,7 @@ log = logging.getLogger(__name__)
 AGENT_TOKEN_SECONDS = 365 * 24 * 3600
 MANIFEST_ANNOTATION = "clusterset.io/manifest-digest"
 READ_WRITE = ["get", "list", "watch", "create", "update", "patch", "delete"]
+MERGED_READER_ROLE = "clusterset-agent-mcs-reader"
 
 
 class JoinRefused(Exception):
@@ -97,6 +100,7 @@ async def prepare_hub(hub: ClusterClient, clusterset: str) -> None:
         elif current != clusterset:
             raise JoinRefused(f"the hub's namespace {clusterset!r} holds ClusterSet {current!r} "
                               f"({CLUSTERSET_NAMESPACE_LABEL}); choose another --clusterset name")
+    await hub.apply(ROLES, merged_reader_role(clusterset), FIELD_MANAGER)
 
 
 async def _get(client: ClusterClient, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
@@ -117,7 +121,16 @@ def _property(name: str, value: str) -> dict[str, Any]:
 
 
 async def member_id(member: ClusterClient) -> str | None:
-    prop = await _get(member, CLUSTER_PROPERTIES, CLUSTER_ID_PROPERTY)
+    return await _property_value(member, CLUSTER_ID_PROPERTY)
+
+
+async def clusterset_of(member: ClusterClient) -> str | None:
+    """The ClusterSet a member belongs to (`clusterset.k8s.io`): also its namespace on the hub."""
+    return await _property_value(member, CLUSTERSET_PROPERTY)
+
+
+async def _property_value(member: ClusterClient, name: str) -> str | None:
+    prop = await _get(member, CLUSTER_PROPERTIES, name)
     value = ((prop or {}).get("spec") or {}).get("value")
     return value if isinstance(value, str) else None
 
@@ -188,6 +201,7 @@ async def join(
     await _create(hub, SERVICE_ACCOUNTS, {"metadata": {"name": AGENT_SERVICE_ACCOUNT, "namespace": namespace}})
     await hub.apply(ROLES, agent_role(namespace), FIELD_MANAGER)
     await hub.apply(ROLE_BINDINGS, agent_role_binding(namespace), FIELD_MANAGER)
+    await hub.apply(ROLE_BINDINGS, merged_reader_binding(clusterset, cid), FIELD_MANAGER)
     token = await request_token(hub, namespace, AGENT_SERVICE_ACCOUNT, token_seconds)
     kubeconfig = agent_kubeconfig(hub, hub_server or hub.server, namespace, token)
 
@@ -242,6 +256,10 @@ async def leave(hub: ClusterClient | None, member: ClusterClient | None, cluster
         with contextlib.suppress(NotFound):
             await member.delete(SECRETS, HUB_KUBECONFIG_SECRET, SYSTEM_NAMESPACE)
     if hub is not None:
+        bindings = await hub.list(ROLE_BINDINGS, label_selector=f"{MEMBER_LABEL}={cluster_id}")
+        for binding in bindings.get("items") or []:
+            with contextlib.suppress(NotFound):
+                await hub.delete(ROLE_BINDINGS, binding["metadata"]["name"], binding["metadata"]["namespace"])
         with contextlib.suppress(NotFound):
             await hub.delete(NAMESPACES, namespace)
     log.info("left cluster=%s", cluster_id)
@@ -272,13 +290,17 @@ async def request_token(client: ClusterClient, namespace: str, service_account: 
 
 
 def agent_role(namespace: str) -> dict[str, Any]:
-    """What an agent may do on the hub: its own namespace's report (later also MCS and Work records), and
-    renew its own token."""
+    """What an agent may do in its own hub namespace: its report and its MCS records (later Work), and renew its
+    own token."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": AGENT_ROLE, "namespace": namespace},
         "rules": [
             {"apiGroups": [CLUSTER_REPORTS.group], "resources": [CLUSTER_REPORTS.plural], "verbs": READ_WRITE},
+            # Multi-Cluster Services: its exports, their endpoints, and the Lease that keeps them imported
+            {"apiGroups": [EXPORTED_SERVICES.group], "resources": [EXPORTED_SERVICES.plural, EXPORTED_ENDPOINTS.plural],
+             "verbs": READ_WRITE},
+            {"apiGroups": [LEASES.group], "resources": [LEASES.plural], "verbs": READ_WRITE},
             # its own token, renewed before it expires
             {"apiGroups": [""], "resources": ["serviceaccounts/token"], "resourceNames": [AGENT_SERVICE_ACCOUNT],
              "verbs": ["create"]},
@@ -286,13 +308,35 @@ def agent_role(namespace: str) -> dict[str, Any]:
     }
 
 
-def agent_role_binding(namespace: str) -> dict[str, Any]:
+def agent_role_binding(namespace: str, role_namespace: str | None = None, role: str = AGENT_ROLE,
+                       name: str = AGENT_ROLE) -> dict[str, Any]:
+    """Binds the agent of the member namespace `namespace` to `role` in `role_namespace` (default: its own)."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": AGENT_ROLE, "namespace": namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": AGENT_ROLE},
+        "metadata": {"name": name, "namespace": role_namespace or namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
         "subjects": [{"kind": "ServiceAccount", "name": AGENT_SERVICE_ACCOUNT, "namespace": namespace}],
     }
+
+
+def merged_reader_role(clusterset: str) -> dict[str, Any]:
+    """What every agent may read in the ClusterSet's namespace: the merged multi-cluster services (what it imports),
+    nothing else there."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": MERGED_READER_ROLE, "namespace": clusterset},
+        "rules": [{"apiGroups": [CLUSTERSET_SERVICES.group],
+                   "resources": [CLUSTERSET_SERVICES.plural, CLUSTERSET_ENDPOINTS.plural],
+                   "verbs": ["get", "list", "watch"]}],
+    }
+
+
+def merged_reader_binding(clusterset: str, cluster_id: str) -> dict[str, Any]:
+    """Outside the member's namespace, so labelled with its id: `leave` finds and deletes it."""
+    binding = agent_role_binding(member_namespace(cluster_id), clusterset, MERGED_READER_ROLE,
+                                 f"{AGENT_ROLE}-{cluster_id}")
+    binding["metadata"]["labels"] = {MEMBER_LABEL: cluster_id}
+    return binding
 
 
 def agent_kubeconfig(hub: ClusterClient, server: str, namespace: str, token: str) -> dict[str, Any]:

@@ -61,6 +61,7 @@ class Cache:
         self._by_label: dict[tuple[str, str], set[ObjectKey]] = {}
         self._indexers: dict[str, Indexer] = {}
         self._indexes: dict[str, dict[str, set[ObjectKey]]] = {}
+        self._waiters: dict[ObjectKey, list[asyncio.Future[None]]] = {}
 
     # ------------------------------------------------------------------ reads
     def get(self, key: Key) -> Obj | None:
@@ -118,6 +119,37 @@ class Cache:
     async def wait_synced(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self.synced.wait(), timeout)
 
+    async def wait_for(self, key: Key, predicate: Callable[[Obj | None], bool], timeout: float) -> bool:
+        """Waits until `predicate(cache.get(key))` holds, woken by each change of that key; False after `timeout`.
+
+        Read-your-writes for a reconciler: after a write, wait for its watch event, so that the next reconcile of
+        the key does not act on the state before it (a create answered AlreadyExists, an update a 409)."""
+        key = as_key(key)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate(self._objects.get(key)):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.setdefault(key, []).append(waiter)
+            try:
+                await asyncio.wait_for(waiter, remaining)
+            except TimeoutError:
+                return predicate(self._objects.get(key))
+            finally:
+                waiters = self._waiters.get(key)
+                if waiters is not None and waiter in waiters:
+                    waiters.remove(waiter)
+                    if not waiters:
+                        del self._waiters[key]
+        return True
+
+    def _wake(self, key: ObjectKey) -> None:
+        for waiter in self._waiters.pop(key, ()):
+            if not waiter.done():
+                waiter.set_result(None)
+
     # ------------------------------------------------------------------ writes (the informer's)
     def put(self, obj: Obj) -> Obj | None:
         """Stores `obj`; returns the object it replaced."""
@@ -127,6 +159,8 @@ class Cache:
             self._unindex(key, old)
         self._objects[key] = obj
         self._index(key, obj)
+        if self._waiters:
+            self._wake(key)
         return old
 
     def remove(self, key: Key) -> Obj | None:
@@ -134,6 +168,8 @@ class Cache:
         old = self._objects.pop(key, None)
         if old is not None:
             self._unindex(key, old)
+        if self._waiters:
+            self._wake(key)
         return old
 
     def _index(self, key: ObjectKey, obj: Obj) -> None:

@@ -82,10 +82,12 @@ class Watch:
     - `clusters` narrows the controller's cluster selector for this watch (e.g. a hub-only watch that
       maps to member keys).
     - `predicate(event)` drops events before mapping (e.g. status-only updates).
+    - `namespace` may be a function of the cluster's name, for a namespace that differs per cluster (an agent's
+      own namespace on the hub).
     """
 
     resource: Resource
-    namespace: str | None = None
+    namespace: str | Callable[[str], str | None] | None = None
     label_selector: str | Mapping[str, str] | None = None
     field_selector: str | None = None
     map_to: Mapper | None = None
@@ -226,7 +228,8 @@ class Controller:
         for watch in self.watches:
             if not selects(watch.clusters if watch.clusters is not None else self.clusters, cluster.name):
                 continue
-            informer = cluster.informer(watch.resource, watch.namespace, watch.label_selector, watch.field_selector)
+            namespace = watch.namespace(cluster.name) if callable(watch.namespace) else watch.namespace
+            informer = cluster.informer(watch.resource, namespace, watch.label_selector, watch.field_selector)
             handler = self._handler(cluster.name, watch)
             attached.append((informer, handler, watch))
             informer.add_handler(handler)

@@ -9,7 +9,15 @@ from typing import Any
 
 import yaml
 
-HUB_CRDS = ("multicluster.x-k8s.io_clusterprofiles.yaml", "clusterset.io_clusterreports.yaml")
+HUB_CRDS = (
+    "multicluster.x-k8s.io_clusterprofiles.yaml",
+    "clusterset.io_clusterreports.yaml",
+    # Multi-Cluster Services: the members' exports and the merged services (clusterset/mcs)
+    "clusterset.io_exportedservices.yaml",
+    "clusterset.io_exportedendpoints.yaml",
+    "clusterset.io_clustersetservices.yaml",
+    "clusterset.io_clustersetendpoints.yaml",
+)
 # Multi-Cluster Services live in the members, as in upstream implementations: users export from, and
 # consume imports in, their own clusters. The hub keeps clusterset's own records of exports instead.
 MEMBER_CRDS = (

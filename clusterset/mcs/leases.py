@@ -1,0 +1,48 @@
+"""Endpoint TTL (KEP-1645 §Tracking Endpoints): a member's agent renews one Lease in its hub namespace while its
+member answers; the hub withdraws the member's endpoints everywhere once the Lease runs out."""
+
+from __future__ import annotations
+
+import logging
+
+from clusterset.api import objects
+from clusterset.api.mcs import ENDPOINT_LEASE
+from clusterset.api.resources import LEASES
+from clusterset.api.times import rfc3339_micro
+from clusterset.client.errors import ApiError, ConnectionFailed
+from clusterset.mcs.sync import ensure
+from clusterset.mcs.view import SYNC_TIMEOUT, HubViews
+from clusterset.runtime import Request, Result
+
+log = logging.getLogger(__name__)
+
+LEASE_KEY = "endpoint-lease"
+
+
+class LeaseRenewer:
+    """Renews a member's endpoint Lease every `renew` seconds, for `duration` seconds each time, while the member's
+    API server answers `/readyz` (an agent that cannot see its member must not vouch for its endpoints)."""
+
+    def __init__(self, views: HubViews, duration: int, renew: float) -> None:
+        self.views = views
+        self.duration = duration
+        self.renew = renew
+
+    async def reconcile(self, req: Request) -> Result | None:
+        view = self.views(req.cluster.name)
+        if view is None:
+            return Result(requeue_after=1.0)
+        try:
+            await req.cluster.client.request("GET", "/readyz")
+        except (ApiError, ConnectionFailed, OSError, TimeoutError) as exc:
+            log.info("endpoint lease not renewed, the member does not answer cluster=%s: %s", req.cluster.name, exc)
+            return Result(requeue_after=self.renew)
+        leases = view.cluster.cache(LEASES, view.namespace)
+        await leases.wait_synced(SYNC_TIMEOUT)
+        have = leases.get((view.namespace, ENDPOINT_LEASE))
+        now = rfc3339_micro()
+        spec = {"holderIdentity": req.cluster.name, "leaseDurationSeconds": self.duration, "renewTime": now,
+                "acquireTime": objects.spec(have or {}).get("acquireTime") or now}
+        await ensure(view.cluster.client, LEASES,
+                     leases, {"metadata": {"name": ENDPOINT_LEASE, "namespace": view.namespace}, "spec": spec})
+        return Result(requeue_after=self.renew)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import re
 import shlex
@@ -58,6 +59,11 @@ def seconds(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
     return value
+
+
+def whole_seconds(text: str) -> int:
+    """An argparse type: a duration in whole seconds (rounded up), at least 1 (a Lease's duration)."""
+    return max(1, math.ceil(seconds(text)))
 
 
 def server_flags(p: argparse.ArgumentParser) -> None:

@@ -22,8 +22,15 @@ from clusterset.api.inventory import (
     SYSTEM_NAMESPACE,
     member_namespace,
 )
+from clusterset.api.mcs import (
+    CLUSTERSET_ENDPOINTS,
+    CLUSTERSET_SERVICES,
+    SERVICE_NAME_LABEL,
+    SERVICE_NAMESPACE_LABEL,
+    SOURCE_CLUSTER_LABEL,
+)
 from clusterset.api.objects import condition
-from clusterset.api.resources import CLUSTER_PROFILES, SECRETS
+from clusterset.api.resources import CLUSTER_PROFILES, SECRETS, Resource
 from clusterset.api.times import parse_time
 from clusterset.cli.common import (
     DEFAULT_CLUSTERSET,
@@ -41,6 +48,7 @@ from clusterset.cli.common import (
     server_port,
     table,
     wait_for_signal,
+    whole_seconds,
 )
 from clusterset.client import ClusterClient, NotFound
 from clusterset.fleet.embedded import EmbeddedFleet, FleetOptions
@@ -65,6 +73,7 @@ def add_parsers(sub: Any) -> None:
     up.add_argument("--heartbeat", type=seconds, default=10.0, help="seconds between agent reports (default 10)")
     up.add_argument("--grace", type=seconds, default=40.0,
                     help="seconds without a report before a member's health is Unknown (default 40)")
+    endpoint_lease_flag(up)
     up.add_argument("--metrics-port", type=port_number, default=0,
                     help="serve the hub's /metrics on this port (0: off)")
     up.set_defaults(run=async_command(_up))
@@ -78,6 +87,7 @@ def add_parsers(sub: Any) -> None:
     agent.add_argument("--hub-kubeconfig", help="the agent's hub kubeconfig (default: the member's Secret "
                        f"{SYSTEM_NAMESPACE}/{HUB_KUBECONFIG_SECRET} written by `clusterset join`)")
     agent.add_argument("--heartbeat", type=seconds, default=10.0, help="seconds between reports (default 10)")
+    endpoint_lease_flag(agent)
     agent.set_defaults(run=async_command(_agent))
 
     hub = sub.add_parser(
@@ -97,9 +107,10 @@ def add_parsers(sub: Any) -> None:
     hub.set_defaults(run=async_command(_hub))
 
     status = sub.add_parser(
-        "status", help="show the fleet: clusters, health, version, properties",
+        "status", help="show the fleet: clusters, health, version, properties, multi-cluster services",
         description="Shows the members of a ClusterSet as the hub's ClusterProfiles describe them: health, "
-                    "joined, version, the time of the last report, what is wrong, and properties. The hub is "
+                    "joined, version, the time of the last report, what is wrong, and properties; then its "
+                    "multi-cluster services: who exports each, their ready endpoints, and conflicts. The hub is "
                     "the context `hub` unless --context names another.")
     kube_flags(status)
     status.add_argument("--clusterset", default=DEFAULT_CLUSTERSET, help="ClusterSet name (default clusterset)")
@@ -112,6 +123,12 @@ def add_parsers(sub: Any) -> None:
     c.set_defaults(run=_crds)
 
 
+def endpoint_lease_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint-lease", type=whole_seconds, default=40, metavar="SECONDS",
+                        help="seconds a member's exported endpoints stay imported everywhere after its agent last "
+                             "saw the member answer (default 40)")
+
+
 # ---------------------------------------------------------------------- up
 async def _up(args: argparse.Namespace) -> int:
     started = time.monotonic()
@@ -119,7 +136,8 @@ async def _up(args: argparse.Namespace) -> int:
         fleet = EmbeddedFleet(
             FleetOptions(args.state_dir, members=args.clusters, host=args.host, port=server_port(args),
                          durable=args.durable, clusterset=args.clusterset, heartbeat=args.heartbeat,
-                         grace=args.grace, metrics_port=args.metrics_port, owner="clusterset up"),
+                         grace=args.grace, endpoint_lease=args.endpoint_lease, metrics_port=args.metrics_port,
+                         owner="clusterset up"),
             progress=lambda line: print(f"  {line} ...", flush=True),
         )
         try:
@@ -192,7 +210,8 @@ async def _agent(args: argparse.Namespace) -> int:
         stop.set()
 
     clusterset = await clusterset_of(member) or MemberOptions.clusterset
-    members = Members(manager, MemberOptions(heartbeat=args.heartbeat, clusterset=clusterset), on_gone=member_gone)
+    members = Members(manager, MemberOptions(heartbeat=args.heartbeat, clusterset=clusterset,
+                                             endpoint_lease=args.endpoint_lease), on_gone=member_gone)
     await manager.start()
     await members.add(cid, member, hub, hub.namespace or member_namespace(cid))
     print(f"agent for {cid} reporting to {hub.server} (namespace {hub.namespace})", flush=True)
@@ -228,10 +247,46 @@ async def _status(args: argparse.Namespace) -> int:
         # a member's report is the one in its own hub namespace (an agent may write any name there)
         reports = {r["metadata"]["name"]: r for r in (await hub.list(CLUSTER_REPORTS)).get("items") or []
                    if r["metadata"].get("namespace") == member_namespace(r["metadata"]["name"])}
+        services = await _items(hub, CLUSTERSET_SERVICES, args.clusterset)
+        endpoints = await _items(hub, CLUSTERSET_ENDPOINTS, args.clusterset)
     finally:
         await hub.close()
     print(status_table(profiles, reports, datetime.now(UTC)))
+    if services:
+        print()
+        print(services_table(services, endpoints))
     return 0
+
+
+async def _items(hub: ClusterClient, resource: Resource, namespace: str) -> list[dict[str, Any]]:
+    """The objects of a resource the hub may not serve (a hub older than the feature): none then."""
+    try:
+        return list((await hub.list(resource, namespace)).get("items") or [])
+    except NotFound:
+        return []
+
+
+def services_table(services: list[dict[str, Any]], endpoints: list[dict[str, Any]]) -> str:
+    """The multi-cluster services: who exports them, their ready endpoints per exporting cluster, conflicts."""
+    ready: dict[tuple[str, str, str], int] = {}
+    for record in endpoints:
+        labels = record["metadata"].get("labels") or {}
+        key = (labels.get(SERVICE_NAMESPACE_LABEL, ""), labels.get(SERVICE_NAME_LABEL, ""),
+               labels.get(SOURCE_CLUSTER_LABEL, ""))
+        ready[key] = ready.get(key, 0) + sum(1 for e in (record.get("spec") or {}).get("endpoints") or []
+                                             if (e.get("conditions") or {}).get("ready") is not False)
+    rows: list[tuple[str, ...]] = [("SERVICE", "TYPE", "EXPORTED BY (READY ENDPOINTS)", "CONFLICT")]
+    for svc in sorted(services, key=lambda s: (s["spec"].get("namespace", ""), s["spec"].get("name", ""))):
+        spec, status = svc.get("spec") or {}, svc.get("status") or {}
+        namespace, name = spec.get("namespace", ""), spec.get("name", "")
+        exporters = []
+        for entry in status.get("clusters") or []:
+            cluster = entry.get("cluster", "")
+            count = "withdrawn" if entry.get("endpoints") == "Withdrawn" else ready.get((namespace, name, cluster), 0)
+            exporters.append(f"{cluster} ({count})")
+        rows.append((f"{namespace}/{name}", spec.get("type", "-"), ", ".join(exporters) or "-",
+                     (status.get("conflict") or {}).get("reason") or "-"))
+    return table(rows)
 
 
 def status_table(profiles: list[dict[str, Any]], reports: dict[str, dict[str, Any]], now: datetime) -> str:

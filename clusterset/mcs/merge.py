@@ -82,6 +82,12 @@ def union_ports(exports: Sequence[Export]) -> list[Obj]:
     return out
 
 
+def port_text(port: Obj) -> str:
+    """`http:80/TCP`, or `80/TCP` for an unnamed port."""
+    name = port.get("name")
+    return f"{name + ':' if name else ''}{port.get('port')}/{port.get('protocol') or 'TCP'}"
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
@@ -103,8 +109,9 @@ def merge(exports: Sequence[Export]) -> Merged | None:
     disagree = sum(1 for e in order if _port_set(e) != _port_set(oldest))
     if disagree:
         reasons.append(PORT_CONFLICT)
-        sentences.append(f"Conflicting ports. Using the union of every export's ports, merged by name and then by "
-                         f"protocol and port, oldest service export first (\"{oldest.cluster}\"). "
+        used = ", ".join(port_text(p) for p in spec["ports"]) or "none"
+        sentences.append(f"Conflicting ports. Using {used}: the union of every export's ports, merged by name and "
+                         f"then by protocol and port, oldest service export first (\"{oldest.cluster}\"). "
                          f"{disagree}/{total} clusters disagree.")
     for name, read, reason, words in FIELDS:
         value = read(oldest.spec)
@@ -113,7 +120,8 @@ def merge(exports: Sequence[Export]) -> Merged | None:
         disagree = sum(1 for e in order if _canonical(read(e.spec)) != _canonical(value))
         if disagree:
             reasons.append(reason)
-            sentences.append(f"Conflicting {words}. Using {_canonical(value)} from oldest service export in "
+            shown = "no value" if value is None else _canonical(value)
+            sentences.append(f"Conflicting {words}. Using {shown} from oldest service export in "
                              f"\"{oldest.cluster}\". {disagree}/{total} clusters disagree.")
     if spec.get("sessionAffinity") != "ClientIP":
         spec.pop("sessionAffinityConfig", None)

@@ -27,6 +27,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     (["up"], "Runs a whole fleet in this process"),
     (["cluster", "add"], "Adds a logical cluster to the running server"),
     (["credential-plugin"], "KEP-5339"),
+    (["dns"], "Answers clusterset.local over UDP and TCP"),
 ])
 def test_help_describes_the_command(command: list[str], says: str) -> None:
     result = run(*command, "--help")

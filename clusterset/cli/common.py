@@ -124,14 +124,16 @@ def removed_if_cannot_listen(state_dir: Path) -> Iterator[None]:
         raise
 
 
-def async_command(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]]) -> Command:
-    """A command that runs `command` in its own event loop; an error a user can act on is one line on stderr
-    and exit code 1."""
+def async_command(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]],
+                  loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> Command:
+    """A command that runs `command` in its own event loop (asyncio's, or `loop_factory`'s); an error a user can
+    act on is one line on stderr and exit code 1."""
 
     def run(args: argparse.Namespace) -> int:
         name = f"clusterset {args.command}"
         try:
-            return asyncio.run(command(args))
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                return runner.run(command(args))
         except KeyboardInterrupt:
             return 0
         except StateDirInUse as exc:

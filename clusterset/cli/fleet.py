@@ -171,6 +171,12 @@ def banner(fleet: EmbeddedFleet, state_dir: Path, elapsed: float) -> str:
     else:
         lines += [f"  kubectl --context {member} get clusterproperties",
                   f"  kubectl --context {member} create deployment hello --image=nginx --replicas=3"]
+    dns = fleet.dns.servers.get(member) if member is not None else None
+    if dns is not None:
+        host = "127.0.0.1" if dns.host in ("0.0.0.0", "") else dns.host
+        lines += ["", f"Query clusterset.local (a DNS server per member; addresses in fleet.json), e.g. {member}'s:",
+                  f"  dig @{host} -p {dns.port} dns-version.clusterset.local TXT",
+                  f"  dig @{host} -p {dns.port} <svc>.<ns>.svc.clusterset.local"]
     again = f"`{me} up{here}` again" if here else f"`{me} up` again in this directory"
     lines += ["",
               f"See the fleet:        {me} status{here}",

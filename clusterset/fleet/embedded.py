@@ -28,6 +28,7 @@ from clusterset.api.objects import condition
 from clusterset.api.resources import CLUSTER_PROFILES
 from clusterset.apiserver import Apiserver
 from clusterset.client import ClientConfig, ClusterClient
+from clusterset.fleet.dns import MemberDns
 from clusterset.fleet.hub import HUB, HubOptions, start_hub
 from clusterset.fleet.member import MemberOptions, Members
 from clusterset.inventory.profile_status import AccessProvider
@@ -55,6 +56,7 @@ class FleetOptions:
     metrics_port: int = 0
     member_settings: dict[str, Any] = field(default_factory=dict)  # add_cluster options for new members
     owner: str | None = None  # how the state directory's lock names this process (default: its command line)
+    dns: bool = True  # a clusterset.local DNS server per member (its address in fleet.json)
 
 
 def member_names(count: int) -> list[str]:
@@ -82,13 +84,17 @@ class EmbeddedFleet:
         self.resumed: list[str] = []
         self._session: aiohttp.ClientSession | None = None  # one connection pool for every client
         self._joins: set[asyncio.Task[None]] = set()
+        self.dns = MemberDns(options.host)
+        self._dns_ports: dict[str, int] = {}  # the DNS port each member had when this fleet last ran here
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         opts = self.options
         # clusters added at run time (`clusterset cluster add`) in an earlier run are members too
         existing = self.server.cluster_names()
-        self.removed = {str(n) for n in self._described().get("removed") or []} - set(existing)
+        described = self._described()
+        self.removed = {str(n) for n in described.get("removed") or []} - set(existing)
+        self._dns_ports = _dns_ports(described)
         names = [HUB, *(n for n in member_names(opts.members) if n not in self.removed)]
         self.member_ids = [*names[1:], *(n for n in existing if n not in names)]
         self.resumed = [n for n in [HUB, *self.member_ids] if n in existing]
@@ -157,6 +163,9 @@ class EmbeddedFleet:
         self.removed.add(name)
         self.write_fleet_json()
         self.members.member_gone(name, "the cluster was removed from the fleet (clusterset cluster remove)")
+        task = asyncio.create_task(self.dns.stop(name), name=f"stop dns {name}")
+        self._joins.add(task)
+        task.add_done_callback(self._joins.discard)
 
     async def join_member(self, name: str) -> None:
         """Join a member (idempotent) and start its agent."""
@@ -172,6 +181,8 @@ class EmbeddedFleet:
         if name not in self.member_ids:
             self.member_ids.append(name)
         await self.members.add(name, member, hub_as_agent, membership.hub_namespace, session=self.session)
+        if opts.dns:
+            await self.dns.start(name, member, self._dns_ports.get(name, 0))
 
     async def stop(self) -> None:
         for hook, callback in ((self.server.cluster_added, self._cluster_added),
@@ -183,6 +194,7 @@ class EmbeddedFleet:
         await asyncio.gather(*self._joins, return_exceptions=True)
         await self.agent_manager.stop()
         await self.hub_manager.stop()
+        await self.dns.close()
         await self.members.close()
         for client in [*self.admin_clients.values(), *self._stale_clients]:
             await client.close()
@@ -221,8 +233,12 @@ class EmbeddedFleet:
     def fleet_description(self) -> dict[str, Any]:
         clusters = [{"name": HUB, "context": HUB, "role": "hub", "server": self.server.cluster_url(HUB)}]
         for name in self.member_ids:
-            clusters.append({"name": name, "context": name, "role": "member", "id": name,
-                             "server": self.server.cluster_url(name)})
+            entry = {"name": name, "context": name, "role": "member", "id": name,
+                     "server": self.server.cluster_url(name)}
+            dns = self.dns.address(name)
+            if dns is not None:
+                entry["dns"] = dns
+            clusters.append(entry)
         return {"clusterset": self.options.clusterset, "namespace": self.options.clusterset, "clusters": clusters,
                 "removed": sorted(self.removed)}
 
@@ -262,6 +278,17 @@ class EmbeddedFleet:
             if time.monotonic() - started > timeout:
                 raise TimeoutError(f"members not healthy after {timeout:g}s: {_short(sorted(want - healthy))}")
             await asyncio.sleep(0.05)
+
+
+def _dns_ports(described: dict[str, Any]) -> dict[str, int]:
+    """Each member's DNS port in a fleet.json (`"dns": "127.0.0.1:<port>"`)."""
+    ports = {}
+    for cluster in described.get("clusters") or []:
+        if isinstance(cluster, dict) and isinstance(cluster.get("dns"), str):
+            port = cluster["dns"].rpartition(":")[2]
+            if port.isdigit():
+                ports[str(cluster.get("name"))] = int(port)
+    return ports
 
 
 def _short(names: list[str]) -> str:

@@ -2,7 +2,8 @@
 the export's conditions (`Valid`, `Ready`, `Conflict`) from what the hub merged.
 
 The agent writes only its own namespace on the hub; it learns the outcome of the merge from the ClusterSet's
-ClusterSetService, which it may read. `Ready=True` means the hub has merged this export's latest record.
+ClusterSetService, which it may read. `Ready=True` means the hub has merged this export (a later change of the
+Service is merged in turn, without the export turning Pending meanwhile).
 """
 
 from __future__ import annotations
@@ -58,8 +59,7 @@ def export_conditions(cluster_id: str, valid: tuple[bool, str, str], record: Obj
     status = objects.status(merged or {})
     entry = next((c for c in status.get("clusters") or [] if isinstance(c, dict) and c.get("cluster") == cluster_id),
                  None)
-    generation = int(objects.meta(record or {}).get("generation") or 0)
-    if record is None or entry is None or int(entry.get("observedGeneration") or 0) < generation:
+    if record is None or entry is None:  # once merged it stays Ready while later changes are merged
         return [*out, {"type": READY, "status": "False", "reason": PENDING,
                        "message": "waiting for the hub to merge this export"}]
     out.append({"type": READY, "status": "True", "reason": "Ready",

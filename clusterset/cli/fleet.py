@@ -79,10 +79,12 @@ def add_parsers(sub: Any) -> None:
     up.set_defaults(run=async_command(_up))
 
     agent = sub.add_parser(
-        "agent", help="run a member's agent (reports the member to its hub)",
+        "agent", help="run a member's agent (reports the member, exports and imports its services)",
         description="Runs the agent of a member that has joined (`clusterset join`): it reports the member to its "
-                    "own namespace on the hub, with the hub credentials that join stored in the member. It takes "
-                    "new credentials from there when a join writes them, and stops when its member is gone.")
+                    "own namespace on the hub, with the hub credentials that join stored in the member, publishes "
+                    "the member's ServiceExports there and imports the ClusterSet's multi-cluster services into the "
+                    "member (ServiceImports, ClusterSet IPs, EndpointSlices). It takes new credentials from the "
+                    "member when a join writes them, and stops when its member is gone.")
     kube_flags(agent)
     agent.add_argument("--hub-kubeconfig", help="the agent's hub kubeconfig (default: the member's Secret "
                        f"{SYSTEM_NAMESPACE}/{HUB_KUBECONFIG_SECRET} written by `clusterset join`)")
@@ -91,9 +93,10 @@ def add_parsers(sub: Any) -> None:
     agent.set_defaults(run=async_command(_agent))
 
     hub = sub.add_parser(
-        "hub", help="run the hub's controllers (the ClusterProfile manager)",
+        "hub", help="run the hub's controllers (ClusterProfiles, the multi-cluster services' merge)",
         description="Runs the hub's controllers against a hub cluster: one ClusterProfile per member, from the "
-                    "reports of its agent. Replicas elect a leader (Lease <clusterset>/clusterset-hub).")
+                    "reports of its agent, and the merge of the members' service exports into the ClusterSet's "
+                    "multi-cluster services. Replicas elect a leader (Lease <clusterset>/clusterset-hub).")
     kube_flags(hub)
     hub.add_argument("--clusterset", default=DEFAULT_CLUSTERSET, help="ClusterSet name (default clusterset)")
     hub.add_argument("--grace", type=seconds, default=40.0,

@@ -101,7 +101,7 @@ def exported_endpoints(namespace: str, name: str, slice_: Obj) -> Obj:
         conditions = {k: v for k, v in (ep.get("conditions") or {}).items() if k in ("ready", "serving", "terminating")}
         if conditions:
             out["conditions"] = conditions
-        for field in ("hostname", "zone", "nodeName", "hints"):
+        for field in ("hostname", "zone", "nodeName"):  # not hints: they are for the source cluster's topology
             if ep.get(field):
                 out[field] = ep[field]
         endpoints.append(out)

@@ -15,10 +15,10 @@ import dns.rcode
 
 from clusterset.fleet.embedded import FleetOptions
 from clusterset.testing import FleetThread
-from tests.dns.util import ZONE, service_import
-from tests.helpers import custom, wait_until
+from tests.dns.util import ZONE
+from tests.helpers import core, custom, wait_until
 
-WEB = f"web.default.svc.{ZONE}"
+WEB = f"web.solo.svc.{ZONE}"
 
 
 def dns_of(state: Path) -> dict[str, str]:
@@ -36,8 +36,19 @@ def rcode_of(address: str, name: str, rdtype: str = "A") -> str:
 
 
 def import_web(fleet: FleetThread, member: str) -> None:
-    custom(fleet.info(member)).create_namespaced_custom_object(
-        "multicluster.x-k8s.io", "v1beta1", "default", "serviceimports", service_import("web", ips=["10.42.0.5"]))
+    """Exports Service solo/web from `member` (the namespace only there): the fleet imports it into that member."""
+    info = fleet.info(member)
+    core(info).create_namespace({"metadata": {"name": "solo"}})
+    core(info).create_namespaced_service("solo", {"metadata": {"name": "web"},
+                                                  "spec": {"ports": [{"name": "http", "port": 80}]}})
+    custom(info).create_namespaced_custom_object("multicluster.x-k8s.io", "v1beta1", "solo", "serviceexports", {
+        "apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceExport", "metadata": {"name": "web"}})
+
+
+def imported_ips(fleet: FleetThread, member: str) -> list[str]:
+    found = custom(fleet.info(member)).get_namespaced_custom_object(
+        "multicluster.x-k8s.io", "v1beta1", "solo", "serviceimports", "web")
+    return list(found["spec"]["ips"])
 
 
 def test_every_member_gets_its_own_dns_server(tmp_path: Path) -> None:
@@ -53,7 +64,8 @@ def test_every_member_gets_its_own_dns_server(tmp_path: Path) -> None:
         import_web(fleet, "member-1")
         # each server reads its own member: member-2 has no such import
         wait_until(lambda: rcode_of(servers["member-1"], WEB) == "NOERROR", timeout=10)
-        assert [r.to_text() for rrset in ask(servers["member-1"], WEB).answer for r in rrset] == ["10.42.0.5"]
+        assert [r.to_text() for rrset in ask(servers["member-1"], WEB).answer for r in rrset] == imported_ips(
+            fleet, "member-1")
         assert rcode_of(servers["member-2"], WEB) == "NXDOMAIN"
 
         # a member added at run time gets one, a removed one loses it

@@ -135,15 +135,16 @@ def test_kubectl_applies_the_printed_crds_and_shows_the_columns(kubectl: Kubectl
     api = custom(kubectl.info)
     api.create_namespaced_custom_object(GROUP, "v1beta1", NAMESPACE, "serviceexports", service_export("web"))
     api.patch_namespaced_custom_object_status(GROUP, "v1beta1", NAMESPACE, "serviceexports", "web", {"status": {
-        "conditions": [condition("Valid", "True", "Valid"), condition("Conflict", "False", "NoConflicts")]}})
+        "conditions": [condition("Valid", "True", "Valid"), condition("Ready", "False", "Pending"),
+                       condition("Conflict", "False", "NoConflicts")]}})
     api.create_namespaced_custom_object(GROUP, "v1alpha1", NAMESPACE, "serviceimports",
                                         service_import("web", "v1alpha1", ips=["10.42.42.42", "fd00::42"]))
     api.patch_namespaced_custom_object_status(GROUP, "v1beta1", NAMESPACE, "serviceimports", "web", {"status": {
         "clusters": [{"cluster": "cluster-a"}, {"cluster": "cluster-b"}]}})
 
     exports = table(kubectl("get", "svcex"))
-    assert exports[0] == ["NAME", "VALID", "CONFLICT", "AGE"]
-    assert exports[1][:3] == ["web", "True", "False"]
+    assert exports[0] == ["NAME", "VALID", "READY", "CONFLICT", "AGE"]
+    assert exports[1][:4] == ["web", "True", "False", "False"]
     imports = table(kubectl("get", "svcim"))
     assert imports[0] == ["NAME", "TYPE", "IPS", "CLUSTERS", "AGE"]
     assert imports[1][:4] == ["web", "ClusterSetIP", "[10.42.42.42 fd00::42]",

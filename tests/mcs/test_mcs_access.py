@@ -55,6 +55,15 @@ def imported(fleet: FleetThread, member: str, namespace: str, name: str) -> dict
         return None
 
 
+def merged_service(fleet: FleetThread, name: str) -> dict[str, Any] | None:
+    try:
+        return dict(custom(fleet.info("hub")).get_namespaced_custom_object(*OURS, "clusterset", "clustersetservices",
+                                                                           name))
+    except ApiException as exc:
+        assert exc.status == 404
+        return None
+
+
 def forbidden(call: Callable[[], Any]) -> str:
     with pytest.raises(ApiException) as exc:
         call()
@@ -98,8 +107,7 @@ def test_a_record_speaks_only_for_the_member_whose_namespace_holds_it(fleet: Fle
     deletes records of exports it does not have."""
     export(fleet, "member-1", "spoof", "web")
     hub = custom(fleet.info("hub"))
-    wait_until(lambda: hub.get_namespaced_custom_object(*OURS, "clusterset", "clustersetservices", "spoof.web"),
-               timeout=15)
+    wait_until(lambda: merged_service(fleet, "spoof.web"), timeout=30)
     fleet.call(fleet.fleet.members.remove("member-3"))  # its token still works; its agent does not run
     lying = client.CustomObjectsApi(agent_api(fleet, "member-3"))
     lying.create_namespaced_custom_object(*OURS, "clusterset-member-3", "exportedservices", {

@@ -17,7 +17,8 @@ from clusterset.api.mcs import (
     derived_service_name,
 )
 from clusterset.testing import FleetThread
-from tests.helpers import wait_until
+from tests.conftest import KUBECTLS, Kubectl
+from tests.helpers import table, wait_until
 from tests.mcs.fleet import MEMBERS, Mcs, endpoints_by_cluster, fleet_options, holds_throughout, ips
 
 KUBE_SERVICE_NAME = "kubernetes.io/service-name"
@@ -243,3 +244,41 @@ def test_an_export_named_as_no_service_can_be(mcs: Mcs) -> None:
                    message="Valid=False/NoService")
         holds_throughout(lambda: all(mcs.service_import(m, ns, "my.svc") is None for m in MEMBERS), 1.0)
     normal_export_works(mcs, ns)
+
+
+# ------------------------------------------------------------------ kubectl
+@pytest.fixture(scope="module")
+def kubectl_export(mcs: Mcs) -> tuple[str, str]:
+    ns, name = "kubectl", "web"
+    mcs.namespace(ns)
+    mcs.service("member-1", ns, name, [{"port": 80}])
+    mcs.export("member-1", ns, name)
+    wait_until(lambda: ready_import(mcs, "member-1", ns, name, {"member-1"}), 30, message="the import")
+    wait_until(lambda: mcs.condition("member-1", ns, name, "Conflict") == ("False", "NoConflicts"), 15,
+               message="Conflict=False")
+    return ns, name
+
+
+@pytest.mark.parametrize("version", sorted(KUBECTLS) or ["missing"])
+def test_kubectl_shows_exports_and_imports_with_their_columns(mcs: Mcs, kubectl_export: tuple[str, str],
+                                                              version: str, tmp_path: Path) -> None:
+    if version == "missing":
+        pytest.skip("kubectl is not installed on this machine")
+    ns, name = kubectl_export
+    kubectl = Kubectl(KUBECTLS[version], mcs.info("member-1"), tmp_path / "kubectl-cache")
+    out = kubectl("get", "serviceexports,serviceimports", "-n", ns)
+    blocks = [table(block) for block in out.strip().split("\n\n")]
+    assert len(blocks) == 2, out
+    exports, imports = blocks
+    assert exports[0][:3] == ["NAME", "VALID", "CONFLICT"], out
+    assert exports[1][:3] == [f"serviceexport.multicluster.x-k8s.io/{name}", "True", "False"], out
+    assert imports[0][:4] == ["NAME", "TYPE", "IPS", "CLUSTERS"], out
+    ips_ = mcs.service_import("member-1", ns, name)["spec"]["ips"]
+    assert imports[1][:4] == [f"serviceimport.multicluster.x-k8s.io/{name}", "ClusterSetIP",
+                              "[" + " ".join(ips_) + "]", "[map[cluster:member-1]]"], out
+    # and an importer that does not export: the import alone
+    other = Kubectl(KUBECTLS[version], mcs.info("member-3"), tmp_path / "kubectl-cache-3")
+    rows = table(other("get", "svcim", "-n", ns))
+    ips_ = mcs.service_import("member-3", ns, name)["spec"]["ips"]  # ClusterSet IPs are per member here
+    assert rows[1][:4] == [name, "ClusterSetIP", "[" + " ".join(ips_) + "]", "[map[cluster:member-1]]"]
+    assert "No resources found" in other.run("get", "svcex", "-n", ns).stderr

@@ -282,3 +282,106 @@ def test_kubectl_shows_exports_and_imports_with_their_columns(mcs: Mcs, kubectl_
     ips_ = mcs.service_import("member-3", ns, name)["spec"]["ips"]  # ClusterSet IPs are per member here
     assert rows[1][:4] == [name, "ClusterSetIP", "[" + " ".join(ips_) + "]", "[map[cluster:member-1]]"]
     assert "No resources found" in other.run("get", "svcex", "-n", ns).stderr
+
+
+# ------------------------------------------------------------------ more of the same service's life
+def test_a_node_port_service_imports_as_clusterset_ip_without_node_ports(mcs: Mcs) -> None:
+    ns, name = "node-port", "np"
+    mcs.namespace(ns)
+    mcs.service("member-1", ns, name, [{"name": "http", "port": 80, "targetPort": 8080}], type="NodePort")
+    mcs.export("member-1", ns, name)
+    imp = wait_until(lambda: ready_import(mcs, "member-2", ns, name, {"member-1"}), 30, message="the import")
+    assert imp["spec"]["type"] == "ClusterSetIP"
+    assert imp["spec"]["ports"] == [{"name": "http", "protocol": "TCP", "port": 80}]
+    derived = mcs.derived("member-2", ns, name)
+    assert derived is not None and derived["spec"]["type"] == "ClusterIP"
+    assert all(not p.get("nodePort") for p in derived["spec"]["ports"])
+
+
+def test_what_others_change_in_imported_objects_is_put_back(mcs: Mcs) -> None:
+    ns, name = "tampered", "web"
+    mcs.namespace(ns)
+    mcs.deployment("member-1", ns, name, replicas=1)
+    mcs.service("member-1", ns, name, [{"name": "http", "port": 80, "targetPort": 8080}])
+    mcs.export("member-1", ns, name)
+    wait_until(lambda: ready_import(mcs, "member-3", ns, name, {"member-1"}), 30, message="the import")
+    (slice_,) = wait_until(lambda: [s for s in mcs.imported_slices("member-3", ns, name) if s["endpoints"]], 30,
+                           message="the imported slice")
+    from kubernetes import client
+
+    from tests.helpers import custom
+
+    client.DiscoveryV1Api(mcs.info("member-3").api_client()).delete_namespaced_endpoint_slice(
+        slice_["metadata"]["name"], ns)
+    wait_until(lambda: [s["metadata"]["uid"] for s in mcs.imported_slices("member-3", ns, name)
+                        if s["endpoints"]] not in ([], [slice_["metadata"]["uid"]]), 15, message="the slice made again")
+    custom(mcs.info("member-3")).patch_namespaced_custom_object(
+        "multicluster.x-k8s.io", "v1beta1", ns, "serviceimports", name,
+        {"spec": {"ports": [{"name": "evil", "protocol": "TCP", "port": 666}]}})
+    wait_until(lambda: mcs.service_import("member-3", ns, name)["spec"]["ports"] ==
+               [{"name": "http", "protocol": "TCP", "port": 80}], 15, message="the import's ports put back")
+
+
+def test_endpoint_readiness_follows_the_pods(mcs: Mcs) -> None:
+    ns, name = "readiness", "web"
+    mcs.namespace(ns)
+    mcs.deployment("member-1", ns, name, replicas=2)
+    mcs.service("member-1", ns, name, [{"name": "http", "port": 80, "targetPort": 8080}])
+    mcs.export("member-1", ns, name)
+    wait_until(lambda: len(mcs.ready_pod_ips("member-1", ns, name)) == 2, 30, message="pods ready")
+
+    def ready_ips(member: str) -> set[str]:
+        return {a for s in mcs.imported_slices(member, ns, name) for ep in s["endpoints"]
+                if ep["conditions"].get("ready") for a in ep["addresses"]}
+
+    wait_until(lambda: len(ready_ips("member-2")) == 2, 30, message="two ready endpoints imported")
+    from tests.helpers import core
+
+    pod = core(mcs.info("member-1")).list_namespaced_pod(ns, label_selector=f"app={name}").items[0]
+    core(mcs.info("member-1")).patch_namespaced_pod(pod.metadata.name, ns, {"metadata": {"annotations": {
+        "clusterset.io/simulate-ready": "false"}}})
+    wait_until(lambda: ready_ips("member-2") == mcs.ready_pod_ips("member-1", ns, name) and
+               len(ready_ips("member-2")) == 1, 20, message="the unready pod's endpoint not ready in member-2")
+
+
+def test_deleting_the_namespace_in_an_importer_removes_its_import_only(mcs: Mcs) -> None:
+    ns, name = "ns-deleted", "web"
+    mcs.namespace(ns)
+    mcs.service("member-1", ns, name, [{"port": 80}])
+    mcs.export("member-1", ns, name)
+    for member in MEMBERS:
+        wait_until(lambda m=member: ready_import(mcs, m, ns, name, {"member-1"}), 30, message="the import")
+    from tests.helpers import core
+
+    core(mcs.info("member-3")).delete_namespace(ns)
+    wait_until(lambda: mcs.service_import("member-3", ns, name) is None, 30, message="no import in member-3")
+    holds_throughout(lambda: ready_import(mcs, "member-2", ns, name, {"member-1"}) is not None, 1.0)
+
+
+def test_the_type_follows_the_oldest_remaining_export(mcs: Mcs) -> None:
+    ns, name = "type-switch", "web"
+    mcs.namespace(ns)
+    mcs.statefulset("member-2", ns, name, service=name, replicas=1)
+    mcs.service("member-1", ns, name, [{"name": "http", "port": 80}], app=name)
+    mcs.service("member-2", ns, name, [{"name": "http", "port": 80}], headless=True)
+    first = mcs.export("member-1", ns, name)
+    from datetime import UTC, datetime, timedelta
+
+    created = datetime.fromisoformat(first["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    wait_until(lambda: datetime.now(UTC) >= created + timedelta(seconds=1.1), 3, message="the next second")
+    mcs.export("member-2", ns, name)
+    wait_until(lambda: (mcs.service_import("member-3", ns, name) or {}).get("spec", {}).get("type") ==
+               "ClusterSetIP" and mcs.condition("member-2", ns, name, "Conflict") == ("True", "TypeConflict"), 30,
+               message="ClusterSetIP with a TypeConflict")
+    mcs.unexport("member-1", ns, name)
+    for member in MEMBERS:
+        def headless(m: str = member) -> bool:
+            imp = mcs.service_import(m, ns, name)
+            slices = mcs.imported_slices(m, ns, name)
+            return (imp is not None and imp["spec"]["type"] == "Headless" and imp["spec"]["ips"] == []
+                    and mcs.derived(m, ns, name) is None and len(slices) == 1
+                    and KUBE_SERVICE_NAME not in slices[0]["metadata"]["labels"])
+
+        wait_until(headless, 30, message=f"a headless import in {member}")
+    wait_until(lambda: mcs.condition("member-2", ns, name, "Conflict") == ("False", "NoConflicts"), 15,
+               message="no conflict left")

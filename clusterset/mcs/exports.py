@@ -76,8 +76,13 @@ def export_conditions(cluster_id: str, valid: tuple[bool, str, str], record: Obj
 
 def with_conditions(current: list[Obj] | None, wanted: list[Obj], now: str) -> list[Obj]:
     """`current` with each wanted condition set (transition times kept when the status holds), and the types not
-    wanted removed."""
-    out = [c for c in current or [] if c.get("type") in {w["type"] for w in wanted}]
+    wanted removed. A valid export waiting for the hub to merge its change keeps its `Conflict` as it was: the
+    merge decides it, and dropping it meanwhile would lose the conflict's clearing (and its Event)."""
+    types = {w["type"] for w in wanted}
+    by_type = {w["type"]: w for w in wanted}
+    if by_type.get(VALID, {}).get("status") == "True" and by_type.get(READY, {}).get("reason") == PENDING:
+        types.add(CONFLICT)
+    out = [c for c in current or [] if c.get("type") in types]
     for condition in wanted:
         out = set_condition(out, condition, now)
     return out

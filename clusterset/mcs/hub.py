@@ -55,6 +55,30 @@ def lease_expiry(lease: Obj | None) -> datetime | None:
     return renewed + timedelta(seconds=seconds)
 
 
+class LeaseClock:
+    """When each member's endpoint Lease runs out, as this hub sees it: a renewal counts from when the hub first
+    saw it, when that is later than the renewTime it carries. A hub (re)started after an outage longer than the
+    lease finds every renewTime old; counting from those alone withdrew every member's endpoints at once (every
+    imported slice in every member deleted, then made again under a new uid once the agents renewed). So
+    kube-controller-manager times node Leases: from its own observations. A member whose agent never renews
+    after a restart still loses its endpoints, one lease after the hub started."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], tuple[str, datetime]] = {}  # lease → (its renewTime, first seen)
+
+    def expiry(self, lease: Obj | None, now: datetime) -> datetime | None:
+        stored = lease_expiry(lease)
+        if lease is None or stored is None:
+            return stored
+        meta, spec = objects.meta(lease), objects.spec(lease)
+        key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        renewed = str(spec.get("renewTime"))
+        seen = self._seen.get(key)
+        if seen is None or seen[0] != renewed:
+            seen = self._seen[key] = (renewed, now)
+        return max(stored, seen[1] + timedelta(seconds=int(spec["leaseDurationSeconds"])))
+
+
 def merged_service(namespace: str, name: str, clusterset: str, merged: Merged, exports: list[Export],
                    live: Mapping[str, bool]) -> Obj:
     ordered = sorted(exports, key=lambda e: e.cluster)
@@ -95,6 +119,7 @@ class ServiceMerger:
 
     def __init__(self, clusterset: str) -> None:
         self.clusterset = clusterset
+        self.leases = LeaseClock()
 
     async def reconcile(self, req: Request) -> Result | None:
         parsed = split_record_name(req.name)
@@ -124,7 +149,7 @@ class ServiceMerger:
 
         now = datetime.now(UTC)
         leases = hub.cache(LEASES, field_selector=LEASE_SELECTOR)
-        expiries = {e.cluster: lease_expiry(leases.get((_namespace_of(members, e.cluster), ENDPOINT_LEASE)))
+        expiries = {e.cluster: self.leases.expiry(leases.get((_namespace_of(members, e.cluster), ENDPOINT_LEASE)), now)
                     for e in exports}
         live = {c: t is not None and t > now for c, t in expiries.items()}
         await ensure(hub.client, CLUSTERSET_SERVICES, services,

@@ -29,9 +29,13 @@ Figures (P50/P99 over the samples; sequential samples are 0.2 s apart):
   whoever wrote them) exported from member-1 and imported into every member. Then one importing member's agent is
   restarted (`members.remove` + `join_member`), a source endpoint flips right after, and the clock runs until
   that member's imported slices show the flip; imported objects' uids and resourceVersions are compared before
-  and after. The same for the exporting member's agent (hub records compared too).
+  and after. The same for the exporting member's agent (hub records compared too). This fleet runs without the
+  members' DNS servers unless `--restart-with-dns`: they re-pack every answer of a service on each of its slice
+  events, which makes a 10,000-endpoint import take minutes (BENCHMARKS.md).
 
-DNS (`→ DNS answer changed`): TODO, not measured: `clusterset/dns` is not on main yet.
+- **endpoint flip → DNS answer changed**: the same flips on a headless exported service, until the
+  `clusterset.local` server of each of up to 10 members (spread over the fleet) answers its A query with the new
+  number of records. DNS has no watch: the observer asks each of those servers every 10 ms while it waits.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import cProfile
 import itertools
 import os
 import shutil
+import socket
 import statistics
 import sys
 import tempfile
@@ -85,12 +90,15 @@ from clusterset.fleet.hub import HUB
 
 Obj = dict[str, Any]
 NS = "bench"
+HEADLESS = "headless-0"  # its DNS answer lists the Ready endpoints, so a readiness flip changes it
 FLOOR_NS = "bench-floor"
 READY_HOOK = "clusterset.io/simulate-ready"
 IMPORTED = f"{MANAGED_BY_LABEL}={MCS_CONTROLLER}"
 LOCAL = f"{KUBE_SERVICE_NAME_LABEL},{MANAGED_BY_LABEL}!={MCS_CONTROLLER}"
 GAP = 0.2  # seconds between sequential samples
 TIMEOUT = 300.0
+DNS_PERIOD = 0.01  # seconds between DNS queries to each member's server while one is awaited
+DNS_SAMPLE = 10  # members whose DNS answers are timed (spread over the fleet)
 PHASE = ["setup"]  # the phase running now (for diagnostics that count requests per phase)
 
 
@@ -111,6 +119,7 @@ class Expectation:
     total: int = 0
     ready: int = 0
     value: str = ""
+    ips: bool = True
 
 
 @dataclass
@@ -121,6 +130,7 @@ class ObserverState:
     local: dict[tuple[str, str, str], dict[str, tuple[int, int]]] = field(default_factory=lambda: defaultdict(dict))
     values: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (cluster, ns, configmap) → data.v
     waiting: dict[tuple[str, str, str], list[Expectation]] = field(default_factory=lambda: defaultdict(list))
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def satisfied(self, e: Expectation, cluster: str) -> bool:
         key = (cluster, e.ns, e.name)
@@ -131,7 +141,7 @@ class ObserverState:
         ready = sum(r for _, r in slices.values())
         if (total, ready) != (e.total, e.ready):
             return False
-        return e.kind != "svc" or self.ips.get(key, False)
+        return e.kind != "svc" or not e.ips or self.ips.get(key, False)
 
     def check(self, group: str, cluster: str, ns: str, name: str, now: float) -> None:
         pending = self.waiting.get((group, ns, name))
@@ -145,8 +155,14 @@ class ObserverState:
                     _emit({"done": e.id, "t": now})
 
     def add(self, spec: Obj) -> None:
+        if spec["kind"] == "dns":
+            task = asyncio.create_task(_dns(spec["id"], spec["addresses"], spec["name"], spec["ready"]))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+            _emit({"ack": spec["id"]})
+            return
         e = Expectation(spec["id"], spec["kind"], spec["ns"], spec["name"], set(spec["members"]),
-                        spec.get("total", 0), spec.get("ready", 0), str(spec.get("value", "")))
+                        spec.get("total", 0), spec.get("ready", 0), str(spec.get("value", "")), spec.get("ips", True))
         now = time.monotonic()
         e.remaining = {m for m in e.remaining if not self.satisfied(e, m)}
         if not e.remaining:
@@ -155,6 +171,40 @@ class ObserverState:
             group = "svc" if e.kind == "svc" else e.kind
             self.waiting[(group, e.ns, e.name)].append(e)
         _emit({"ack": e.id})
+
+
+def _dns_query(name: str) -> bytes:
+    """A DNS query for `name` A (RD clear), id 1."""
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split("."))
+    return b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00" + labels + b"\x00\x00\x01\x00\x01"
+
+
+async def _dns(id_: int, addresses: list[str], name: str, count: int) -> None:
+    """DNS has no watch: asks every member's server every DNS_PERIOD until its answer has `count` A records;
+    done at the arrival of the last member's first such answer."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    remaining = {(host, int(port)) for host, _, port in (a.rpartition(":") for a in addresses)}
+    query, last = _dns_query(name), time.monotonic()
+    try:
+        while remaining:
+            for addr in remaining:
+                sock.sendto(query, addr)
+            deadline = time.monotonic() + DNS_PERIOD
+            while remaining and (left := deadline - time.monotonic()) > 0:
+                try:
+                    data, addr = await asyncio.wait_for(loop.sock_recvfrom(sock, 4096), left)
+                except TimeoutError:
+                    break
+                now = time.monotonic()
+                if addr in remaining and data[3] & 0xF == 0 and int.from_bytes(data[6:8], "big") == count:
+                    remaining.discard(addr)
+                    last = now
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+    finally:
+        sock.close()
+    _emit({"done": id_, "t": last})
 
 
 def _emit(msg: Obj) -> None:
@@ -328,12 +378,12 @@ async def namespaces(fleet: EmbeddedFleet, names: list[str]) -> None:
     await gather_limited(coros)
 
 
-async def deployment_services(fleet: EmbeddedFleet, member: str, count: int, replicas: int) -> None:
-    """`count` Deployments with a Service each, in `member`; returns once every slice lists them all Ready."""
+async def deployment_services(fleet: EmbeddedFleet, member: str, names: list[str], replicas: int,
+                              headless: tuple[str, ...] = ()) -> None:
+    """A Deployment with a Service for each name, in `member`; returns once every slice lists them all Ready."""
     client = fleet.admin_client(member)
     coros = []
-    for i in range(count):
-        name = f"svc-{i}"
+    for name in names:
         labels = {"app": name}
         coros.append(client.create(DEPLOYMENTS, {
             "metadata": {"name": name, "namespace": NS},
@@ -342,14 +392,15 @@ async def deployment_services(fleet: EmbeddedFleet, member: str, count: int, rep
                                   "spec": {"containers": [{"name": "app", "image": "nginx"}]}}}}))
         coros.append(client.create(SERVICES, {
             "metadata": {"name": name, "namespace": NS},
-            "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}))
+            "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+                     **({"clusterIP": "None"} if name in headless else {})}}))
     await gather_limited(coros)
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:  # setup, not timed: polling is fine here
         ready: dict[str, int] = defaultdict(int)
         for s in (await client.list(ENDPOINT_SLICES, NS, label_selector=LOCAL))["items"]:
             ready[s["metadata"]["labels"][KUBE_SERVICE_NAME_LABEL]] += _counts(s)[1]
-        if all(ready[f"svc-{i}"] == replicas for i in range(count)):
+        if all(ready[name] == replicas for name in names):
             return
         await asyncio.sleep(0.25)
     raise TimeoutError("the exporter's pods never became Ready")
@@ -399,6 +450,7 @@ class Settings:
     restart_members: int = 10
     restart_services: int = 10
     restart_endpoints: int = 1000
+    restart_dns: bool = False  # the members' DNS servers re-pack a service's every answer on each slice event
     pin: bool = True
     profile: Path | None = None
 
@@ -415,11 +467,18 @@ async def size_run(n: int, s: Settings) -> dict[str, Any]:
         await namespaces(fleet, [NS, FLOOR_NS])
         await gather_limited([fleet.admin_client(m).create(CONFIG_MAPS, {
             "metadata": {"name": "probe", "namespace": FLOOR_NS}, "data": {"v": "0"}}) for m in members])
-        await deployment_services(fleet, exporter, s.sequential + s.burst, s.replicas)
+        await deployment_services(fleet, exporter, [*(f"svc-{i}" for i in range(s.sequential + s.burst)), HEADLESS],
+                                  s.replicas, headless=(HEADLESS,))
         out["setup"] = time.monotonic() - started
         observer = Observer(s.pin)
         await observer.start(fleet, members, [exporter])
         client = fleet.admin_client(exporter)
+        fut = await observer.expect("svc", members, NS, HEADLESS, total=s.replicas, ready=s.replicas, ips=False)
+        await client.create(SERVICE_EXPORTS, export(HEADLESS))
+        await asyncio.wait_for(fut, TIMEOUT)
+        step = max(1, n // DNS_SAMPLE)
+        dns_members = members[::step][:DNS_SAMPLE]
+        dns_addresses = [str(fleet.dns.address(m)) for m in dns_members]
         probe = BackgroundLoad()
         profiler = cProfile.Profile() if s.profile else None
         try:
@@ -482,8 +541,25 @@ async def size_run(n: int, s: Settings) -> dict[str, Any]:
                 local.append(await timed(loc, t0))
                 await asyncio.sleep(GAP)
             out["flips"], out["flip_local"] = flips, local
-            # TODO(dns): once `clusterset/dns` is on main, time "endpoint flip → DNS answer changed" here too: a
-            # resolver in the observer process querying each member's DNS server for the service's name.
+
+            # ---- endpoint flips of a headless service: → imported everywhere, → DNS answer changed
+            PHASE[0] = "dns"
+            pod = sorted(p["metadata"]["name"] for p in
+                         (await client.list(PODS, NS, label_selector=f"app={HEADLESS}"))["items"])[0]
+            hl_flips, dns = [], []
+            for k in range(s.flips):
+                down = k % 2 == 0
+                ready = s.replicas - 1 if down else s.replicas
+                fut = await observer.expect("svc", members, NS, HEADLESS, total=s.replicas, ready=ready, ips=False)
+                answer = await observer.expect("dns", dns_members, NS, f"{HEADLESS}.{NS}.svc.clusterset.local",
+                                               ready=ready, addresses=dns_addresses)
+                t0 = time.monotonic()
+                await client.patch(PODS, pod, {"metadata": {"annotations": {READY_HOOK: "false" if down else None}}},
+                                   NS)
+                hl_flips.append(await timed(fut, t0))
+                dns.append(await timed(answer, t0))
+                await asyncio.sleep(GAP)
+            out["headless_flips"], out["dns"], out["dns_members"] = hl_flips, dns, len(dns_members)
 
             # ---- a burst: every remaining export created at once
             PHASE[0] = "burst"
@@ -550,7 +626,7 @@ async def restart_run(s: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {}
     m, services, per = s.restart_members, s.restart_services, s.restart_endpoints
     with tempfile.TemporaryDirectory() as tmp:
-        fleet = EmbeddedFleet(FleetOptions(Path(tmp), members=m, member_settings={"nodes": 1}))
+        fleet = EmbeddedFleet(FleetOptions(Path(tmp), members=m, member_settings={"nodes": 1}, dns=s.restart_dns))
         await fleet.start()
         await fleet.wait_healthy(timeout=TIMEOUT)
         members = list(fleet.member_ids)
@@ -654,7 +730,16 @@ def report(runs: list[dict[str, Any]], s: Settings) -> None:
     print()
     print(table(["members", "export ÷ single-write floor (P50 / P99)", "export ÷ chain floor",
                  "flip ÷ chain floor", "burst P99 ÷ chain P99", "P99 ≤ 1 s", "P99 ≤ 5x floor"], ratios))
-    print("→ DNS answer changed: not measured (TODO: clusterset/dns is not on main yet)")
+    drows = []
+    for r in runs:
+        f1, fp = p50_p99(r["floor_single"]), p50_p99(r["floor_parallel"])
+        chain = (2 * f1[0] + fp[0], 2 * f1[1] + fp[1])
+        d = p50_p99(r["dns"])
+        drows.append([f"{r['n']}", pair(r["headless_flips"]), f"{pair(r['dns'])} ({r['dns_members']} members)",
+                      f"{d[0] / chain[0]:.1f} / {d[1] / chain[1]:.1f}"])
+    print()
+    print(table(["members", "headless flip → imported everywhere", "→ DNS answer changed (A records)",
+                 "DNS ÷ chain floor"], drows))
     costs = []
     for r in runs:
         n, idle, use, count = r["n"], r["idle"], r["sequential_usage"], len(r["sequential"])
@@ -696,6 +781,8 @@ def main() -> int:
     parser.add_argument("--no-pin", action="store_true", help="do not pin the fleet to CPU 0, the observer to CPU 1")
     parser.add_argument("--no-restart", action="store_true")
     parser.add_argument("--restart-only", action="store_true")
+    parser.add_argument("--restart-with-dns", action="store_true",
+                        help="run the members' DNS servers in the restart fleet too (slow: see BENCHMARKS.md)")
     parser.add_argument("--profile", type=Path, help="cProfile the export/flip phases into DIR/mcs-N.pstats")
     parser.add_argument("--observe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
@@ -704,12 +791,13 @@ def main() -> int:
         asyncio.run(observe(args.cpu))
         return 0
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
-    s = Settings(pin=pin, profile=args.profile)
+    s = Settings(pin=pin, profile=args.profile, restart_dns=args.restart_with_dns)
     sizes = [int(x) for x in args.sizes.split(",")]
     if args.quick:
         sizes = [3, 10]
         s = Settings(sequential=8, burst=8, flips=6, floor_single=16, floor_parallel=4, idle=2.0, restart_members=3,
-                     restart_endpoints=100, pin=pin, profile=args.profile)
+                     restart_endpoints=100, pin=pin, profile=args.profile,
+                     restart_dns=args.restart_with_dns)
     if pin:
         os.sched_setaffinity(0, {0})
     info = machine_info()
@@ -723,12 +811,10 @@ def main() -> int:
             print(f"  N={n}: setup {r['setup']:.1f}s, export P50/P99 {pair(r['sequential'])} ms, "
                   f"flip {pair(r['flips'])} ms, floor {pair(r['floor_single'])} ms", flush=True)
             runs.append(r)
-    if not args.no_restart:
-        restart = asyncio.run(restart_run(s))
     if runs:
         report(runs, s)
     if not args.no_restart:
-        report_restart(restart, s)
+        report_restart(asyncio.run(restart_run(s)), s)
     return 0
 
 

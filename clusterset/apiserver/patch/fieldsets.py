@@ -268,7 +268,10 @@ def set_to_fields(paths: Iterable[Path]) -> dict[str, Any]:
     for path in paths:
         node = root
         for pe in path:
-            node = node.children.setdefault(pe, _Trie())
+            child = node.children.get(pe)
+            if child is None:  # not setdefault: that would build a node for every element of every path
+                child = node.children[pe] = _Trie()
+            node = child
         if path:
             node.member = True
     return _emit(root, include_self=False)

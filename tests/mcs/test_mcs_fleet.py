@@ -270,8 +270,8 @@ def test_kubectl_shows_exports_and_imports_with_their_columns(mcs: Mcs, kubectl_
     blocks = [table(block) for block in out.strip().split("\n\n")]
     assert len(blocks) == 2, out
     exports, imports = blocks
-    assert exports[0][:3] == ["NAME", "VALID", "CONFLICT"], out
-    assert exports[1][:3] == [f"serviceexport.multicluster.x-k8s.io/{name}", "True", "False"], out
+    assert exports[0][:4] == ["NAME", "VALID", "READY", "CONFLICT"], out
+    assert exports[1][:4] == [f"serviceexport.multicluster.x-k8s.io/{name}", "True", "True", "False"], out
     assert imports[0][:4] == ["NAME", "TYPE", "IPS", "CLUSTERS"], out
     ips_ = mcs.service_import("member-1", ns, name)["spec"]["ips"]
     assert imports[1][:4] == [f"serviceimport.multicluster.x-k8s.io/{name}", "ClusterSetIP",

@@ -98,8 +98,7 @@ class ClusterSource:
             self._schedule()
 
     def _changed(self, key: ServiceKey) -> None:
-        if self._zone is not None:
-            self._zone.service_changed(*key)
+        if self._zone is not None and self._zone.service_changed(*key):
             self._pending.add(key)
             self._schedule()
 

@@ -182,9 +182,8 @@ class ImportReconciler:
         elif have_derived is not None:
             await delete(member.client, SERVICES, services, have_derived)
         service_import = await ensure(member.client, SERVICE_IMPORTS, imports, desired_import(merged, derived))
-        if derived is not None and have_import is None:  # made before its owner: now it has one
-            await ensure(member.client, SERVICES, services, derived_service(merged, service_import),
-                         defaulted=("spec",))
+        # a derived Service made before its import gets its ownerReference on the next reconcile (this one's own
+        # writes queue it), off the path that makes the import usable
         await update_status(member.client, SERVICE_IMPORTS, imports, service_import,
                             import_status(merged, service_import, problem))
         want = desired_slices(merged, service_import, hub.cache(CLUSTERSET_ENDPOINTS, view.clusterset).list(

@@ -27,7 +27,7 @@ from clusterset.mcs.exports import ExportReconciler
 from clusterset.mcs.imports import IMPORTED_SLICES, ImportReconciler, namespace_services
 from clusterset.mcs.leases import LEASE_KEY, LeaseRenewer
 from clusterset.mcs.records import is_source_slice
-from clusterset.mcs.view import HubViews, member_of
+from clusterset.mcs.view import NO_VIEW_RETRY, HubViews, member_of, ready_view
 from clusterset.runtime import Controller, Request, Result, Watch
 
 Obj = dict[str, Any]
@@ -92,9 +92,9 @@ def member_controllers(views: HubViews, members: Callable[[str], bool], clusters
     async def reconcile_import(req: Request) -> Result | None:
         if not req.name.startswith(FAN_OUT):
             return await imports.reconcile(req)
-        view = views(req.cluster.name)
+        view = await ready_view(views, req.cluster)
         if view is None:
-            return Result(requeue_after=1.0)
+            return Result(requeue_after=NO_VIEW_RETRY)
         namespace = req.name[len(FAN_OUT):]
         for name in namespace_services(view.cluster, view.clusterset, namespace):
             import_controller.enqueue(req.cluster, (namespace, name))

@@ -38,7 +38,7 @@ from clusterset.mcs.records import (
     validity,
 )
 from clusterset.mcs.sync import converge, delete, ensure, update_status
-from clusterset.mcs.view import HubView, HubViews, synced
+from clusterset.mcs.view import NO_VIEW_RETRY, HubView, HubViews, ready_view
 from clusterset.runtime import Cluster, Request, Result
 
 log = logging.getLogger(__name__)
@@ -131,11 +131,10 @@ class ExportReconciler:
         self.views = views
 
     async def reconcile(self, req: Request) -> Result | None:
-        view = self.views(req.cluster.name)
+        view = await ready_view(self.views, req.cluster)
         if view is None:
-            return Result(requeue_after=1.0)
+            return Result(requeue_after=NO_VIEW_RETRY)
         member, hub = req.cluster, view.cluster
-        await synced(member, hub)
         namespace, name = req.namespace, req.name
         export = member.cache(SERVICE_EXPORTS).get((namespace, name))
         have = hub.cache(EXPORTED_SERVICES, view.namespace).get((view.namespace, record_name(namespace, name)))

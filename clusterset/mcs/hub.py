@@ -135,6 +135,7 @@ class ServiceMerger:
         exports = [Export(members[ns], objects.spec(r), int(objects.meta(r).get("generation") or 0))
                    for r in hub.cache(EXPORTED_SERVICES).list(label_selector=selector)
                    if (ns := objects.meta(r).get("namespace")) in members and r["metadata"]["name"] == req.name]
+        namespace_of = {cid: ns for ns, cid in members.items()}
         merged = merge(exports)
         services = hub.cache(CLUSTERSET_SERVICES, self.clusterset)
         have_service = services.get((self.clusterset, req.name))
@@ -149,7 +150,7 @@ class ServiceMerger:
 
         now = datetime.now(UTC)
         leases = hub.cache(LEASES, field_selector=LEASE_SELECTOR)
-        expiries = {e.cluster: self.leases.expiry(leases.get((_namespace_of(members, e.cluster), ENDPOINT_LEASE)), now)
+        expiries = {e.cluster: self.leases.expiry(leases.get((namespace_of[e.cluster], ENDPOINT_LEASE)), now)
                     for e in exports}
         live = {c: t is not None and t > now for c, t in expiries.items()}
         await ensure(hub.client, CLUSTERSET_SERVICES, services,
@@ -158,16 +159,12 @@ class ServiceMerger:
         endpoint_records = hub.cache(EXPORTED_ENDPOINTS).list(label_selector=selector)
         for export in exports:
             if live[export.cluster]:
-                source_ns = _namespace_of(members, export.cluster)
-                records = [r for r in endpoint_records if objects.meta(r).get("namespace") == source_ns]
+                records = [r for r in endpoint_records
+                           if objects.meta(r).get("namespace") == namespace_of[export.cluster]]
                 want += merged_endpoints(namespace, name, self.clusterset, merged, export, records)
         await converge(hub.client, CLUSTERSET_ENDPOINTS, endpoints, have_endpoints, want)
         pending = [(t - now).total_seconds() for c, t in expiries.items() if live[c] and t is not None]
         return Result(requeue_after=min(pending) + 0.05) if pending else None
-
-
-def _namespace_of(members: Mapping[str, str], cluster: str) -> str:
-    return next((ns for ns, cid in members.items() if cid == cluster), "")
 
 
 def _service_key(_cluster: str, obj: Obj) -> Iterable[tuple[str, str]]:

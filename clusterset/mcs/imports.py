@@ -37,7 +37,7 @@ from clusterset.api.times import now_rfc3339
 from clusterset.client.errors import Invalid
 from clusterset.mcs.records import service_labels
 from clusterset.mcs.sync import converge, delete, ensure, update_status
-from clusterset.mcs.view import HubViews, synced
+from clusterset.mcs.view import NO_VIEW_RETRY, HubViews, ready_view
 from clusterset.runtime import Cluster, Request, Result
 
 log = logging.getLogger(__name__)
@@ -153,11 +153,10 @@ class ImportReconciler:
         self.views = views
 
     async def reconcile(self, req: Request) -> Result | None:
-        view = self.views(req.cluster.name)
+        view = await ready_view(self.views, req.cluster)
         if view is None:
-            return Result(requeue_after=1.0)
+            return Result(requeue_after=NO_VIEW_RETRY)
         member, hub = req.cluster, view.cluster
-        await synced(member, hub)
         namespace, name = req.namespace, req.name
         merged = hub.cache(CLUSTERSET_SERVICES, view.clusterset).get((view.clusterset, record_name(namespace, name)))
         imports = member.cache(SERVICE_IMPORTS)

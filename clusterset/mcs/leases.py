@@ -11,7 +11,7 @@ from clusterset.api.resources import LEASES
 from clusterset.api.times import rfc3339_micro
 from clusterset.client.errors import ApiError, ConnectionFailed
 from clusterset.mcs.sync import ensure
-from clusterset.mcs.view import SYNC_TIMEOUT, HubViews
+from clusterset.mcs.view import NO_VIEW_RETRY, SYNC_TIMEOUT, HubViews
 from clusterset.runtime import Request, Result
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class LeaseRenewer:
     async def reconcile(self, req: Request) -> Result | None:
         view = self.views(req.cluster.name)
         if view is None:
-            return Result(requeue_after=1.0)
+            return Result(requeue_after=NO_VIEW_RETRY)
         try:
             await req.cluster.client.request("GET", "/readyz")
         except (ApiError, ConnectionFailed, OSError, TimeoutError) as exc:

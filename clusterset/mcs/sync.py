@@ -54,7 +54,7 @@ async def seen(cache: Cache, written: Obj) -> None:
         return
 
     def caught_up(obj: Obj | None) -> bool:
-        return obj is not None and obj["metadata"].get("resourceVersion") not in (old,)
+        return obj is not None and obj["metadata"].get("resourceVersion") != old
 
     await cache.wait_for(key, caught_up, SEEN_TIMEOUT)
 

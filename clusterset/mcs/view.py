@@ -34,6 +34,7 @@ HubViews = Callable[[str], HubView | None]
 
 
 SYNC_TIMEOUT = 30.0
+NO_VIEW_RETRY = 1.0  # seconds before a member's key is tried again while its view of the hub is not engaged
 
 
 async def synced(*clusters: Cluster) -> None:
@@ -42,3 +43,12 @@ async def synced(*clusters: Cluster) -> None:
     for cluster in clusters:
         if not cluster.synced:
             await cluster.wait_synced(SYNC_TIMEOUT)
+
+
+async def ready_view(views: HubViews, member: Cluster) -> HubView | None:
+    """A member's view of the hub, once the caches of both have loaded; None while it has no view engaged (its
+    reconcilers try again after NO_VIEW_RETRY)."""
+    view = views(member.name)
+    if view is not None:
+        await synced(member, view.cluster)
+    return view

@@ -17,6 +17,13 @@ HUB_CRDS = (
     "clusterset.io_exportedendpoints.yaml",
     "clusterset.io_clustersetservices.yaml",
     "clusterset.io_clustersetendpoints.yaml",
+    # Placement and Work: requests, bindings and the scheduler's standard output; work for each member (clusterset/
+    # placement, clusterset/work, clusterset/workset)
+    "clusterset.io_placements.yaml",
+    "clusterset.io_clustersetbindings.yaml",
+    "multicluster.x-k8s.io_placementdecisions.yaml",
+    "multicluster.x-k8s.io_works.yaml",
+    "clusterset.io_worksets.yaml",
 )
 # Multi-Cluster Services live in the members, as in upstream implementations: users export from, and
 # consume imports in, their own clusters. The hub keeps clusterset's own records of exports instead.
@@ -24,6 +31,7 @@ MEMBER_CRDS = (
     "about.k8s.io_clusterproperties.yaml",
     "multicluster.x-k8s.io_serviceexports.yaml",
     "multicluster.x-k8s.io_serviceimports.yaml",
+    "multicluster.x-k8s.io_appliedworks.yaml",
 )
 
 

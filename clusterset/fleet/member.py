@@ -17,6 +17,7 @@ from clusterset.client import ClusterClient
 from clusterset.inventory.agent import MemberAgent
 from clusterset.inventory.controllers import REPORT_KEY, agent_controller
 from clusterset.mcs.controllers import member_controllers
+from clusterset.mcs.exports import withdraw_exports
 from clusterset.mcs.view import HubView, member_of, view_name
 from clusterset.runtime import Manager
 
@@ -36,7 +37,7 @@ class Members:
 
     The member-side controllers are added to `manager` here; the caller starts and stops the manager,
     and calls `close()` after stopping it. An agent whose member is gone for good stops by itself, saying so
-    once in the log; then `on_gone(cluster_id)`."""
+    once in the log, and withdraws the member's exports from the hub; then `on_gone(cluster_id)`."""
 
     def __init__(self, manager: Manager, options: MemberOptions | None = None,
                  on_gone: Callable[[str], None] | None = None) -> None:
@@ -110,6 +111,10 @@ class Members:
                 await agent.report_gone()
             except Exception as exc:  # the hub refuses it (it left) or is away: the profile turns Unknown
                 log.info("last report not written cluster=%s: %s", agent.cluster_id, exc)
+        try:
+            await withdraw_exports(agent.hub, agent.hub_namespace)
+        except Exception as exc:  # the hub refuses it (it left) or is away: the records stay until `leave`
+            log.info("exports not withdrawn cluster=%s: %s", agent.cluster_id, exc)
         await _close(agent)
         if self.on_gone is not None:
             self.on_gone(agent.cluster_id)

@@ -29,7 +29,7 @@ from clusterset.api.mcs import (
 from clusterset.api.resources import ENDPOINT_SLICES, EVENTS, SERVICES
 from clusterset.api.times import now_rfc3339
 from clusterset.client import ClusterClient
-from clusterset.client.errors import ApiError
+from clusterset.client.errors import ApiError, NotFound
 from clusterset.mcs.records import (
     exported_endpoints,
     exported_service,
@@ -189,3 +189,20 @@ class ExportReconciler:
                             {**objects.status(export), "conditions": conditions})
         for type_, reason, message in _transitions(current, conditions):
             await record_event(member.client, export, type_, reason, message)
+
+
+async def withdraw_exports(hub: ClusterClient, namespace: str) -> int:
+    """A member gone for good (its cluster no longer exists) exports nothing: its records leave its hub namespace,
+    so the merge drops it from every import's clusters and a service only it exported stops being imported. An
+    agent that merely stops (a restart, a silent member) keeps them: its endpoints are withdrawn by their Lease
+    instead, and come back with it. Endpoints first, so no import is left pointing at a service's last slices."""
+    withdrawn = 0
+    for resource in (EXPORTED_ENDPOINTS, EXPORTED_SERVICES):
+        listed = await hub.list(resource, namespace)
+        for record in listed.get("items") or []:
+            try:
+                await hub.delete(resource, objects.meta(record)["name"], namespace)
+                withdrawn += 1
+            except NotFound:
+                pass
+    return withdrawn

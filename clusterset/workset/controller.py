@@ -1,0 +1,315 @@
+"""The hub's `workset` controller: for each WorkSet, one Work per cluster its Placement decided, in that member's
+hub namespace; Works of clusters no longer decided deleted; the template rolled out `maxUnavailable` clusters at a
+time; the Works' conditions summed up in the WorkSet's status.
+
+The decision is read from the PlacementDecision slices (the KEP's consumer contract), never from the Placement's
+status, so any scheduler that writes slices drives it. Without any slice (the Placement missing, or not decided
+yet) the WorkSet keeps the clusters it has: a Placement deleted and made again, or renamed by mistake, must not
+remove a workload from every cluster; an explicit decision of fewer clusters does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from clusterset.api import objects
+from clusterset.api.inventory import MEMBER_LABEL, set_condition
+from clusterset.api.placement import (
+    APPLIED,
+    AVAILABLE,
+    DECISION_INDEX_LABEL,
+    DECISION_KEY_LABEL,
+    PLACEMENT_DECISIONS,
+    PLACEMENTS,
+    WORK_SETS,
+    WORKS,
+)
+from clusterset.api.resources import CLUSTER_PROFILES, NAMESPACES
+from clusterset.api.times import now_rfc3339
+from clusterset.runtime import Cluster, Controller, Request, Result, Watch
+from clusterset.runtime.cache import ObjectKey
+from clusterset.runtime.informer import Event
+from clusterset.workset import writes
+from clusterset.workset.overrides import ClusterFacts, OverrideError, facts_of
+from clusterset.workset.works import (
+    FINALIZER,
+    WORKSET_LABEL,
+    WORKSET_NAMESPACE_LABEL,
+    Failure,
+    current_condition,
+    desired_work,
+    max_unavailable,
+    rollout,
+    summary,
+    version_of,
+    work_failure,
+)
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+SYNC_TIMEOUT = 30.0
+EVERY_WORKSET = "*"  # a key: every WorkSet (a cluster's labels, properties or membership changed)
+PLACEMENT_KEY = "@"  # a key `@<namespace>/<placement>`: the WorkSets of that Placement
+
+# conditions
+PLACEMENT_FOUND, PROGRESSING, OVERRIDE_FAILED = "PlacementFound", "Progressing", "OverrideFailed"
+NOT_JOINED, PROFILE_NOT_FOUND = "NotJoined", "ClusterProfileNotFound"
+
+
+@dataclass
+class Target:
+    """A cluster the WorkSet runs on: its name (the ClusterProfile's), facts and hub namespace."""
+
+    name: str
+    facts: ClusterFacts | None
+    namespace: str | None
+
+
+def decided_refs(slices: Iterable[Obj]) -> list[tuple[str, str]]:
+    """(namespace, name) of every ClusterProfile the slices name: sorted by decision-index then slice name,
+    namespaces defaulted to the slice's, each once."""
+    def order(s: Obj) -> tuple[int, str]:
+        index = objects.labels(s).get(DECISION_INDEX_LABEL, "")
+        return (int(index) if index.isdigit() else 1 << 30, str(objects.meta(s).get("name")))
+
+    out: dict[tuple[str, str], None] = {}
+    for s in sorted(slices, key=order):
+        for decision in s.get("decisions") or []:
+            ref = (decision or {}).get("clusterProfileRef") or {}
+            if ref.get("name"):
+                out[(str(ref.get("namespace") or objects.meta(s).get("namespace")), str(ref["name"]))] = None
+    return list(out)
+
+
+class WorkSetReconciler:
+    def __init__(self) -> None:
+        self.controller: Controller | None = None
+
+    async def reconcile(self, req: Request) -> Result | None:
+        hub = req.cluster
+        if not hub.synced:
+            await hub.wait_synced(SYNC_TIMEOUT)
+        if isinstance(req.key, str):
+            self._fan_out(hub, req.key)
+            return None
+        workset = hub.cache(WORK_SETS).get(req.key)
+        if workset is None:
+            return None
+        works = hub.cache(WORKS, label_selector=WORKSET_LABEL)
+        mine = works.list(label_selector={WORKSET_NAMESPACE_LABEL: req.namespace, WORKSET_LABEL: req.name})
+        meta = objects.meta(workset)
+        if meta.get("deletionTimestamp"):
+            await self._finalize(hub, workset, mine)
+            return None
+        if FINALIZER not in (meta.get("finalizers") or []):
+            workset = await writes.update(hub.client, WORK_SETS, hub.cache(WORK_SETS), {
+                **workset, "metadata": {**meta, "finalizers": [*(meta.get("finalizers") or []), FINALIZER]}})
+        await self._sync(hub, workset, mine)
+        return None
+
+    def _fan_out(self, hub: Cluster, key: str) -> None:
+        assert self.controller is not None
+        for ws in hub.cache(WORK_SETS).list():
+            if key != EVERY_WORKSET:
+                namespace, _, placement = key[len(PLACEMENT_KEY):].partition("/")
+                if objects.meta(ws).get("namespace") != namespace or \
+                        (objects.spec(ws).get("placementRef") or {}).get("name") != placement:
+                    continue
+            self.controller.enqueue(hub, ObjectKey(ws["metadata"]["namespace"], ws["metadata"]["name"]))
+
+    async def _finalize(self, hub: Cluster, workset: Obj, mine: list[Obj]) -> None:
+        """Deletes every Work of the WorkSet, then (once they are gone: their agents have removed what they
+        applied) the finalizer. Each Work's deletion maps back here, so nothing polls."""
+        works = hub.cache(WORKS, label_selector=WORKSET_LABEL)
+        for work in mine:
+            if not objects.meta(work).get("deletionTimestamp"):
+                await writes.delete(hub.client, WORKS, works, work)
+        meta = objects.meta(workset)
+        if any(works.get((w["metadata"]["namespace"], w["metadata"]["name"])) is not None for w in mine):
+            return
+        if FINALIZER in (meta.get("finalizers") or []):
+            kept = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
+            await hub.client.update(WORK_SETS, {**workset, "metadata": {**meta, "finalizers": kept}},
+                                    field_manager=writes.FIELD_MANAGER)
+            log.info("work set deleted with its works workset=%s/%s", meta["namespace"], meta["name"])
+
+    # ------------------------------------------------------------------ the WorkSet's Works
+    def _targets(self, hub: Cluster, workset: Obj, mine: list[Obj]) -> tuple[list[Target], list[Obj]]:
+        """The clusters the WorkSet runs on (without a decision slice: those its Works are in) and the slices."""
+        ns = str(objects.meta(workset).get("namespace"))
+        placement = str((objects.spec(workset).get("placementRef") or {}).get("name"))
+        slices = hub.cache(PLACEMENT_DECISIONS, label_selector=DECISION_KEY_LABEL).list(
+            ns, {DECISION_KEY_LABEL: placement})
+        members = {objects.labels(n)[MEMBER_LABEL]: n["metadata"]["name"]
+                   for n in hub.cache(NAMESPACES, label_selector=MEMBER_LABEL).list()
+                   if not objects.meta(n).get("deletionTimestamp")}
+        profiles = hub.cache(CLUSTER_PROFILES)
+        if slices:
+            refs = decided_refs(slices)
+            found = [(name, profiles.get((pns, name))) for pns, name in refs]
+        else:  # no decision: the clusters that have this WorkSet's Works now
+            by_id = {facts_of(p).id: p for p in sorted(profiles.list(), key=lambda p: str(p["metadata"]))}
+            ids = {v: k for k, v in members.items()}
+            kept = sorted(ids[w["metadata"]["namespace"]] for w in mine if w["metadata"]["namespace"] in ids)
+            found = [(str(objects.meta(by_id[i]).get("name")) if i in by_id else i, by_id.get(i)) for i in kept]
+        targets, names = [], set()
+        for name, profile in found:
+            if name in names:
+                continue
+            names.add(name)
+            facts = facts_of(profile) if profile is not None else None
+            targets.append(Target(name, facts, members.get(facts.id if facts else name)))
+        return targets, slices
+
+    async def _sync(self, hub: Cluster, workset: Obj, mine: list[Obj]) -> None:
+        meta, spec = objects.meta(workset), objects.spec(workset)
+        works = hub.cache(WORKS, label_selector=WORKSET_LABEL)
+        by_namespace = {w["metadata"]["namespace"]: w for w in mine}
+        targets, slices = self._targets(hub, workset, mine)
+        failures: list[Failure] = []
+        wanted: dict[str, Obj] = {}  # member namespace → its Work
+        for t in targets:
+            if t.namespace is None:
+                failures.append(Failure(t.name, NOT_JOINED, f"no hub namespace is labelled {MEMBER_LABEL}="
+                                        f"{t.facts.id if t.facts else t.name}: the cluster has not joined, or left"))
+            elif t.facts is None:
+                failures.append(Failure(t.name, PROFILE_NOT_FOUND, f"the decision names ClusterProfile {t.name}, "
+                                        "which does not exist; its Work is left as it is"))
+            else:
+                try:
+                    wanted[t.namespace] = desired_work(workset, t.facts, t.namespace)
+                except OverrideError as err:
+                    failures.append(Failure(t.name, OVERRIDE_FAILED, f"{err} (cluster {t.name}; its Work is left "
+                                            "as it was)"))
+        budget, rollout_problem = max_unavailable((spec.get("rollout") or {}).get("maxUnavailable"), len(targets))
+        versions = {ns: str(version_of(w)) for ns, w in wanted.items()}
+        current = {ns: w for ns, w in by_namespace.items() if ns in wanted}
+        for ns in sorted(rollout(versions, current, budget)):
+            by_namespace[ns] = await writes.ensure(hub.client, WORKS, works, wanted[ns], by_namespace.get(ns))
+        keep = {t.namespace for t in targets if t.namespace is not None}
+        for ns, work in list(by_namespace.items()):
+            if ns not in keep:
+                await writes.delete(hub.client, WORKS, works, work)
+                del by_namespace[ns]
+                log.info("work removed, its cluster is no longer decided workset=%s/%s namespace=%s",
+                         meta["namespace"], meta["name"], ns)
+        name_of = {t.namespace: t.name for t in targets if t.namespace is not None}
+        failures += [f for ns, w in by_namespace.items() if ns in name_of and (f := work_failure(name_of[ns], w))]
+        placement_name = str((spec.get("placementRef") or {}).get("name"))
+        placement = hub.cache(PLACEMENTS).get((str(meta["namespace"]), placement_name))
+        status = self._status(workset, targets, by_namespace, versions, failures, placement is not None,
+                              slices, budget, rollout_problem)
+        await self._write_status(hub, workset, status, failures)
+
+    # ------------------------------------------------------------------ status
+    def _status(self, workset: Obj, targets: list[Target], works: dict[str, Obj], versions: dict[str, str],
+                failures: list[Failure], placement_found: bool, slices: list[Obj], budget: int,
+                rollout_problem: str | None) -> Obj:
+        meta, old = objects.meta(workset), objects.status(workset)
+        placement = str((objects.spec(workset).get("placementRef") or {}).get("name"))
+        names = [t.name for t in targets]
+        mine = {t.name: works[t.namespace] for t in targets if t.namespace in works}
+        total = summary(names, mine, failures)
+        generation = meta.get("generation")
+        now = now_rfc3339()
+
+        def cond(type_: str, ok: bool, reason: str, message: str) -> Obj:
+            return {"type": type_, "status": "True" if ok else "False", "reason": reason, "message": message,
+                    "observedGeneration": generation}
+
+        if slices:
+            found = cond(PLACEMENT_FOUND, placement_found, "Decided" if placement_found else "PlacementNotFound",
+                         f"{len(targets)} cluster(s) decided by Placement {placement}" + (
+                             "" if placement_found else ", which does not exist; following its PlacementDecisions"))
+        elif placement_found:
+            found = cond(PLACEMENT_FOUND, True, "NotDecided", f"Placement {placement} has no PlacementDecision yet; "
+                         "the Works are kept as they are")
+        else:
+            found = cond(PLACEMENT_FOUND, False, "PlacementNotFound", f"Placement {placement} not found in namespace "
+                         f"{meta['namespace']}; the Works are kept as they are (delete the WorkSet to remove them)")
+        selected = total["selected"]
+        at_new = sum(1 for ns, v in versions.items() if version_of(works.get(ns)) == v
+                     and current_condition(works[ns], AVAILABLE) == "True")
+        rolling = at_new < len(versions)
+        override_failures = [f for f in failures if f.reason == OVERRIDE_FAILED]
+        rollout_note = f"; {rollout_problem}, so 1 at a time" if rollout_problem else ""
+        conditions = [
+            found,
+            cond(APPLIED, selected > 0 and total["applied"] == selected, "AllApplied" if selected and
+                 total["applied"] == selected else ("NoClusters" if not selected else "NotAllApplied"),
+                 f"{total['applied']} of {selected} cluster(s) applied"),
+            cond(AVAILABLE, selected > 0 and total["available"] == selected, "AllAvailable" if selected and
+                 total["available"] == selected else ("NoClusters" if not selected else "NotAllAvailable"),
+                 f"{total['available']} of {selected} cluster(s) available"),
+            cond(PROGRESSING, rolling, "RollingOut" if rolling else "RolloutComplete",
+                 f"{at_new} of {len(versions)} cluster(s) available at the current version, at most {budget} "
+                 f"updated at a time{rollout_note}"),
+            cond(OVERRIDE_FAILED, bool(override_failures), OVERRIDE_FAILED if override_failures else "NoFailure",
+                 "; ".join(f.message for f in override_failures[:5]) or "every override applied"),
+        ]
+        out = list(old.get("conditions") or [])
+        for c in conditions:
+            out = set_condition(out, c, now)
+        return {"observedGeneration": generation, "summary": total, "conditions": out}
+
+    async def _write_status(self, hub: Cluster, workset: Obj, status: Obj, failures: list[Failure]) -> None:
+        old = objects.status(workset)
+        if old == status:
+            return
+        await writes.update(hub.client, WORK_SETS, hub.cache(WORK_SETS), {**workset, "status": status},
+                            subresource="status")
+        before = {(f.get("cluster"), f.get("reason")) for f in (old.get("summary") or {}).get("failing") or []}
+        for f in failures:
+            if (f.cluster, f.reason) not in before:
+                await writes.record_event(hub.client, WORK_SETS, workset, "Warning", f.reason,
+                                          f"cluster {f.cluster}: {f.message}")
+
+
+# ---------------------------------------------------------------------- wiring
+def _workset_of(cluster: str, obj: Obj) -> list[tuple[str, ObjectKey]]:
+    labels = objects.labels(obj)
+    ns, name = labels.get(WORKSET_NAMESPACE_LABEL), labels.get(WORKSET_LABEL)
+    return [(cluster, ObjectKey(ns, name))] if ns and name else []
+
+
+def _placement_of(cluster: str, obj: Obj) -> list[tuple[str, str]]:
+    meta = objects.meta(obj)
+    name = objects.labels(obj).get(DECISION_KEY_LABEL) if obj.get("kind") != PLACEMENTS.kind else meta.get("name")
+    return [(cluster, f"{PLACEMENT_KEY}{meta.get('namespace')}/{name}")] if name else []
+
+
+def _every_workset(cluster: str, _obj: Obj) -> list[tuple[str, str]]:
+    return [(cluster, EVERY_WORKSET)]
+
+
+def _profile_changed(event: Event) -> bool:
+    """A profile's labels, properties or existence: what selection and placeholders read (not its heartbeats)."""
+    if event.type != "MODIFIED" or event.old is None:
+        return True
+    return facts_of(event.old) != facts_of(event.obj)
+
+
+def workset_controller(hub: str = "hub", workers: int = 4) -> Controller:
+    """Hub: one key per WorkSet; triggered by the WorkSet, its Works, its Placement's decision slices and the
+    Placement, and (for every WorkSet) by changes of ClusterProfiles and member namespaces."""
+    reconciler = WorkSetReconciler()
+    controller = Controller(
+        "workset",
+        reconciler.reconcile,
+        [
+            Watch(WORK_SETS),
+            Watch(WORKS, label_selector=WORKSET_LABEL, map_to=_workset_of),
+            Watch(PLACEMENT_DECISIONS, label_selector=DECISION_KEY_LABEL, map_to=_placement_of),
+            Watch(PLACEMENTS, map_to=_placement_of),
+            Watch(CLUSTER_PROFILES, map_to=_every_workset, predicate=_profile_changed),
+            Watch(NAMESPACES, label_selector=MEMBER_LABEL, map_to=_every_workset),
+        ],
+        clusters=hub,
+        workers=workers,
+    )
+    reconciler.controller = controller
+    return controller

@@ -11,7 +11,6 @@ remove a workload from every cluster; an explicit decision of fewer clusters doe
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +19,6 @@ from clusterset.api.inventory import MEMBER_LABEL, set_condition
 from clusterset.api.placement import (
     APPLIED,
     AVAILABLE,
-    DECISION_INDEX_LABEL,
     DECISION_KEY_LABEL,
     PLACEMENT_DECISIONS,
     PLACEMENTS,
@@ -29,7 +27,7 @@ from clusterset.api.placement import (
 )
 from clusterset.api.resources import CLUSTER_PROFILES, NAMESPACES
 from clusterset.api.times import now_rfc3339
-from clusterset.runtime import Cluster, Controller, Request, Result, Watch
+from clusterset.runtime import Cluster, Controller, Request, Result, Watch, decided_clusters
 from clusterset.runtime.cache import ObjectKey
 from clusterset.runtime.informer import Event
 from clusterset.workset import writes
@@ -67,22 +65,6 @@ class Target:
     name: str
     facts: ClusterFacts | None
     namespace: str | None
-
-
-def decided_refs(slices: Iterable[Obj]) -> list[tuple[str, str]]:
-    """(namespace, name) of every ClusterProfile the slices name: sorted by decision-index then slice name,
-    namespaces defaulted to the slice's, each once."""
-    def order(s: Obj) -> tuple[int, str]:
-        index = objects.labels(s).get(DECISION_INDEX_LABEL, "")
-        return (int(index) if index.isdigit() else 1 << 30, str(objects.meta(s).get("name")))
-
-    out: dict[tuple[str, str], None] = {}
-    for s in sorted(slices, key=order):
-        for decision in s.get("decisions") or []:
-            ref = (decision or {}).get("clusterProfileRef") or {}
-            if ref.get("name"):
-                out[(str(ref.get("namespace") or objects.meta(s).get("namespace")), str(ref["name"]))] = None
-    return list(out)
 
 
 class WorkSetReconciler:
@@ -149,8 +131,7 @@ class WorkSetReconciler:
                    if not objects.meta(n).get("deletionTimestamp")}
         profiles = hub.cache(CLUSTER_PROFILES)
         if slices:
-            refs = decided_refs(slices)
-            found = [(name, profiles.get((pns, name))) for pns, name in refs]
+            found = [(ref.name, profiles.get(ref)) for ref in decided_clusters(slices)]
         else:  # no decision: the clusters that have this WorkSet's Works now
             by_id = {facts_of(p).id: p for p in sorted(profiles.list(), key=lambda p: str(p["metadata"]))}
             ids = {v: k for k, v in members.items()}

@@ -27,6 +27,7 @@ from clusterset.api.placement import (
 )
 from clusterset.api.resources import CLUSTER_PROFILES, NAMESPACES
 from clusterset.api.times import now_rfc3339
+from clusterset.client.errors import BadRequest, Forbidden, Invalid
 from clusterset.runtime import Cluster, Controller, Request, Result, Watch, decided_clusters
 from clusterset.runtime.cache import ObjectKey
 from clusterset.runtime.informer import Event
@@ -55,7 +56,7 @@ PLACEMENT_KEY = "@"  # a key `@<namespace>/<placement>`: the WorkSets of that Pl
 
 # conditions
 PLACEMENT_FOUND, PROGRESSING, OVERRIDE_FAILED = "PlacementFound", "Progressing", "OverrideFailed"
-NOT_JOINED, PROFILE_NOT_FOUND = "NotJoined", "ClusterProfileNotFound"
+NOT_JOINED, PROFILE_NOT_FOUND, WORK_REJECTED = "NotJoined", "ClusterProfileNotFound", "WorkRejected"
 
 
 @dataclass
@@ -169,8 +170,12 @@ class WorkSetReconciler:
         budget, rollout_problem = max_unavailable((spec.get("rollout") or {}).get("maxUnavailable"), len(targets))
         versions = {ns: str(version_of(w)) for ns, w in wanted.items()}
         current = {ns: w for ns, w in by_namespace.items() if ns in wanted}
+        name_of = {t.namespace: t.name for t in targets if t.namespace is not None}
         for ns in sorted(rollout(versions, current, budget)):
-            by_namespace[ns] = await writes.ensure(hub.client, WORKS, works, wanted[ns], by_namespace.get(ns))
+            try:
+                by_namespace[ns] = await writes.ensure(hub.client, WORKS, works, wanted[ns], by_namespace.get(ns))
+            except (BadRequest, Invalid, Forbidden) as err:  # the WorkSet's fault, or the namespace's: say so
+                failures.append(Failure(name_of[ns], WORK_REJECTED, f"the hub refused its Work: {err.message}"))
         keep = {t.namespace for t in targets if t.namespace is not None}
         for ns, work in list(by_namespace.items()):
             if ns not in keep:
@@ -178,7 +183,6 @@ class WorkSetReconciler:
                 del by_namespace[ns]
                 log.info("work removed, its cluster is no longer decided workset=%s/%s namespace=%s",
                          meta["namespace"], meta["name"], ns)
-        name_of = {t.namespace: t.name for t in targets if t.namespace is not None}
         failures += [f for ns, w in by_namespace.items() if ns in name_of and (f := work_failure(name_of[ns], w))]
         placement_name = str((spec.get("placementRef") or {}).get("name"))
         placement = hub.cache(PLACEMENTS).get((str(meta["namespace"]), placement_name))

@@ -5,6 +5,7 @@ fleet for the module; each test works in its own namespace."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,10 @@ from clusterset.runtime.cache import ObjectKey
 from clusterset.testing import FleetThread
 from clusterset.workset.controller import workset_controller
 from clusterset.workset.works import FINALIZER, TEMPLATE_HASH_ANNOTATION
-from tests.helpers import wait_until
+from tests.helpers import table, wait_until
 from tests.mcs.fleet import fleet_options, holds_throughout
 from tests.runtime.util import client_of
+from tests.test_cli import _clusterset
 from tests.workset.hub import Hub, deployment
 
 Obj = dict[str, Any]
@@ -194,6 +196,20 @@ def test_a_bad_override_fails_only_that_cluster(hub: Hub) -> None:
     wait_until(lambda: hub.conditions(ns, "web")["OverrideFailed"]["status"] == "False", message="cleared")
 
 
+def test_a_work_the_hub_refuses_is_a_failure_of_that_cluster(hub: Hub) -> None:
+    ns = "ws-refused"
+    hub.namespace_with_placement(ns)
+    hub.decide(ns, ["member-1"])
+    hub.workset(ns, "web", [deployment()], deleteOption={"propagationPolicy": "Sometimes"})
+    summary = wait_until(lambda: (s := hub.summary(ns, "web")).get("failingCount") == 1 and s, message="failing")
+    assert summary["failing"][0]["reason"] == "WorkRejected"
+    assert "propagationPolicy" in summary["failing"][0]["message"]
+    hub.patch_workset(ns, "web", {"deleteOption": {"propagationPolicy": "Orphan"}})
+    works = works_where(hub, ns, "web", lambda w: set(w) == {"member-1"}, "the Work once fixed")
+    assert works["member-1"]["spec"]["deleteOption"] == {"propagationPolicy": "Orphan"}
+    wait_until(lambda: hub.summary(ns, "web")["failingCount"] == 0, message="no failure left")
+
+
 def test_deleting_the_workset_deletes_every_work_then_its_finalizer(hub: Hub) -> None:
     ns = "ws-delete"
     hub.namespace_with_placement(ns)
@@ -257,3 +273,21 @@ async def test_a_restarted_controller_writes_nothing_when_nothing_changed(hub: H
         assert len(cache.list(label_selector={"clusterset.io/workset-namespace": ns})) == 2
     await client.close()
     assert versions() == before
+
+
+def test_clusterset_status_shows_the_work_sets(hub: Hub) -> None:
+    ns = "ws-status"
+    hub.namespace_with_placement(ns)
+    hub.decide(ns, ["member-1", "member-9"])
+    hub.workset(ns, "web", [deployment()])
+    works = works_where(hub, ns, "web", lambda w: set(w) == {"member-1"}, "the Work")
+    hub.report(works["member-1"])
+    wait_until(lambda: hub.summary(ns, "web").get("available") == 1, message="the summary")
+    state = hub.fleet.fleet_options.state_dir
+    result = subprocess.run(_clusterset("status", "--state-dir", str(state)), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    section = result.stdout[result.stdout.index("  WORKSET"):]
+    rows = {r[0]: r for r in table(section.split("\n\n")[0])}
+    assert rows["WORKSET"] == ["WORKSET", "PLACEMENT", "SELECTED", "APPLIED", "AVAILABLE", "DEGRADED", "FAILING"]
+    assert rows[f"{ns}/web"] == [f"{ns}/web", "web", "2", "1", "1", "0", "member-9 (NotJoined)"]

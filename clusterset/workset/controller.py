@@ -71,6 +71,28 @@ class Target:
 class WorkSetReconciler:
     def __init__(self) -> None:
         self.controller: Controller | None = None
+        self._made: dict[ObjectKey, tuple[Any, dict[tuple[Any, ...], Obj | OverrideError]]] = {}
+
+    def _desired(self, workset: Obj, facts: ClusterFacts, namespace: str) -> Obj | OverrideError:
+        """A cluster's Work, remembered for the WorkSet's current version and the cluster's facts: a WorkSet's
+        Works report often, and each report reconciles the WorkSet, which would otherwise copy and patch every
+        cluster's manifests again."""
+        meta = objects.meta(workset)
+        version = (meta.get("uid"), meta.get("generation"))
+        key = ObjectKey(str(meta.get("namespace")), str(meta.get("name")))
+        remembered = self._made.get(key)
+        if remembered is None or remembered[0] != version:
+            remembered = self._made[key] = (version, {})
+        cluster = (namespace, facts.name, facts.id, tuple(sorted(facts.labels.items())),
+                   tuple(sorted(facts.properties.items())))
+        made = remembered[1].get(cluster)
+        if made is None:
+            try:
+                made = desired_work(workset, facts, namespace)
+            except OverrideError as err:
+                made = err
+            remembered[1][cluster] = made
+        return made
 
     async def reconcile(self, req: Request) -> Result | None:
         hub = req.cluster
@@ -81,6 +103,7 @@ class WorkSetReconciler:
             return None
         workset = hub.cache(WORK_SETS).get(req.key)
         if workset is None:
+            self._made.pop(req.key, None)
             return None
         works = hub.cache(WORKS, label_selector=WORKSET_LABEL)
         mine = works.list(label_selector={WORKSET_NAMESPACE_LABEL: req.namespace, WORKSET_LABEL: req.name})
@@ -134,7 +157,8 @@ class WorkSetReconciler:
         if slices:
             found = [(ref.name, profiles.get(ref)) for ref in decided_clusters(slices)]
         else:  # no decision: the clusters that have this WorkSet's Works now
-            by_id = {facts_of(p).id: p for p in sorted(profiles.list(), key=lambda p: str(p["metadata"]))}
+            by_id = {facts_of(p).id: p for p in sorted(profiles.list(), key=lambda p: (
+                str(objects.meta(p).get("namespace")), str(objects.meta(p).get("name"))))}
             ids = {v: k for k, v in members.items()}
             kept = sorted(ids[w["metadata"]["namespace"]] for w in mine if w["metadata"]["namespace"] in ids)
             found = [(str(objects.meta(by_id[i]).get("name")) if i in by_id else i, by_id.get(i)) for i in kept]
@@ -162,27 +186,31 @@ class WorkSetReconciler:
                 failures.append(Failure(t.name, PROFILE_NOT_FOUND, f"the decision names ClusterProfile {t.name}, "
                                         "which does not exist; its Work is left as it is"))
             else:
-                try:
-                    wanted[t.namespace] = desired_work(workset, t.facts, t.namespace)
-                except OverrideError as err:
-                    failures.append(Failure(t.name, OVERRIDE_FAILED, f"{err} (cluster {t.name}; its Work is left "
+                made = self._desired(workset, t.facts, t.namespace)
+                if isinstance(made, OverrideError):
+                    failures.append(Failure(t.name, OVERRIDE_FAILED, f"{made} (cluster {t.name}; its Work is left "
                                             "as it was)"))
+                else:
+                    wanted[t.namespace] = made
         budget, rollout_problem = max_unavailable((spec.get("rollout") or {}).get("maxUnavailable"), len(targets))
         versions = {ns: str(version_of(w)) for ns, w in wanted.items()}
         current = {ns: w for ns, w in by_namespace.items() if ns in wanted}
         name_of = {t.namespace: t.name for t in targets if t.namespace is not None}
-        for ns in sorted(rollout(versions, current, budget)):
+
+        async def write(ns: str) -> None:
             try:
                 by_namespace[ns] = await writes.ensure(hub.client, WORKS, works, wanted[ns], by_namespace.get(ns))
             except (BadRequest, Invalid, Forbidden) as err:  # the WorkSet's fault, or the namespace's: say so
                 failures.append(Failure(name_of[ns], WORK_REJECTED, f"the hub refused its Work: {err.message}"))
+
+        async def remove(ns: str) -> None:
+            await writes.delete(hub.client, WORKS, works, by_namespace.pop(ns))
+            log.info("work removed, its cluster is no longer decided workset=%s/%s namespace=%s",
+                     meta["namespace"], meta["name"], ns)
+
+        await writes.each(sorted(rollout(versions, current, budget)), write)
         keep = {t.namespace for t in targets if t.namespace is not None}
-        for ns, work in list(by_namespace.items()):
-            if ns not in keep:
-                await writes.delete(hub.client, WORKS, works, work)
-                del by_namespace[ns]
-                log.info("work removed, its cluster is no longer decided workset=%s/%s namespace=%s",
-                         meta["namespace"], meta["name"], ns)
+        await writes.each(sorted(ns for ns in by_namespace if ns not in keep), remove)
         failures += [f for ns, w in by_namespace.items() if ns in name_of and (f := work_failure(name_of[ns], w))]
         placement_name = str((spec.get("placementRef") or {}).get("name"))
         placement = hub.cache(PLACEMENTS).get((str(meta["namespace"]), placement_name))

@@ -4,8 +4,10 @@ which the controller retries once its watch has caught up."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 from clusterset.api import objects
 from clusterset.api.resources import EVENTS, Resource
@@ -16,8 +18,24 @@ from clusterset.runtime import Cache
 from clusterset.runtime.cache import key_of
 
 Obj = dict[str, Any]
+T = TypeVar("T")
 FIELD_MANAGER = "clusterset-workset"
+CONCURRENCY = 16  # writes of one reconcile in flight at once: a WorkSet to 100 clusters is 100 Works
 SEEN_TIMEOUT = 10.0  # a watch this late has bigger problems; the reconcile carries on
+
+
+async def each(items: Iterable[T], action: Callable[[T], Awaitable[None]], limit: int = CONCURRENCY) -> None:
+    """`action` on every item, at most `limit` at once; all run to the end, then the first failure is raised."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(item: T) -> None:
+        async with gate:
+            await action(item)
+
+    results = await asyncio.gather(*(one(i) for i in items), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def contains(have: Any, want: Any) -> bool:

@@ -139,8 +139,8 @@ class WorkSetReconciler:
             return
         if FINALIZER in (meta.get("finalizers") or []):
             kept = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
-            await hub.client.update(WORK_SETS, {**workset, "metadata": {**meta, "finalizers": kept}},
-                                    field_manager=writes.FIELD_MANAGER)
+            await writes.drop_finalizer(hub.client, WORK_SETS, hub.cache(WORK_SETS),
+                                        {**workset, "metadata": {**meta, "finalizers": kept}}, FINALIZER)
             log.info("work set deleted with its works workset=%s/%s", meta["namespace"], meta["name"])
 
     # ------------------------------------------------------------------ the WorkSet's Works

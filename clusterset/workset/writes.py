@@ -85,6 +85,15 @@ async def update(client: ClusterClient, resource: Resource, cache: Cache, obj: O
     return out
 
 
+async def drop_finalizer(client: ClusterClient, resource: Resource, cache: Cache, obj: Obj, finalizer: str) -> None:
+    """Writes `obj` (without `finalizer`), then waits until the cache shows it gone or without the finalizer, so
+    that a reconcile right after does not try again on the old copy."""
+    with contextlib.suppress(NotFound):
+        await client.update(resource, obj, field_manager=FIELD_MANAGER)
+    await cache.wait_for(key_of(obj), lambda now: now is None or finalizer not in (
+        objects.meta(now).get("finalizers") or []), SEEN_TIMEOUT)
+
+
 async def delete(client: ClusterClient, resource: Resource, cache: Cache, obj: Obj) -> None:
     """Deletes `obj` if it is still the object the cache saw (its uid); waits until the cache shows it gone or
     going (a finalizer may hold it while its agent cleans up)."""

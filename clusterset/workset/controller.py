@@ -59,7 +59,7 @@ PLACEMENT_FOUND, PROGRESSING, OVERRIDE_FAILED = "PlacementFound", "Progressing",
 NOT_JOINED, PROFILE_NOT_FOUND, WORK_REJECTED = "NotJoined", "ClusterProfileNotFound", "WorkRejected"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Target:
     """A cluster the WorkSet runs on: its name (the ClusterProfile's), facts and hub namespace."""
 
@@ -277,9 +277,10 @@ class WorkSetReconciler:
                             subresource="status")
         before = {(f.get("cluster"), f.get("reason")) for f in (old.get("summary") or {}).get("failing") or []}
         for f in failures:
-            if (f.cluster, f.reason) not in before:
-                await writes.record_event(hub.client, WORK_SETS, workset, "Warning", f.reason,
-                                          f"cluster {f.cluster}: {f.message}")
+            if (f.cluster, f.reason) not in before and not await writes.record_event(
+                    hub.client, WORK_SETS, workset, "Warning", f.reason, f"cluster {f.cluster}: {f.message}"):
+                log.info("event not recorded workset=%s/%s cluster=%s", workset["metadata"]["namespace"],
+                         workset["metadata"]["name"], f.cluster)
 
 
 # ---------------------------------------------------------------------- wiring
@@ -289,10 +290,16 @@ def _workset_of(cluster: str, obj: Obj) -> list[tuple[str, ObjectKey]]:
     return [(cluster, ObjectKey(ns, name))] if ns and name else []
 
 
+def _placement_key(cluster: str, namespace: Any, placement: Any) -> list[tuple[str, str]]:
+    return [(cluster, f"{PLACEMENT_KEY}{namespace}/{placement}")] if placement else []
+
+
+def _decision_of(cluster: str, obj: Obj) -> list[tuple[str, str]]:
+    return _placement_key(cluster, objects.meta(obj).get("namespace"), objects.labels(obj).get(DECISION_KEY_LABEL))
+
+
 def _placement_of(cluster: str, obj: Obj) -> list[tuple[str, str]]:
-    meta = objects.meta(obj)
-    name = objects.labels(obj).get(DECISION_KEY_LABEL) if obj.get("kind") != PLACEMENTS.kind else meta.get("name")
-    return [(cluster, f"{PLACEMENT_KEY}{meta.get('namespace')}/{name}")] if name else []
+    return _placement_key(cluster, objects.meta(obj).get("namespace"), objects.meta(obj).get("name"))
 
 
 def _every_workset(cluster: str, _obj: Obj) -> list[tuple[str, str]]:
@@ -316,7 +323,7 @@ def workset_controller(hub: str = "hub", workers: int = 4) -> Controller:
         [
             Watch(WORK_SETS),
             Watch(WORKS, label_selector=WORKSET_LABEL, map_to=_workset_of),
-            Watch(PLACEMENT_DECISIONS, label_selector=DECISION_KEY_LABEL, map_to=_placement_of),
+            Watch(PLACEMENT_DECISIONS, label_selector=DECISION_KEY_LABEL, map_to=_decision_of),
             Watch(PLACEMENTS, map_to=_placement_of),
             Watch(CLUSTER_PROFILES, map_to=_every_workset, predicate=_profile_changed),
             Watch(NAMESPACES, label_selector=MEMBER_LABEL, map_to=_every_workset),

@@ -107,6 +107,13 @@ def test_a_workset_makes_a_work_per_decided_cluster_with_overrides_and_placehold
                message="every cluster available")
     assert hub.summary(ns, "web")["failing"] == []
 
+    # a cluster's new property or label changes its copy (a new version, rolled out as any other)
+    hub.property("member-2", "region.example.com", "ap")
+    hub.label_profile("member-1", {"tier": "gold"})
+    works_where(hub, ns, "web", lambda w: manifest(w["member-2"])["spec"]["template"]["spec"]["containers"][
+        0]["image"] == "nginx:ap" and "annotations" in manifest(w["member-1"])["spec"]["template"]["metadata"],
+        "the Works following the clusters' properties and labels", timeout=20)
+
 
 def test_a_cluster_dropped_from_the_decision_loses_its_work(hub: Hub) -> None:
     ns = "ws-drop"
@@ -233,6 +240,8 @@ def test_deleting_the_workset_deletes_every_work_then_its_finalizer(hub: Hub) ->
 
 
 async def test_a_restarted_controller_writes_nothing_when_nothing_changed(hub: Hub) -> None:
+    """A second controller, as a restarted hub process would start (empty caches, every WorkSet reconciled from
+    what the API holds), writes nothing: no Work, no WorkSet status, no finalizer."""
     ns = "ws-restart"
     hub.namespace_with_placement(ns)
     hub.decide(ns, ["member-1", "member-2"])

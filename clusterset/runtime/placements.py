@@ -80,17 +80,20 @@ class PlacementDecisionProvider:
         profiles = Informer(self.hub, CLUSTER_PROFILES, cluster="hub")
         queue: WorkQueue[ObjectKey] = WorkQueue()
 
+        wanted: set[ObjectKey] = set()
+
         def on_decision(_event: Event) -> None:
-            before = set(self.decided)
+            nonlocal wanted
             self.decided = decided_clusters(decisions.cache.list())
-            for key in before.symmetric_difference(self.decided):
+            before, wanted = wanted, set(self.decided)
+            for key in before ^ wanted:
                 queue.add(key)
 
         def on_profile(event: Event) -> None:
             queue.add(key_of(event.obj))
 
         async def handle(key: ObjectKey) -> None:
-            profile = profiles.cache.get(key) if key in self.decided else None
+            profile = profiles.cache.get(key) if key in wanted else None
             await self.clusters.sync(sink, key, profile, self.cluster_name(profile) if profile else "")
 
         def warn(key: ObjectKey, exc: Exception, retries: int) -> None:

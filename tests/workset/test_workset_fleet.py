@@ -19,6 +19,7 @@ from clusterset.runtime.cache import ObjectKey
 from clusterset.testing import FleetThread
 from clusterset.workset.controller import workset_controller
 from clusterset.workset.works import FINALIZER, TEMPLATE_HASH_ANNOTATION
+from tests.conftest import KUBECTLS, Kubectl
 from tests.helpers import table, wait_until
 from tests.mcs.fleet import fleet_options, holds_throughout
 from tests.runtime.util import client_of
@@ -300,3 +301,32 @@ def test_clusterset_status_shows_the_work_sets(hub: Hub) -> None:
     rows = {r[0]: r for r in table(section.split("\n\n")[0])}
     assert rows["WORKSET"] == ["WORKSET", "PLACEMENT", "SELECTED", "APPLIED", "AVAILABLE", "DEGRADED", "FAILING"]
     assert rows[f"{ns}/web"] == [f"{ns}/web", "web", "2", "1", "1", "0", "member-9 (NotJoined)"]
+
+
+@pytest.fixture(scope="module")
+def kubectl_workset(hub: Hub) -> str:
+    ns = "ws-kubectl"
+    hub.namespace_with_placement(ns)
+    hub.decide(ns, ["member-1", "member-2"])
+    hub.workset(ns, "web", [deployment()])
+    works = works_where(hub, ns, "web", lambda w: len(w) == 2, "two Works")
+    hub.report(works["member-1"])
+    hub.report(works["member-2"], applied=False, available=False)
+    wait_until(lambda: hub.summary(ns, "web").get("failingCount") == 1 and hub.summary(ns, "web")["applied"] == 1,
+               message="the summary")
+    return ns
+
+
+@pytest.mark.parametrize("version", sorted(KUBECTLS) or ["missing"])
+def test_kubectl_shows_worksets_and_works_with_their_columns(hub: Hub, kubectl_workset: str, version: str,
+                                                             tmp_path: Path) -> None:
+    if version == "missing":
+        pytest.skip("kubectl is not installed on this machine")
+    ns = kubectl_workset
+    kubectl = Kubectl(KUBECTLS[version], hub.info, tmp_path / "kubectl-cache")
+    rows = table(kubectl("get", "worksets", "-n", ns, "-o", "wide"))
+    assert rows[0][:7] == ["NAME", "PLACEMENT", "SELECTED", "APPLIED", "AVAILABLE", "DEGRADED", "FAILING"]
+    assert rows[1][:7] == ["web", "web", "2", "1", "1", "0", "1"]
+    rows = table(kubectl("get", "works", "-n", "clusterset-member-2"))
+    assert rows[0][:4] == ["NAME", "APPLIED", "AVAILABLE", "DEGRADED"]
+    assert [f"{ns}.web", "False", "False", "False"] in [r[:4] for r in rows]

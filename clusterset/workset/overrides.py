@@ -140,23 +140,24 @@ def _property_matches(expression: Any, properties: Mapping[str, str]) -> bool:
 
 
 def selects(selector: Any, cluster: ClusterFacts) -> bool:
-    """Whether a clusterSelector picks `cluster`; raises ValueError on a malformed selector."""
+    """Whether a clusterSelector picks `cluster`; raises ValueError on a malformed selector (every part is checked,
+    whichever cluster is asked about, so a mistake shows on every cluster alike)."""
     if selector is None:
         return True
     if not isinstance(selector, dict):
         raise ValueError("clusterSelector must be an object")
+    matched = []
     names = selector.get("names")
-    if names is not None and (not isinstance(names, list) or cluster.name not in names):
+    if names is not None:
         if not isinstance(names, list):
             raise ValueError("clusterSelector.names must be a list of ClusterProfile names")
-        return False
+        matched.append(cluster.name in names)
     label_selector = selector.get("labelSelector")
     if label_selector is not None:
         if not isinstance(label_selector, dict):
             raise ValueError("clusterSelector.labelSelector must be an object")
         try:
-            if not labels.from_object(label_selector).matches(cluster.labels):
-                return False
+            matched.append(labels.from_object(label_selector).matches(cluster.labels))
         except labels.SelectorError as err:
             raise ValueError(f"clusterSelector.labelSelector: {err}") from None
     property_selector = selector.get("propertySelector")
@@ -164,10 +165,8 @@ def selects(selector: Any, cluster: ClusterFacts) -> bool:
         expressions = property_selector.get("matchExpressions") if isinstance(property_selector, dict) else None
         if not isinstance(expressions, list):
             raise ValueError("clusterSelector.propertySelector needs matchExpressions (a list)")
-        results = [_property_matches(e, cluster.properties) for e in expressions]  # every one validated
-        if not all(results):
-            return False
-    return True
+        matched += [_property_matches(e, cluster.properties) for e in expressions]
+    return all(matched)
 
 
 _MANIFEST_FIELDS = {"apiVersion": ("apiVersion",), "kind": ("kind",), "name": ("metadata", "name"),

@@ -51,7 +51,8 @@ def test_cluster_selectors_by_name_label_and_property() -> None:
     for bad in [{"propertySelector": {"matchExpressions": [{"name": "gpus", "operator": "Gt", "values": ["x"]}]}},
                 {"propertySelector": {"matchExpressions": [{"name": "gpus", "operator": "Near"}]}},
                 {"labelSelector": {"matchExpressions": [{"key": "tier", "operator": "Gt", "values": ["1"]}]}},
-                {"names": "member-1"}]:
+                {"names": "member-1"},
+                {"names": ["member-9"], "propertySelector": {"matchExpressions": [{"name": "x", "operator": "In"}]}}]:
         with pytest.raises(ValueError):
             selects(bad, EU)
 

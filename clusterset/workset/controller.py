@@ -27,7 +27,7 @@ from clusterset.api.placement import (
 )
 from clusterset.api.resources import CLUSTER_PROFILES, NAMESPACES
 from clusterset.api.times import now_rfc3339
-from clusterset.client.errors import BadRequest, Forbidden, Invalid
+from clusterset.client.errors import AlreadyExists, BadRequest, Forbidden, Invalid
 from clusterset.runtime import Cluster, Controller, Request, Result, Watch, decided_clusters
 from clusterset.runtime.cache import ObjectKey
 from clusterset.runtime.informer import Event
@@ -200,7 +200,8 @@ class WorkSetReconciler:
         async def write(ns: str) -> None:
             try:
                 by_namespace[ns] = await writes.ensure(hub.client, WORKS, works, wanted[ns], by_namespace.get(ns))
-            except (BadRequest, Invalid, Forbidden) as err:  # the WorkSet's fault, or the namespace's: say so
+            except (BadRequest, Invalid, Forbidden, AlreadyExists) as err:
+                # the WorkSet's fault, the member namespace's, or another Work's of that name: that cluster's only
                 failures.append(Failure(name_of[ns], WORK_REJECTED, f"the hub refused its Work: {err.message}"))
 
         async def remove(ns: str) -> None:

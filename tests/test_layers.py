@@ -13,8 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent / "clusterset"
 
 # a package may import only from the packages listed after it (and itself)
-LAYERS = ["cli", "fleet", "inventory", "mcs", "dns", "placement", "work", "runtime", "client", "apiserver", "api"]
-FEATURES = {"inventory", "mcs", "dns", "placement", "work"}
+LAYERS = ["cli", "fleet", "inventory", "mcs", "dns", "placement", "work", "workset", "runtime", "client", "apiserver",
+          "api"]
+FEATURES = {"inventory", "mcs", "dns", "placement", "work", "workset"}
 ALLOWED: dict[str, set[str]] = {
     "cli": set(LAYERS) | {"testing"},
     "fleet": set(LAYERS) - {"cli"},

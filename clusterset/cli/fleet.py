@@ -30,6 +30,7 @@ from clusterset.api.mcs import (
     SOURCE_CLUSTER_LABEL,
 )
 from clusterset.api.objects import condition
+from clusterset.api.placement import WORK_SETS
 from clusterset.api.resources import CLUSTER_PROFILES, SECRETS, Resource
 from clusterset.api.times import parse_time
 from clusterset.cli.common import (
@@ -258,16 +259,20 @@ async def _status(args: argparse.Namespace) -> int:
                    if r["metadata"].get("namespace") == member_namespace(r["metadata"]["name"])}
         services = await _items(hub, CLUSTERSET_SERVICES, args.clusterset)
         endpoints = await _items(hub, CLUSTERSET_ENDPOINTS, args.clusterset)
+        worksets = await _items(hub, WORK_SETS, None)
     finally:
         await hub.close()
     print(status_table(profiles, reports, datetime.now(UTC)))
     if services:
         print()
         print(services_table(services, endpoints))
+    if worksets:
+        print()
+        print(worksets_table(worksets))
     return 0
 
 
-async def _items(hub: ClusterClient, resource: Resource, namespace: str) -> list[dict[str, Any]]:
+async def _items(hub: ClusterClient, resource: Resource, namespace: str | None) -> list[dict[str, Any]]:
     """The objects of a resource the hub may not serve (a hub older than the feature): none then."""
     try:
         return list((await hub.list(resource, namespace)).get("items") or [])
@@ -312,6 +317,21 @@ def status_table(profiles: list[dict[str, Any]], reports: dict[str, dict[str, An
                      props or "-"))
     if len(rows) == 1:
         return "no clusters have joined (clusterset join, or clusterset up)"
+    return table(rows)
+
+
+def worksets_table(worksets: list[dict[str, Any]]) -> str:
+    """The work sets: their placement, how many clusters are selected, applied, available, degraded, which fail."""
+    rows: list[tuple[str, ...]] = [("WORKSET", "PLACEMENT", "SELECTED", "APPLIED", "AVAILABLE", "DEGRADED",
+                                    "FAILING")]
+    for ws in sorted(worksets, key=lambda w: (w["metadata"].get("namespace", ""), w["metadata"]["name"])):
+        summary = (ws.get("status") or {}).get("summary") or {}
+        failing = [f"{f.get('cluster')} ({f.get('reason')})" for f in summary.get("failing") or []]
+        more = int(summary.get("failingCount") or 0) - len(failing)
+        rows.append((f"{ws['metadata'].get('namespace')}/{ws['metadata']['name']}",
+                     str(((ws.get("spec") or {}).get("placementRef") or {}).get("name") or "-"),
+                     *(str(summary.get(k, 0)) for k in ("selected", "applied", "available", "degraded")),
+                     ", ".join(failing) + (f", {more} more" if more > 0 else "") or "-"))
     return table(rows)
 
 

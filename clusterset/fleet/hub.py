@@ -15,6 +15,7 @@ from clusterset.inventory.profiles import ProfileManager
 from clusterset.inventory.registration import prepare_hub
 from clusterset.mcs.hub import merge_controller
 from clusterset.runtime import Controller, Manager
+from clusterset.workset.controller import workset_controller
 
 HUB = "hub"  # the name a hub Manager engages the hub cluster under
 
@@ -30,7 +31,7 @@ def hub_controllers(hub: ClusterClient, options: HubOptions) -> list[Controller]
     """The hub's controllers, for a Manager that engages `hub` as HUB."""
     profiles = ProfileManager(hub, options.clusterset, grace_seconds=options.grace,
                               providers=options.access_providers)
-    return [profile_controller(profiles, HUB), merge_controller(options.clusterset, HUB)]
+    return [profile_controller(profiles, HUB), merge_controller(options.clusterset, HUB), workset_controller(HUB)]
 
 
 async def start_hub(manager: Manager, hub: ClusterClient, options: HubOptions) -> None:

@@ -11,6 +11,7 @@ from clusterset.runtime.controller import Controller, Request, Result, Watch
 from clusterset.runtime.informer import Event, Informer
 from clusterset.runtime.leader import LeaderElection
 from clusterset.runtime.manager import ClusterSink, Manager, Provider
+from clusterset.runtime.placements import PlacementDecisionProvider, decided_clusters
 from clusterset.runtime.providers import ClusterProfileProvider, KubeconfigProvider, StaticProvider
 from clusterset.runtime.workqueue import RateLimiter, WorkQueue
 
@@ -26,6 +27,7 @@ __all__ = [
     "LeaderElection",
     "Manager",
     "ObjectKey",
+    "PlacementDecisionProvider",
     "Provider",
     "RateLimiter",
     "Request",
@@ -33,4 +35,5 @@ __all__ = [
     "StaticProvider",
     "Watch",
     "WorkQueue",
+    "decided_clusters",
 ]

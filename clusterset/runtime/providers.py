@@ -125,6 +125,65 @@ class KubeconfigProvider:
 AccessFunction = Callable[[Obj, str | None], "ClusterClient | Awaitable[ClusterClient]"]
 
 
+class ProfileClusters:
+    """The clusters of ClusterProfiles, engaged into a sink while wanted and healthy: built through the profile's
+    access providers (`client_for(profile, provider_file)`, default `clusterset.runtime.access.client_for`),
+    disengaged when unhealthy, deleted or unwanted, and re-engaged with a new client when the access data changes.
+    Shared by the providers that engage profiles (all of them, or those a placement decided)."""
+
+    def __init__(self, provider_file: str | None, client_for: AccessFunction | None) -> None:
+        self.provider_file = provider_file
+        self.client_for = client_for
+        self.engaged: dict[ObjectKey, tuple[str, str]] = {}  # profile → (cluster name, access fingerprint)
+
+    async def sync(self, sink: ClusterSink, key: ObjectKey, profile: Obj | None, name: str) -> None:
+        """Engages `profile` (the profile at `key`, None if gone or not wanted) under `name` if it is healthy,
+        else disengages what `key` had."""
+        current = self.engaged.get(key)
+        if profile is None or not healthy(profile):
+            if current is not None:
+                del self.engaged[key]
+                await sink.remove_cluster(current[0])
+            return
+        fingerprint = access_fingerprint(profile)
+        if current == (name, fingerprint):
+            return
+        client = await self._client(profile)
+        if current is not None:
+            await sink.remove_cluster(current[0])
+        self.engaged[key] = (name, fingerprint)
+        await sink.add_cluster(name, client, owned=True)
+
+    async def _client(self, profile: Obj) -> ClusterClient:
+        build: AccessFunction = self.client_for or access.client_for
+        made = build(profile, self.provider_file)
+        if inspect.isawaitable(made):
+            made = await made
+        assert isinstance(made, ClusterClient)
+        return made
+
+
+async def process(queue: WorkQueue[ObjectKey], handle: Callable[[ObjectKey], Awaitable[None]],
+                  warn: Callable[[ObjectKey, Exception, int], None]) -> None:
+    """A provider's loop: each queued key handled once at a time, failures retried with the queue's backoff."""
+    while True:
+        try:
+            key = await queue.get()
+        except ShutDown:  # pragma: no cover - the queue is shut down only by its owner, after this loop
+            return
+        try:
+            await handle(key)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            warn(key, exc, queue.num_requeues(key))
+            queue.add_rate_limited(key)
+        else:
+            queue.forget(key)
+        finally:
+            queue.done(key)
+
+
 class ClusterProfileProvider:
     """Engages the cluster of every healthy ClusterProfile on the hub `hub` (in `namespace`, or all).
 
@@ -152,11 +211,11 @@ class ClusterProfileProvider:
             (lambda p: str(p["metadata"]["name"])) if namespace
             else (lambda p: f'{p["metadata"].get("namespace", "")}/{p["metadata"]["name"]}'))
         self.client_for = client_for
-        self.engaged: dict[ObjectKey, tuple[str, str]] = {}  # profile → (cluster name, access fingerprint)
+        self.clusters = ProfileClusters(provider_file, client_for)
         self._log = bind(log, hub=getattr(hub, "server", None))
 
     async def run(self, sink: ClusterSink) -> None:
-        self.engaged = {}
+        self.clusters = ProfileClusters(self.provider_file, self.client_for)  # a restarted manager has none
         informer = Informer(self.hub, CLUSTER_PROFILES, namespace=self.namespace, label_selector=self.label_selector,
                             cluster="hub")
         queue: WorkQueue[ObjectKey] = WorkQueue()
@@ -164,54 +223,21 @@ class ClusterProfileProvider:
         def on_event(event: Event) -> None:
             queue.add(key_of(event.obj))
 
+        async def handle(key: ObjectKey) -> None:
+            profile = informer.cache.get(key)
+            await self.clusters.sync(sink, key, profile, self.cluster_name(profile) if profile else "")
+
+        def warn(key: ObjectKey, exc: Exception, retries: int) -> None:
+            self._log.warning("cannot engage the cluster of a ClusterProfile; retrying", profile=str(key),
+                              error=repr(exc), retries=retries)
+
         informer.add_handler(on_event)
         informer.start()
         try:
-            while True:
-                try:
-                    key = await queue.get()
-                except ShutDown:  # pragma: no cover - the queue is shut down only below
-                    return
-                try:
-                    await self._reconcile(sink, informer.cache.get(key), key)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    self._log.warning("cannot engage the cluster of a ClusterProfile; retrying", profile=str(key),
-                                      error=repr(exc), retries=queue.num_requeues(key))
-                    queue.add_rate_limited(key)
-                else:
-                    queue.forget(key)
-                finally:
-                    queue.done(key)
+            await process(queue, handle, warn)
         finally:
             queue.shut_down()
             await informer.stop()
-
-    async def _reconcile(self, sink: ClusterSink, profile: Obj | None, key: ObjectKey) -> None:
-        current = self.engaged.get(key)
-        if profile is None or not healthy(profile):
-            if current is not None:
-                del self.engaged[key]
-                await sink.remove_cluster(current[0])
-            return
-        name = self.cluster_name(profile)
-        fingerprint = access_fingerprint(profile)
-        if current == (name, fingerprint):
-            return
-        client = await self._client(profile)
-        if current is not None:
-            await sink.remove_cluster(current[0])
-        self.engaged[key] = (name, fingerprint)
-        await sink.add_cluster(name, client, owned=True)
-
-    async def _client(self, profile: Obj) -> ClusterClient:
-        build: AccessFunction = self.client_for or access.client_for
-        made = build(profile, self.provider_file)
-        if inspect.isawaitable(made):
-            made = await made
-        assert isinstance(made, ClusterClient)
-        return made
 
 
 def healthy(profile: Obj) -> bool:

@@ -1,0 +1,128 @@
+"""Writing only differences, then waiting for the cache to show the write (read-your-writes), so the next
+reconcile of a WorkSet starts from what it wrote. A cache behind someone else's write makes an update a 409,
+which the controller retries once its watch has caught up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+from clusterset.api import objects
+from clusterset.api.resources import EVENTS, Resource
+from clusterset.api.times import now_rfc3339
+from clusterset.client import ClusterClient
+from clusterset.client.errors import ApiError, NotFound
+from clusterset.runtime import Cache
+from clusterset.runtime.cache import key_of
+
+Obj = dict[str, Any]
+T = TypeVar("T")
+FIELD_MANAGER = "clusterset-workset"
+CONCURRENCY = 16  # writes of one reconcile in flight at once: a WorkSet to 100 clusters is 100 Works
+SEEN_TIMEOUT = 10.0  # a watch this late has bigger problems; the reconcile carries on
+
+
+async def each(items: Iterable[T], action: Callable[[T], Awaitable[None]], limit: int = CONCURRENCY) -> None:
+    """`action` on every item, at most `limit` at once; all run to the end, then the first failure is raised."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(item: T) -> None:
+        async with gate:
+            await action(item)
+
+    results = await asyncio.gather(*(one(i) for i in items), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+def contains(have: Any, want: Any) -> bool:
+    """`want` is in `have`: dicts by their keys (the server may have defaulted more), anything else equal."""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(contains(have.get(k), v) for k, v in want.items())
+    if isinstance(want, list):
+        return isinstance(have, list) and len(have) == len(want) and all(map(contains, have, want))
+    return bool(have == want)
+
+
+async def seen(cache: Cache, written: Obj) -> None:
+    """Waits until `cache` holds `written` or something newer."""
+    key, version = key_of(written), objects.meta(written).get("resourceVersion")
+    before = cache.get(key)
+    if before is not None and objects.meta(before).get("resourceVersion") == version:
+        return
+    old = objects.meta(before).get("resourceVersion") if before is not None else None
+    await cache.wait_for(key, lambda now: now is not None and objects.meta(now).get("resourceVersion") != old,
+                         SEEN_TIMEOUT)
+
+
+async def ensure(client: ClusterClient, resource: Resource, cache: Cache, want: Obj, have: Obj | None) -> Obj:
+    """Creates `want`, or updates `have` to it when its spec, labels or annotations differ (fields the server
+    defaulted in `have` are not differences); returns the object as it now is."""
+    want = {"apiVersion": resource.api_version, "kind": resource.kind, **want}
+    if have is None:
+        out = await client.create(resource, want, field_manager=FIELD_MANAGER)
+    else:
+        meta, want_meta = objects.meta(have), want["metadata"]
+        if contains(have.get("spec"), want["spec"]) and contains(meta, {
+                "labels": want_meta.get("labels") or {}, "annotations": want_meta.get("annotations") or {}}):
+            return have
+        body = {**have, "spec": want["spec"], "metadata": {
+            **meta, "labels": {**(meta.get("labels") or {}), **(want_meta.get("labels") or {})},
+            "annotations": {**(meta.get("annotations") or {}), **(want_meta.get("annotations") or {})}}}
+        out = await client.update(resource, body, field_manager=FIELD_MANAGER)
+    await seen(cache, out)
+    return out
+
+
+async def update(client: ClusterClient, resource: Resource, cache: Cache, obj: Obj,
+                 subresource: str | None = None) -> Obj:
+    """Writes `obj` (carrying the resourceVersion it was read at) and waits for the cache to show it."""
+    out = await client.update(resource, obj, subresource=subresource, field_manager=FIELD_MANAGER)
+    await seen(cache, out)
+    return out
+
+
+async def drop_finalizer(client: ClusterClient, resource: Resource, cache: Cache, obj: Obj, finalizer: str) -> None:
+    """Writes `obj` (without `finalizer`), then waits until the cache shows it gone or without the finalizer, so
+    that a reconcile right after does not try again on the old copy."""
+    with contextlib.suppress(NotFound):
+        await client.update(resource, obj, field_manager=FIELD_MANAGER)
+    await cache.wait_for(key_of(obj), lambda now: now is None or finalizer not in (
+        objects.meta(now).get("finalizers") or []), SEEN_TIMEOUT)
+
+
+async def delete(client: ClusterClient, resource: Resource, cache: Cache, obj: Obj) -> None:
+    """Deletes `obj` if it is still the object the cache saw (its uid); waits until the cache shows it gone or
+    going (a finalizer may hold it while its agent cleans up)."""
+    meta = objects.meta(obj)
+    with contextlib.suppress(NotFound):
+        await client.delete(resource, meta["name"], meta.get("namespace"), preconditions={"uid": meta["uid"]})
+
+    def going(now: Obj | None) -> bool:
+        return now is None or objects.meta(now).get("uid") != meta["uid"] or bool(
+            objects.meta(now).get("deletionTimestamp"))
+
+    await cache.wait_for(key_of(obj), going, SEEN_TIMEOUT)
+
+
+async def record_event(client: ClusterClient, resource: Resource, obj: Obj, type_: str, reason: str,
+                       message: str) -> bool:
+    """An Event on `obj`; a courtesy, so its failure is logged by the caller, never raised."""
+    meta, now = objects.meta(obj), now_rfc3339()
+    event = {
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {"apiVersion": resource.api_version, "kind": resource.kind, "name": meta["name"],
+                           "namespace": meta["namespace"], "uid": meta.get("uid"),
+                           "resourceVersion": meta.get("resourceVersion")},
+        "type": type_, "reason": reason[:128], "message": message[:1024], "count": 1,
+        "firstTimestamp": now, "lastTimestamp": now, "source": {"component": FIELD_MANAGER},
+        "reportingComponent": FIELD_MANAGER,
+    }
+    try:
+        await client.create(EVENTS, event)
+    except ApiError:
+        return False
+    return True

@@ -30,6 +30,7 @@ from clusterset.api.mcs import (
     SOURCE_CLUSTER_LABEL,
 )
 from clusterset.api.objects import condition
+from clusterset.api.placement import PLACEMENTS
 from clusterset.api.resources import CLUSTER_PROFILES, SECRETS, Resource
 from clusterset.api.times import parse_time
 from clusterset.cli.common import (
@@ -50,6 +51,7 @@ from clusterset.cli.common import (
     wait_for_signal,
     whole_seconds,
 )
+from clusterset.cli.placement import placements_table, taints_of
 from clusterset.client import ClusterClient, NotFound
 from clusterset.fleet.embedded import EmbeddedFleet, FleetOptions
 from clusterset.fleet.hub import HubOptions, start_hub
@@ -112,8 +114,9 @@ def add_parsers(sub: Any) -> None:
     status = sub.add_parser(
         "status", help="show the fleet: clusters, health, version, properties, multi-cluster services",
         description="Shows the members of a ClusterSet as the hub's ClusterProfiles describe them: health, "
-                    "joined, version, the time of the last report, what is wrong, and properties; then its "
-                    "multi-cluster services: who exports each, their ready endpoints, and conflicts. The hub is "
+                    "joined, version, the time of the last report, what is wrong, taints and properties; then its "
+                    "multi-cluster services: who exports each, their ready endpoints, and conflicts; then the "
+                    "Placements: clusters selected of those requested, and whether they are satisfied. The hub is "
                     "the context `hub` unless --context names another.")
     kube_flags(status)
     status.add_argument("--clusterset", default=DEFAULT_CLUSTERSET, help="ClusterSet name (default clusterset)")
@@ -258,16 +261,20 @@ async def _status(args: argparse.Namespace) -> int:
                    if r["metadata"].get("namespace") == member_namespace(r["metadata"]["name"])}
         services = await _items(hub, CLUSTERSET_SERVICES, args.clusterset)
         endpoints = await _items(hub, CLUSTERSET_ENDPOINTS, args.clusterset)
+        placements = await _items(hub, PLACEMENTS, None)
     finally:
         await hub.close()
     print(status_table(profiles, reports, datetime.now(UTC)))
     if services:
         print()
         print(services_table(services, endpoints))
+    if placements:
+        print()
+        print(placements_table(placements))
     return 0
 
 
-async def _items(hub: ClusterClient, resource: Resource, namespace: str) -> list[dict[str, Any]]:
+async def _items(hub: ClusterClient, resource: Resource, namespace: str | None) -> list[dict[str, Any]]:
     """The objects of a resource the hub may not serve (a hub older than the feature): none then."""
     try:
         return list((await hub.list(resource, namespace)).get("items") or [])
@@ -299,7 +306,8 @@ def services_table(services: list[dict[str, Any]], endpoints: list[dict[str, Any
 
 
 def status_table(profiles: list[dict[str, Any]], reports: dict[str, dict[str, Any]], now: datetime) -> str:
-    rows: list[tuple[str, ...]] = [("CLUSTER", "HEALTHY", "JOINED", "VERSION", "REPORTED", "REASON", "PROPERTIES")]
+    rows: list[tuple[str, ...]] = [("CLUSTER", "HEALTHY", "JOINED", "VERSION", "REPORTED", "REASON", "TAINTS",
+                                    "PROPERTIES")]
     for p in sorted(profiles, key=lambda p: natural_key(str(p["metadata"]["name"]))):
         status = p.get("status") or {}
         healthy = condition(status.get("conditions"), CONTROL_PLANE_HEALTHY) or {}
@@ -309,7 +317,7 @@ def status_table(profiles: list[dict[str, Any]], reports: dict[str, dict[str, An
         problem = next((c.get("reason") for c in (healthy, joined) if c and c.get("status") != "True"), None)
         rows.append((p["metadata"]["name"], healthy.get("status", "Unknown"), joined.get("status", "Unknown"),
                      (status.get("version") or {}).get("kubernetes", "-"), _ago(observed, now), problem or "-",
-                     props or "-"))
+                     taints_of(p), props or "-"))
     if len(rows) == 1:
         return "no clusters have joined (clusterset join, or clusterset up)"
     return table(rows)

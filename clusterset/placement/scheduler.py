@@ -4,7 +4,8 @@ the ordered choice (a reason per cluster) and how many clusters each rule filter
 Filters, in order: not in a bound ClusterSet, unhealthy (`ControlPlaneHealthy` not True), malformed taints, a
 `NoSelect` taint not tolerated, no predicate holds, missing the topology value of a `DoNotSchedule` spread. Then
 each candidate's score is the sum of weight * score, every prioritizer scoring in [-100, 100] (OCM's scale),
-minus 100 for an untolerated `PreferNoSelect` taint. Candidates are taken best first (ties: namespace/name);
+and a cluster with an untolerated `PreferNoSelect` taint ranks after every other (so it is chosen only when
+needed, whatever the weights). Candidates are taken best first (ties: namespace/name);
 spread constraints take the least loaded topology value first, and `DoNotSchedule` never lets a value exceed
 `maxSkew` over the least loaded value present among the candidates. The same inputs always give the same output,
 so an unchanged inventory rewrites nothing.
@@ -12,7 +13,7 @@ so an unchanged inventory rewrites nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,13 +211,14 @@ def _untolerated(taints: Iterable[Taint], effect: str, tolerations: tuple[Tolera
     return None
 
 
-def _scores(policy: Policy, candidates: list[Cluster], current: frozenset[Ref], load: Mapping[Ref, int]) -> list[int]:
+def _scores(policy: Policy, candidates: list[Cluster], current: frozenset[Ref],
+            load: Callable[[Ref], int]) -> list[int]:
     totals = [0] * len(candidates)
     for kind, prop, weight in policy.prioritizers:
         if kind == STEADY:
             scores = [100 if c.ref in current else 0 for c in candidates]
         elif kind == BALANCE:
-            counts = [load.get(c.ref, 0) for c in candidates]
+            counts = [load(c.ref) for c in candidates]
             most = max(counts, default=0)
             scores = [100 - (200 * n) // most if most else 100 for n in counts]
         else:  # Property: integer values normalized over the candidates to -100..100; other values score 0
@@ -226,10 +228,11 @@ def _scores(policy: Policy, candidates: list[Cluster], current: frozenset[Ref], 
             scores = [0 if v is None or high == low else (200 * (v - low)) // (high - low) - 100 for v in values]
         for i, s in enumerate(scores):
             totals[i] += weight * s
-    for i, c in enumerate(candidates):
-        if c.taints and _untolerated(c.taints, PREFER_NO_SELECT, policy.tolerations) is not None:
-            totals[i] -= 100
     return totals
+
+
+def _no_load(_ref: Ref) -> int:
+    return 0
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -242,7 +245,7 @@ def _int_or_none(value: str | None) -> int | None:
 
 
 def schedule(policy: Policy, clusters: Iterable[Cluster], bound: frozenset[str], current: frozenset[Ref] = frozenset(),
-             load: Mapping[Ref, int] | None = None) -> Outcome:
+             load: Callable[[Ref], int] | None = None) -> Outcome:
     """Chooses clusters. `bound`: the namespaces of the ClusterSets this Placement may choose from; `current`: what it
     has chosen now (Steady); `load`: how many other Placements choose each cluster now (Balance)."""
     filtered: dict[str, int] = {}
@@ -281,8 +284,10 @@ def schedule(policy: Policy, clusters: Iterable[Cluster], bound: frozenset[str],
             continue
         candidates.append(c)
 
-    scores = _scores(policy, candidates, current, load or {})
-    ranked = sorted(range(len(candidates)), key=lambda i: (-scores[i], candidates[i].ref))
+    scores = _scores(policy, candidates, current, load or _no_load)
+    avoided = [bool(c.taints) and _untolerated(c.taints, PREFER_NO_SELECT, policy.tolerations) is not None
+               for c in candidates]
+    ranked = sorted(range(len(candidates)), key=lambda i: (avoided[i], -scores[i], candidates[i].ref))
     limit = len(candidates) if policy.number is None else min(policy.number, len(candidates))
     if policy.spread:
         picked = _spread(policy.spread, [candidates[i] for i in ranked], limit)

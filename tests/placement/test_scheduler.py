@@ -87,6 +87,8 @@ def test_tolerations_and_prefer_no_select() -> None:
     # PreferNoSelect: chosen only when needed
     assert "m2" not in names(run({"numberOfClusters": 3}, clusters))
     assert "m2" in names(run({"numberOfClusters": 4}, clusters))
+    most_gpus = [{"type": "Property", "property": "gpus", "weight": 10}]  # m2 has the most: weights do not matter
+    assert names(run({"numberOfClusters": 3, "prioritizers": most_gpus}, clusters)) == ["m3", "m4", "m5"]
     assert "m2" in names(run({"numberOfClusters": 1, "tolerations": [{"key": "spot", "operator": "Exists"}]},
                              clusters))
     malformed = Cluster(SET, "m3", taint_problem="annotation clusterset.io/taints is not JSON")
@@ -108,10 +110,11 @@ def test_steady_keeps_current_choices_and_balance_prefers_less_used() -> None:
     current = frozenset({(SET, "m4"), (SET, "m5")})
     assert names(run({"numberOfClusters": 2}, current=current)) == ["m4", "m5"]
     load = {(SET, "m1"): 3, (SET, "m2"): 1}
-    assert names(run({"numberOfClusters": 2, "prioritizers": [{"type": "Balance"}]}, load=load)) == ["m3", "m4"]
+    assert names(run({"numberOfClusters": 2, "prioritizers": [{"type": "Balance"}]},
+                     load=lambda ref: load.get(ref, 0))) == ["m3", "m4"]
     # Steady outweighs Balance only when weighted so
     both = {"numberOfClusters": 1, "prioritizers": [{"type": "Balance", "weight": 1}, {"type": "Steady", "weight": 3}]}
-    assert names(run(both, current=frozenset({(SET, "m1")}), load={(SET, "m1"): 3})) == ["m1"]
+    assert names(run(both, current=frozenset({(SET, "m1")}), load=lambda ref: 3 if ref == (SET, "m1") else 0)) == ["m1"]
     # ties break by namespace/name
     assert names(run({"numberOfClusters": 1})) == ["m1"]
 

@@ -1,0 +1,221 @@
+"""The hub's `placement-scheduler` controller: one key per Placement; it chooses among the ClusterProfiles of the
+ClusterSets bound to the Placement's namespace, publishes the choice as PlacementDecision slices and reports it in
+the Placement's status and Events.
+
+A Placement is rescheduled when it changes (its generation), when its own slices change (someone else's edit is
+undone), and every Placement is when a ClusterProfile changes what the scheduler reads (labels, taints, properties,
+health; a profile created or deleted), or a ClusterSetBinding or a ClusterSet's namespace changes. Balance reads
+what every Placement chooses now from the PlacementDecisions in the cache; a change of another Placement's choice
+does not reschedule this one (Steady keeps choices; each Placement sees the others' at its next scheduling).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from clusterset.api import objects
+from clusterset.api.inventory import CLUSTERSET_NAMESPACE_LABEL, CONTROL_PLANE_HEALTHY
+from clusterset.api.placement import (
+    CLUSTERSET_BINDINGS,
+    DECISION_KEY_LABEL,
+    PLACEMENT_DECISIONS,
+    PLACEMENTS,
+    SATISFIED,
+    SCHEDULER_NAME,
+    TAINTS_ANNOTATION,
+)
+from clusterset.api.resources import CLUSTER_PROFILES, NAMESPACES
+from clusterset.api.times import now_rfc3339
+from clusterset.placement import decisions
+from clusterset.placement.scheduler import Cluster, Decision, Misconfigured, Ref, cluster_of, compile_policy, schedule
+from clusterset.placement.writes import create_or_update, delete, record_event, update_status
+from clusterset.runtime import Cluster as Engaged
+from clusterset.runtime import Controller, Event, ObjectKey, Request, Result, Watch
+from clusterset.runtime.cache import key_of
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+EVERY_PLACEMENT = "*"  # the key that reschedules every Placement
+BY_CLUSTER = "by-cluster"  # the decisions cache's index: "<namespace>/<name>" of each cluster a slice names
+SYNC_TIMEOUT = 30.0
+EVENT_NAMES_SHOWN = 10
+
+
+def _cluster_refs(obj: Obj) -> Iterable[str]:
+    namespace = objects.meta(obj).get("namespace") or ""
+    for d in obj.get("decisions") or []:
+        ref = (d.get("clusterProfileRef") or {}) if isinstance(d, dict) else {}
+        if isinstance(ref.get("name"), str):
+            yield f"{ref.get('namespace') or namespace}/{ref['name']}"
+
+
+def _what_scheduling_reads(profile: Obj) -> tuple[Any, ...]:
+    st = objects.status(profile)
+    health = (objects.condition(st.get("conditions"), CONTROL_PLANE_HEALTHY) or {}).get("status")
+    props = [(p.get("name"), p.get("value")) for p in st.get("properties") or [] if isinstance(p, dict)]
+    return objects.labels(profile), objects.annotations_of(profile).get(TAINTS_ANNOTATION), health, props
+
+
+def _profile_matters(event: Event) -> bool:
+    """Heartbeats (observation times) reschedule nothing."""
+    return event.type != "MODIFIED" or event.old is None or \
+        _what_scheduling_reads(event.old) != _what_scheduling_reads(event.obj)
+
+
+def _placement_changed(event: Event) -> bool:
+    """A Placement's own status writes reschedule nothing; spec changes (generation) and deletion do."""
+    if event.type != "MODIFIED" or event.old is None:
+        return True
+    old, new = objects.meta(event.old), objects.meta(event.obj)
+    return any(old.get(f) != new.get(f) for f in ("generation", "deletionTimestamp"))
+
+
+class PlacementScheduler:
+    """Reconciles one Placement (key: namespace, name)."""
+
+    def __init__(self) -> None:
+        self._inventory: tuple[str, list[Cluster]] = ("", [])  # the profiles cache's resourceVersion, its clusters
+
+    def inventory(self, hub: Engaged) -> list[Cluster]:
+        """Every ClusterProfile as the scheduler sees it, parsed again only after the cache changed."""
+        cache = hub.cache(CLUSTER_PROFILES)
+        if self._inventory[0] != cache.resource_version or not cache.resource_version:
+            self._inventory = (cache.resource_version, [cluster_of(p) for p in cache.list()])
+        return self._inventory[1]
+
+    async def reconcile(self, req: Request) -> Result | None:
+        hub = req.cluster
+        if not hub.synced:
+            await hub.wait_synced(SYNC_TIMEOUT)
+        placements = hub.cache(PLACEMENTS)
+        placement = placements.get(req.key) if isinstance(req.key, ObjectKey) else None
+        if placement is None or objects.meta(placement).get("deletionTimestamp"):
+            return None  # its slices go with it (ownerReferences)
+        namespace, name = req.namespace, req.name
+        slice_cache = hub.cache(PLACEMENT_DECISIONS, label_selector=DECISION_KEY_LABEL)
+        have = [s for s in slice_cache.list(namespace, {DECISION_KEY_LABEL: name})
+                if s.get("schedulerName") == SCHEDULER_NAME]
+        current = decisions.chosen_in(have)
+
+        set_namespaces = {objects.labels(ns)[CLUSTERSET_NAMESPACE_LABEL]: ns["metadata"]["name"]
+                          for ns in hub.cache(NAMESPACES, label_selector=CLUSTERSET_NAMESPACE_LABEL).list()
+                          if not objects.meta(ns).get("deletionTimestamp")}
+        bound = {objects.meta(b).get("namespace") for b in hub.cache(CLUSTERSET_BINDINGS).list()
+                 if objects.spec(b).get("namespace") == namespace} & set(set_namespaces.values())
+        spec = objects.spec(placement)
+        asked = spec.get("clusterSets")
+        chosen: list[Decision] | None  # None: keep what is chosen now
+        if not bound:
+            chosen, satisfied, reason = [], False, decisions.NO_BINDING
+            message = decisions.binding_hint(namespace, sorted(set_namespaces.values()))
+        elif asked is not None and not (usable := bound & {set_namespaces.get(s) for s in asked}):
+            chosen, satisfied, reason = [], False, decisions.NO_CLUSTER_SETS
+            bound_sets = sorted(s for s, ns in set_namespaces.items() if ns in bound)
+            message = (f"none of spec.clusterSets ({', '.join(map(str, asked)) or 'empty'}) is bound to namespace "
+                       f"{namespace}; bound: {', '.join(bound_sets)}")
+        else:
+            if asked is not None:
+                bound = usable
+            try:
+                policy = compile_policy(spec)
+            except Misconfigured as exc:
+                chosen, satisfied, reason = None, False, decisions.MISCONFIGURED
+                message = f"{exc}; the clusters chosen before stay chosen until it is fixed"
+            else:
+                outcome = schedule(policy, self.inventory(hub), frozenset(s for s in bound if s),
+                                   current, _load(slice_cache, (namespace, name)))
+                chosen, satisfied = outcome.chosen, outcome.satisfied
+                reason = decisions.ALL_DECIDED if satisfied else \
+                    decisions.NO_CLUSTER_MATCHED if not outcome.chosen else decisions.NOT_ALL_DECIDED
+                message = outcome.summary()
+
+        if chosen is not None:
+            want = decisions.slices(placement, chosen)
+        else:  # misconfigured: keep the slices there are, but slice 0 exists
+            want = [] if have else decisions.slices(placement, [])
+        for obj in want:
+            stored = slice_cache.get(key_of(obj))
+            if stored is None or not decisions.same_slice(stored, obj):
+                await create_or_update(hub.client, PLACEMENT_DECISIONS, slice_cache, stored, obj)
+        if chosen is not None:
+            wanted = {o["metadata"]["name"] for o in want}
+            for obj in have:
+                if obj["metadata"]["name"] not in wanted:
+                    await delete(hub.client, PLACEMENT_DECISIONS, slice_cache, obj)
+
+        selected = len(chosen) if chosen is not None else len(current)
+        new_status = decisions.status(placement, selected, satisfied, reason, message, now_rfc3339())
+        old_condition = objects.condition(objects.status(placement).get("conditions"), SATISFIED) or {}
+        if new_status != placement.get("status"):
+            await update_status(hub.client, placements, placement, new_status)
+        await self._events(hub, placement, current, chosen, satisfied, reason, message, old_condition)
+        return None
+
+    @staticmethod
+    async def _events(hub: Engaged, placement: Obj, before: frozenset[Ref], chosen: list[Decision] | None,
+                      satisfied: bool, reason: str, message: str, old: Obj) -> None:
+        if chosen is not None and (after := frozenset(d.ref for d in chosen)) != before:
+            def names(refs: Iterable[Ref]) -> str:
+                listed = sorted(n for _, n in refs)
+                more = len(listed) - EVENT_NAMES_SHOWN
+                return ", ".join(listed[:EVENT_NAMES_SHOWN]) + (f" and {more} more" if more > 0 else "")
+
+            changes = [f"added {names(after - before)}" if after - before else "",
+                       f"removed {names(before - after)}" if before - after else ""]
+            text = f"{len(after)} clusters chosen ({'; '.join(c for c in changes if c)})"
+            await record_event(hub.client, placement, "Normal", "Scheduled", text)
+        if not satisfied and (old.get("reason"), old.get("message")) != (reason, message):
+            await record_event(hub.client, placement, "Warning", reason, message)
+
+
+def _load(slice_cache: Any, own: tuple[str, str]) -> Any:
+    """How many other Placements choose a cluster now, from the decisions cache's index."""
+    def load(ref: Ref) -> int:
+        owners = {(objects.meta(s).get("namespace"), objects.labels(s).get(DECISION_KEY_LABEL))
+                  for s in slice_cache.index(BY_CLUSTER, f"{ref[0]}/{ref[1]}")}
+        owners.discard(own)
+        return len(owners)
+
+    return load
+
+
+def _decision_key(cluster: str, obj: Obj) -> list[tuple[str, ObjectKey]]:
+    key = objects.labels(obj).get(DECISION_KEY_LABEL)
+    return [(cluster, ObjectKey(str(objects.meta(obj).get("namespace") or ""), key))] if key else []
+
+
+def _every_placement(cluster: str, _obj: Obj) -> list[tuple[str, str]]:
+    return [(cluster, EVERY_PLACEMENT)]
+
+
+def placement_controller(hub: str = "hub", workers: int = 4) -> Controller:
+    """The `placement-scheduler` controller, on the hub engaged as `hub`."""
+    scheduler = PlacementScheduler()
+
+    async def reconcile(req: Request) -> Result | None:
+        if req.key == EVERY_PLACEMENT:
+            for placement in req.cluster.cache(PLACEMENTS).list():
+                controller.enqueue(req.cluster, key_of(placement))
+            return None
+        slice_cache = req.cluster.cache(PLACEMENT_DECISIONS, label_selector=DECISION_KEY_LABEL)
+        if not slice_cache.has_index(BY_CLUSTER):
+            slice_cache.add_index(BY_CLUSTER, _cluster_refs)
+        return await scheduler.reconcile(req)
+
+    controller = Controller(
+        "placement-scheduler",
+        reconcile,
+        [
+            Watch(PLACEMENTS, predicate=_placement_changed),
+            Watch(PLACEMENT_DECISIONS, label_selector=DECISION_KEY_LABEL, map_to=_decision_key),
+            Watch(CLUSTER_PROFILES, map_to=_every_placement, predicate=_profile_matters),
+            Watch(CLUSTERSET_BINDINGS, map_to=_every_placement),
+            Watch(NAMESPACES, label_selector=CLUSTERSET_NAMESPACE_LABEL, map_to=_every_placement),
+        ],
+        clusters=hub,
+        workers=workers,
+    )
+    return controller

@@ -285,11 +285,25 @@ def _can_create(admin: client.CustomObjectsApi, ns: str) -> bool:
     return True
 
 
-def test_the_decision_reader_role_reads_decisions_only(fleet: FleetThread, hub: Hub) -> None:
-    rules = client.RbacAuthorizationV1Api(hub.info.api_client()).read_cluster_role(
-        "clusterset:placement-decision-reader").rules
+def test_consumers_read_decisions_and_view_aggregates_them(hub: Hub) -> None:
+    rbac = client.RbacAuthorizationV1Api(hub.info.api_client())
+    rules = rbac.read_cluster_role("clusterset:placement-decision-reader").rules
     assert [(r.api_groups, r.resources, r.verbs) for r in rules] == [
         (["multicluster.x-k8s.io"], ["placementdecisions"], ["get", "list", "watch"])]
+
+    def granted(role: str) -> dict[str, set[str]]:
+        verbs: dict[str, set[str]] = {}
+        for r in rbac.read_cluster_role(role).rules or []:
+            if {"clusterset.io", "multicluster.x-k8s.io"} & set(r.api_groups or []):
+                for res in r.resources or []:
+                    verbs.setdefault(res, set()).update(r.verbs)
+        return verbs
+
+    view = wait_until(lambda: granted("view").get("placementdecisions") and granted("view"))
+    assert view["placements"] == {"get", "list", "watch"} and "clustersetbindings" not in view
+    edit = granted("edit")
+    assert "create" in edit["placements"] and "create" in edit["worksets"]
+    assert edit["placementdecisions"] == {"get", "list", "watch"} and "clustersetbindings" not in edit
 
 
 @pytest.mark.parametrize(("name", "expression", "reason", "message"), [

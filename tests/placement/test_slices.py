@@ -1,0 +1,76 @@
+"""More than 100 decisions: a hub with 150 ClusterProfiles made directly (another cluster manager's, with their status
+written through the status subresource), so the scheduler splits its choice into slices of 100 and removes the
+slices it no longer needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clusterset.fleet.embedded import FleetOptions
+from clusterset.testing import FleetThread
+from tests.helpers import wait_until
+from tests.placement.fleet import CLUSTERSET, OURS, UPSTREAM, Hub
+
+COUNT = 150
+
+
+def profile_name(i: int) -> str:
+    return f"cluster-{i:03d}"
+
+
+def make_profile(hub: Hub, i: int) -> None:
+    name = profile_name(i)
+    hub.api.create_namespaced_custom_object(*UPSTREAM, CLUSTERSET, "clusterprofiles", {
+        "apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ClusterProfile",
+        "metadata": {"name": name, "labels": {"x-k8s.io/cluster-manager": "elsewhere", "zone": f"z{i % 3}"}},
+        "spec": {"displayName": name, "clusterManager": {"name": "elsewhere"}}})
+    hub.api.patch_namespaced_custom_object_status(*UPSTREAM, CLUSTERSET, "clusterprofiles", name, {"status": {
+        "conditions": [{"type": "ControlPlaneHealthy", "status": "True", "reason": "Made", "message": "",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+        "properties": [{"name": "index", "value": str(i)}]}})
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    state = Path(tmp_path_factory.mktemp("placement-slices")) / "fleet"
+    thread = FleetThread(FleetOptions(state, members=0, dns=False))
+    try:
+        hub = Hub(thread.info("hub"))
+        for i in range(COUNT):
+            make_profile(hub, i)
+        yield hub
+    finally:
+        thread.stop()
+
+
+def test_more_than_100_decisions_are_split_into_slices_and_removed_again(hub: Hub) -> None:
+    everyone = [profile_name(i) for i in range(COUNT)]
+    hub.place("default", "wide", {})
+    hub.wait_decided("default", "wide", everyone)
+    first, second = hub.slices("default", "wide")
+    assert [s["metadata"]["name"] for s in (first, second)] == ["wide-decision-0", "wide-decision-1"]
+    assert (len(first["decisions"]), len(second["decisions"])) == (100, 50)
+    assert second["metadata"]["labels"]["multicluster.x-k8s.io/decision-index"] == "1"
+    assert hub.placement("default", "wide")["status"]["numberOfSelectedClusters"] == COUNT
+
+    # a new cluster joins: it goes into the slice where its name sorts, the first slice keeps its 100
+    make_profile(hub, COUNT)
+    hub.wait_decided("default", "wide", [*everyone, profile_name(COUNT)])
+    assert hub.slices("default", "wide")[0]["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+
+    # fewer than 100: the second slice goes
+    hub.api.patch_namespaced_custom_object(*OURS, "default", "placements", "wide", {"spec": {
+        "predicates": [{"propertySelector": {"matchExpressions": [{"name": "index", "operator": "Lt",
+                                                                   "values": ["80"]}]}}]}})
+    hub.wait_decided("default", "wide", everyone[:80])
+    assert [s["metadata"]["name"] for s in hub.slices("default", "wide")] == ["wide-decision-0"]
+    # and nothing at all: slice 0 stays, empty
+    hub.api.patch_namespaced_custom_object(*OURS, "default", "placements", "wide", {"spec": {
+        "predicates": [{"labelSelector": {"matchLabels": {"zone": "nowhere"}}}]}})
+    hub.wait_decided("default", "wide", [])
+    c = hub.wait_reason("default", "wide", "NoClusterMatched")
+    assert c["observedGeneration"] == 3 and c["message"] == f"0 of 0 qualifying: {COUNT + 1} not matching any predicate"
+    wait_until(lambda: hub.placement("default", "wide")["status"]["numberOfSelectedClusters"] == 0)

@@ -12,7 +12,7 @@ does not reschedule this one (Steady keeps choices; each Placement sees the othe
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from clusterset.api import objects
@@ -29,19 +29,30 @@ from clusterset.api.placement import (
 from clusterset.api.resources import CLUSTER_PROFILES, NAMESPACES
 from clusterset.api.times import now_rfc3339
 from clusterset.placement import decisions
-from clusterset.placement.scheduler import Cluster, Decision, Misconfigured, Ref, cluster_of, compile_policy, schedule
+from clusterset.placement.scheduler import (
+    Cluster,
+    Decision,
+    Misconfigured,
+    Policy,
+    Qualified,
+    Ref,
+    choose,
+    cluster_of,
+    compile_policy,
+    qualify,
+)
 from clusterset.placement.writes import create_or_update, delete, record_event, update_status
+from clusterset.runtime import Cache, Controller, Event, ObjectKey, Request, Result, Watch
 from clusterset.runtime import Cluster as Engaged
-from clusterset.runtime import Controller, Event, ObjectKey, Request, Result, Watch
 from clusterset.runtime.cache import key_of
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 EVERY_PLACEMENT = "*"  # the key that reschedules every Placement
-BY_CLUSTER = "by-cluster"  # the decisions cache's index: "<namespace>/<name>" of each cluster a slice names
 SYNC_TIMEOUT = 30.0
 EVENT_NAMES_SHOWN = 10
+QUALIFIED_KEPT = 1024
 
 
 def _cluster_refs(obj: Obj) -> Iterable[str]:
@@ -78,13 +89,23 @@ class PlacementScheduler:
 
     def __init__(self) -> None:
         self._inventory: tuple[str, list[Cluster]] = ("", [])  # the profiles cache's resourceVersion, its clusters
+        self._qualified: dict[tuple[Any, ...], Qualified] = {}  # for the current inventory, per bound sets and filters
+        self.counts = ChoiceCounts()
 
-    def inventory(self, hub: Engaged) -> list[Cluster]:
-        """Every ClusterProfile as the scheduler sees it, parsed again only after the cache changed."""
+    def qualified(self, hub: Engaged, policy: Policy, bound: frozenset[str]) -> Qualified:
+        """The clusters that pass the policy's filters. The ClusterProfiles are parsed again only after their cache
+        changed, and the filters' outcome is kept until then for Placements that filter alike."""
         cache = hub.cache(CLUSTER_PROFILES)
         if self._inventory[0] != cache.resource_version or not cache.resource_version:
             self._inventory = (cache.resource_version, [cluster_of(p) for p in cache.list()])
-        return self._inventory[1]
+            self._qualified.clear()
+        key = (bound, policy.filter_key)
+        found = self._qualified.get(key)
+        if found is None:
+            if len(self._qualified) >= QUALIFIED_KEPT:
+                self._qualified.clear()
+            found = self._qualified[key] = qualify(policy, self._inventory[1], bound)
+        return found
 
     async def reconcile(self, req: Request) -> Result | None:
         hub = req.cluster
@@ -125,8 +146,8 @@ class PlacementScheduler:
                 chosen, satisfied, reason = None, False, decisions.MISCONFIGURED
                 message = f"{exc}; the clusters chosen before stay chosen until it is fixed"
             else:
-                outcome = schedule(policy, self.inventory(hub), frozenset(s for s in bound if s),
-                                   current, _load(slice_cache, (namespace, name)))
+                outcome = choose(policy, self.qualified(hub, policy, frozenset(s for s in bound if s)), current,
+                                 self.counts.load(slice_cache, current))
                 chosen, satisfied = outcome.chosen, outcome.satisfied
                 reason = decisions.ALL_DECIDED if satisfied else \
                     decisions.NO_CLUSTER_MATCHED if not outcome.chosen else decisions.NOT_ALL_DECIDED
@@ -171,15 +192,54 @@ class PlacementScheduler:
             await record_event(hub.client, placement, "Warning", reason, message)
 
 
-def _load(slice_cache: Any, own: tuple[str, str]) -> Any:
-    """How many other Placements choose a cluster now, from the decisions cache's index."""
-    def load(ref: Ref) -> int:
-        owners = {(objects.meta(s).get("namespace"), objects.labels(s).get(DECISION_KEY_LABEL))
-                  for s in slice_cache.index(BY_CLUSTER, f"{ref[0]}/{ref[1]}")}
-        owners.discard(own)
-        return len(owners)
+class ChoiceCounts:
+    """How many PlacementDecision slices name each cluster (a Placement names a cluster in one slice at most, so this
+    is how many Placements choose it), kept from the decisions watch's events: Balance reads it for every candidate
+    of every scheduling. Each slice's contribution is replaced, never added twice, so replayed events are harmless;
+    events missed while the controller was stopped show as a slice count that differs from the cache's, and the
+    counts are then rebuilt from the cache."""
 
-    return load
+    def __init__(self) -> None:
+        self._by_slice: dict[ObjectKey, frozenset[str]] = {}
+        self._counts: dict[str, int] = {}
+
+    def observe(self, event: Event) -> bool:
+        """The decisions watch's predicate: counts, and lets every event through."""
+        if event.type == "DELETED":
+            self._set(key_of(event.obj), None)
+        else:
+            self._set(key_of(event.obj), frozenset(_cluster_refs(event.obj)))
+        return True
+
+    def _set(self, key: ObjectKey, refs: frozenset[str] | None) -> None:
+        old = self._by_slice.get(key, frozenset())
+        if refs is None:
+            self._by_slice.pop(key, None)
+            refs = frozenset()
+        else:
+            self._by_slice[key] = refs
+        for ref in old - refs:
+            left = self._counts[ref] - 1
+            if left:
+                self._counts[ref] = left
+            else:
+                del self._counts[ref]
+        for ref in refs - old:
+            self._counts[ref] = self._counts.get(ref, 0) + 1
+
+    def load(self, cache: Cache, own: frozenset[Ref]) -> Callable[[Ref], int]:
+        """Other Placements choosing a cluster: its count less this Placement's own choice."""
+        if len(self._by_slice) != len(cache):
+            self._by_slice.clear()
+            self._counts.clear()
+            for obj in cache.list():
+                self._set(key_of(obj), frozenset(_cluster_refs(obj)))
+        counts = self._counts
+
+        def load(ref: Ref) -> int:
+            return counts.get(f"{ref[0]}/{ref[1]}", 0) - (ref in own)
+
+        return load
 
 
 def _decision_key(cluster: str, obj: Obj) -> list[tuple[str, ObjectKey]]:
@@ -200,9 +260,6 @@ def placement_controller(hub: str = "hub", workers: int = 4) -> Controller:
             for placement in req.cluster.cache(PLACEMENTS).list():
                 controller.enqueue(req.cluster, key_of(placement))
             return None
-        slice_cache = req.cluster.cache(PLACEMENT_DECISIONS, label_selector=DECISION_KEY_LABEL)
-        if not slice_cache.has_index(BY_CLUSTER):
-            slice_cache.add_index(BY_CLUSTER, _cluster_refs)
         return await scheduler.reconcile(req)
 
     controller = Controller(
@@ -210,7 +267,8 @@ def placement_controller(hub: str = "hub", workers: int = 4) -> Controller:
         reconcile,
         [
             Watch(PLACEMENTS, predicate=_placement_changed),
-            Watch(PLACEMENT_DECISIONS, label_selector=DECISION_KEY_LABEL, map_to=_decision_key),
+            Watch(PLACEMENT_DECISIONS, label_selector=DECISION_KEY_LABEL, map_to=_decision_key,
+                  predicate=scheduler.counts.observe),
             Watch(CLUSTER_PROFILES, map_to=_every_placement, predicate=_profile_matters),
             Watch(CLUSTERSET_BINDINGS, map_to=_every_placement),
             Watch(NAMESPACES, label_selector=CLUSTERSET_NAMESPACE_LABEL, map_to=_every_placement),

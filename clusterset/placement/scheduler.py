@@ -13,6 +13,7 @@ so an unchanged inventory rewrites nothing.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,10 +46,10 @@ class Cluster:
     healthy: bool = True
     taints: tuple[Taint, ...] = ()
     taint_problem: str | None = None  # a malformed annotation: the cluster cannot be chosen
+    ref: Ref = field(init=False, compare=False)
 
-    @property
-    def ref(self) -> Ref:
-        return (self.namespace, self.name)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ref", (self.namespace, self.name))
 
 
 def cluster_of(profile: dict[str, Any]) -> Cluster:
@@ -99,10 +100,15 @@ class Policy:
     """A Placement's spec, checked and compiled."""
 
     number: int | None = None
-    predicates: tuple[tuple[Selector, Selector], ...] = ()  # (labels, properties) per predicate
+    predicates: tuple[tuple[Selector | None, Selector | None], ...] = ()  # (labels, properties); None: any
     prioritizers: tuple[tuple[str, str, int], ...] = DEFAULT_PRIORITIZERS  # (type, property, weight)
     spread: tuple[Spread, ...] = ()
     tolerations: tuple[Toleration, ...] = ()
+
+    @property
+    def filter_key(self) -> tuple[Any, ...]:
+        """What `qualify` reads of the policy."""
+        return (self.predicates, self.tolerations, tuple(s for s in self.spread if s.required))
 
 
 def _property_selector(selector: Any, where: str) -> Selector:
@@ -146,7 +152,7 @@ def compile_policy(spec: Mapping[str, Any]) -> Policy:
         except SelectorError as exc:
             raise Misconfigured(f"{where}.labelSelector: {exc}") from None
         props = _property_selector(predicate.get("propertySelector") or {}, f"{where}.propertySelector")
-        predicates.append((label, props))
+        predicates.append((None if label.empty else label.prepared(), None if props.empty else props.prepared()))
     prioritizers: tuple[tuple[str, str, int], ...] = DEFAULT_PRIORITIZERS
     if spec.get("prioritizers") is not None:
         chosen = []
@@ -244,10 +250,19 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
-def schedule(policy: Policy, clusters: Iterable[Cluster], bound: frozenset[str], current: frozenset[Ref] = frozenset(),
-             load: Callable[[Ref], int] | None = None) -> Outcome:
-    """Chooses clusters. `bound`: the namespaces of the ClusterSets this Placement may choose from; `current`: what it
-    has chosen now (Steady); `load`: how many other Placements choose each cluster now (Balance)."""
+@dataclass(frozen=True)
+class Qualified:
+    """The clusters that passed every filter (in the inventory's order), why each qualified, and how many clusters
+    each rule filtered out. A function of the inventory, the bound sets and `Policy.filter_key` only, so a caller
+    may keep it for Placements that filter alike."""
+
+    candidates: tuple[Cluster, ...]
+    reasons: Mapping[Ref, str]
+    filtered: Mapping[str, int]
+
+
+def qualify(policy: Policy, clusters: Iterable[Cluster], bound: frozenset[str]) -> Qualified:
+    """Applies the filters. `bound`: the namespaces of the ClusterSets this Placement may choose from."""
     filtered: dict[str, int] = {}
 
     def out(rule: str) -> None:
@@ -256,7 +271,8 @@ def schedule(policy: Policy, clusters: Iterable[Cluster], bound: frozenset[str],
     candidates: list[Cluster] = []
     reasons: dict[Ref, str] = {}
     required = [s for s in policy.spread if s.required]
-    for c in sorted(clusters, key=lambda c: c.ref):
+    predicates = policy.predicates
+    for c in clusters:
         if c.namespace not in bound:
             out("not in a bound ClusterSet")
             continue
@@ -269,37 +285,58 @@ def schedule(policy: Policy, clusters: Iterable[Cluster], bound: frozenset[str],
         if c.taints and (taint := _untolerated(c.taints, NO_SELECT, policy.tolerations)) is not None:
             out(f"tainted {taint}")
             continue
-        if policy.predicates:
-            matched = next((i for i, (lab, props) in enumerate(policy.predicates)
-                            if lab.matches(c.labels) and props.matches(c.properties)), None)
-            if matched is None:
+        if predicates:
+            for i, (lab, props) in enumerate(predicates):
+                if (lab is None or lab.matches(c.labels)) and (props is None or props.matches(c.properties)):
+                    reasons[c.ref] = _PREDICATE_REASONS[i] if i < len(_PREDICATE_REASONS) else f"predicate {i}"
+                    break
+            else:
                 out("not matching any predicate")
                 continue
-            reasons[c.ref] = f"predicate {matched}"
         else:
             reasons[c.ref] = "no predicates"
-        missing = next((s for s in required if s.value(c) is None), None)
-        if missing is not None:
+        if required and (missing := next((s for s in required if s.value(c) is None), None)) is not None:
             out(f"without the spread's {missing}")
             continue
         candidates.append(c)
+    return Qualified(tuple(candidates), reasons, dict(sorted(filtered.items(), key=lambda item: _rank(item[0]))))
 
-    scores = _scores(policy, candidates, current, load or _no_load)
+
+_PREDICATE_REASONS = tuple(f"predicate {i}" for i in range(16))
+
+
+def choose(policy: Policy, qualified: Qualified, current: frozenset[Ref] = frozenset(),
+           load: Callable[[Ref], int] | None = None) -> Outcome:
+    """Scores the qualified clusters and takes the best. `current`: what the Placement has chosen now (Steady);
+    `load(ref)`: how many other Placements choose that cluster now (Balance)."""
+    candidates = qualified.candidates
+    scores = _scores(policy, list(candidates), current, load or _no_load)
     avoided = [bool(c.taints) and _untolerated(c.taints, PREFER_NO_SELECT, policy.tolerations) is not None
                for c in candidates]
-    ranked = sorted(range(len(candidates)), key=lambda i: (avoided[i], -scores[i], candidates[i].ref))
     limit = len(candidates) if policy.number is None else min(policy.number, len(candidates))
+    filtered = dict(qualified.filtered)
+    order = range(len(candidates))
+
+    def rank(i: int) -> tuple[bool, int, Ref]:
+        return (avoided[i], -scores[i], candidates[i].ref)
+
     if policy.spread:
-        picked = _spread(policy.spread, [candidates[i] for i in ranked], limit)
+        picked = _spread(policy.spread, [candidates[i] for i in sorted(order, key=rank)], limit)
         if len(picked) < limit:
             filtered["held back by DoNotSchedule spread"] = limit - len(picked)
-        chosen_refs = set(picked)
+        chosen_at = {c.ref: i for i, c in enumerate(candidates)}
+        best = [chosen_at[ref] for ref in picked]
     else:
-        chosen_refs = {candidates[i].ref for i in ranked[:limit]}
-    score_of = {c.ref: s for c, s in zip(candidates, scores, strict=True)}
-    chosen = [Decision(ref, reasons[ref], score_of[ref]) for ref in sorted(chosen_refs)]
-    in_order = dict(sorted(filtered.items(), key=lambda item: _rank(item[0])))
-    return Outcome(chosen, policy.number, len(candidates), in_order)
+        best = heapq.nsmallest(limit, order, key=rank) if limit < len(candidates) else list(order)
+    chosen = sorted((Decision(candidates[i].ref, qualified.reasons[candidates[i].ref], scores[i]) for i in best),
+                    key=lambda d: d.ref)
+    return Outcome(chosen, policy.number, len(candidates), filtered)
+
+
+def schedule(policy: Policy, clusters: Iterable[Cluster], bound: frozenset[str], current: frozenset[Ref] = frozenset(),
+             load: Callable[[Ref], int] | None = None) -> Outcome:
+    """Chooses clusters: `qualify`, then `choose`."""
+    return choose(policy, qualify(policy, clusters, bound), current, load)
 
 
 _RULES = ("not in a bound", "unhealthy", "with malformed", "tainted", "not matching", "without the spread", "held back")

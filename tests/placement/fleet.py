@@ -57,14 +57,14 @@ class Hub:
             return None
         return [d["clusterProfileRef"]["name"] for s in slices for d in s["decisions"]]
 
-    def wait_decided(self, namespace: str, name: str, want: list[str], timeout: float = 15) -> None:
+    def wait_decided(self, namespace: str, name: str, want: list[str], timeout: float = 30) -> None:
         wait_until(lambda: self.decided(namespace, name) == want, timeout=timeout,
                    message=f"{namespace}/{name} to decide {want} (last: {self.decided(namespace, name)})")
 
     def satisfied(self, namespace: str, name: str) -> Obj:
         return condition((self.placement(namespace, name).get("status") or {}).get("conditions"), "Satisfied") or {}
 
-    def wait_reason(self, namespace: str, name: str, reason: str, timeout: float = 15) -> Obj:
+    def wait_reason(self, namespace: str, name: str, reason: str, timeout: float = 30) -> Obj:
         wait_until(lambda: self.satisfied(namespace, name).get("reason") == reason, timeout=timeout,
                    message=f"{namespace}/{name} Satisfied reason {reason} (last: {self.satisfied(namespace, name)})")
         return self.satisfied(namespace, name)

@@ -53,7 +53,7 @@ def gpus(hub: Hub, name: str) -> str | None:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetThread]:
     state = Path(tmp_path_factory.mktemp("placement-fleet")) / "fleet"
-    thread = FleetThread(FleetOptions(state, members=5, heartbeat=0.5, grace=6.0, probe_timeout=2.0, dns=False))
+    thread = FleetThread(FleetOptions(state, members=5, heartbeat=0.5, grace=30.0, probe_timeout=2.0, dns=False))
     try:
         hub = Hub(thread.info("hub"))
         wait_until(lambda: all(healthy(hub, m) for m in MEMBERS), timeout=60, message="five healthy members")

@@ -190,7 +190,7 @@ def pure_rate(n: int, placements: int, runs: int) -> float:
     policy = compile_policy(SPEC)
     started = time.perf_counter()
     for _ in range(runs):
-        schedule(policy, clusters, frozenset({CLUSTERSET}), frozenset(), load.__getitem__)
+        schedule(policy, clusters, frozenset({CLUSTERSET}), frozenset(), load)
     return runs / (time.perf_counter() - started)
 
 

@@ -12,7 +12,7 @@ does not reschedule this one (Steady keeps choices; each Placement sees the othe
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from clusterset.api import objects
@@ -53,14 +53,6 @@ EVERY_PLACEMENT = "*"  # the key that reschedules every Placement
 SYNC_TIMEOUT = 30.0
 EVENT_NAMES_SHOWN = 10
 QUALIFIED_KEPT = 1024
-
-
-def _cluster_refs(obj: Obj) -> Iterable[str]:
-    namespace = objects.meta(obj).get("namespace") or ""
-    for d in obj.get("decisions") or []:
-        ref = (d.get("clusterProfileRef") or {}) if isinstance(d, dict) else {}
-        if isinstance(ref.get("name"), str):
-            yield f"{ref.get('namespace') or namespace}/{ref['name']}"
 
 
 def _what_scheduling_reads(profile: Obj) -> tuple[Any, ...]:
@@ -147,7 +139,7 @@ class PlacementScheduler:
                 message = f"{exc}; the clusters chosen before stay chosen until it is fixed"
             else:
                 outcome = choose(policy, self.qualified(hub, policy, frozenset(s for s in bound if s)), current,
-                                 self.counts.load(slice_cache, current))
+                                 self.counts.of(slice_cache))
                 chosen, satisfied = outcome.chosen, outcome.satisfied
                 reason = decisions.ALL_DECIDED if satisfied else \
                     decisions.NO_CLUSTER_MATCHED if not outcome.chosen else decisions.NOT_ALL_DECIDED
@@ -200,18 +192,18 @@ class ChoiceCounts:
     counts are then rebuilt from the cache."""
 
     def __init__(self) -> None:
-        self._by_slice: dict[ObjectKey, frozenset[str]] = {}
-        self._counts: dict[str, int] = {}
+        self._by_slice: dict[ObjectKey, frozenset[Ref]] = {}
+        self._counts: dict[Ref, int] = {}
 
     def observe(self, event: Event) -> bool:
         """The decisions watch's predicate: counts, and lets every event through."""
         if event.type == "DELETED":
             self._set(key_of(event.obj), None)
         else:
-            self._set(key_of(event.obj), frozenset(_cluster_refs(event.obj)))
+            self._set(key_of(event.obj), decisions.chosen_in([event.obj]))
         return True
 
-    def _set(self, key: ObjectKey, refs: frozenset[str] | None) -> None:
+    def _set(self, key: ObjectKey, refs: frozenset[Ref] | None) -> None:
         old = self._by_slice.get(key, frozenset())
         if refs is None:
             self._by_slice.pop(key, None)
@@ -227,19 +219,14 @@ class ChoiceCounts:
         for ref in refs - old:
             self._counts[ref] = self._counts.get(ref, 0) + 1
 
-    def load(self, cache: Cache, own: frozenset[Ref]) -> Callable[[Ref], int]:
-        """Other Placements choosing a cluster: its count less this Placement's own choice."""
+    def of(self, cache: Cache) -> Mapping[Ref, int]:
+        """The counts, rebuilt first if they missed events of `cache` (the decisions watch's)."""
         if len(self._by_slice) != len(cache):
             self._by_slice.clear()
             self._counts.clear()
             for obj in cache.list():
-                self._set(key_of(obj), frozenset(_cluster_refs(obj)))
-        counts = self._counts
-
-        def load(ref: Ref) -> int:
-            return counts.get(f"{ref[0]}/{ref[1]}", 0) - (ref in own)
-
-        return load
+                self._set(key_of(obj), decisions.chosen_in([obj]))
+        return self._counts
 
 
 def _decision_key(cluster: str, obj: Obj) -> list[tuple[str, ObjectKey]]:

@@ -14,7 +14,7 @@ so an unchanged inventory rewrites nothing.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -217,28 +217,27 @@ def _untolerated(taints: Iterable[Taint], effect: str, tolerations: tuple[Tolera
     return None
 
 
-def _scores(policy: Policy, candidates: list[Cluster], current: frozenset[Ref],
-            load: Callable[[Ref], int]) -> list[int]:
+def _scores(policy: Policy, candidates: tuple[Cluster, ...], current: frozenset[Ref],
+            load: Mapping[Ref, int]) -> list[int]:
     totals = [0] * len(candidates)
     for kind, prop, weight in policy.prioritizers:
         if kind == STEADY:
+            if not current:
+                continue
             scores = [100 if c.ref in current else 0 for c in candidates]
-        elif kind == BALANCE:
-            counts = [load(c.ref) for c in candidates]
+        elif kind == BALANCE:  # the other Placements choosing each cluster: fewer scores higher
+            counts = [load.get(c.ref, 0) for c in candidates]
+            if current:
+                counts = [n - (c.ref in current) for n, c in zip(counts, candidates, strict=True)]
             most = max(counts, default=0)
-            scores = [100 - (200 * n) // most if most else 100 for n in counts]
+            scores = [100 - (200 * n) // most for n in counts] if most else [100] * len(candidates)
         else:  # Property: integer values normalized over the candidates to -100..100; other values score 0
             values = [_int_or_none(c.properties.get(prop)) for c in candidates]
             ints = [v for v in values if v is not None]
             low, high = (min(ints), max(ints)) if ints else (0, 0)
             scores = [0 if v is None or high == low else (200 * (v - low)) // (high - low) - 100 for v in values]
-        for i, s in enumerate(scores):
-            totals[i] += weight * s
+        totals = [t + weight * s for t, s in zip(totals, scores, strict=True)]
     return totals
-
-
-def _no_load(_ref: Ref) -> int:
-    return 0
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -306,35 +305,32 @@ _PREDICATE_REASONS = tuple(f"predicate {i}" for i in range(16))
 
 
 def choose(policy: Policy, qualified: Qualified, current: frozenset[Ref] = frozenset(),
-           load: Callable[[Ref], int] | None = None) -> Outcome:
+           load: Mapping[Ref, int] | None = None) -> Outcome:
     """Scores the qualified clusters and takes the best. `current`: what the Placement has chosen now (Steady);
-    `load(ref)`: how many other Placements choose that cluster now (Balance)."""
+    `load`: how many Placements choose each cluster now, this one included (Balance counts the others)."""
     candidates = qualified.candidates
-    scores = _scores(policy, list(candidates), current, load or _no_load)
-    avoided = [bool(c.taints) and _untolerated(c.taints, PREFER_NO_SELECT, policy.tolerations) is not None
-               for c in candidates]
+    scores = _scores(policy, candidates, current, load or {})
+    tolerations = policy.tolerations
+    # best first: clusters with an untolerated PreferNoSelect taint last, then by score, then by namespace/name
+    ranked = [(bool(c.taints) and _untolerated(c.taints, PREFER_NO_SELECT, tolerations) is not None, -s, c.ref, i)
+              for i, (c, s) in enumerate(zip(candidates, scores, strict=True))]
     limit = len(candidates) if policy.number is None else min(policy.number, len(candidates))
     filtered = dict(qualified.filtered)
-    order = range(len(candidates))
-
-    def rank(i: int) -> tuple[bool, int, Ref]:
-        return (avoided[i], -scores[i], candidates[i].ref)
-
     if policy.spread:
-        picked = _spread(policy.spread, [candidates[i] for i in sorted(order, key=rank)], limit)
+        ranked.sort()
+        picked = set(_spread(policy.spread, [candidates[r[3]] for r in ranked], limit))
         if len(picked) < limit:
             filtered["held back by DoNotSchedule spread"] = limit - len(picked)
-        chosen_at = {c.ref: i for i, c in enumerate(candidates)}
-        best = [chosen_at[ref] for ref in picked]
+        best = [r[3] for r in ranked if r[2] in picked]
     else:
-        best = heapq.nsmallest(limit, order, key=rank) if limit < len(candidates) else list(order)
+        best = [r[3] for r in (heapq.nsmallest(limit, ranked) if limit < len(ranked) else ranked)]
     chosen = sorted((Decision(candidates[i].ref, qualified.reasons[candidates[i].ref], scores[i]) for i in best),
                     key=lambda d: d.ref)
     return Outcome(chosen, policy.number, len(candidates), filtered)
 
 
 def schedule(policy: Policy, clusters: Iterable[Cluster], bound: frozenset[str], current: frozenset[Ref] = frozenset(),
-             load: Callable[[Ref], int] | None = None) -> Outcome:
+             load: Mapping[Ref, int] | None = None) -> Outcome:
     """Chooses clusters: `qualify`, then `choose`."""
     return choose(policy, qualify(policy, clusters, bound), current, load)
 

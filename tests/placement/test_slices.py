@@ -8,8 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubernetes import watch
 
 from clusterset.fleet.embedded import FleetOptions
+from clusterset.fleet.hub import HubOptions, start_hub
+from clusterset.runtime import Manager
 from clusterset.testing import FleetThread
 from tests.helpers import wait_until
 from tests.placement.fleet import CLUSTERSET, OURS, UPSTREAM, Hub
@@ -34,16 +37,21 @@ def make_profile(hub: Hub, i: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetThread]:
     state = Path(tmp_path_factory.mktemp("placement-slices")) / "fleet"
     thread = FleetThread(FleetOptions(state, members=0, dns=False))
     try:
         hub = Hub(thread.info("hub"))
         for i in range(COUNT):
             make_profile(hub, i)
-        yield hub
+        yield thread
     finally:
         thread.stop()
+
+
+@pytest.fixture(scope="module")
+def hub(fleet: FleetThread) -> Hub:
+    return Hub(fleet.info("hub"))
 
 
 def test_more_than_100_decisions_are_split_into_slices_and_removed_again(hub: Hub) -> None:
@@ -74,3 +82,25 @@ def test_more_than_100_decisions_are_split_into_slices_and_removed_again(hub: Hu
     c = hub.wait_reason("default", "wide", "NoClusterMatched")
     assert c["observedGeneration"] == 3 and c["message"] == f"0 of 0 qualifying: {COUNT + 1} not matching any predicate"
     wait_until(lambda: hub.placement("default", "wide")["status"]["numberOfSelectedClusters"] == 0)
+
+
+def test_a_restarted_scheduler_rewrites_nothing(hub: Hub, fleet: FleetThread) -> None:
+    hub.place("default", "steady", {"numberOfClusters": 120})
+    hub.wait_decided("default", "steady", [profile_name(i) for i in range(120)])
+    hub.wait_reason("default", "steady", "AllDecided")
+    start = hub.api.list_namespaced_custom_object(*OURS, "default", "placements")["metadata"]["resourceVersion"]
+
+    async def restart() -> None:
+        await fleet.fleet.hub_manager.stop()
+        fleet.fleet.hub_manager = Manager(name="hub")
+        await start_hub(fleet.fleet.hub_manager, fleet.fleet.admin_client("hub"),
+                        HubOptions(bind_namespaces=("default", CLUSTERSET)))
+
+    fleet.call(restart())
+    hub.place("default", "after-restart", {"numberOfClusters": 1, "prioritizers": [{"type": "Steady"}]})
+    hub.wait_decided("default", "after-restart", [profile_name(0)])
+    for plural, group in (("placementdecisions", UPSTREAM), ("placements", OURS)):
+        events = list(watch.Watch().stream(hub.api.list_namespaced_custom_object, *group, "default", plural,
+                                           resource_version=start, timeout_seconds=1))
+        names = {e["object"]["metadata"]["name"] for e in events}
+        assert names <= {"after-restart", "after-restart-decision-0"}, names

@@ -14,6 +14,8 @@ ClusterProfiles directly (another cluster manager's; status through the status s
   P50/P99 over the samples;
 - **throughput**: a burst of Placements created at once (32 requests in flight), from the first create until the
   last one's decision is seen: placements decided per second;
+- **floor**: a ConfigMap created in the same namespace, timed until this process's watch delivers it: one write
+  and its watch delivery through the same server (a decision needs at least two: the Placement, then its slice);
 - **pure scheduler**: `scheduler.schedule` alone, in this process, over the same N clusters and spec, with the
   Balance load of the burst: schedules per second (the floor the controller's writes add to).
 """
@@ -38,7 +40,7 @@ from typing import Any
 from bench.apiserver_bench import table
 from bench.machine import machine_info
 from clusterset.api.placement import PLACEMENT_DECISIONS, PLACEMENTS
-from clusterset.api.resources import CLUSTER_PROFILES, NAMESPACES
+from clusterset.api.resources import CLUSTER_PROFILES, CONFIG_MAPS, NAMESPACES
 from clusterset.client import ClusterClient
 from clusterset.placement.scheduler import Cluster, compile_policy, schedule
 
@@ -140,6 +142,33 @@ async def decide(hub: ClusterClient, decisions: Decisions, name: str) -> float:
     return await asyncio.wait_for(waiter, TIMEOUT) - started
 
 
+async def write_floor(hub: ClusterClient, samples: int) -> list[float]:
+    """Seconds from a ConfigMap's create until a watch delivers it, one at a time."""
+    listed = await hub.list(CONFIG_MAPS, NAMESPACE)
+    arrived: dict[str, asyncio.Future[float]] = {}
+
+    async def follow() -> None:
+        async for event in hub.watch(CONFIG_MAPS, NAMESPACE, resource_version=listed["metadata"]["resourceVersion"]):
+            fut = arrived.get(event["object"]["metadata"]["name"])
+            if fut is not None and not fut.done():
+                fut.set_result(time.monotonic())
+
+    task = asyncio.create_task(follow())
+    out = []
+    try:
+        for i in range(samples):
+            name = f"floor-{i}"
+            arrived[name] = asyncio.get_running_loop().create_future()
+            started = time.monotonic()
+            await hub.create(CONFIG_MAPS, {"metadata": {"name": name, "namespace": NAMESPACE}, "data": {"i": str(i)}})
+            out.append(await asyncio.wait_for(arrived[name], TIMEOUT) - started)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return out
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -166,6 +195,7 @@ async def measure(hub: ClusterClient, n: int, s: Settings) -> dict[str, Any]:
         await asyncio.sleep(0.1)
     setup = time.monotonic() - made
 
+    floor = await write_floor(hub, s.sequential)
     latencies = [await decide(hub, decisions, f"seq-{i}") for i in range(s.sequential)]
     started = time.monotonic()
     names = [f"burst-{i}" for i in range(s.burst)]
@@ -175,7 +205,7 @@ async def measure(hub: ClusterClient, n: int, s: Settings) -> dict[str, Any]:
     elapsed = max(done) - started
     burst_latencies = [t - started for t in done]
     await decisions.stop()
-    return {"n": n, "setup": setup, "latency": latencies, "burst": s.burst, "burst_seconds": elapsed,
+    return {"n": n, "setup": setup, "floor": floor, "latency": latencies, "burst": s.burst, "burst_seconds": elapsed,
             "burst_latency": burst_latencies, "pure": pure_rate(n, s.sequential + s.burst, s.pure_runs)}
 
 
@@ -238,13 +268,16 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             r = asyncio.run(run_size(n, s, Path(tmp) / "state"))
         lat = [x * 1000 for x in r["latency"]]
+        floor = [x * 1000 for x in r["floor"]]
         rate = r["burst"] / r["burst_seconds"]
         print(f"  N={n}: setup {r['setup']:.1f}s, latency P50/P99 {statistics.median(lat):.1f}/{pct(lat, 0.99):.1f} ms,"
               f" burst {rate:.0f} placements/s, pure {r['pure']:.0f}/s", flush=True)
         rows.append([f"{n:,}", f"{len(lat)}", f"{statistics.median(lat):.1f}", f"{pct(lat, 0.99):.1f}",
+                     f"{statistics.median(floor):.1f} / {pct(floor, 0.99):.1f}",
                      f"{r['burst']:,}", f"{r['burst_seconds']:.2f}", f"{rate:.0f}", f"{r['pure']:.0f}"])
     print()
-    print(table(["clusters", "sequential samples", "latency P50 (ms)", "latency P99 (ms)", "burst", "burst (s)",
+    print(table(["clusters", "sequential samples", "latency P50 (ms)", "latency P99 (ms)",
+                 "floor P50 / P99 (ms)", "burst", "burst (s)",
                  "placements/s", "pure scheduler (/s)"], rows))
     return 0
 

@@ -4,6 +4,7 @@ slices it no longer needs."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from clusterset.fleet.embedded import FleetOptions
 from clusterset.fleet.hub import HubOptions, start_hub
 from clusterset.runtime import Manager
 from clusterset.testing import FleetThread
-from tests.helpers import wait_until
+from tests.conftest import KUBECTLS
+from tests.helpers import table, wait_until
 from tests.placement.fleet import CLUSTERSET, OURS, UPSTREAM, Hub
 
 COUNT = 150
@@ -104,3 +106,30 @@ def test_a_restarted_scheduler_rewrites_nothing(hub: Hub, fleet: FleetThread) ->
                                            resource_version=start, timeout_seconds=1))
         names = {e["object"]["metadata"]["name"] for e in events}
         assert names <= {"after-restart", "after-restart-decision-0"}, names
+
+
+@pytest.mark.parametrize("version", sorted(KUBECTLS) or ["missing"])
+def test_kubectl_shows_placements_and_bindings_with_their_columns(fleet: FleetThread, hub: Hub, version: str,
+                                                                  tmp_path: Path) -> None:
+    if version == "missing":
+        pytest.skip("kubectl is not installed on this machine")
+    name = "columns-" + version.replace(".", "-")
+    hub.place("default", name, {"numberOfClusters": 2})
+    hub.wait_reason("default", name, "AllDecided")
+    state = fleet.state_dir
+    assert state is not None
+
+    def kubectl(*args: str) -> list[list[str]]:
+        out = subprocess.run([KUBECTLS[version], f"--kubeconfig={state / 'kubeconfig'}",
+                              f"--cache-dir={tmp_path / 'cache'}", "--context", "hub", *args],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return table(out.stdout)
+
+    rows = kubectl("get", "placements", "-n", "default", name)
+    assert rows[0] == ["NAME", "SATISFIED", "REASON", "SELECTED", "AGE"]
+    assert rows[1][:4] == [name, "True", "AllDecided", "2"]
+    rows = kubectl("get", "clustersetbindings")  # the hub context's namespace is the ClusterSet's
+    assert rows[0] == ["NAME", "NAMESPACE BOUND", "AGE"]
+    assert [r[:2] for r in rows[1:]] == [["clusterset", "clusterset"], ["default", "default"]]
+    assert kubectl("get", "placementdecisions", "-n", "default", f"{name}-decision-0")[1][0] == f"{name}-decision-0"

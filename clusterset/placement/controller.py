@@ -53,6 +53,7 @@ EVERY_PLACEMENT = "*"  # the key that reschedules every Placement
 SYNC_TIMEOUT = 30.0
 EVENT_NAMES_SHOWN = 10
 QUALIFIED_KEPT = 1024
+KEPT = "the clusters chosen before stay chosen until it is fixed"
 
 
 def _what_scheduling_reads(profile: Obj) -> tuple[Any, ...]:
@@ -99,6 +100,37 @@ class PlacementScheduler:
             found = self._qualified[key] = qualify(policy, self._inventory[1], bound)
         return found
 
+    def decide(self, hub: Engaged, placement: Obj, current: frozenset[Ref],
+               slice_cache: Cache) -> tuple[list[Decision] | None, bool, str, str]:
+        """What a Placement should choose now (None: keep what it has), whether that satisfies it, and why."""
+        namespace = objects.meta(placement).get("namespace") or ""
+        set_namespaces = {objects.labels(ns)[CLUSTERSET_NAMESPACE_LABEL]: ns["metadata"]["name"]
+                          for ns in hub.cache(NAMESPACES, label_selector=CLUSTERSET_NAMESPACE_LABEL).list()
+                          if not objects.meta(ns).get("deletionTimestamp")}
+        bound = {objects.meta(b).get("namespace") for b in hub.cache(CLUSTERSET_BINDINGS).list()
+                 if objects.spec(b).get("namespace") == namespace} & set(set_namespaces.values())
+        if not bound:
+            return [], False, decisions.NO_BINDING, decisions.binding_hint(namespace, sorted(set_namespaces.values()))
+        spec = objects.spec(placement)
+        asked = spec.get("clusterSets")
+        if asked is not None:
+            usable = bound & {set_namespaces.get(s) for s in asked}
+            if not usable:
+                bound_sets = sorted(s for s, ns in set_namespaces.items() if ns in bound)
+                return [], False, decisions.NO_CLUSTER_SETS, (
+                    f"none of spec.clusterSets ({', '.join(map(str, asked)) or 'empty'}) is bound to namespace "
+                    f"{namespace}; bound: {', '.join(bound_sets)}")
+            bound = usable
+        try:
+            policy = compile_policy(spec)
+        except Misconfigured as exc:
+            return None, False, decisions.MISCONFIGURED, f"{exc}; {KEPT}"
+        outcome = choose(policy, self.qualified(hub, policy, frozenset(s for s in bound if s)), current,
+                         self.counts.of(slice_cache))
+        reason = decisions.ALL_DECIDED if outcome.satisfied else \
+            decisions.NO_CLUSTER_MATCHED if not outcome.chosen else decisions.NOT_ALL_DECIDED
+        return outcome.chosen, outcome.satisfied, reason, outcome.summary()
+
     async def reconcile(self, req: Request) -> Result | None:
         hub = req.cluster
         if not hub.synced:
@@ -113,38 +145,7 @@ class PlacementScheduler:
                 if s.get("schedulerName") == SCHEDULER_NAME]
         current = decisions.chosen_in(have)
 
-        set_namespaces = {objects.labels(ns)[CLUSTERSET_NAMESPACE_LABEL]: ns["metadata"]["name"]
-                          for ns in hub.cache(NAMESPACES, label_selector=CLUSTERSET_NAMESPACE_LABEL).list()
-                          if not objects.meta(ns).get("deletionTimestamp")}
-        bound = {objects.meta(b).get("namespace") for b in hub.cache(CLUSTERSET_BINDINGS).list()
-                 if objects.spec(b).get("namespace") == namespace} & set(set_namespaces.values())
-        spec = objects.spec(placement)
-        asked = spec.get("clusterSets")
-        chosen: list[Decision] | None  # None: keep what is chosen now
-        if not bound:
-            chosen, satisfied, reason = [], False, decisions.NO_BINDING
-            message = decisions.binding_hint(namespace, sorted(set_namespaces.values()))
-        elif asked is not None and not (usable := bound & {set_namespaces.get(s) for s in asked}):
-            chosen, satisfied, reason = [], False, decisions.NO_CLUSTER_SETS
-            bound_sets = sorted(s for s, ns in set_namespaces.items() if ns in bound)
-            message = (f"none of spec.clusterSets ({', '.join(map(str, asked)) or 'empty'}) is bound to namespace "
-                       f"{namespace}; bound: {', '.join(bound_sets)}")
-        else:
-            if asked is not None:
-                bound = usable
-            try:
-                policy = compile_policy(spec)
-            except Misconfigured as exc:
-                chosen, satisfied, reason = None, False, decisions.MISCONFIGURED
-                message = f"{exc}; the clusters chosen before stay chosen until it is fixed"
-            else:
-                outcome = choose(policy, self.qualified(hub, policy, frozenset(s for s in bound if s)), current,
-                                 self.counts.of(slice_cache))
-                chosen, satisfied = outcome.chosen, outcome.satisfied
-                reason = decisions.ALL_DECIDED if satisfied else \
-                    decisions.NO_CLUSTER_MATCHED if not outcome.chosen else decisions.NOT_ALL_DECIDED
-                message = outcome.summary()
-
+        chosen, satisfied, reason, message = self.decide(hub, placement, current, slice_cache)
         if chosen is not None:
             want = decisions.slices(placement, chosen)
         else:  # misconfigured: keep the slices there are, but slice 0 exists

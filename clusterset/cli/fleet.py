@@ -95,10 +95,12 @@ def add_parsers(sub: Any) -> None:
     agent.set_defaults(run=async_command(_agent))
 
     hub = sub.add_parser(
-        "hub", help="run the hub's controllers (ClusterProfiles, the multi-cluster services' merge)",
+        "hub", help="run the hub's controllers (ClusterProfiles, the multi-cluster services' merge, placement)",
         description="Runs the hub's controllers against a hub cluster: one ClusterProfile per member, from the "
-                    "reports of its agent, and the merge of the members' service exports into the ClusterSet's "
-                    "multi-cluster services. Replicas elect a leader (Lease <clusterset>/clusterset-hub).")
+                    "reports of its agent, the merge of the members' service exports into the ClusterSet's "
+                    "multi-cluster services, and the placement scheduler (PlacementDecisions for the Placements of "
+                    "namespaces bound with a ClusterSetBinding). Replicas elect a leader (Lease "
+                    "<clusterset>/clusterset-hub).")
     kube_flags(hub)
     hub.add_argument("--clusterset", default=DEFAULT_CLUSTERSET, help="ClusterSet name (default clusterset)")
     hub.add_argument("--grace", type=seconds, default=40.0,

@@ -30,7 +30,7 @@ from clusterset.api.mcs import (
     SOURCE_CLUSTER_LABEL,
 )
 from clusterset.api.objects import condition
-from clusterset.api.placement import WORK_SETS
+from clusterset.api.placement import PLACEMENTS, WORK_SETS
 from clusterset.api.resources import CLUSTER_PROFILES, SECRETS, Resource
 from clusterset.api.times import parse_time
 from clusterset.cli.common import (
@@ -51,6 +51,7 @@ from clusterset.cli.common import (
     wait_for_signal,
     whole_seconds,
 )
+from clusterset.cli.placement import placements_table, taints_of
 from clusterset.client import ClusterClient, NotFound
 from clusterset.fleet.embedded import EmbeddedFleet, FleetOptions
 from clusterset.fleet.hub import HubOptions, start_hub
@@ -94,10 +95,12 @@ def add_parsers(sub: Any) -> None:
     agent.set_defaults(run=async_command(_agent))
 
     hub = sub.add_parser(
-        "hub", help="run the hub's controllers (ClusterProfiles, the multi-cluster services' merge)",
+        "hub", help="run the hub's controllers (ClusterProfiles, the multi-cluster services' merge, placement)",
         description="Runs the hub's controllers against a hub cluster: one ClusterProfile per member, from the "
-                    "reports of its agent, and the merge of the members' service exports into the ClusterSet's "
-                    "multi-cluster services. Replicas elect a leader (Lease <clusterset>/clusterset-hub).")
+                    "reports of its agent, the merge of the members' service exports into the ClusterSet's "
+                    "multi-cluster services, and the placement scheduler (PlacementDecisions for the Placements of "
+                    "namespaces bound with a ClusterSetBinding). Replicas elect a leader (Lease "
+                    "<clusterset>/clusterset-hub).")
     kube_flags(hub)
     hub.add_argument("--clusterset", default=DEFAULT_CLUSTERSET, help="ClusterSet name (default clusterset)")
     hub.add_argument("--grace", type=seconds, default=40.0,
@@ -113,8 +116,9 @@ def add_parsers(sub: Any) -> None:
     status = sub.add_parser(
         "status", help="show the fleet: clusters, health, version, properties, multi-cluster services",
         description="Shows the members of a ClusterSet as the hub's ClusterProfiles describe them: health, "
-                    "joined, version, the time of the last report, what is wrong, and properties; then its "
-                    "multi-cluster services: who exports each, their ready endpoints, and conflicts. The hub is "
+                    "joined, version, the time of the last report, what is wrong, taints and properties; then its "
+                    "multi-cluster services: who exports each, their ready endpoints, and conflicts; then the "
+                    "Placements: clusters selected of those requested, and whether they are satisfied. The hub is "
                     "the context `hub` unless --context names another.")
     kube_flags(status)
     status.add_argument("--clusterset", default=DEFAULT_CLUSTERSET, help="ClusterSet name (default clusterset)")
@@ -259,6 +263,7 @@ async def _status(args: argparse.Namespace) -> int:
                    if r["metadata"].get("namespace") == member_namespace(r["metadata"]["name"])}
         services = await _items(hub, CLUSTERSET_SERVICES, args.clusterset)
         endpoints = await _items(hub, CLUSTERSET_ENDPOINTS, args.clusterset)
+        placements = await _items(hub, PLACEMENTS, None)
         worksets = await _items(hub, WORK_SETS, None)
     finally:
         await hub.close()
@@ -266,6 +271,9 @@ async def _status(args: argparse.Namespace) -> int:
     if services:
         print()
         print(services_table(services, endpoints))
+    if placements:
+        print()
+        print(placements_table(placements))
     if worksets:
         print()
         print(worksets_table(worksets))
@@ -304,7 +312,8 @@ def services_table(services: list[dict[str, Any]], endpoints: list[dict[str, Any
 
 
 def status_table(profiles: list[dict[str, Any]], reports: dict[str, dict[str, Any]], now: datetime) -> str:
-    rows: list[tuple[str, ...]] = [("CLUSTER", "HEALTHY", "JOINED", "VERSION", "REPORTED", "REASON", "PROPERTIES")]
+    rows: list[tuple[str, ...]] = [("CLUSTER", "HEALTHY", "JOINED", "VERSION", "REPORTED", "REASON", "TAINTS",
+                                    "PROPERTIES")]
     for p in sorted(profiles, key=lambda p: natural_key(str(p["metadata"]["name"]))):
         status = p.get("status") or {}
         healthy = condition(status.get("conditions"), CONTROL_PLANE_HEALTHY) or {}
@@ -314,7 +323,7 @@ def status_table(profiles: list[dict[str, Any]], reports: dict[str, dict[str, An
         problem = next((c.get("reason") for c in (healthy, joined) if c and c.get("status") != "True"), None)
         rows.append((p["metadata"]["name"], healthy.get("status", "Unknown"), joined.get("status", "Unknown"),
                      (status.get("version") or {}).get("kubernetes", "-"), _ago(observed, now), problem or "-",
-                     props or "-"))
+                     taints_of(p), props or "-"))
     if len(rows) == 1:
         return "no clusters have joined (clusterset join, or clusterset up)"
     return table(rows)

@@ -111,7 +111,9 @@ class EmbeddedFleet:
         self.progress("installing the inventory CRDs on the hub")
         providers = (AccessProvider(EMBEDDED_PROVIDER, self._exec_config()),)
         await start_hub(self.hub_manager, self.admin_client(HUB),
-                        HubOptions(opts.clusterset, grace=opts.grace, access_providers=providers))
+                        HubOptions(opts.clusterset, grace=opts.grace, access_providers=providers,
+                                   # the quick start's Placements: `default` and the hub context's namespace
+                                   bind_namespaces=("default", opts.clusterset)))
 
         await self.agent_manager.start()
         joining = list(self.member_ids)

@@ -26,6 +26,9 @@ CLUSTERSET_BINDINGS = Resource("clusterset.io", "v1alpha1", "clustersetbindings"
 WORK_SETS = Resource("clusterset.io", "v1alpha1", "worksets", "WorkSet")
 SCHEDULER_NAME = "clusterset"  # PlacementDecision.schedulerName
 SATISFIED = "Satisfied"  # the Placement's condition
+# "true" on a Placement: another scheduler writes its PlacementDecisions, ours leaves it alone (OCM's
+# `cluster.open-cluster-management.io/experimental-scheduling-disable`)
+SCHEDULING_DISABLED_ANNOTATION = "clusterset.io/scheduling-disabled"
 # A cluster's taints: a JSON list of {key, value?, effect, timeAdded} on its ClusterProfile (whose spec and status
 # are the standard's), as `clusterset taint` writes it.
 TAINTS_ANNOTATION = "clusterset.io/taints"

@@ -24,6 +24,7 @@ from clusterset.api.placement import (
     PLACEMENTS,
     SATISFIED,
     SCHEDULER_NAME,
+    SCHEDULING_DISABLED_ANNOTATION,
     TAINTS_ANNOTATION,
 )
 from clusterset.api.resources import CLUSTER_PROFILES, NAMESPACES
@@ -74,7 +75,13 @@ def _placement_changed(event: Event) -> bool:
     if event.type != "MODIFIED" or event.old is None:
         return True
     old, new = objects.meta(event.old), objects.meta(event.obj)
-    return any(old.get(f) != new.get(f) for f in ("generation", "deletionTimestamp"))
+    return any(old.get(f) != new.get(f) for f in ("generation", "deletionTimestamp")) or _disabled(
+        event.old) != _disabled(event.obj)
+
+
+def _disabled(placement: Obj) -> bool:
+    """Another scheduler decides this Placement (as OCM's `experimental-scheduling-disable`): ours writes nothing."""
+    return (objects.meta(placement).get("annotations") or {}).get(SCHEDULING_DISABLED_ANNOTATION) == "true"
 
 
 class PlacementScheduler:
@@ -139,6 +146,8 @@ class PlacementScheduler:
         placement = placements.get(req.key) if isinstance(req.key, ObjectKey) else None
         if placement is None or objects.meta(placement).get("deletionTimestamp"):
             return None  # its slices go with it (ownerReferences)
+        if _disabled(placement):
+            return None
         namespace, name = req.namespace, req.name
         slice_cache = hub.cache(PLACEMENT_DECISIONS, label_selector=DECISION_KEY_LABEL)
         have = [s for s in slice_cache.list(namespace, {DECISION_KEY_LABEL: name})

@@ -108,6 +108,24 @@ def test_a_restarted_scheduler_rewrites_nothing(hub: Hub, fleet: FleetThread) ->
         assert names <= {"after-restart", "after-restart-decision-0"}, names
 
 
+def test_a_placement_another_scheduler_decides_is_left_alone(hub: Hub) -> None:
+    hub.place("default", "outside", {"numberOfClusters": 1, "prioritizers": [{"type": "Steady"}]})
+    hub.wait_decided("default", "outside", [profile_name(0)])
+    # the outside scheduler takes over: ours writes nothing more for it, even as its spec changes
+    hub.api.patch_namespaced_custom_object(*OURS, "default", "placements", "outside", {
+        "metadata": {"annotations": {"clusterset.io/scheduling-disabled": "true"}}, "spec": {"numberOfClusters": 2}})
+    # decided after any reaction to the change above (Steady alone: ties go by name)
+    hub.place("default", "marker", {"numberOfClusters": 1, "prioritizers": [{"type": "Steady"}]})
+    hub.wait_decided("default", "marker", [profile_name(0)])
+    assert [d["clusterProfileRef"]["name"] for s in hub.slices("default", "outside") for d in s["decisions"]] == [
+        profile_name(0)]
+    # and back: ours decides it again
+    hub.api.patch_namespaced_custom_object(*OURS, "default", "placements", "outside", {
+        "metadata": {"annotations": {"clusterset.io/scheduling-disabled": None}}})
+    wait_until(lambda: sum(len(s["decisions"]) for s in hub.slices("default", "outside")) == 2, 30,
+               message="our scheduler to decide the Placement again, with its new numberOfClusters")
+
+
 @pytest.mark.parametrize("version", sorted(KUBECTLS) or ["missing"])
 def test_kubectl_shows_placements_and_bindings_with_their_columns(fleet: FleetThread, hub: Hub, version: str,
                                                                   tmp_path: Path) -> None:

@@ -7,7 +7,13 @@ from typing import Any
 
 from kubernetes.client.rest import ApiException
 
-from clusterset.api.placement import DECISION_INDEX_LABEL, DECISION_KEY_LABEL, PLACEMENT_KEY_LABEL, decision_name
+from clusterset.api.placement import (
+    DECISION_INDEX_LABEL,
+    DECISION_KEY_LABEL,
+    PLACEMENT_KEY_LABEL,
+    SCHEDULING_DISABLED_ANNOTATION,
+    decision_name,
+)
 from clusterset.testing import ClusterInfo, FleetThread
 from clusterset.workset.works import WORKSET_LABEL, WORKSET_NAMESPACE_LABEL
 from tests.helpers import core, custom
@@ -32,13 +38,15 @@ class Hub:
 
     # ------------------------------------------------------------ what a user writes
     def namespace_with_placement(self, ns: str, placement: str = "web") -> None:
-        """A namespace, bound to the ClusterSet, with a Placement (no status: no scheduler runs here)."""
+        """A namespace, bound to the ClusterSet, with a Placement that another scheduler decides: the test writes
+        its PlacementDecisions (the fleet's own scheduler leaves it alone)."""
         core(self.info).create_namespace({"metadata": {"name": ns}})
         self.api.create_namespaced_custom_object(CS, V, CLUSTERSET, "clustersetbindings", {
             "apiVersion": f"{CS}/{V}", "kind": "ClusterSetBinding", "metadata": {"name": ns},
             "spec": {"namespace": ns}})
         self.api.create_namespaced_custom_object(CS, V, ns, "placements", {
-            "apiVersion": f"{CS}/{V}", "kind": "Placement", "metadata": {"name": placement}, "spec": {}})
+            "apiVersion": f"{CS}/{V}", "kind": "Placement",
+            "metadata": {"name": placement, "annotations": {SCHEDULING_DISABLED_ANNOTATION: "true"}}, "spec": {}})
 
     def workset(self, ns: str, name: str, manifests: list[Obj], placement: str = "web", **spec: Any) -> Obj:
         return self.api.create_namespaced_custom_object(CS, V, ns, "worksets", {

@@ -38,6 +38,7 @@ from clusterset.api.inventory import (
     member_namespace,
 )
 from clusterset.api.mcs import CLUSTERSET_ENDPOINTS, CLUSTERSET_SERVICES, EXPORTED_ENDPOINTS, EXPORTED_SERVICES
+from clusterset.api.placement import WORKS
 from clusterset.api.resources import (
     CLUSTER_PROPERTIES,
     CRDS,
@@ -290,8 +291,8 @@ async def request_token(client: ClusterClient, namespace: str, service_account: 
 
 
 def agent_role(namespace: str) -> dict[str, Any]:
-    """What an agent may do in its own hub namespace: its report and its MCS records (later Work), and renew its
-    own token."""
+    """What an agent may do in its own hub namespace: its report, its MCS records, its Works, and renew its own
+    token."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": AGENT_ROLE, "namespace": namespace},
@@ -301,6 +302,10 @@ def agent_role(namespace: str) -> dict[str, Any]:
             {"apiGroups": [EXPORTED_SERVICES.group], "resources": [EXPORTED_SERVICES.plural, EXPORTED_ENDPOINTS.plural],
              "verbs": READ_WRITE},
             {"apiGroups": [LEASES.group], "resources": [LEASES.plural], "verbs": READ_WRITE},
+            # Work: the Works it applies (their finalizer) and their status; it never creates or deletes them
+            {"apiGroups": [WORKS.group], "resources": [WORKS.plural], "verbs": ["get", "list", "watch", "update",
+                                                                               "patch"]},
+            {"apiGroups": [WORKS.group], "resources": [f"{WORKS.plural}/status"], "verbs": ["update", "patch"]},
             # its own token, renewed before it expires
             {"apiGroups": [""], "resources": ["serviceaccounts/token"], "resourceNames": [AGENT_SERVICE_ACCOUNT],
              "verbs": ["create"]},

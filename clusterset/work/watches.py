@@ -1,0 +1,45 @@
+"""The objects Works applied on a member, watched per resource type as they are first applied: one label-selected
+informer per (member, resource) (`clusterset.io/work` exists), whose every change queues the object's Work (from
+its annotation). So a status change (ready replicas) or a drift reaches the Work at once, without polling."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+
+from clusterset.api.resources import Resource
+from clusterset.runtime import Cache, Cluster, Event
+from clusterset.runtime.hubview import SYNC_TIMEOUT
+from clusterset.work.manifests import WORK_LABEL, work_of
+
+Enqueue = Callable[[str, tuple[str, str]], None]
+
+
+class AppliedObjects:
+    """Caches of the applied objects of each member, by resource type, started on first use. `enqueue(member,
+    work)` is told of every change; it is set once the controller exists."""
+
+    def __init__(self) -> None:
+        self.enqueue: Enqueue | None = None
+        self._watched: weakref.WeakKeyDictionary[Cluster, set[Resource]] = weakref.WeakKeyDictionary()
+
+    async def cache(self, member: Cluster, resource: Resource) -> Cache:
+        """The loaded cache of `resource`'s applied objects in `member` (its watch queues their Works)."""
+        informer = member.informer(resource, label_selector=WORK_LABEL)
+        watched = self._watched.setdefault(member, set())
+        if resource not in watched:
+            watched.add(resource)
+            informer.add_handler(self._handler(member.name))
+        if not informer.cache.synced.is_set():
+            await informer.cache.wait_synced(SYNC_TIMEOUT)
+        return informer.cache
+
+    def _handler(self, member: str) -> Callable[[Event], None]:
+        def handle(event: Event) -> None:
+            if self.enqueue is None:
+                return
+            for obj in (event.obj, event.old):
+                work = work_of(obj) if obj is not None else None
+                if work is not None:
+                    self.enqueue(member, work)
+        return handle

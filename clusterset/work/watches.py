@@ -4,11 +4,13 @@ its annotation). So a status change (ready replicas) or a drift reaches the Work
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import weakref
 from collections.abc import Callable
 
 from clusterset.api.resources import Resource
-from clusterset.runtime import Cache, Cluster, Event
+from clusterset.runtime import Cache, Cluster, Event, Informer
 from clusterset.runtime.hubview import SYNC_TIMEOUT
 from clusterset.work.manifests import WORK_LABEL, work_of
 
@@ -30,8 +32,7 @@ class AppliedObjects:
         if resource not in watched:
             watched.add(resource)
             informer.add_handler(self._handler(member.name))
-        if not informer.cache.synced.is_set():
-            await informer.cache.wait_synced(SYNC_TIMEOUT)
+        await _loaded(member, informer)
         return informer.cache
 
     def _handler(self, member: str) -> Callable[[Event], None]:
@@ -43,3 +44,16 @@ class AppliedObjects:
                 if work is not None:
                     self.enqueue(member, work)
         return handle
+
+
+async def _loaded(member: Cluster, informer: Informer) -> None:
+    """Waits for the informer's first list, but not for one that was stopped meanwhile (its member disengaged:
+    the pass must end, not hold its key until a timeout)."""
+    deadline = asyncio.get_running_loop().time() + SYNC_TIMEOUT
+    while not informer.cache.synced.is_set():
+        if not informer.running:
+            raise RuntimeError(f"member {member.name} was disengaged while its {informer.resource} loaded")
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"member {member.name}: {informer.resource} not loaded in {SYNC_TIMEOUT}s")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(informer.cache.synced.wait(), 0.1)

@@ -31,6 +31,7 @@ from clusterset.work.manifests import (
     contains,
     desired,
     identifier,
+    names,
     parse,
     same_object,
 )
@@ -79,10 +80,10 @@ class WorkApplier:
         if applied is None:
             applied = await self._create_applied_work(member, work)
         outcomes = [await self._apply(member, work, applied, i, m) for i, m in enumerate(_manifests(work))]
-        kept = await self._remove_stale(member, work, applied, outcomes)
+        kept, failed = await self._remove_stale(member, work, applied, outcomes)
         await self._record_applied(member, applied, outcomes, kept)
         await self._write_status(member, view, work, applied, outcomes)
-        return Result(requeue=True) if any(o.error for o in outcomes) or kept else None
+        return Result(requeue=True) if failed or any(o.error for o in outcomes) else None
 
     # ------------------------------------------------------------------ applying
     def discovery(self, member: Cluster) -> Discovery:
@@ -132,12 +133,17 @@ class WorkApplier:
         return Outcome(ident, live, error, values, problems, bool(rules))
 
     # ------------------------------------------------------------------ what the Work no longer names
-    async def _remove_stale(self, member: Cluster, work: Obj, applied: Obj, outcomes: list[Outcome]) -> list[Obj]:
+    async def _remove_stale(self, member: Cluster, work: Obj, applied: Obj, outcomes: list[Outcome]
+                            ) -> tuple[list[Obj], bool]:
         """Deletes (or, by the delete option's rules, releases) what the AppliedWork tracks and no manifest names
-        any more; returns the entries whose removal failed (kept, and tried again)."""
-        kept = []
+        any more; returns the entries still tracked without a live object this pass (those a failing manifest may
+        still name, and those whose removal failed) and whether a removal failed (the pass is tried again)."""
+        kept, failed = [], False
         for entry in _applied_resources(applied):
-            if any(same_object(entry, o.identifier) for o in outcomes):
+            if any(same_object(entry, o.identifier) for o in outcomes if o.live is not None):
+                continue
+            if any(names(o.identifier, entry) for o in outcomes):
+                kept.append(entry)
                 continue
             try:
                 await self._remove(member, work, applied, entry)
@@ -145,7 +151,8 @@ class WorkApplier:
                 log.warning("removing an object the Work no longer names failed work=%s entry=%s: %s",
                             objects.meta(work).get("name"), entry, exc)
                 kept.append(entry)
-        return kept
+                failed = True
+        return kept, failed
 
     async def _remove(self, member: Cluster, work: Obj, applied: Obj, entry: Obj) -> None:
         if _orphaned(work, entry):

@@ -67,8 +67,7 @@ def identifier(ordinal: int, target: Target | None = None, resource: Resource | 
                    namespace=target.namespace)
     if resource is not None:
         out["resource"] = resource.plural
-        if not resource.namespaced:
-            out["namespace"] = ""
+        out["namespace"] = (target.namespace or "default") if target is not None and resource.namespaced else ""
     return out
 
 
@@ -123,6 +122,17 @@ def contains(have: Any, want: Any) -> bool:
     if isinstance(want, list):
         return isinstance(have, list) and len(have) == len(want) and all(map(contains, have, want))
     return bool(have == want)
+
+
+def names(outcome_identifier: Obj, entry: Obj) -> bool:
+    """Whether a manifest (its identifier) still names a tracked object (an appliedResources entry). A manifest whose
+    resource is not known this pass (its kind not served, discovery failing) still names the object of the same
+    group, kind and name; one that cannot be read names what its ordinal named: neither is removed meanwhile."""
+    if outcome_identifier.get("resource"):
+        return same_object(entry, outcome_identifier)
+    if outcome_identifier.get("kind"):
+        return all((entry.get(f) or "") == (outcome_identifier.get(f) or "") for f in ("group", "kind", "name"))
+    return bool(entry.get("ordinal") == outcome_identifier["ordinal"])
 
 
 def same_object(entry: Obj, other: Obj) -> bool:

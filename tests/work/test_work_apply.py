@@ -134,18 +134,19 @@ def test_an_invalid_manifest_fails_only_itself_with_the_apis_message(works: Work
     unknown = {"apiVersion": "example.com/v1", "kind": "Nonsense", "metadata": {"name": "x", "namespace": "mixed"}}
     unnamed = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "x-", "namespace": "mixed"}}
     works.create("member-1", "mixed", [namespace("mixed"), bad_service, unknown, unnamed,
-                                       configmap("good", "mixed", ok="yes")])
+                                       configmap("good", "mixed", ok="yes"), configmap("lost", "nowhere")])
     work = works.wait_applied("member-1", "mixed")
     applied = {m["identifier"]["ordinal"]: next(c for c in m["conditions"] if c["type"] == "Applied")
                for m in work["status"]["manifestConditions"]}
-    assert [applied[i]["status"] for i in range(5)] == ["True", "False", "False", "False", "True"]
+    assert [applied[i]["status"] for i in range(6)] == ["True", "False", "False", "False", "True", "False"]
     assert "spec.ports[0].port" in applied[1]["message"] and "65535" in applied[1]["message"]
     assert "serves no kind Nonsense in example.com/v1" in applied[2]["message"]
     assert "metadata.name is required" in applied[3]["message"]
+    assert applied[5]["message"] == 'namespaces "nowhere" not found'
     assert cm(works, "member-1", "mixed", "good") is not None
     condition = works.condition("member-1", "mixed", "Applied")
     assert condition is not None and condition["reason"] == "AppliedWorkFailed"
-    assert condition["message"].startswith("3 of 5 manifests failed")
+    assert condition["message"].startswith("4 of 6 manifests failed")
     degraded = works.manifest_condition("member-1", "mixed", 1, "Degraded")
     assert degraded is not None and (degraded["status"], degraded["reason"]) == ("True", "ApplyFailed")
 
@@ -153,13 +154,28 @@ def test_an_invalid_manifest_fails_only_itself_with_the_apis_message(works: Work
         events = core(works.info("member-1")).list_namespaced_event(
             "default", field_selector="involvedObject.kind=AppliedWork,involvedObject.name=mixed").items
         return [e.message for e in events if e.reason == "ManifestApplyFailed"]
-    assert wait_until(lambda: len(warnings()) >= 3, 10, message="a Warning per failing manifest")
+    assert wait_until(lambda: len(warnings()) >= 4, 10, message="a Warning per failing manifest")
 
     # fixed in the Work, the manifest applies; the agent kept running throughout
     bad_service["spec"] = {"ports": [{"port": 80}]}
     works.set_manifests("member-1", "mixed", [namespace("mixed"), bad_service, configmap("good", "mixed", ok="yes")])
     wait_until(lambda: status_of(works, "member-1", "mixed", "Applied") == ("True", "AppliedWorkComplete"), 15,
                message="the fixed Work applied")
+
+
+def test_an_applied_work_deleted_by_hand_is_made_again_and_owns_everything(works: Works) -> None:
+    works.create("member-1", "again", [namespace("again"), configmap("a", "again", n="1")])
+    old = wait_until(lambda: works.applied_work("member-1", "again"), 20)
+    client.CustomObjectsApi(works.api("member-1")).delete_cluster_custom_object(
+        "multicluster.x-k8s.io", "v1alpha1", "appliedworks", "again")
+    new = wait_until(lambda: (a := works.applied_work("member-1", "again")) and a["metadata"]["uid"] !=
+                     old["metadata"]["uid"] and a, 15, message="a new AppliedWork")
+
+    def owned() -> bool:
+        obj = cm(works, "member-1", "again", "a")
+        return obj is not None and [o["uid"] for o in obj["metadata"].get("ownerReferences") or []] == \
+            [new["metadata"]["uid"]]
+    wait_until(owned, 15, message="the ConfigMap owned by the new AppliedWork")
 
 
 def test_a_crd_and_its_resource_in_one_work_apply_on_a_later_pass(works: Works) -> None:

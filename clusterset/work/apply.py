@@ -9,9 +9,11 @@ an unchanged Work (an agent restart, a status event) writes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from clusterset.api import objects
 from clusterset.api.inventory import set_condition
@@ -41,6 +43,8 @@ from clusterset.work.watches import AppliedObjects
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+A = TypeVar("A")
+B = TypeVar("B")
 SEEN_TIMEOUT = 10.0
 EVENT_SOURCE = "clusterset-work"
 EVENT_NAMESPACE = "default"  # the member's Events about an AppliedWork (cluster-scoped) go here, as a Node's do
@@ -72,17 +76,14 @@ class WorkApplier:
         if objects.meta(work).get("deletionTimestamp"):
             await self._finalize(member, view, work, applied)
             return None
-        if WORK_CLEANUP_FINALIZER not in (objects.meta(work).get("finalizers") or []):
-            finalizers = [*(objects.meta(work).get("finalizers") or []), WORK_CLEANUP_FINALIZER]
-            work = await _patch_meta(view.cluster, view.namespace, work, {"finalizers": finalizers})
         if applied is not None and objects.meta(applied).get("deletionTimestamp"):
             return Result(requeue_after=NO_VIEW_RETRY)  # deleted by hand: made again once it is gone
-        if applied is None:
-            applied = await self._create_applied_work(member, work)
-        outcomes = [await self._apply(member, work, applied, i, m) for i, m in enumerate(_manifests(work))]
-        kept, failed = await self._remove_stale(member, work, applied, outcomes)
-        await self._record_applied(member, applied, outcomes, kept)
-        await self._write_status(member, view, work, applied, outcomes)
+        # independent writes (hub, member) go together: the time to Applied is the sum of the writes in sequence
+        current, owner = await _together(_with_finalizer(view, work), self._applied_work(member, work, applied))
+        outcomes = [await self._apply(member, current, owner, i, m) for i, m in enumerate(_manifests(current))]
+        kept, failed = await self._remove_stale(member, current, owner, outcomes)
+        await _together(self._record_applied(member, owner, outcomes, kept),
+                        self._write_status(member, view, current, owner, outcomes))
         return Result(requeue=True) if failed or any(o.error for o in outcomes) else None
 
     # ------------------------------------------------------------------ applying
@@ -92,7 +93,10 @@ class WorkApplier:
             known = self._discovery[member.name] = (member, Discovery(member.client))
         return known[1]
 
-    async def _create_applied_work(self, member: Cluster, work: Obj) -> Obj:
+    async def _applied_work(self, member: Cluster, work: Obj, applied: Obj | None) -> Obj:
+        """The Work's AppliedWork, created if it has none."""
+        if applied is not None:
+            return applied
         meta = objects.meta(work)
         body = {"apiVersion": APPLIED_WORKS.api_version, "kind": APPLIED_WORKS.kind, "metadata": {"name": meta["name"]},
                 "spec": {"workName": meta["name"], "workNamespace": meta["namespace"]}}
@@ -285,6 +289,23 @@ async def _delete_object(member: Cluster, resource: Resource, cache: Cache, obj:
                                    preconditions={"uid": meta["uid"]})
     await cache.wait_for((meta.get("namespace") or "", meta["name"]),
                          lambda now: now is None or objects.meta(now).get("uid") != meta["uid"], SEEN_TIMEOUT)
+
+
+async def _with_finalizer(view: HubView, work: Obj) -> Obj:
+    finalizers = objects.meta(work).get("finalizers") or []
+    if WORK_CLEANUP_FINALIZER in finalizers:
+        return work
+    return await _patch_meta(view.cluster, view.namespace, work, {"finalizers": [*finalizers, WORK_CLEANUP_FINALIZER]})
+
+
+async def _together(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Both awaited at once, and both finished before the first failure is raised (no write left running)."""
+    a, b = await asyncio.gather(first, second, return_exceptions=True)
+    if isinstance(a, BaseException):
+        raise a
+    if isinstance(b, BaseException):
+        raise b
+    return a, b
 
 
 async def _patch_meta(hub: Cluster, namespace: str, work: Obj, fields: Obj) -> Obj:

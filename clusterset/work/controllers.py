@@ -34,7 +34,7 @@ def _applied_work(cluster: str, obj: Obj) -> Keys:
 
 
 def work_controller(views: HubViews, members: Callable[[str], bool],
-                    own_namespace: Callable[[str], str | None], *, workers: int = 4) -> Controller:
+                    own_namespace: Callable[[str], str | None], *, workers: int = 16) -> Controller:
     """The `work-apply` controller of every member `members(name)` accepts; `views(id)` is a member's hub, engaged
     as `<id>@hub`; `own_namespace(view)` the member's namespace there, where its Works are."""
 

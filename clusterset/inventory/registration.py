@@ -38,7 +38,7 @@ from clusterset.api.inventory import (
     member_namespace,
 )
 from clusterset.api.mcs import CLUSTERSET_ENDPOINTS, CLUSTERSET_SERVICES, EXPORTED_ENDPOINTS, EXPORTED_SERVICES
-from clusterset.api.placement import WORKS
+from clusterset.api.placement import APPLIED_WORKS, WORK_CLEANUP_FINALIZER, WORKS
 from clusterset.api.resources import (
     CLUSTER_PROPERTIES,
     CRDS,
@@ -256,6 +256,7 @@ async def leave(hub: ClusterClient | None, member: ClusterClient | None, cluster
             await member.delete(CLUSTER_PROPERTIES, CLUSTERSET_PROPERTY)
         with contextlib.suppress(NotFound):
             await member.delete(SECRETS, HUB_KUBECONFIG_SECRET, SYSTEM_NAMESPACE)
+    await _end_works(hub, member, namespace)
     if hub is not None:
         bindings = await hub.list(ROLE_BINDINGS, label_selector=f"{MEMBER_LABEL}={cluster_id}")
         for binding in bindings.get("items") or []:
@@ -265,6 +266,28 @@ async def leave(hub: ClusterClient | None, member: ClusterClient | None, cluster
             await hub.delete(NAMESPACES, namespace)
     log.info("left cluster=%s", cluster_id)
     return cluster_id
+
+
+async def _end_works(hub: ClusterClient | None, member: ClusterClient | None, namespace: str) -> None:
+    """The Works of a member that leaves end on both sides: on the hub they are deleted without waiting for their
+    finalizer (the agent, cut off, could never run it, and the namespace would stay Terminating), and on the
+    member their AppliedWorks are deleted, so the garbage collector removes what they applied there."""
+    if hub is not None:
+        with contextlib.suppress(NotFound):  # NotFound: a hub without the Work CRD
+            for work in (await hub.list(WORKS, namespace)).get("items") or []:
+                name = work["metadata"]["name"]
+                with contextlib.suppress(NotFound):
+                    await hub.delete(WORKS, name, namespace)
+                    finalizers = (await hub.get(WORKS, name, namespace))["metadata"].get("finalizers") or []
+                    if WORK_CLEANUP_FINALIZER in finalizers:
+                        rest = [f for f in finalizers if f != WORK_CLEANUP_FINALIZER]
+                        await hub.patch(WORKS, name, {"metadata": {"finalizers": rest or None}}, namespace)
+    if member is not None:
+        with contextlib.suppress(NotFound):  # a member without the AppliedWork CRD
+            for applied in (await member.list(APPLIED_WORKS)).get("items") or []:
+                if (applied.get("spec") or {}).get("workNamespace") == namespace:
+                    with contextlib.suppress(NotFound):
+                        await member.delete(APPLIED_WORKS, applied["metadata"]["name"])
 
 
 async def store_hub_kubeconfig(member: ClusterClient, kubeconfig: dict[str, Any]) -> None:

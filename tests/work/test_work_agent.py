@@ -12,6 +12,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from clusterset.inventory.registration import leave
 from clusterset.testing import FleetThread
 from tests.helpers import wait_until
 from tests.inventory.test_fleet import agent_api
@@ -115,3 +116,18 @@ def test_an_agent_token_reaches_only_its_own_works(works: Works) -> None:
     forbidden(lambda: api.create_namespaced_custom_object(GROUP, VERSION, own, "works", {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "Work", "metadata": {"name": "forged"}, "spec": {}}))
     forbidden(lambda: api.delete_namespaced_custom_object(GROUP, VERSION, own, "works", "mine"))
+
+
+def test_leave_ends_the_members_works_on_both_sides(works: Works) -> None:
+    """Last in the module: member-2 is no longer a member after it."""
+    works.create("member-2", "leaving", [namespace("leaving"), configmap("a", "leaving", n="1")])
+    wait_until(lambda: works.read("member-2", lambda api: client.CoreV1Api(api).read_namespaced_config_map(
+        "a", "leaving")), 20, message="the Work applied")
+    fleet = works.fleet
+    fleet.call(leave(fleet.fleet.admin_client("hub"), fleet.fleet.admin_client("member-2")))
+    hub = client.CoreV1Api(works.api("hub"))
+    wait_until(lambda: works.read("hub", lambda _api: hub.read_namespace(hub_namespace("member-2"))) is None, 20,
+               message="the member's hub namespace deleted (no Work finalizer holds it)")
+    assert works.applied_work("member-2", "leaving") is None
+    wait_until(lambda: works.read("member-2", lambda api: client.CoreV1Api(api).read_namespaced_config_map(
+        "a", "leaving")) is None, 15, message="what the member's Works applied removed from it")

@@ -20,7 +20,7 @@ from clusterset.api.inventory import set_condition
 from clusterset.api.placement import APPLIED, APPLIED_WORKS, WORK_CLEANUP_FINALIZER, WORKS
 from clusterset.api.resources import EVENTS, Resource
 from clusterset.api.times import now_rfc3339
-from clusterset.client.errors import ApiError, Conflict, ConnectionFailed, NotFound
+from clusterset.client.errors import ApiError, Conflict, ConnectionFailed, Forbidden, NotFound
 from clusterset.runtime import Cache, Cluster, Request, Result
 from clusterset.runtime.hubview import NO_VIEW_RETRY, HubView, HubViews, ready_view
 from clusterset.work.discovery import Discovery
@@ -258,11 +258,17 @@ def _entry_resource(entry: Obj) -> Resource:
 
 
 async def _delete_entry(member: Cluster, entry: Obj) -> None:
-    """Deletes an applied object if it is still the one applied (its uid)."""
+    """Deletes an applied object if it is still the one applied (its uid). One the member refuses to delete (the
+    `default` namespace) is left, said once in the log: retrying would hold the Work's deletion forever."""
     preconditions = {"uid": entry["uid"]} if entry.get("uid") else None
-    with contextlib.suppress(NotFound, Conflict):  # gone, or another object by that name now: not ours
+    try:
         await member.client.delete(_entry_resource(entry), str(entry["name"]), entry.get("namespace") or None,
                                    propagation_policy="Background", preconditions=preconditions)
+    except (NotFound, Conflict):  # gone, or another object by that name now: not ours
+        pass
+    except Forbidden as exc:
+        log.warning("the member refuses to delete an applied object, left in place cluster=%s entry=%s: %s",
+                    member.name, entry, exc.message)
 
 
 async def _release(member: Cluster, entry: Obj, applied: Obj) -> None:

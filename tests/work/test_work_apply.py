@@ -217,6 +217,16 @@ def test_deleting_a_work_deletes_what_it_applied(works: Works) -> None:
     assert ns is None or ns["metadata"].get("deletionTimestamp"), "the namespace is deleted too"
 
 
+def test_an_object_the_member_will_not_delete_does_not_hold_the_works_deletion(works: Works) -> None:
+    works.create("member-1", "default-ns", [namespace("default"), configmap("d", "default", n="1")])
+    wait_until(lambda: cm(works, "member-1", "default", "d"), 20)
+    works.delete("member-1", "default-ns")
+    wait_until(lambda: works.work("member-1", "default-ns") is None, 15, message="the Work deleted")
+    assert cm(works, "member-1", "default", "d") is None
+    ns = works.read("member-1", lambda api: client.CoreV1Api(api).read_namespace("default"))
+    assert ns is not None and not ns["metadata"].get("deletionTimestamp")
+
+
 def test_orphan_and_selectively_orphan_keep_what_they_name(works: Works) -> None:
     works.create("member-2", "keep", [namespace("keep"), configmap("a", "keep", n="1")],
                  deleteOption={"propagationPolicy": "Orphan"})

@@ -6,7 +6,8 @@ Available `ResourceAvailable`/`ResourceNotAvailable`/`ResourceMissing`; Progress
 running)/`Completed`/`Failed` (not applied); Degraded `AsExpected`/`ApplyFailed`/`ReplicaFailure`/
 `ProgressDeadlineExceeded`/`JobFailed`; with feedback rules, StatusFeedbackSynced `StatusFeedbackSynced`/
 `StatusFeedbackSyncFailed`. The Work: `AppliedWorkComplete`/`AppliedWorkFailed`, `ResourcesAvailable`/
-`ResourcesNotAvailable`, `Applying`/`Completed`, `ResourcesDegraded`/`AsExpected`, each naming the manifests.
+`ResourcesNotAvailable`, `Applying`/`Failed` (nothing running, something not applied)/`Completed`,
+`ResourcesDegraded`/`AsExpected`, each naming the manifests.
 """
 
 from __future__ import annotations
@@ -155,6 +156,7 @@ def work_conditions(outcomes: list[Outcome], per_manifest: list[list[Obj]], gene
                    + _naming(missing), generation) if missing else
         _condition(AVAILABLE, True, "ResourcesAvailable", f"all {total} resources are available", generation),
         _condition(PROGRESSING, True, "Applying", "in progress: " + _naming(running), generation) if running else
+        _condition(PROGRESSING, False, "Failed", "not progressing: " + _naming(failed), generation) if failed else
         _condition(PROGRESSING, False, "Completed", "nothing in progress", generation),
         _condition(DEGRADED, True, "ResourcesDegraded", _naming(degraded, messages=True), generation) if degraded else
         _condition(DEGRADED, False, "AsExpected", "as expected", generation),

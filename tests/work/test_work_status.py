@@ -118,7 +118,7 @@ def test_the_work_names_its_failing_and_unavailable_manifests() -> None:
                                   "invalid: spec.ports[0].port: Invalid value: 70000")
     assert by_type(conditions) == {"Applied": ("False", "AppliedWorkFailed"),
                                    "Available": ("False", "ResourcesNotAvailable"),
-                                   "Progressing": ("False", "Completed"), "Degraded": ("True", "ResourcesDegraded")}
+                                   "Progressing": ("False", "Failed"), "Degraded": ("True", "ResourcesDegraded")}
     assert by_type(work_conditions([], [], 1))["Applied"] == ("True", "AppliedWorkComplete")
 
 

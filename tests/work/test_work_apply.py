@@ -4,11 +4,13 @@ updates, drift, invalid manifests, removed manifests, and deletion with each pro
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-from tests.helpers import core, wait_until
+from tests.conftest import KUBECTLS, Kubectl
+from tests.helpers import core, table, wait_until
 from tests.work.fleet import Works, configmap, deployment, namespace, running_fleet
 
 Obj = dict[str, object]
@@ -72,6 +74,20 @@ def test_a_work_is_applied_owned_by_its_applied_work_and_reports_ready_replicas(
     managers = {m["manager"] for m in web["metadata"]["managedFields"]}
     assert "clusterset-work" in managers
     assert works.applied_work("member-2", "shop") is None  # another member's Works are not this agent's
+
+
+@pytest.mark.skipif(not KUBECTLS, reason="kubectl is not installed on this machine")
+def test_kubectl_shows_a_works_conditions_and_the_applied_work(works: Works, tmp_path: Path) -> None:
+    works.create("member-2", "shown", [configmap("shown", "default", n="1")])
+    wait_until(lambda: status_of(works, "member-2", "shown", "Available") == ("True", "ResourcesAvailable"), 20)
+    binary = KUBECTLS[max(KUBECTLS)]
+    hub = Kubectl(binary, works.info("hub"), tmp_path / "hub-cache")
+    rows = table(hub("get", "works", "-n", "clusterset-member-2"))
+    assert rows[0][:4] == ["NAME", "APPLIED", "AVAILABLE", "DEGRADED"]
+    assert next(r for r in rows if r[0] == "shown")[1:4] == ["True", "True", "False"]
+    member = Kubectl(binary, works.info("member-2"), tmp_path / "member-cache")
+    rows = table(member("get", "appliedworks"))
+    assert next(r for r in rows if r[0] == "shown")[1:3] == ["clusterset-member-2", "shown"]
 
 
 def test_scaling_the_deployment_in_the_work_scales_it_on_the_member(works: Works) -> None:

@@ -93,9 +93,10 @@ def owner_reference(applied_work: Obj) -> Obj:
 
 
 def desired(manifest: Obj, target: Target, resource: Resource, work: tuple[str, str], applied_work: Obj) -> Obj:
-    """The object to apply: the manifest without server-set metadata, in its namespace (`default` when a
-    namespaced manifest names none, as kubectl's default context does), stamped with its Work, and, if namespaced,
-    owned by the AppliedWork (so that deleting the AppliedWork removes it)."""
+    """The object to apply: the manifest without server-set metadata and status (the status subresource's, which
+    an apply of the object ignores), in its namespace (`default` when a namespaced manifest names none, as
+    kubectl's default context does), stamped with its Work, and, if namespaced, owned by the AppliedWork (so that
+    deleting the AppliedWork removes it)."""
     out = copy.deepcopy(manifest)
     out.pop("status", None)
     meta = out.setdefault("metadata", {})

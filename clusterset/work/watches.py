@@ -27,7 +27,7 @@ class AppliedObjects:
 
     async def cache(self, member: Cluster, resource: Resource) -> Cache:
         """The loaded cache of `resource`'s applied objects in `member` (its watch queues their Works)."""
-        informer = member.informer(resource, label_selector=WORK_LABEL)
+        informer = member.informer(resource, label_selector=WORK_LABEL, on_demand=True)
         watched = self._watched.setdefault(member, set())
         if resource not in watched:
             watched.add(resource)

@@ -320,20 +320,22 @@ async def _patch_meta(hub: Cluster, namespace: str, work: Obj, fields: Obj) -> O
     out = await hub.client.patch(WORKS, meta["name"], {"metadata": {**fields, "resourceVersion":
                                                                     meta.get("resourceVersion")}},
                                  namespace=namespace, field_manager=FIELD_MANAGER)
-    await _seen(hub.cache(WORKS, namespace), out)
+    if not objects.meta(out).get("deletionTimestamp"):  # a deleted Work whose last finalizer went is gone already
+        await _seen(hub.cache(WORKS, namespace), out)
     return out
 
 
 async def _seen(cache: Cache, written: Obj) -> None:
-    """Waits until `cache` holds `written` (or something newer), so the next pass starts from it."""
+    """Waits until `cache` holds `written` or something newer, so the next pass starts from it. Versions are
+    compared as numbers when both are (etcd's and our server's are), else only for equality."""
     meta = objects.meta(written)
-    key, version = (meta.get("namespace") or "", meta["name"]), meta.get("resourceVersion")
-    before = cache.get(key)
-    old = objects.meta(before).get("resourceVersion") if before is not None else None
-    if old == version:
-        return
-    await cache.wait_for(key, lambda obj: obj is not None and objects.meta(obj).get("resourceVersion") != old,
-                         SEEN_TIMEOUT)
+    key, version = (meta.get("namespace") or "", meta["name"]), str(meta.get("resourceVersion") or "")
+
+    def caught_up(obj: Obj | None) -> bool:
+        have = str(objects.meta(obj).get("resourceVersion") or "") if obj is not None else ""
+        return have == version or (have.isdigit() and version.isdigit() and int(have) > int(version))
+
+    await cache.wait_for(key, caught_up, SEEN_TIMEOUT)
 
 
 async def _event(member: Cluster, applied: Obj, reason: str, message: str) -> None:

@@ -8,7 +8,7 @@ from clusterset.api.resources import Resource
 # the standards (`../shared/specs/inventory-about-placement-work.md` §3-4)
 PLACEMENT_DECISIONS = Resource("multicluster.x-k8s.io", "v1alpha1", "placementdecisions", "PlacementDecision")
 WORKS = Resource("multicluster.x-k8s.io", "v1alpha1", "works", "Work")
-APPLIED_WORKS = Resource("multicluster.x-k8s.io", "v1alpha1", "appliedworks", "AppliedWork")
+APPLIED_WORKS = Resource("multicluster.x-k8s.io", "v1alpha1", "appliedworks", "AppliedWork", namespaced=False)
 DECISION_KEY_LABEL = "multicluster.x-k8s.io/decision-key"
 DECISION_INDEX_LABEL = "multicluster.x-k8s.io/decision-index"
 PLACEMENT_KEY_LABEL = "multicluster.x-k8s.io/placement-key"

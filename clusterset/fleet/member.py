@@ -18,8 +18,9 @@ from clusterset.inventory.agent import MemberAgent
 from clusterset.inventory.controllers import REPORT_KEY, agent_controller
 from clusterset.mcs.controllers import member_controllers
 from clusterset.mcs.exports import withdraw_exports
-from clusterset.mcs.view import HubView, member_of, view_name
 from clusterset.runtime import Manager
+from clusterset.runtime.hubview import HubView, member_of, view_name
+from clusterset.work.controllers import work_controller
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Members:
             lease_seconds=opts.endpoint_lease, renew_seconds=min(opts.heartbeat, opts.endpoint_lease / 3))
         for controller in self._mcs.all():
             manager.add(controller)
+        manager.add(work_controller(self._hub_view, lambda name: name in self.agents, self._own_namespace))
         self._stopping: set[asyncio.Task[None]] = set()
 
     async def add(self, cluster_id: str, member: ClusterClient, hub: ClusterClient, hub_namespace: str, *,

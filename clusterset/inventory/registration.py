@@ -38,6 +38,7 @@ from clusterset.api.inventory import (
     member_namespace,
 )
 from clusterset.api.mcs import CLUSTERSET_ENDPOINTS, CLUSTERSET_SERVICES, EXPORTED_ENDPOINTS, EXPORTED_SERVICES
+from clusterset.api.placement import APPLIED_WORKS, WORK_CLEANUP_FINALIZER, WORKS
 from clusterset.api.resources import (
     CLUSTER_PROPERTIES,
     CRDS,
@@ -255,6 +256,7 @@ async def leave(hub: ClusterClient | None, member: ClusterClient | None, cluster
             await member.delete(CLUSTER_PROPERTIES, CLUSTERSET_PROPERTY)
         with contextlib.suppress(NotFound):
             await member.delete(SECRETS, HUB_KUBECONFIG_SECRET, SYSTEM_NAMESPACE)
+    await _end_works(hub, member, namespace)
     if hub is not None:
         bindings = await hub.list(ROLE_BINDINGS, label_selector=f"{MEMBER_LABEL}={cluster_id}")
         for binding in bindings.get("items") or []:
@@ -264,6 +266,28 @@ async def leave(hub: ClusterClient | None, member: ClusterClient | None, cluster
             await hub.delete(NAMESPACES, namespace)
     log.info("left cluster=%s", cluster_id)
     return cluster_id
+
+
+async def _end_works(hub: ClusterClient | None, member: ClusterClient | None, namespace: str) -> None:
+    """The Works of a member that leaves end on both sides: on the hub they are deleted without waiting for their
+    finalizer (the agent, cut off, could never run it, and the namespace would stay Terminating), and on the
+    member their AppliedWorks are deleted, so the garbage collector removes what they applied there."""
+    if hub is not None:
+        with contextlib.suppress(NotFound):  # NotFound: a hub without the Work CRD
+            for work in (await hub.list(WORKS, namespace)).get("items") or []:
+                name = work["metadata"]["name"]
+                with contextlib.suppress(NotFound):
+                    await hub.delete(WORKS, name, namespace)
+                    finalizers = (await hub.get(WORKS, name, namespace))["metadata"].get("finalizers") or []
+                    if WORK_CLEANUP_FINALIZER in finalizers:
+                        rest = [f for f in finalizers if f != WORK_CLEANUP_FINALIZER]
+                        await hub.patch(WORKS, name, {"metadata": {"finalizers": rest or None}}, namespace)
+    if member is not None:
+        with contextlib.suppress(NotFound):  # a member without the AppliedWork CRD
+            for applied in (await member.list(APPLIED_WORKS)).get("items") or []:
+                if (applied.get("spec") or {}).get("workNamespace") == namespace:
+                    with contextlib.suppress(NotFound):
+                        await member.delete(APPLIED_WORKS, applied["metadata"]["name"])
 
 
 async def store_hub_kubeconfig(member: ClusterClient, kubeconfig: dict[str, Any]) -> None:
@@ -290,8 +314,8 @@ async def request_token(client: ClusterClient, namespace: str, service_account: 
 
 
 def agent_role(namespace: str) -> dict[str, Any]:
-    """What an agent may do in its own hub namespace: its report and its MCS records (later Work), and renew its
-    own token."""
+    """What an agent may do in its own hub namespace: its report, its MCS records, its Works, and renew its own
+    token."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": AGENT_ROLE, "namespace": namespace},
@@ -301,6 +325,10 @@ def agent_role(namespace: str) -> dict[str, Any]:
             {"apiGroups": [EXPORTED_SERVICES.group], "resources": [EXPORTED_SERVICES.plural, EXPORTED_ENDPOINTS.plural],
              "verbs": READ_WRITE},
             {"apiGroups": [LEASES.group], "resources": [LEASES.plural], "verbs": READ_WRITE},
+            # Work: the Works it applies (their finalizer) and their status; it never creates or deletes them
+            {"apiGroups": [WORKS.group], "resources": [WORKS.plural], "verbs": ["get", "list", "watch", "update",
+                                                                               "patch"]},
+            {"apiGroups": [WORKS.group], "resources": [f"{WORKS.plural}/status"], "verbs": ["update", "patch"]},
             # its own token, renewed before it expires
             {"apiGroups": [""], "resources": ["serviceaccounts/token"], "resourceNames": [AGENT_SERVICE_ACCOUNT],
              "verbs": ["create"]},

@@ -27,8 +27,8 @@ from clusterset.mcs.exports import ExportReconciler
 from clusterset.mcs.imports import IMPORTED_SLICES, ImportReconciler, namespace_services
 from clusterset.mcs.leases import LEASE_KEY, LeaseRenewer
 from clusterset.mcs.records import is_source_slice
-from clusterset.mcs.view import NO_VIEW_RETRY, HubViews, member_of, ready_view
 from clusterset.runtime import Controller, Request, Result, Watch
+from clusterset.runtime.hubview import NO_VIEW_RETRY, HubViews, member_of, ready_view
 
 Obj = dict[str, Any]
 Keys = Iterable[tuple[str, tuple[str, str] | str]]

@@ -38,8 +38,8 @@ from clusterset.mcs.records import (
     validity,
 )
 from clusterset.mcs.sync import converge, delete, ensure, update_status
-from clusterset.mcs.view import NO_VIEW_RETRY, HubView, HubViews, ready_view
 from clusterset.runtime import Cluster, Request, Result
+from clusterset.runtime.hubview import NO_VIEW_RETRY, HubView, HubViews, ready_view
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ from clusterset.api.times import parse_time
 from clusterset.mcs.merge import Export, Merged, merge, route_ports
 from clusterset.mcs.records import service_labels
 from clusterset.mcs.sync import converge, delete, ensure
-from clusterset.mcs.view import synced
 from clusterset.runtime import Controller, Request, Result, Watch
+from clusterset.runtime.hubview import synced
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from clusterset.api.resources import LEASES
 from clusterset.api.times import rfc3339_micro
 from clusterset.client.errors import ApiError, ConnectionFailed
 from clusterset.mcs.sync import ensure
-from clusterset.mcs.view import NO_VIEW_RETRY, SYNC_TIMEOUT, HubViews
 from clusterset.runtime import Request, Result
+from clusterset.runtime.hubview import NO_VIEW_RETRY, SYNC_TIMEOUT, HubViews
 
 log = logging.getLogger(__name__)
 

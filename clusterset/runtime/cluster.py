@@ -29,12 +29,17 @@ class Cluster:
         self.resync_period = resync_period
         self._metrics = metrics
         self._informers: dict[InformerKey, Informer] = {}
+        self._on_demand: set[InformerKey] = set()
         self._stopped = False
 
     def informer(self, resource: Resource, namespace: str | None = None,
-                 label_selector: str | Mapping[str, str] | None = None, field_selector: str | None = None
-                 ) -> Informer:
-        """The shared, started informer for this view of `resource` (created on first use)."""
+                 label_selector: str | Mapping[str, str] | None = None, field_selector: str | None = None,
+                 *, on_demand: bool = False) -> Informer:
+        """The shared, started informer for this view of `resource` (created on first use).
+
+        `on_demand`: started by a reconciler for what it meets (e.g. the kinds of objects it applied), which waits
+        for its cache itself; such a view does not count in `synced`/`wait_synced` (unless also asked for without
+        it), so one that cannot load (its resource no longer served) holds up no other reader of the cluster."""
         if self._stopped:
             raise RuntimeError(f"cluster {self.name!r} was disengaged; its caches are gone")
         if not resource.namespaced:
@@ -43,6 +48,10 @@ class Cluster:
         labels.parse(selector)  # a malformed selector fails here, not in a background task
         key = (resource, namespace or None, selector, field_selector or None)
         informer = self._informers.get(key)
+        if not on_demand:
+            self._on_demand.discard(key)
+        elif informer is None:
+            self._on_demand.add(key)
         if informer is None:
             informer = Informer(
                 self.client, resource, namespace=namespace or None, label_selector=selector,
@@ -61,18 +70,22 @@ class Cluster:
     def informers(self) -> list[Informer]:
         return list(self._informers.values())
 
+    def _awaited(self) -> list[Informer]:
+        return [i for key, i in self._informers.items() if key not in self._on_demand]
+
     @property
     def synced(self) -> bool:
-        return all(i.cache.synced.is_set() for i in self._informers.values())
+        return all(i.cache.synced.is_set() for i in self._awaited())
 
     async def wait_synced(self, timeout: float | None = None) -> None:
-        """Waits until every informer started so far has loaded its first list."""
-        await asyncio.wait_for(asyncio.gather(*(i.cache.synced.wait() for i in self.informers())), timeout)
+        """Waits until every informer started so far (but the on-demand ones) has loaded its first list."""
+        await asyncio.wait_for(asyncio.gather(*(i.cache.synced.wait() for i in self._awaited())), timeout)
 
     async def stop(self) -> None:
         """Stops every informer (cancelling its watch)."""
         self._stopped = True
         informers, self._informers = list(self._informers.values()), {}
+        self._on_demand.clear()
         tasks = [task for informer in informers for task in informer.cancel()]
         await asyncio.gather(*tasks, return_exceptions=True)
 

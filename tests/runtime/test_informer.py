@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from clusterset.api.resources import CONFIG_MAPS
+from clusterset.api.resources import CONFIG_MAPS, Resource
 from clusterset.client import ClusterClient
+from clusterset.runtime.cluster import Cluster
 from clusterset.runtime.informer import ADDED, DELETED, MODIFIED, Event, Informer
 from clusterset.runtime.metrics import Metrics
 from clusterset.testing import ClusterInfo, ServerThread
@@ -164,3 +165,18 @@ async def test_watches_that_end_at_once_are_reopened_with_backoff() -> None:
     finally:
         await informer.stop()
     assert 1 <= client.watches <= 15, client.watches  # a tight loop would open thousands
+
+
+async def test_an_on_demand_view_that_cannot_load_holds_up_no_other_reader(cluster: ClusterInfo,
+                                                                           client: ClusterClient) -> None:
+    unserved = Resource("example.com", "v1", "gadgets", "Gadget")
+    engaged = Cluster("c", client)
+    try:
+        configmaps = engaged.cache(CONFIG_MAPS, "default")
+        gadgets = engaged.informer(unserved, label_selector="clusterset.io/work", on_demand=True)
+        await engaged.wait_synced(10)
+        assert engaged.synced and configmaps.synced.is_set() and not gadgets.cache.synced.is_set()
+        engaged.informer(unserved, label_selector="clusterset.io/work")  # asked for as a plain view: it counts
+        assert not engaged.synced
+    finally:
+        await engaged.stop()

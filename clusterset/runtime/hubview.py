@@ -1,11 +1,12 @@
-"""What a member's MCS controllers see of the hub: the hub engaged with that member's agent credentials."""
+"""What a member's controllers (MCS, Work) see of the hub: the hub engaged with that member's agent credentials,
+next to the member itself, so that hub events map to the member's keys."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from clusterset.runtime import Cluster
+from clusterset.runtime.cluster import Cluster
 
 VIEW_SUFFIX = "@hub"
 
@@ -22,7 +23,7 @@ def member_of(view: str) -> str | None:
 @dataclass(frozen=True)
 class HubView:
     """A member's hub: `cluster` (engaged with the agent's token), its own namespace there (`namespace`, where it
-    writes) and the ClusterSet's (`clusterset`, where it reads the merged services)."""
+    writes its records and reads its Works) and the ClusterSet's (`clusterset`, where it reads the merged services)."""
 
     cluster: Cluster
     namespace: str

@@ -188,7 +188,7 @@ class PlacementScheduler:
 
             changes = [f"added {names(after - before)}" if after - before else "",
                        f"removed {names(before - after)}" if before - after else ""]
-            text = f"{len(after)} clusters chosen ({'; '.join(c for c in changes if c)})"
+            text = f"{len(after)} cluster{'' if len(after) == 1 else 's'} chosen ({'; '.join(c for c in changes if c)})"
             await record_event(hub.client, placement, "Normal", "Scheduled", text)
         if not satisfied and (old.get("reason"), old.get("message")) != (reason, message):
             await record_event(hub.client, placement, "Warning", reason, message)

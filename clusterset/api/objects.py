@@ -40,3 +40,13 @@ def condition(conditions: list[dict[str, Any]] | None, type_: str) -> dict[str, 
         if isinstance(c, dict) and c.get("type") == type_:
             return c
     return None
+
+
+def contains(have: Any, want: Any) -> bool:
+    """`want` is in `have`: objects by their keys (the server may have defaulted more), lists item by item, values
+    equal. What a controller would write is already there when it is contained in what is stored."""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(contains(have.get(k), v) for k, v in want.items())
+    if isinstance(want, list):
+        return isinstance(have, list) and len(have) == len(want) and all(map(contains, have, want))
+    return bool(have == want)

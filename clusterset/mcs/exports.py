@@ -26,10 +26,10 @@ from clusterset.api.mcs import (
     VALID,
     record_name,
 )
-from clusterset.api.resources import ENDPOINT_SLICES, EVENTS, SERVICES
+from clusterset.api.resources import ENDPOINT_SLICES, SERVICES
 from clusterset.api.times import now_rfc3339
 from clusterset.client import ClusterClient
-from clusterset.client.errors import ApiError, NotFound
+from clusterset.client.errors import NotFound
 from clusterset.mcs.records import (
     exported_endpoints,
     exported_service,
@@ -39,6 +39,7 @@ from clusterset.mcs.records import (
 )
 from clusterset.mcs.sync import converge, delete, ensure, update_status
 from clusterset.runtime import Cluster, Request, Result
+from clusterset.runtime.events import record_event
 from clusterset.runtime.hubview import NO_VIEW_RETRY, HubView, HubViews, ready_view
 
 log = logging.getLogger(__name__)
@@ -106,24 +107,6 @@ def _transitions(old: list[Obj], new: list[Obj]) -> list[tuple[str, str, str]]:
     return events
 
 
-async def record_event(client: ClusterClient, export: Obj, type_: str, reason: str, message: str) -> None:
-    meta = export["metadata"]
-    now = now_rfc3339()
-    event = {
-        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-        "involvedObject": {"apiVersion": SERVICE_EXPORTS.api_version, "kind": SERVICE_EXPORTS.kind,
-                           "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid"),
-                           "resourceVersion": meta.get("resourceVersion")},
-        "type": type_, "reason": reason[:128], "message": message[:1024], "count": 1,
-        "firstTimestamp": now, "lastTimestamp": now, "source": {"component": EVENT_SOURCE},
-        "reportingComponent": EVENT_SOURCE,
-    }
-    try:
-        await client.create(EVENTS, event)
-    except ApiError as exc:  # an Event is a courtesy: its failure must not fail the export
-        log.info("event not recorded export=%s/%s: %s", meta["namespace"], meta["name"], exc)
-
-
 class ExportReconciler:
     """Reconciles one ServiceExport (key: namespace, name) of a member."""
 
@@ -188,7 +171,7 @@ class ExportReconciler:
         await update_status(member.client, SERVICE_EXPORTS, member.cache(SERVICE_EXPORTS), export,
                             {**objects.status(export), "conditions": conditions})
         for type_, reason, message in _transitions(current, conditions):
-            await record_event(member.client, export, type_, reason, message)
+            await record_event(member.client, SERVICE_EXPORTS, export, type_, reason, message, EVENT_SOURCE)
 
 
 async def withdraw_exports(hub: ClusterClient, namespace: str) -> int:

@@ -10,24 +10,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from clusterset.api.mcs import FIELD_MANAGER
+from clusterset.api.objects import contains
 from clusterset.api.resources import Resource
 from clusterset.client import ClusterClient
 from clusterset.client.errors import NotFound
 from clusterset.runtime import Cache
-from clusterset.runtime.cache import key_of
+from clusterset.runtime.cache import SEEN_TIMEOUT, key_of
 
 Obj = dict[str, Any]
 META_FIELDS = ("labels", "annotations", "ownerReferences")
-SEEN_TIMEOUT = 10.0  # a watch this late has bigger problems; the reconcile carries on
-
-
-def contains(have: Any, want: Any) -> bool:
-    """`want` is in `have`: dicts by their keys (the server may have defaulted more), anything else equal."""
-    if isinstance(want, dict):
-        return isinstance(have, dict) and all(contains(have.get(k), v) for k, v in want.items())
-    if isinstance(want, list):
-        return isinstance(have, list) and len(have) == len(want) and all(map(contains, have, want))
-    return bool(have == want)
 
 
 def differs(have: Obj, want: Obj, *, defaulted: Iterable[str] = ()) -> bool:
@@ -43,20 +34,6 @@ def differs(have: Obj, want: Obj, *, defaulted: Iterable[str] = ()) -> bool:
         if not (contains(have.get(field), value) if field in loose else have.get(field) == value):
             return True
     return False
-
-
-async def seen(cache: Cache, written: Obj) -> None:
-    """Waits until `cache` holds `written` (or something newer: it was changed again since)."""
-    key, version = key_of(written), written["metadata"].get("resourceVersion")
-    before = cache.get(key)
-    old = before["metadata"].get("resourceVersion") if before is not None else None
-    if old == version:
-        return
-
-    def caught_up(obj: Obj | None) -> bool:
-        return obj is not None and obj["metadata"].get("resourceVersion") != old
-
-    await cache.wait_for(key, caught_up, SEEN_TIMEOUT)
 
 
 async def ensure(client: ClusterClient, resource: Resource, cache: Cache, want: Obj, *,
@@ -78,7 +55,7 @@ async def ensure(client: ClusterClient, resource: Resource, cache: Cache, want: 
                 body[field] = {**old, **value} if field in loose and isinstance(old, dict) and isinstance(value, dict) \
                     else value
         out = await client.update(resource, body, field_manager=FIELD_MANAGER)
-    await seen(cache, out)
+    await cache.seen(out)
     return out
 
 
@@ -87,7 +64,7 @@ async def update_status(client: ClusterClient, resource: Resource, cache: Cache,
     if obj.get("status") == status:
         return obj
     out = await client.update(resource, {**obj, "status": status}, subresource="status", field_manager=FIELD_MANAGER)
-    await seen(cache, out)
+    await cache.seen(out)
     return out
 
 

@@ -42,10 +42,11 @@ from clusterset.placement.scheduler import (
     compile_policy,
     qualify,
 )
-from clusterset.placement.writes import create_or_update, delete, record_event, update_status
+from clusterset.placement.writes import EVENT_SOURCE, create_or_update, delete, update_status
 from clusterset.runtime import Cache, Controller, Event, ObjectKey, Request, Result, Watch
 from clusterset.runtime import Cluster as Engaged
 from clusterset.runtime.cache import key_of
+from clusterset.runtime.events import record_event
 
 log = logging.getLogger(__name__)
 
@@ -189,9 +190,9 @@ class PlacementScheduler:
             changes = [f"added {names(after - before)}" if after - before else "",
                        f"removed {names(before - after)}" if before - after else ""]
             text = f"{len(after)} cluster{'' if len(after) == 1 else 's'} chosen ({'; '.join(c for c in changes if c)})"
-            await record_event(hub.client, placement, "Normal", "Scheduled", text)
+            await record_event(hub.client, PLACEMENTS, placement, "Normal", "Scheduled", text, EVENT_SOURCE)
         if not satisfied and (old.get("reason"), old.get("message")) != (reason, message):
-            await record_event(hub.client, placement, "Warning", reason, message)
+            await record_event(hub.client, PLACEMENTS, placement, "Warning", reason, message, EVENT_SOURCE)
 
 
 class ChoiceCounts:

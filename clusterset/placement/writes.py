@@ -9,29 +9,17 @@ import logging
 from typing import Any
 
 from clusterset.api.placement import PLACEMENTS
-from clusterset.api.resources import EVENTS, Resource
-from clusterset.api.times import now_rfc3339
-from clusterset.client import ApiError, ClusterClient
+from clusterset.api.resources import Resource
+from clusterset.client import ClusterClient
 from clusterset.client.errors import NotFound
 from clusterset.runtime import Cache
-from clusterset.runtime.cache import key_of
+from clusterset.runtime.cache import SEEN_TIMEOUT, key_of
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 FIELD_MANAGER = "clusterset-scheduler"
 EVENT_SOURCE = "clusterset-scheduler"
-SEEN_TIMEOUT = 10.0
-
-
-async def seen(cache: Cache, written: Obj) -> None:
-    """Waits until `cache` holds `written` (or something newer)."""
-    version = written["metadata"].get("resourceVersion")
-    before = cache.get(key_of(written))
-    old = before["metadata"].get("resourceVersion") if before is not None else None
-    if old != version:
-        await cache.wait_for(key_of(written), lambda o: o is not None and o["metadata"].get("resourceVersion") != old,
-                             SEEN_TIMEOUT)
 
 
 async def create_or_update(client: ClusterClient, resource: Resource, cache: Cache, have: Obj | None,
@@ -43,7 +31,7 @@ async def create_or_update(client: ClusterClient, resource: Resource, cache: Cac
         labels = {**(have["metadata"].get("labels") or {}), **(want["metadata"].get("labels") or {})}
         meta = {**have["metadata"], "labels": labels, "ownerReferences": want["metadata"]["ownerReferences"]}
         out = await client.update(resource, {**have, **want, "metadata": meta}, field_manager=FIELD_MANAGER)
-    await seen(cache, out)
+    await cache.seen(out)
 
 
 async def delete(client: ClusterClient, resource: Resource, cache: Cache, obj: Obj) -> None:
@@ -58,23 +46,4 @@ async def delete(client: ClusterClient, resource: Resource, cache: Cache, obj: O
 async def update_status(client: ClusterClient, cache: Cache, placement: Obj, status: Obj) -> None:
     out = await client.update(PLACEMENTS, {**placement, "status": status}, subresource="status",
                               field_manager=FIELD_MANAGER)
-    await seen(cache, out)
-
-
-async def record_event(client: ClusterClient, placement: Obj, type_: str, reason: str, message: str) -> None:
-    """An Event on the Placement; a courtesy, so its failure is only logged."""
-    meta = placement["metadata"]
-    now = now_rfc3339()
-    event = {
-        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-        "involvedObject": {"apiVersion": PLACEMENTS.api_version, "kind": PLACEMENTS.kind, "name": meta["name"],
-                           "namespace": meta["namespace"], "uid": meta.get("uid"),
-                           "resourceVersion": meta.get("resourceVersion")},
-        "type": type_, "reason": reason[:128], "message": message[:1024], "count": 1,
-        "firstTimestamp": now, "lastTimestamp": now, "source": {"component": EVENT_SOURCE},
-        "reportingComponent": EVENT_SOURCE,
-    }
-    try:
-        await client.create(EVENTS, event)
-    except ApiError as exc:
-        log.info("event not recorded placement=%s/%s: %s", meta["namespace"], meta["name"], exc)
+    await cache.seen(out)

@@ -16,6 +16,7 @@ from clusterset.api import labels
 from clusterset.api.resources import Resource
 
 Obj = dict[str, Any]
+SEEN_TIMEOUT = 10.0  # how long a reconciler waits for its own write to come back through its watch
 Indexer = Callable[[Obj], Iterable[str]]
 
 
@@ -144,6 +145,20 @@ class Cache:
                     if not waiters:
                         del self._waiters[key]
         return True
+
+    async def seen(self, written: Obj, timeout: float = SEEN_TIMEOUT) -> bool:
+        """Waits until the cache holds `written` (what a write answered) or something newer, so that the next
+        reconcile starts from it. resourceVersions are compared as numbers when both are (etcd's and the embedded
+        server's are), else only for equality; False after `timeout` (a watch that late has bigger problems: the
+        reconcile carries on)."""
+        meta = written.get("metadata") or {}
+        version = str(meta.get("resourceVersion") or "")
+
+        def caught_up(obj: Obj | None) -> bool:
+            have = str((obj.get("metadata") or {}).get("resourceVersion") or "") if obj is not None else ""
+            return have == version or (have.isdigit() and version.isdigit() and int(have) > int(version))
+
+        return await self.wait_for((meta.get("namespace") or "", meta.get("name") or ""), caught_up, timeout)
 
     def _wake(self, key: ObjectKey) -> None:
         for waiter in self._waiters.pop(key, ()):

@@ -18,10 +18,12 @@ from typing import Any, TypeVar
 from clusterset.api import objects
 from clusterset.api.inventory import set_condition
 from clusterset.api.placement import APPLIED, APPLIED_WORKS, WORK_CLEANUP_FINALIZER, WORKS
-from clusterset.api.resources import EVENTS, Resource
+from clusterset.api.resources import Resource
 from clusterset.api.times import now_rfc3339
 from clusterset.client.errors import ApiError, Conflict, ConnectionFailed, Forbidden, NotFound
 from clusterset.runtime import Cache, Cluster, Request, Result
+from clusterset.runtime.cache import SEEN_TIMEOUT
+from clusterset.runtime.events import record_event
 from clusterset.runtime.hubview import NO_VIEW_RETRY, HubView, HubViews, ready_view
 from clusterset.work.discovery import Discovery
 from clusterset.work.feedback import feedback
@@ -30,7 +32,6 @@ from clusterset.work.manifests import (
     WORK_ANNOTATION,
     WORK_LABEL,
     ManifestError,
-    contains,
     desired,
     identifier,
     names,
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 A = TypeVar("A")
 B = TypeVar("B")
-SEEN_TIMEOUT = 10.0
 EVENT_SOURCE = "clusterset-work"
 EVENT_NAMESPACE = "default"  # the member's Events about an AppliedWork (cluster-scoped) go here, as a Node's do
 
@@ -101,7 +101,7 @@ class WorkApplier:
         body = {"apiVersion": APPLIED_WORKS.api_version, "kind": APPLIED_WORKS.kind, "metadata": {"name": meta["name"]},
                 "spec": {"workName": meta["name"], "workNamespace": meta["namespace"]}}
         created = await member.client.create(APPLIED_WORKS, body, field_manager=FIELD_MANAGER)
-        await _seen(member.cache(APPLIED_WORKS), created)
+        await member.cache(APPLIED_WORKS).seen(created)
         return created
 
     async def _apply(self, member: Cluster, work: Obj, applied: Obj, ordinal: int, manifest: Any) -> Outcome:
@@ -123,7 +123,7 @@ class WorkApplier:
         cache = await self.applied_objects.cache(member, resource)
         key = (str(want["metadata"].get("namespace") or ""), target.name)
         live, error = cache.get(key), None
-        if live is None or not contains(live, want):
+        if live is None or not objects.contains(live, want):  # nothing drifted: no apply
             try:
                 live = await member.client.apply(resource, want, FIELD_MANAGER, force=True)
             except ApiError as exc:
@@ -173,7 +173,7 @@ class WorkApplier:
         out = await member.client.patch(APPLIED_WORKS, objects.meta(applied)["name"],
                                         {"status": {"appliedResources": entries}}, subresource="status",
                                         field_manager=FIELD_MANAGER)
-        await _seen(member.cache(APPLIED_WORKS), out)
+        await member.cache(APPLIED_WORKS).seen(out)
 
     # ------------------------------------------------------------------ deletion
     async def _finalize(self, member: Cluster, view: HubView, work: Obj, applied: Obj | None) -> None:
@@ -213,13 +213,14 @@ class WorkApplier:
         out = await view.cluster.client.patch(
             WORKS, meta["name"], {"status": {"conditions": conditions, "manifestConditions": manifest_entries}},
             namespace=meta["namespace"], subresource="status", field_manager=FIELD_MANAGER)
-        await _seen(view.cluster.cache(WORKS, view.namespace), out)
+        await view.cluster.cache(WORKS, view.namespace).seen(out)
         for outcome, conds in zip(outcomes, per_manifest, strict=True):
             was = objects.condition((before.get(outcome.identifier["ordinal"]) or {}).get("conditions"), APPLIED)
             now_applied = objects.condition(conds, APPLIED) or {}
             if now_applied.get("status") == "False" and (was is None or was.get("message") != now_applied["message"]):
-                await _event(member, applied, "ManifestApplyFailed", f"Work {meta['namespace']}/{meta['name']}, "
-                             f"{outcome.label}: {outcome.error}")
+                await record_event(member.client, APPLIED_WORKS, applied, "Warning", "ManifestApplyFailed",
+                                   f"Work {meta['namespace']}/{meta['name']}, {outcome.label}: {outcome.error}",
+                                   EVENT_SOURCE, namespace=EVENT_NAMESPACE)
 
 
 def _manifests(work: Obj) -> list[Any]:
@@ -321,36 +322,5 @@ async def _patch_meta(hub: Cluster, namespace: str, work: Obj, fields: Obj) -> O
                                                                     meta.get("resourceVersion")}},
                                  namespace=namespace, field_manager=FIELD_MANAGER)
     if not objects.meta(out).get("deletionTimestamp"):  # a deleted Work whose last finalizer went is gone already
-        await _seen(hub.cache(WORKS, namespace), out)
+        await hub.cache(WORKS, namespace).seen(out)
     return out
-
-
-async def _seen(cache: Cache, written: Obj) -> None:
-    """Waits until `cache` holds `written` or something newer, so the next pass starts from it. Versions are
-    compared as numbers when both are (etcd's and our server's are), else only for equality."""
-    meta = objects.meta(written)
-    key, version = (meta.get("namespace") or "", meta["name"]), str(meta.get("resourceVersion") or "")
-
-    def caught_up(obj: Obj | None) -> bool:
-        have = str(objects.meta(obj).get("resourceVersion") or "") if obj is not None else ""
-        return have == version or (have.isdigit() and version.isdigit() and int(have) > int(version))
-
-    await cache.wait_for(key, caught_up, SEEN_TIMEOUT)
-
-
-async def _event(member: Cluster, applied: Obj, reason: str, message: str) -> None:
-    """A Warning Event on the member about its AppliedWork (the agent may not write Events on the hub)."""
-    meta = objects.meta(applied)
-    now = now_rfc3339()
-    event = {
-        "metadata": {"generateName": f"{meta['name']}.", "namespace": EVENT_NAMESPACE},
-        "involvedObject": {"apiVersion": APPLIED_WORKS.api_version, "kind": APPLIED_WORKS.kind,
-                           "name": meta["name"], "uid": meta.get("uid")},
-        "type": "Warning", "reason": reason, "message": message[:1024], "count": 1,
-        "firstTimestamp": now, "lastTimestamp": now, "source": {"component": EVENT_SOURCE},
-        "reportingComponent": EVENT_SOURCE,
-    }
-    try:
-        await member.client.create(EVENTS, event)
-    except (ApiError, ConnectionFailed) as exc:  # an Event is a courtesy: its failure must not fail the Work
-        log.info("event not recorded appliedwork=%s: %s", meta["name"], exc)

@@ -115,16 +115,6 @@ def desired(manifest: Obj, target: Target, resource: Resource, work: tuple[str, 
     return out
 
 
-def contains(have: Any, want: Any) -> bool:
-    """`want` is in `have`: objects by their keys (the server defaults more), lists item by item, values equal.
-    An applied object that contains what the agent would apply needs no apply (nothing drifted)."""
-    if isinstance(want, dict):
-        return isinstance(have, dict) and all(contains(have.get(k), v) for k, v in want.items())
-    if isinstance(want, list):
-        return isinstance(have, list) and len(have) == len(want) and all(map(contains, have, want))
-    return bool(have == want)
-
-
 def names(outcome_identifier: Obj, entry: Obj) -> bool:
     """Whether a manifest (its identifier) still names a tracked object (an appliedResources entry). A manifest whose
     resource is not known this pass (its kind not served, discovery failing) still names the object of the same
@@ -140,4 +130,3 @@ def same_object(entry: Obj, other: Obj) -> bool:
     """Two identifiers (appliedResources entries, orphaning rules, manifestConfigs' resourceIdentifiers) name the
     same object; an empty namespace means cluster-scoped, as OCM's rules."""
     return all((entry.get(f) or "") == (other.get(f) or "") for f in ("group", "resource", "namespace", "name"))
-

@@ -30,6 +30,7 @@ from clusterset.api.times import now_rfc3339
 from clusterset.client.errors import AlreadyExists, BadRequest, Forbidden, Invalid
 from clusterset.runtime import Cluster, Controller, Request, Result, Watch, decided_clusters
 from clusterset.runtime.cache import ObjectKey
+from clusterset.runtime.events import record_event
 from clusterset.runtime.informer import Event
 from clusterset.workset import writes
 from clusterset.workset.overrides import ClusterFacts, OverrideError, facts_of
@@ -278,10 +279,9 @@ class WorkSetReconciler:
                             subresource="status")
         before = {(f.get("cluster"), f.get("reason")) for f in (old.get("summary") or {}).get("failing") or []}
         for f in failures:
-            if (f.cluster, f.reason) not in before and not await writes.record_event(
-                    hub.client, WORK_SETS, workset, "Warning", f.reason, f"cluster {f.cluster}: {f.message}"):
-                log.info("event not recorded workset=%s/%s cluster=%s", workset["metadata"]["namespace"],
-                         workset["metadata"]["name"], f.cluster)
+            if (f.cluster, f.reason) not in before:
+                await record_event(hub.client, WORK_SETS, workset, "Warning", f.reason,
+                                   f"cluster {f.cluster}: {f.message}", writes.FIELD_MANAGER)
 
 
 # ---------------------------------------------------------------------- wiring

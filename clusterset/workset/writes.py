@@ -10,18 +10,16 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from clusterset.api import objects
-from clusterset.api.resources import EVENTS, Resource
-from clusterset.api.times import now_rfc3339
+from clusterset.api.resources import Resource
 from clusterset.client import ClusterClient
-from clusterset.client.errors import ApiError, NotFound
+from clusterset.client.errors import NotFound
 from clusterset.runtime import Cache
-from clusterset.runtime.cache import key_of
+from clusterset.runtime.cache import SEEN_TIMEOUT, key_of
 
 Obj = dict[str, Any]
 T = TypeVar("T")
 FIELD_MANAGER = "clusterset-workset"
 CONCURRENCY = 16  # writes of one reconcile in flight at once: a WorkSet to 100 clusters is 100 Works
-SEEN_TIMEOUT = 10.0  # a watch this late has bigger problems; the reconcile carries on
 
 
 async def each(items: Iterable[T], action: Callable[[T], Awaitable[None]], limit: int = CONCURRENCY) -> None:
@@ -38,26 +36,6 @@ async def each(items: Iterable[T], action: Callable[[T], Awaitable[None]], limit
             raise result
 
 
-def contains(have: Any, want: Any) -> bool:
-    """`want` is in `have`: dicts by their keys (the server may have defaulted more), anything else equal."""
-    if isinstance(want, dict):
-        return isinstance(have, dict) and all(contains(have.get(k), v) for k, v in want.items())
-    if isinstance(want, list):
-        return isinstance(have, list) and len(have) == len(want) and all(map(contains, have, want))
-    return bool(have == want)
-
-
-async def seen(cache: Cache, written: Obj) -> None:
-    """Waits until `cache` holds `written` or something newer."""
-    key, version = key_of(written), objects.meta(written).get("resourceVersion")
-    before = cache.get(key)
-    if before is not None and objects.meta(before).get("resourceVersion") == version:
-        return
-    old = objects.meta(before).get("resourceVersion") if before is not None else None
-    await cache.wait_for(key, lambda now: now is not None and objects.meta(now).get("resourceVersion") != old,
-                         SEEN_TIMEOUT)
-
-
 async def ensure(client: ClusterClient, resource: Resource, cache: Cache, want: Obj, have: Obj | None) -> Obj:
     """Creates `want`, or updates `have` to it when its spec, labels or annotations differ (fields the server
     defaulted in `have` are not differences); returns the object as it now is."""
@@ -66,14 +44,14 @@ async def ensure(client: ClusterClient, resource: Resource, cache: Cache, want: 
         out = await client.create(resource, want, field_manager=FIELD_MANAGER)
     else:
         meta, want_meta = objects.meta(have), want["metadata"]
-        if contains(have.get("spec"), want["spec"]) and contains(meta, {
+        if objects.contains(have.get("spec"), want["spec"]) and objects.contains(meta, {
                 "labels": want_meta.get("labels") or {}, "annotations": want_meta.get("annotations") or {}}):
             return have
         body = {**have, "spec": want["spec"], "metadata": {
             **meta, "labels": {**(meta.get("labels") or {}), **(want_meta.get("labels") or {})},
             "annotations": {**(meta.get("annotations") or {}), **(want_meta.get("annotations") or {})}}}
         out = await client.update(resource, body, field_manager=FIELD_MANAGER)
-    await seen(cache, out)
+    await cache.seen(out)
     return out
 
 
@@ -81,7 +59,7 @@ async def update(client: ClusterClient, resource: Resource, cache: Cache, obj: O
                  subresource: str | None = None) -> Obj:
     """Writes `obj` (carrying the resourceVersion it was read at) and waits for the cache to show it."""
     out = await client.update(resource, obj, subresource=subresource, field_manager=FIELD_MANAGER)
-    await seen(cache, out)
+    await cache.seen(out)
     return out
 
 
@@ -106,23 +84,3 @@ async def delete(client: ClusterClient, resource: Resource, cache: Cache, obj: O
             objects.meta(now).get("deletionTimestamp"))
 
     await cache.wait_for(key_of(obj), going, SEEN_TIMEOUT)
-
-
-async def record_event(client: ClusterClient, resource: Resource, obj: Obj, type_: str, reason: str,
-                       message: str) -> bool:
-    """An Event on `obj`; a courtesy, so its failure is logged by the caller, never raised."""
-    meta, now = objects.meta(obj), now_rfc3339()
-    event = {
-        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-        "involvedObject": {"apiVersion": resource.api_version, "kind": resource.kind, "name": meta["name"],
-                           "namespace": meta["namespace"], "uid": meta.get("uid"),
-                           "resourceVersion": meta.get("resourceVersion")},
-        "type": type_, "reason": reason[:128], "message": message[:1024], "count": 1,
-        "firstTimestamp": now, "lastTimestamp": now, "source": {"component": FIELD_MANAGER},
-        "reportingComponent": FIELD_MANAGER,
-    }
-    try:
-        await client.create(EVENTS, event)
-    except ApiError:
-        return False
-    return True

@@ -2,7 +2,7 @@
 member's Work reports Applied and Available; and the floor of that path, N writes at once plus their watch delivery
 through the same server.
 
-    .venv/bin/python -m bench.work_bench [--sizes 10,100] [--rounds 5] [--deployment]
+    .venv/bin/python -m bench.work_bench [--sizes 10,100] [--rounds 5] [--deployment] [--workset]
 
 One process runs the embedded fleet (as `clusterset up`: the server, the hub's controllers, every member's agent)
 and the observer: one watch of every Work on the hub, and one of the floor's ConfigMaps, with the admin token,
@@ -12,6 +12,10 @@ Ready at once) and times each member from the burst's start until its Work's sta
 Available=True for its generation. The floor round creates one ConfigMap per member hub namespace at once and
 times each until the watch delivers it. The observer shares the fleet's event loop and the two cores, so both
 figures carry the same overhead.
+
+With `--workset` a round is the issue's whole path instead: one WorkSet (same manifests) whose Placement (made and
+decided before the clock starts) chose every member; the hub's `workset` controller writes the N Works, the agents
+apply them. The clock runs from just before the WorkSet's create.
 
 The Work path has at least four writes in sequence (the Work, the finalizer, the member's object and the Work's
 status; the AppliedWork is one more), each followed by its watch delivery, so its floor is about 4 x the floor.
@@ -28,7 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from clusterset.api.placement import WORKS
+from bench.machine import machine_info
+from clusterset.api.placement import PLACEMENT_DECISIONS, PLACEMENTS, WORK_SETS, WORKS
 from clusterset.api.resources import CONFIG_MAPS
 from clusterset.client import ClusterClient
 from clusterset.fleet.embedded import EmbeddedFleet, FleetOptions
@@ -113,7 +118,32 @@ async def burst(observer: Observer, writes: list[Any], keys: list[tuple[str, str
     return [t - started for t in arrived]
 
 
-async def size_run(n: int, rounds: int, deployment: bool) -> Obj:
+async def decided(hub: ClusterClient, namespace: str, placement: str, n: int) -> None:
+    """Waits until the Placement's first slice names n clusters (before any clock starts: polling is fine here)."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if len((await hub.get(PLACEMENT_DECISIONS, f"{placement}-decision-0", namespace))["decisions"]) == n:
+                return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{namespace}/{placement} not decided")
+
+
+async def workset_round(hub: ClusterClient, observer: Observer, name: str, members: list[str],
+                        deployment: bool) -> list[float]:
+    """One WorkSet to every member, through a Placement decided beforehand."""
+    await hub.create(PLACEMENTS, {"apiVersion": PLACEMENTS.api_version, "kind": PLACEMENTS.kind,
+                                  "metadata": {"name": name, "namespace": "default"}, "spec": {}})
+    await decided(hub, "default", name, len(members))
+    workset = {"apiVersion": WORK_SETS.api_version, "kind": WORK_SETS.kind,
+               "metadata": {"name": name, "namespace": "default"},
+               "spec": {"placementRef": {"name": name},
+                        "manifests": work(name, "", deployment)["spec"]["workload"]["manifests"]}}
+    return await burst(observer, [hub.create(WORK_SETS, workset)],
+                       [(f"clusterset-{m}", f"default.{name}") for m in members])
+
+
+async def size_run(n: int, rounds: int, deployment: bool, workset: bool = False) -> Obj:
     with tempfile.TemporaryDirectory() as tmp:
         fleet = EmbeddedFleet(FleetOptions(Path(tmp), members=n, dns=False, member_settings={"pod_ready_delay": 0}))
         await fleet.start()
@@ -127,8 +157,11 @@ async def size_run(n: int, rounds: int, deployment: bool) -> Obj:
             works, floor, alls = [], [], []
             for r in range(rounds):
                 name = f"round-{r}"
-                took = await burst(observer, [hub.create(WORKS, work(name, ns, deployment)) for ns in namespaces],
-                                   [(ns, name) for ns in namespaces])
+                if workset:
+                    took = await workset_round(hub, observer, name, fleet.member_ids, deployment)
+                else:
+                    took = await burst(observer, [hub.create(WORKS, work(name, ns, deployment)) for ns in namespaces],
+                                       [(ns, name) for ns in namespaces])
                 works += took
                 alls.append(max(took))
                 floor += await burst(observer, [hub.create(CONFIG_MAPS, {
@@ -149,12 +182,17 @@ def main() -> int:
     parser.add_argument("--sizes", default="10,100", help="member counts, comma-separated")
     parser.add_argument("--rounds", type=int, default=5, help="bursts per size")
     parser.add_argument("--deployment", action="store_true", help="each Work also holds a Deployment of 1 replica")
+    parser.add_argument("--workset", action="store_true",
+                        help="a WorkSet through a decided Placement makes the Works (the whole path)")
     args = parser.parse_args()
+    info = machine_info()
+    print(f"machine: {info['cpu']}, {info['cores']}, {info['memory']}, {info['os']}, {info['python']}, "
+          f"SQLite {info['sqlite']}; not pinned; " + ("WorkSet → Works" if args.workset else "Works made directly"))
     print("| members | Work → Applied+Available P50 / P99 | all N (median of rounds) | floor: N writes → watch "
           "P50 / P99 | P99 / floor P99 |")
     print("|---|---|---|---|---|")
     for n in (int(s) for s in args.sizes.split(",")):
-        r = asyncio.run(size_run(n, args.rounds, args.deployment))
+        r = asyncio.run(size_run(n, args.rounds, args.deployment, args.workset))
         p99, floor99 = pct(r["works"], 99), pct(r["floor"], 99)
         print(f"| {n} | {ms(statistics.median(r['works']))} / {ms(p99)} | {ms(statistics.median(r['all']))} | "
               f"{ms(statistics.median(r['floor']))} / {ms(floor99)} | {p99 / floor99:.1f} |", flush=True)

@@ -321,6 +321,14 @@ async def _patch_meta(hub: Cluster, namespace: str, work: Obj, fields: Obj) -> O
     out = await hub.client.patch(WORKS, meta["name"], {"metadata": {**fields, "resourceVersion":
                                                                     meta.get("resourceVersion")}},
                                  namespace=namespace, field_manager=FIELD_MANAGER)
-    if not objects.meta(out).get("deletionTimestamp"):  # a deleted Work whose last finalizer went is gone already
-        await hub.cache(WORKS, namespace).seen(out)
+    cache, written = hub.cache(WORKS, namespace), objects.meta(out)
+    if written.get("deletionTimestamp") and not written.get("finalizers"):
+        # its last finalizer went: the Work is gone, so no version of it reaches the cache, but its deletion does,
+        # at once. The next pass of the key waits for that rather than act on the Work as it was (a patch: NotFound)
+        def gone(now: Obj | None) -> bool:
+            return now is None or objects.meta(now).get("uid") != written.get("uid")
+
+        await cache.wait_for((namespace, str(written.get("name"))), gone, SEEN_TIMEOUT)
+    else:
+        await cache.seen(out)
     return out

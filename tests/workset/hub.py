@@ -1,5 +1,6 @@
-"""Helpers of the WorkSet tests: the objects a user (and, until it lands, the scheduler and the agents) writes on
-the hub, through the official client."""
+"""Helpers of the WorkSet tests, through the official client: the objects a user writes on the hub, the decisions
+another scheduler writes, clusters another cluster manager lists (no agent behind them, so the tests write their
+Works' statuses), and what the fleet's members hold."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from kubernetes.client.rest import ApiException
 
+from clusterset.api.inventory import CLUSTER_MANAGER_LABEL, CONTROL_PLANE_HEALTHY, MEMBER_LABEL, member_namespace
 from clusterset.api.placement import (
     DECISION_INDEX_LABEL,
     DECISION_KEY_LABEL,
@@ -16,17 +18,19 @@ from clusterset.api.placement import (
 )
 from clusterset.testing import ClusterInfo, FleetThread
 from clusterset.workset.works import WORKSET_LABEL, WORKSET_NAMESPACE_LABEL
-from tests.helpers import core, custom
+from tests.helpers import apps, core, custom
 
 Obj = dict[str, Any]
 CLUSTERSET = "clusterset"
 MCX, CS, V = "multicluster.x-k8s.io", "clusterset.io", "v1alpha1"
 
 
-def deployment(image: str = "nginx:1.25", replicas: int = 1) -> Obj:
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
-                     "template": {"metadata": {"labels": {"app": "web"}},
+def deployment(image: str = "nginx:1.25", replicas: int = 1, name: str = "web") -> Obj:
+    """A Deployment in `default`. The WorkSets of real members each name their own (`name`): two Works applying
+    one object in a member would take it from each other."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "default"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
                                   "spec": {"containers": [{"name": "web", "image": image}]}}}}
 
 
@@ -91,6 +95,24 @@ class Hub:
             self.api.replace_namespaced_custom_object(MCX, V, ns, "placementdecisions", body["metadata"]["name"],
                                                       body)
 
+    # ------------------------------------------------------------ clusters another cluster manager lists
+    def agentless_cluster(self, name: str, labels: dict[str, str] | None = None,
+                          properties: dict[str, str] | None = None) -> None:
+        """A cluster listed by another cluster manager: its ClusterProfile (status written through the status
+        subresource, as its manager would) and a hub namespace labelled with its id, so the WorkSet controller
+        writes its Works there; no agent reads them, so `report` is the only writer of their status. The profile
+        comes first: the fleet's inventory leaves another manager's profile alone (saying so once in its log), but
+        would make its own for a member namespace without one."""
+        self.api.create_namespaced_custom_object(MCX, V, CLUSTERSET, "clusterprofiles", {
+            "apiVersion": f"{MCX}/{V}", "kind": "ClusterProfile",
+            "metadata": {"name": name, "labels": {CLUSTER_MANAGER_LABEL: "elsewhere", **(labels or {})}},
+            "spec": {"displayName": name, "clusterManager": {"name": "elsewhere"}}})
+        self.api.patch_namespaced_custom_object_status(MCX, V, CLUSTERSET, "clusterprofiles", name, {"status": {
+            "conditions": [{"type": CONTROL_PLANE_HEALTHY, "status": "True", "reason": "Listed", "message": "",
+                            "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+            "properties": [{"name": k, "value": v} for k, v in sorted((properties or {}).items())]}})
+        core(self.info).create_namespace({"metadata": {"name": member_namespace(name), "labels": {MEMBER_LABEL: name}}})
+
     # ------------------------------------------------------------ Works, and what the agents write
     def works(self, ns: str, name: str) -> dict[str, Obj]:
         """member id → the WorkSet's Work in that member's hub namespace."""
@@ -100,7 +122,8 @@ class Hub:
 
     def report(self, work: Obj, applied: bool = True, available: bool = True, degraded: bool = False,
                message: str = "") -> Obj:
-        """The Work's status as its agent would write it, for the Work's current generation."""
+        """The Work's status as an agent would write it, for the Work's current generation (on a cluster without
+        an agent: the test is the only writer of the Work's status)."""
         generation = work["metadata"]["generation"]
 
         def cond(type_: str, ok: bool) -> Obj:
@@ -133,6 +156,18 @@ class Hub:
     def label_profile(self, member: str, labels: dict[str, str]) -> None:
         self.api.patch_namespaced_custom_object(MCX, V, CLUSTERSET, "clusterprofiles", member,
                                                 {"metadata": {"labels": labels}})
+
+    # ------------------------------------------------------------ what a member holds
+    def member_deployment(self, member: str, name: str, namespace: str = "default") -> Obj | None:
+        """The Deployment as the member has it, or None."""
+        api = apps(self.fleet.info(member))
+        try:
+            found: Obj = api.api_client.sanitize_for_serialization(api.read_namespaced_deployment(name, namespace))
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return found
 
     def events(self, ns: str, name: str) -> list[tuple[str, str]]:
         items = core(self.info).list_namespaced_event(

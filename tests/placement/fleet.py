@@ -64,9 +64,15 @@ class Hub:
     def satisfied(self, namespace: str, name: str) -> Obj:
         return condition((self.placement(namespace, name).get("status") or {}).get("conditions"), "Satisfied") or {}
 
-    def wait_reason(self, namespace: str, name: str, reason: str, timeout: float = 30) -> Obj:
-        wait_until(lambda: self.satisfied(namespace, name).get("reason") == reason, timeout=timeout,
-                   message=f"{namespace}/{name} Satisfied reason {reason} (last: {self.satisfied(namespace, name)})")
+    def wait_reason(self, namespace: str, name: str, reason: str, timeout: float = 30, containing: str = "") -> Obj:
+        """Waits for the Satisfied condition's reason (and a message containing `containing`: a reason may stay the
+        same while its message changes, one write after the slices)."""
+        def reached() -> bool:
+            c = self.satisfied(namespace, name)
+            return c.get("reason") == reason and containing in str(c.get("message"))
+
+        wait_until(reached, timeout=timeout, message=f"{namespace}/{name} Satisfied reason {reason} with "
+                   f"{containing!r} (last: {self.satisfied(namespace, name)})")
         return self.satisfied(namespace, name)
 
     def profile(self, name: str) -> Obj:

@@ -81,11 +81,12 @@ def add_parsers(sub: Any) -> None:
     up.set_defaults(run=async_command(_up))
 
     agent = sub.add_parser(
-        "agent", help="run a member's agent (reports the member, exports and imports its services)",
+        "agent", help="run a member's agent (reports the member, exports and imports its services, applies its Works)",
         description="Runs the agent of a member that has joined (`clusterset join`): it reports the member to its "
                     "own namespace on the hub, with the hub credentials that join stored in the member, publishes "
                     "the member's ServiceExports there and imports the ClusterSet's multi-cluster services into the "
-                    "member (ServiceImports, ClusterSet IPs, EndpointSlices). It takes new credentials from the "
+                    "member (ServiceImports, ClusterSet IPs, EndpointSlices), and applies the Works in its hub "
+                    "namespace to the member, reporting their status back. It takes new credentials from the "
                     "member when a join writes them, and stops when its member is gone.")
     kube_flags(agent)
     agent.add_argument("--hub-kubeconfig", help="the agent's hub kubeconfig (default: the member's Secret "
@@ -95,11 +96,12 @@ def add_parsers(sub: Any) -> None:
     agent.set_defaults(run=async_command(_agent))
 
     hub = sub.add_parser(
-        "hub", help="run the hub's controllers (ClusterProfiles, the multi-cluster services' merge, placement)",
+        "hub", help="run the hub's controllers (ClusterProfiles, the services' merge, placement, work sets)",
         description="Runs the hub's controllers against a hub cluster: one ClusterProfile per member, from the "
                     "reports of its agent, the merge of the members' service exports into the ClusterSet's "
                     "multi-cluster services, and the placement scheduler (PlacementDecisions for the Placements of "
-                    "namespaces bound with a ClusterSetBinding). Replicas elect a leader (Lease "
+                    "namespaces bound with a ClusterSetBinding) and the WorkSets (a Work per decided member). "
+                    "Replicas elect a leader (Lease "
                     "<clusterset>/clusterset-hub).")
     kube_flags(hub)
     hub.add_argument("--clusterset", default=DEFAULT_CLUSTERSET, help="ClusterSet name (default clusterset)")

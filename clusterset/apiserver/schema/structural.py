@@ -327,6 +327,14 @@ def _wants_default(obj: dict[str, Any], key: str, child: Node) -> bool:
 # ---------------------------------------------------------------- kube-openapi validation
 
 
+COMBINATOR_KEYWORDS = frozenset({"anyOf", "oneOf", "allOf", "not"})
+STRING_KEYWORDS = frozenset({"maxLength", "minLength", "pattern"})
+NUMBER_KEYWORDS = frozenset({"multipleOf", "minimum", "maximum"})
+# a declared type and the Python type of a decoded JSON value that has it for sure (int-or-string nodes declare no
+# `type`; a bool is not an integer, and `type(True) is int` is False)
+PLAIN_TYPES: dict[str, type] = {"string": str, "object": dict, "array": list, "boolean": bool, "integer": int}
+
+
 class OpenAPIValidator:
     """kube-openapi's SchemaValidator, with apiextensions' conversion of its errors to field errors.
 
@@ -338,20 +346,29 @@ class OpenAPIValidator:
         self.root = root
 
     def validate(self, value: Any, node: Node, name: str) -> list[FieldError]:
+        # Each group of checks runs only when the node has one of its keywords: most nodes have a type and
+        # nothing else, and this walk runs over every node of every custom resource written.
+        keys = node.keys()
         if value is None:
             return self._type_errors(value, node, name) + self._enum_errors(value, node, name)
         errors = self._type_errors(value, node, name)
-        errors += self._combinator_errors(value, node, name)
+        if not keys.isdisjoint(COMBINATOR_KEYWORDS):
+            errors += self._combinator_errors(value, node, name)
         if isinstance(value, str):
-            errors += self._string_errors(value, node, name)
-            errors += self._format_errors(value, node, name)
-        if is_number(value):
-            errors += self._number_errors(value, node, name)
-        if isinstance(value, list):
+            if not keys.isdisjoint(STRING_KEYWORDS):
+                errors += self._string_errors(value, node, name)
+            if "format" in keys:
+                errors += self._format_errors(value, node, name)
+        elif isinstance(value, list):
             errors += self._array_errors(value, node, name)
-        errors += self._enum_errors(value, node, name)
-        if isinstance(value, dict):
-            errors += self._object_errors(value, node, name)
+        elif isinstance(value, dict):
+            if "enum" in keys:
+                errors += self._enum_errors(value, node, name)
+            return errors + self._object_errors(value, node, name)
+        elif is_number(value) and not keys.isdisjoint(NUMBER_KEYWORDS):
+            errors += self._number_errors(value, node, name)
+        if "enum" in keys:
+            errors += self._enum_errors(value, node, name)
         return errors
 
     def path(self, name: str) -> str:
@@ -363,6 +380,9 @@ class OpenAPIValidator:
     # -- type and format
 
     def _type_errors(self, value: Any, node: Node, name: str) -> list[FieldError]:
+        declared = node.get("type")
+        if isinstance(declared, str) and type(value) is PLAIN_TYPES.get(declared) and "format" not in node:
+            return []  # the common case, settled without the general rules below
         types, fmt = node_types(node), effective_format(node)
         if not types and not fmt:
             return []

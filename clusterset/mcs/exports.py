@@ -37,10 +37,11 @@ from clusterset.mcs.records import (
     service_labels,
     validity,
 )
-from clusterset.mcs.sync import converge, delete, ensure, update_status
+from clusterset.mcs.sync import converge, ensure, update_status
 from clusterset.runtime import Cluster, Request, Result
 from clusterset.runtime.events import record_event
 from clusterset.runtime.hubview import NO_VIEW_RETRY, HubView, HubViews, ready_view
+from clusterset.runtime.writes import delete
 
 log = logging.getLogger(__name__)
 

@@ -34,9 +34,10 @@ from clusterset.api.resources import LEASES, NAMESPACES
 from clusterset.api.times import parse_time
 from clusterset.mcs.merge import Export, Merged, merge, route_ports
 from clusterset.mcs.records import service_labels
-from clusterset.mcs.sync import converge, delete, ensure
+from clusterset.mcs.sync import converge, ensure
 from clusterset.runtime import Controller, Request, Result, Watch
 from clusterset.runtime.hubview import synced
+from clusterset.runtime.writes import delete
 
 log = logging.getLogger(__name__)
 

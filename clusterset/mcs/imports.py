@@ -36,9 +36,10 @@ from clusterset.api.resources import ENDPOINT_SLICES, NAMESPACES, SERVICES
 from clusterset.api.times import now_rfc3339
 from clusterset.client.errors import Invalid
 from clusterset.mcs.records import service_labels
-from clusterset.mcs.sync import converge, delete, ensure, update_status
+from clusterset.mcs.sync import converge, ensure, update_status
 from clusterset.runtime import Cluster, Request, Result
 from clusterset.runtime.hubview import NO_VIEW_RETRY, HubViews, ready_view
+from clusterset.runtime.writes import delete
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,6 @@ update a 409, which the controller retries once the watch has caught up."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,9 +12,9 @@ from clusterset.api.mcs import FIELD_MANAGER
 from clusterset.api.objects import contains
 from clusterset.api.resources import Resource
 from clusterset.client import ClusterClient
-from clusterset.client.errors import NotFound
 from clusterset.runtime import Cache
-from clusterset.runtime.cache import SEEN_TIMEOUT, key_of
+from clusterset.runtime.cache import key_of
+from clusterset.runtime.writes import delete
 
 Obj = dict[str, Any]
 META_FIELDS = ("labels", "annotations", "ownerReferences")
@@ -66,15 +65,6 @@ async def update_status(client: ClusterClient, resource: Resource, cache: Cache,
     out = await client.update(resource, {**obj, "status": status}, subresource="status", field_manager=FIELD_MANAGER)
     await cache.seen(out)
     return out
-
-
-async def delete(client: ClusterClient, resource: Resource, cache: Cache, obj: Obj) -> None:
-    """Deletes `obj` if it is still the object the cache saw (its uid); gone already is fine."""
-    meta = obj["metadata"]
-    with contextlib.suppress(NotFound):
-        await client.delete(resource, meta["name"], meta.get("namespace"), preconditions={"uid": meta["uid"]})
-    await cache.wait_for(key_of(obj), lambda now: now is None or now["metadata"].get("uid") != meta["uid"],
-                         SEEN_TIMEOUT)
 
 
 async def converge(client: ClusterClient, resource: Resource, cache: Cache, have: Iterable[Obj],

@@ -42,11 +42,12 @@ from clusterset.placement.scheduler import (
     compile_policy,
     qualify,
 )
-from clusterset.placement.writes import EVENT_SOURCE, create_or_update, delete, update_status
+from clusterset.placement.writes import EVENT_SOURCE, create_or_update, update_status
 from clusterset.runtime import Cache, Controller, Event, ObjectKey, Request, Result, Watch
 from clusterset.runtime import Cluster as Engaged
 from clusterset.runtime.cache import key_of
 from clusterset.runtime.events import record_event
+from clusterset.runtime.writes import delete
 
 log = logging.getLogger(__name__)
 

@@ -4,16 +4,13 @@ an update a 409, which the controller retries once its watch has caught up."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 
 from clusterset.api.placement import PLACEMENTS
 from clusterset.api.resources import Resource
 from clusterset.client import ClusterClient
-from clusterset.client.errors import NotFound
 from clusterset.runtime import Cache
-from clusterset.runtime.cache import SEEN_TIMEOUT, key_of
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +29,6 @@ async def create_or_update(client: ClusterClient, resource: Resource, cache: Cac
         meta = {**have["metadata"], "labels": labels, "ownerReferences": want["metadata"]["ownerReferences"]}
         out = await client.update(resource, {**have, **want, "metadata": meta}, field_manager=FIELD_MANAGER)
     await cache.seen(out)
-
-
-async def delete(client: ClusterClient, resource: Resource, cache: Cache, obj: Obj) -> None:
-    """Deletes `obj` if it is still the object the cache saw (its uid); gone already is fine."""
-    meta = obj["metadata"]
-    with contextlib.suppress(NotFound):
-        await client.delete(resource, meta["name"], meta.get("namespace"), preconditions={"uid": meta["uid"]})
-    await cache.wait_for(key_of(obj), lambda now: now is None or now["metadata"].get("uid") != meta["uid"],
-                         SEEN_TIMEOUT)
 
 
 async def update_status(client: ClusterClient, cache: Cache, placement: Obj, status: Obj) -> None:

@@ -32,6 +32,7 @@ from clusterset.runtime import Cluster, Controller, Request, Result, Watch, deci
 from clusterset.runtime.cache import ObjectKey
 from clusterset.runtime.events import record_event
 from clusterset.runtime.informer import Event
+from clusterset.runtime.writes import delete
 from clusterset.workset import writes
 from clusterset.workset.overrides import ClusterFacts, OverrideError, facts_of
 from clusterset.workset.works import (
@@ -134,7 +135,7 @@ class WorkSetReconciler:
         works = hub.cache(WORKS, label_selector=WORKSET_LABEL)
         for work in mine:
             if not objects.meta(work).get("deletionTimestamp"):
-                await writes.delete(hub.client, WORKS, works, work)
+                await delete(hub.client, WORKS, works, work)
         meta = objects.meta(workset)
         if any(works.get((w["metadata"]["namespace"], w["metadata"]["name"])) is not None for w in mine):
             return
@@ -206,7 +207,7 @@ class WorkSetReconciler:
                 failures.append(Failure(name_of[ns], WORK_REJECTED, f"the hub refused its Work: {err.message}"))
 
         async def remove(ns: str) -> None:
-            await writes.delete(hub.client, WORKS, works, by_namespace.pop(ns))
+            await delete(hub.client, WORKS, works, by_namespace.pop(ns))
             log.info("work removed, its cluster is no longer decided workset=%s/%s namespace=%s",
                      meta["namespace"], meta["name"], ns)
 

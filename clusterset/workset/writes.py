@@ -70,17 +70,3 @@ async def drop_finalizer(client: ClusterClient, resource: Resource, cache: Cache
         await client.update(resource, obj, field_manager=FIELD_MANAGER)
     await cache.wait_for(key_of(obj), lambda now: now is None or finalizer not in (
         objects.meta(now).get("finalizers") or []), SEEN_TIMEOUT)
-
-
-async def delete(client: ClusterClient, resource: Resource, cache: Cache, obj: Obj) -> None:
-    """Deletes `obj` if it is still the object the cache saw (its uid); waits until the cache shows it gone or
-    going (a finalizer may hold it while its agent cleans up)."""
-    meta = objects.meta(obj)
-    with contextlib.suppress(NotFound):
-        await client.delete(resource, meta["name"], meta.get("namespace"), preconditions={"uid": meta["uid"]})
-
-    def going(now: Obj | None) -> bool:
-        return now is None or objects.meta(now).get("uid") != meta["uid"] or bool(
-            objects.meta(now).get("deletionTimestamp"))
-
-    await cache.wait_for(key_of(obj), going, SEEN_TIMEOUT)

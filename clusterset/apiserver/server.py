@@ -326,7 +326,7 @@ class Apiserver:
         app = make_app(Services(
             clusters=self._clusters, rest=self._rest, authenticator=self._authenticator, tokens=self._tokens,
             admin=self, admin_token=self.admin_token, max_body=self.max_body,
-            bookmark_interval=self.bookmark_interval))
+            bookmark_interval=self.bookmark_interval, db=self._db))
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         ssl_ctx = self.tls.server_context() if self.use_tls else None

@@ -14,12 +14,14 @@ from clusterset.apiserver.http.admin import admin_request
 from clusterset.apiserver.http.codecs import INDENTED, json_response, status_response
 from clusterset.apiserver.http.filters import admit, authenticate_admin, bearer
 from clusterset.apiserver.http.resources import resource_request
-from clusterset.apiserver.http.routing import parse_target
+from clusterset.apiserver.http.routing import CTX_KEY, parse_target
 from clusterset.apiserver.http.services import Services
 from clusterset.apiserver.meta import errors
 from clusterset.apiserver.meta.errors import StatusError
 from clusterset.apiserver.meta.version import VERSION_INFO
 from clusterset.apiserver.registry.cluster import Cluster
+from clusterset.apiserver.registry.context import Ctx
+from clusterset.apiserver.storage.sqlite import StorageFailed
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +41,33 @@ class Handler:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            return await self._dispatch(request)
+            response = await self._dispatch(request)
         except StatusError as err:
-            return status_response(err)
+            response = status_response(err)
         except (ConnectionResetError, asyncio.CancelledError):
             raise
+        except StorageFailed as exc:
+            return status_response(errors.internal(str(exc)))
         except Exception as exc:  # never a bare 500 page: a Status, and the server keeps going
             log.exception("internal error on %s %s", request.method, request.path)
-            return status_response(errors.internal(str(exc) or type(exc).__name__))
+            response = status_response(errors.internal(str(exc) or type(exc).__name__))
+        try:
+            self._commit_what_it_shows(request)
+        except StorageFailed as exc:
+            return status_response(errors.internal(str(exc)))
+        return response
+
+    def _commit_what_it_shows(self, request: web.Request) -> None:
+        """An answer leaves the process only once what it shows is committed (a crash cannot take it back): a
+        write's answer shows its own write, already committed; any other answer may show everything in memory."""
+        db = self.services.db
+        ctx: Ctx | None = request.get(CTX_KEY)
+        db.commit_through(ctx.stored_at if ctx is not None and ctx.stored_at is not None else db.written)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         if path in HEALTH_PATHS:
-            return _health(path)
+            return _health(path, self.services.db.failure)
         if path.startswith("/admin/"):
             authenticate_admin(self.services, request)
             return await admin_request(self.services, request, path[len("/admin/"):])
@@ -64,7 +80,7 @@ class Handler:
         if sub_path in HEALTH_PATHS:
             if name not in self.services.clusters:
                 raise errors.path_not_found()
-            return _health(sub_path)
+            return _health(sub_path, self.services.db.failure)
         cluster, user = admit(self.services, request, name, sub_path)
         return await self._cluster_request(request, cluster, sub_path, user)
 
@@ -97,7 +113,9 @@ class Handler:
         return await resource_request(self.services, request, cluster, target, user)
 
 
-def _health(path: str) -> web.Response:
+def _health(path: str, failure: BaseException | None) -> web.Response:
     if path.startswith("/version"):
         return json_response(VERSION_INFO, form=INDENTED)
+    if failure is not None:  # a supervisor (kubelet, systemd) restarts a server whose storage failed
+        return web.Response(status=500, text=f"storage failed: {failure}", content_type="text/plain")
     return web.Response(text="ok", content_type="text/plain")

@@ -58,6 +58,9 @@ def parse_target(cluster: Cluster, group: str, version: str, parts: list[str]) -
     return Target(group, version, plural, namespace, name, sub)
 
 
+CTX_KEY = "clusterset.ctx"  # the request's Ctx, for what the handler does after the answer is made (http/app.py)
+
+
 def request_ctx(request: web.Request, cluster: Cluster, target: Target, user: UserInfo) -> Ctx:
     """The registry context of a resource request: its user, field manager, validation and dry-run options."""
     q = request.query
@@ -97,6 +100,7 @@ def request_ctx(request: web.Request, cluster: Cluster, target: Target, user: Us
         ctx.warnings.append(
             served.rt.deprecation_warning or f"{served.rt.group_version} {served.rt.kind} is deprecated"
         )
+    request[CTX_KEY] = ctx
     return ctx
 
 

@@ -11,6 +11,7 @@ from clusterset.apiserver.auth.authn import Authenticator
 from clusterset.apiserver.auth.tokens import TokenIssuer
 from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.registry.rest import Rest
+from clusterset.apiserver.storage.sqlite import Database
 
 
 class ClusterAdmin(Protocol):
@@ -36,5 +37,6 @@ class Services:
     admin_token: str
     max_body: int
     bookmark_interval: float
+    db: Database  # every answer commits what it shows first (http/app.py)
     # discovery and OpenAPI documents: (cluster, document) → (registry generation, document)
     documents: dict[tuple[str, str], tuple[int, Any]] = field(default_factory=dict)

@@ -16,7 +16,7 @@ from clusterset.apiserver.meta import errors
 from clusterset.apiserver.registry.context import Ctx
 from clusterset.apiserver.registry.lists import ListOptions, raw_as, watch_filter
 from clusterset.apiserver.storage.encoding import go_json
-from clusterset.apiserver.storage.store import Event, TooOld
+from clusterset.apiserver.storage.store import ClusterStore, Event, TooOld
 
 DEFAULT_TIMEOUT = 1800.0  # seconds, without timeoutSeconds (upstream: a random 30 to 60 minutes)
 
@@ -60,7 +60,7 @@ async def watch(request: web.Request, ctx: Ctx, opts: ListOptions, bookmark_inte
     except TooOld as exc:
         await response.prepare(request)
         status = errors.expired(f"too old resource version: {exc.requested} ({exc.current})").to_status()
-        await response.write(go_json({"type": "ERROR", "object": status}, ENCODED))
+        await _send(response, store, go_json({"type": "ERROR", "object": status}, ENCODED))
         await response.write_eof()
         return response
     if after is None:
@@ -76,9 +76,9 @@ async def watch(request: web.Request, ctx: Ctx, opts: ListOptions, bookmark_inte
     last_rv = snapshot_rv
     try:
         for ev in initial:
-            await response.write(_event_bytes(ctx, ev, table))
+            await _send(response, store, _event_bytes(ctx, ev, table))
         if initial_snapshot:
-            await response.write(
+            await _send(response, store,
                 _bookmark(ctx, store.rv if not initial else max(snapshot_rv, store.rv), initial_end=True)
             )
         deadline = time.monotonic() + timeout
@@ -94,7 +94,7 @@ async def watch(request: web.Request, ctx: Ctx, opts: ListOptions, bookmark_inte
                 got = await asyncio.wait_for(watcher.queue.get(), wait)
             except TimeoutError:
                 if bookmarks and time.monotonic() >= next_bookmark:
-                    await response.write(_bookmark(ctx, max(last_rv, store.rv)))
+                    await _send(response, store, _bookmark(ctx, max(last_rv, store.rv)))
                     next_bookmark = time.monotonic() + bookmark_interval
                 continue
             if got is None:
@@ -108,7 +108,7 @@ async def watch(request: web.Request, ctx: Ctx, opts: ListOptions, bookmark_inte
                     break
                 chunks.append(_event_bytes(ctx, nxt, table))
                 last_rv = nxt.rv
-            await response.write(b"".join(chunks))
+            await _send(response, store, b"".join(chunks))
             if watcher.closed:
                 break
     except ConnectionResetError:
@@ -118,6 +118,12 @@ async def watch(request: web.Request, ctx: Ctx, opts: ListOptions, bookmark_inte
     with contextlib.suppress(ConnectionResetError, RuntimeError):
         await response.write_eof()
     return response
+
+
+async def _send(response: web.StreamResponse, store: ClusterStore, data: bytes) -> None:
+    """Events leave only once committed: a crash must not take back what a watcher has seen (storage/sqlite.py)."""
+    store.db.commit_through(store.db.written)
+    await response.write(data)
 
 
 def _event_bytes(ctx: Ctx, ev: Event, table: bool) -> bytes:

@@ -23,6 +23,9 @@ class Ctx:
     dry_run: bool = False
     field_validation: str = "Warn"  # Strict | Warn | Ignore
     warnings: list[str] = field(default_factory=list)
+    # the storage position (Database.written) just after this request's last write: its answer reflects nothing
+    # later, so it needs nothing later committed; None for a request that wrote nothing (its answer is a read)
+    stored_at: int | None = None
 
     @property
     def rt(self) -> ResourceType:

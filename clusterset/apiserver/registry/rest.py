@@ -165,7 +165,9 @@ class Rest:
     def _store(self, ctx: Ctx, obj: Obj, event: str) -> Entry:
         store = ctx.cluster.store
         obj["metadata"]["resourceVersion"] = str(store.next_rv())
-        return store.put(ctx.served.key, obj, event)
+        entry = store.put(ctx.served.key, obj, event)
+        ctx.stored_at = store.db.written
+        return entry
 
     # -------------------------------------------------------------------- update
     async def update(self, ctx: Ctx, name: str, body: Any, subresource: str | None = None) -> Obj:
@@ -366,6 +368,7 @@ class Rest:
         obj["metadata"]["resourceVersion"] = str(store.next_rv())
         entry = store.remove(ctx.served.key, obj)
         ctx.served.strategy.after_delete(ctx.cluster, obj)
+        ctx.stored_at = store.db.written
         await store.db.committed()
         return entry.obj
 

@@ -4,6 +4,11 @@ Writes run on the event loop inside one open transaction; a commit is scheduled 
 `call_soon`, so every write issued in the same loop turn shares one commit. Callers await
 `committed()` before answering the client: an acknowledged write is in the WAL.
 
+Nothing leaves the process before it is committed: memory is updated at once (later writes must see
+earlier ones), so whatever answers a client from memory first calls `commit_through(mark)` with the
+`written` position its answer reflects (`written` itself for a read). Commits are sequential, so one
+commit covers everything written before it. A write is answered after its own commit and needs no more.
+
 Durability (synchronous=NORMAL in WAL mode): a crash of the *process* loses no committed
 transaction, because each commit is written to the WAL file (the OS page cache) before we
 answer. A crash of the *machine* (power loss, kernel panic) may lose the last transactions
@@ -14,10 +19,13 @@ committed before the crash, never corrupting the database. `synchronous=FULL`
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clusters (name TEXT PRIMARY KEY, rv INTEGER NOT NULL, data BLOB NOT NULL);
@@ -28,6 +36,13 @@ CREATE TABLE IF NOT EXISTS events (
   cluster TEXT NOT NULL, rv INTEGER NOT NULL, type TEXT NOT NULL, resource TEXT NOT NULL,
   data BLOB NOT NULL, PRIMARY KEY (cluster, rv)) WITHOUT ROWID;
 """
+
+
+class StorageFailed(Exception):
+    """A commit failed: what memory holds is not all on disk, so nothing more is answered from it."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"storage failed, restart the server: {cause}")
 
 
 class Database:
@@ -45,6 +60,10 @@ class Database:
         self._waiters: list[asyncio.Future[None]] = []
         self._commit_scheduled = False
         self.commits = 0
+        self.written = 0  # writes issued so far (a position in the sequence of writes)
+        self.durable = 0  # `written` at the last commit: everything up to it is on disk
+        # a failed commit leaves memory ahead of the disk: the server then refuses to go on (fail-stop)
+        self.failure: BaseException | None = None
 
     def close(self) -> None:
         self.commit_now()
@@ -52,6 +71,9 @@ class Database:
 
     # writes -----------------------------------------------------------------
     def _begin(self) -> None:
+        if self.failure is not None:
+            raise StorageFailed(self.failure)
+        self.written += 1
         if not self._in_txn:
             self._conn.execute("BEGIN")
             self._in_txn = True
@@ -107,7 +129,6 @@ class Database:
 
     def commit_now(self) -> None:
         waiters, self._waiters = self._waiters, []
-        error: BaseException | None = None
         if self._in_txn:
             try:
                 if self._cluster_rvs:
@@ -116,22 +137,34 @@ class Database:
                     self._cluster_rvs.clear()
                 self._conn.execute("COMMIT")
                 self.commits += 1
-            except sqlite3.Error as exc:  # pragma: no cover - disk full, I/O error
-                error = exc
+                self.durable = self.written
+            except sqlite3.Error as exc:  # disk full, I/O error
+                log.critical("commit failed, the server stops serving until restarted: %s", exc)
+                self.failure = exc
                 self._conn.execute("ROLLBACK")
             self._in_txn = False
         for fut in waiters:
             if not fut.done():
-                if error:
-                    fut.set_exception(error)
+                if self.failure is not None:
+                    fut.set_exception(StorageFailed(self.failure))
                 else:
                     fut.set_result(None)
+
+    def commit_through(self, mark: int) -> None:
+        """Makes every write up to position `mark` durable before an answer that reflects them leaves the
+        process (commits now if one of them is still in the open transaction)."""
+        if mark > self.durable:
+            self.commit_now()
+        if self.failure is not None:
+            raise StorageFailed(self.failure)
 
     def committed(self) -> asyncio.Future[None]:
         """A future resolved once everything written so far is committed."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._in_txn:
             self._waiters.append(fut)
+        elif self.failure is not None:
+            fut.set_exception(StorageFailed(self.failure))
         else:
             fut.set_result(None)
         return fut

@@ -20,7 +20,6 @@ from clusterset.apiserver.meta import errors
 from clusterset.apiserver.meta.errors import StatusError
 from clusterset.apiserver.meta.version import VERSION_INFO
 from clusterset.apiserver.registry.cluster import Cluster
-from clusterset.apiserver.registry.context import Ctx
 from clusterset.apiserver.storage.sqlite import StorageFailed
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ class Handler:
         """An answer leaves the process only once what it shows is committed (a crash cannot take it back): a
         write's answer shows its own write, already committed; any other answer may show everything in memory."""
         db = self.services.db
-        ctx: Ctx | None = request.get(CTX_KEY)
+        ctx = request.get(CTX_KEY)
         db.commit_through(ctx.stored_at if ctx is not None and ctx.stored_at is not None else db.written)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:

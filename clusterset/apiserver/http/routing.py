@@ -58,7 +58,7 @@ def parse_target(cluster: Cluster, group: str, version: str, parts: list[str]) -
     return Target(group, version, plural, namespace, name, sub)
 
 
-CTX_KEY = "clusterset.ctx"  # the request's Ctx, for what the handler does after the answer is made (http/app.py)
+CTX_KEY = web.RequestKey("ctx", Ctx)  # the request's Ctx, for what the handler does once the answer is made (app.py)
 
 
 def request_ctx(request: web.Request, cluster: Cluster, target: Target, user: UserInfo) -> Ctx:

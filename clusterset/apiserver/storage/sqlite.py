@@ -19,6 +19,7 @@ committed before the crash, never corrupting the database. `synchronous=FULL`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Iterator
@@ -39,7 +40,7 @@ CREATE TABLE IF NOT EXISTS events (
 
 
 class StorageFailed(Exception):
-    """A commit failed: what memory holds is not all on disk, so nothing more is answered from it."""
+    """A write or commit failed: what memory holds is not all on disk, so nothing more is answered from it."""
 
     def __init__(self, cause: BaseException) -> None:
         super().__init__(f"storage failed, restart the server: {cause}")
@@ -62,7 +63,7 @@ class Database:
         self.commits = 0
         self.written = 0  # writes issued so far (a position in the sequence of writes)
         self.durable = 0  # `written` at the last commit: everything up to it is on disk
-        # a failed commit leaves memory ahead of the disk: the server then refuses to go on (fail-stop)
+        # a failed write or commit leaves memory ahead of the disk: the server then refuses to go on (fail-stop)
         self.failure: BaseException | None = None
 
     def close(self) -> None:
@@ -85,30 +86,29 @@ class Database:
             self._commit_scheduled = True
             loop.call_soon(self._scheduled_commit)
 
-    def put_object(self, cluster: str, resource: str, namespace: str, name: str, data: bytes) -> None:
+    def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
         self._begin()
-        self._conn.execute(
-            "INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?)", (cluster, resource, namespace, name, data)
-        )
+        try:
+            self._conn.execute(sql, params)
+        except sqlite3.Error as exc:  # disk full, I/O error: memory already holds the change
+            self._fail(exc)
+            raise StorageFailed(exc) from exc
+
+    def put_object(self, cluster: str, resource: str, namespace: str, name: str, data: bytes) -> None:
+        self._execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?)", (cluster, resource, namespace, name, data))
 
     def delete_object(self, cluster: str, resource: str, namespace: str, name: str) -> None:
-        self._begin()
-        self._conn.execute(
-            "DELETE FROM objects WHERE cluster=? AND resource=? AND namespace=? AND name=?",
-            (cluster, resource, namespace, name),
-        )
+        self._execute("DELETE FROM objects WHERE cluster=? AND resource=? AND namespace=? AND name=?",
+                      (cluster, resource, namespace, name))
 
     def put_event(self, cluster: str, rv: int, type_: str, resource: str, data: bytes) -> None:
-        self._begin()
-        self._conn.execute("INSERT OR REPLACE INTO events VALUES (?,?,?,?,?)", (cluster, rv, type_, resource, data))
+        self._execute("INSERT OR REPLACE INTO events VALUES (?,?,?,?,?)", (cluster, rv, type_, resource, data))
 
     def trim_events(self, cluster: str, below_rv: int) -> None:
-        self._begin()
-        self._conn.execute("DELETE FROM events WHERE cluster=? AND rv<?", (cluster, below_rv))
+        self._execute("DELETE FROM events WHERE cluster=? AND rv<?", (cluster, below_rv))
 
     def put_cluster(self, name: str, rv: int, data: bytes) -> None:
-        self._begin()
-        self._conn.execute("INSERT OR REPLACE INTO clusters VALUES (?,?,?)", (name, rv, data))
+        self._execute("INSERT OR REPLACE INTO clusters VALUES (?,?,?)", (name, rv, data))
 
     def set_cluster_rv(self, name: str, rv: int) -> None:
         """Recorded once per commit group, not once per write."""
@@ -116,11 +116,10 @@ class Database:
         self._cluster_rvs[name] = rv
 
     def delete_cluster(self, name: str) -> None:
-        self._begin()
         self._cluster_rvs.pop(name, None)
         for table in ("objects", "events"):
-            self._conn.execute(f"DELETE FROM {table} WHERE cluster=?", (name,))
-        self._conn.execute("DELETE FROM clusters WHERE name=?", (name,))
+            self._execute(f"DELETE FROM {table} WHERE cluster=?", (name,))
+        self._execute("DELETE FROM clusters WHERE name=?", (name,))
 
     # commit -----------------------------------------------------------------
     def _scheduled_commit(self) -> None:
@@ -128,7 +127,6 @@ class Database:
         self.commit_now()
 
     def commit_now(self) -> None:
-        waiters, self._waiters = self._waiters, []
         if self._in_txn:
             try:
                 if self._cluster_rvs:
@@ -136,19 +134,30 @@ class Database:
                                            [(rv, name) for name, rv in self._cluster_rvs.items()])
                     self._cluster_rvs.clear()
                 self._conn.execute("COMMIT")
+                self._in_txn = False
                 self.commits += 1
                 self.durable = self.written
             except sqlite3.Error as exc:  # disk full, I/O error
-                log.critical("commit failed, the server stops serving until restarted: %s", exc)
-                self.failure = exc
-                self._conn.execute("ROLLBACK")
-            self._in_txn = False
+                self._fail(exc)
+                return
+        waiters, self._waiters = self._waiters, []
         for fut in waiters:
             if not fut.done():
-                if self.failure is not None:
-                    fut.set_exception(StorageFailed(self.failure))
-                else:
-                    fut.set_result(None)
+                fut.set_result(None)
+
+    def _fail(self, exc: BaseException) -> None:
+        """Memory is now ahead of the disk: nothing more is written or answered from it until a restart, which
+        loads the last committed state (fail-stop: answering on would show, or reissue, what the disk lacks)."""
+        log.critical("storage failed, the server refuses every request until restarted: %s", exc)
+        self.failure = exc
+        if self._in_txn:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            self._in_txn = False
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_exception(StorageFailed(exc))
 
     def commit_through(self, mark: int) -> None:
         """Makes every write up to position `mark` durable before an answer that reflects them leaves the

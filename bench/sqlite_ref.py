@@ -29,9 +29,9 @@ import orjson
 
 from bench.load import percentile
 from bench.workload import list_labels, stored_configmap_bytes
-from clusterset.apiserver.storage.sqlite import SCHEMA  # the reference stores rows exactly as the server does
+from clusterset.apiserver.storage.sqlite import PUT_EVENT, PUT_OBJECT, SCHEMA
 
-INSERT = "INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?)"
+INSERT = PUT_OBJECT  # the reference stores rows exactly as the server does
 LIST_OBJECTS = 10_000
 
 
@@ -140,8 +140,7 @@ def writes_group_commit(path: Path, sync: str, seconds: float, writers: int) -> 
                 name = f"cm-g{w}-{i}"
                 data = stored_configmap_bytes(name, "w", rv)
                 conn.execute(INSERT, ("bench", "configmaps", "w", name, data))
-                conn.execute("INSERT OR REPLACE INTO events VALUES (?,?,?,?,?)", ("bench", rv, "ADDED", "configmaps",
-                                                                                  data))
+                conn.execute(PUT_EVENT, ("bench", rv, "ADDED", "configmaps", data))
                 conn.execute("UPDATE clusters SET rv=? WHERE name=?", (rv, "bench"))
                 fut: asyncio.Future[None] = loop.create_future()
                 state["waiters"].append(fut)

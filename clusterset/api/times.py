@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,9 +28,16 @@ def rfc3339(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_now_text: tuple[int, str] = (-1, "")
+
+
 def now_rfc3339() -> str:
-    """Now as a `metav1.Time`."""
-    return rfc3339(datetime.now(UTC))
+    """Now as a `metav1.Time`; formatted once a second (every write stamps it, several times)."""
+    global _now_text
+    second = int(time.time())
+    if second != _now_text[0]:
+        _now_text = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return _now_text[1]
 
 
 def rfc3339_micro(when: datetime | None = None) -> str:

@@ -33,7 +33,7 @@ from clusterset.apiserver.auth.users import LOOPBACK
 from clusterset.apiserver.controllers import cluster_controllers as default_cluster_controllers
 from clusterset.apiserver.controllers.core import apiservices, core_controllers
 from clusterset.apiserver.controllers.manager import Controller, ControllerManager
-from clusterset.apiserver.http.app import make_app
+from clusterset.apiserver.http.app import make_server
 from clusterset.apiserver.http.protocol import listen
 from clusterset.apiserver.http.services import Services
 from clusterset.apiserver.http.tls import TLSFiles, ensure_tls
@@ -114,7 +114,7 @@ class Apiserver:
         self._controllers = ControllerManager(
             self._clusters, self._rest, core_controllers(self.ca_pem),
             default_cluster_controllers() if cluster_controllers is None else cluster_controllers)
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self._listener: asyncio.Server | None = None
         self._next_index = 0
         self._running = False
@@ -323,11 +323,11 @@ class Apiserver:
             self._controllers.attach(cluster, switchable=cluster.settings.get("controllers", True))
         if installed:
             await self._db.committed()
-        app = make_app(Services(
+        http = make_server(Services(
             clusters=self._clusters, rest=self._rest, authenticator=self._authenticator, tokens=self._tokens,
             admin=self, admin_token=self.admin_token, max_body=self.max_body,
             bookmark_interval=self.bookmark_interval, db=self._db))
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        self._runner = web.ServerRunner(http, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         ssl_ctx = self.tls.server_context() if self.use_tls else None
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)

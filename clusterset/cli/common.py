@@ -124,6 +124,18 @@ def removed_if_cannot_listen(state_dir: Path) -> Iterator[None]:
         raise
 
 
+def fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed, for the servers whose every request is CPU on the loop: the standalone
+    DNS server answers about 4x more queries on it (limits.md §A), the API server takes more writes per second
+    (BENCHMARKS.md)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
 def async_command(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]],
                   loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> Command:
     """A command that runs `command` in its own event loop (asyncio's, or `loop_factory`'s); an error a user can

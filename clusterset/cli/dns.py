@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from clusterset.api.mcs import CLUSTERSET_ZONE
-from clusterset.cli.common import async_command, kube_flags, kubeconfig_path, wait_for_signal
+from clusterset.cli.common import async_command, fast_loop, kube_flags, kubeconfig_path, wait_for_signal
 from clusterset.client import ClusterClient
 from clusterset.dns import DnsServer, parse_address
 
@@ -38,17 +36,7 @@ def add_parsers(sub: Any) -> None:
                         "port 0 takes a free port)")
     p.add_argument("--upstream", type=address, default=None, metavar="ADDR:PORT",
                    help=f"forward names outside {CLUSTERSET_ZONE} to this DNS server (default: answer REFUSED)")
-    p.set_defaults(run=async_command(_dns, loop_factory=_fast_loop()))
-
-
-def _fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop when it is installed: the standalone server answers about 4x more queries on it (limits.md §A)."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
+    p.set_defaults(run=async_command(_dns, loop_factory=fast_loop()))
 
 
 async def _dns(args: argparse.Namespace) -> int:

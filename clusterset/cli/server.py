@@ -16,6 +16,7 @@ from clusterset.cli.common import (
     DEFAULT_STATE_DIR,
     async_command,
     count,
+    fast_loop,
     removed_if_cannot_listen,
     server_flags,
     server_port,
@@ -32,7 +33,7 @@ def add_parsers(sub: Any) -> None:
     server_flags(api)
     api.add_argument("--cluster", action="append", default=[], metavar="NAME",
                      help="logical cluster to create if missing (repeatable)")
-    api.set_defaults(run=async_command(_apiserver))
+    api.set_defaults(run=async_command(_apiserver, loop_factory=fast_loop()))
 
     cl = sub.add_parser(
         "cluster", help="add, remove or list the logical clusters of a running server",

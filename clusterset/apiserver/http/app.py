@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import cast
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
 
 from clusterset.apiserver.auth.users import UserInfo
 from clusterset.apiserver.http import documents
@@ -24,14 +30,24 @@ from clusterset.apiserver.storage.sqlite import StorageFailed
 
 log = logging.getLogger(__name__)
 
+_Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
 HEALTH_PATHS = ("/healthz", "/livez", "/readyz", "/version", "/version/")
 
 
-def make_app(services: Services) -> web.Application:
-    app = web.Application(client_max_size=services.max_body + 1024)
+def make_server(services: Services) -> web.Server:
+    """aiohttp's low-level server: every path goes to one handler, so the Application's router, middlewares and
+    signals would only add work to each request."""
     handler = Handler(services)
-    app.router.add_route("*", "/{tail:.*}", handler.handle)
-    return app
+    max_size = services.max_body + 1024
+    loop = asyncio.get_running_loop()
+
+    def make_request(message: RawRequestMessage, payload: StreamReader, protocol: RequestHandler,
+                     writer: AbstractStreamWriter, task: asyncio.Task[None]) -> web.BaseRequest:
+        return web.Request(message, payload, protocol, writer, task, loop, client_max_size=max_size)
+
+    # every request is a web.Request (make_request), which is what the handler is typed for
+    return web.Server(cast(_Handler, handler.handle), request_factory=make_request, access_log=None)
 
 
 class Handler:

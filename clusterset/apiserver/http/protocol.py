@@ -57,8 +57,8 @@ def refusal(status: int, exc: BaseException | None) -> StatusError:
     return StatusError(status, "InternalError" if status >= 500 else "", HTTPStatus(status).phrase)
 
 
-async def listen(runner: web.AppRunner, sock: Any, ssl_context: Any) -> Any:
-    """Serves `runner`'s application on the bound socket with these limits; returns the asyncio server (close it
+async def listen(runner: web.BaseRunner, sock: Any, ssl_context: Any) -> Any:
+    """Serves `runner`'s server on the bound socket with these limits; returns the asyncio server (close it
     before cleaning up the runner). In place of aiohttp's SockSite, whose protocol cannot be chosen."""
     http_server = runner.server
     assert http_server is not None, "the runner is set up first"

@@ -165,3 +165,39 @@ def test_compare_keyed_lists_by_key_not_index() -> None:
     diff = compare_objects(old, new, DEPLOY)
     assert diff.modified == {(*c, key_element({"name": "b"}), ("f", "image"))}
     assert not diff.added and not diff.removed
+
+
+def _created(obj: dict[str, Any], group: str, kind: str, manager: str = "m") -> list[dict[str, Any]]:
+    from clusterset.apiserver.patch.apply import created_managed_fields
+
+    return created_managed_fields(obj, manager=manager, api_version="v1", now="2026-01-01T00:00:00Z",
+                                  types=builtin_field_types(group, kind), types_key=(group, kind))
+
+
+def _updated(obj: dict[str, Any], group: str, kind: str, manager: str = "m") -> list[dict[str, Any]]:
+    from clusterset.apiserver.patch.apply import update_managed_fields
+
+    return update_managed_fields(None, obj, manager=manager, api_version="v1", now="2026-01-01T00:00:00Z",
+                                 subresource=None, types=builtin_field_types(group, kind), operation_is_create=True)
+
+
+def _pod(name: str, containers: list[str], image: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "uid": name, "labels": {"app": name[:1]}},
+            "spec": {"containers": [{"name": c, "image": image, "ports": [{"containerPort": 80}]} for c in containers]},
+            "status": {"phase": "Pending"}}
+
+
+@pytest.mark.parametrize(("group", "kind", "objects"), [
+    ("", "ConfigMap", [{"metadata": {"name": n, "uid": n}, "data": {"a": n, "b": ""}} for n in ("x", "y")]
+     + [{"metadata": {"name": "z"}, "data": {"a": "1", "c": "2"}}, {"metadata": {"name": "e"}, "data": {}},
+        {"metadata": {"name": "n", "labels": None}}]),
+    ("", "Pod", [_pod("p1", ["web"], "nginx:1"), _pod("p2", ["web"], "nginx:2"), _pod("p3", ["web", "side"], "x"),
+                 _pod("p4", ["other"], "nginx:1")]),
+    ("", "Service", [{"metadata": {"name": "s"}, "spec": {"ports": [{"port": p, "protocol": "TCP"}]}}
+                     for p in (80, 80, 443)]),
+])
+def test_created_fields_remembered_by_shape_equal_the_full_computation(
+        group: str, kind: str, objects: list[dict[str, Any]]) -> None:
+    for obj in objects + objects:  # each shape computed once, then remembered
+        assert _created(obj, group, kind) == _updated(obj, group, kind)
+    assert _created(objects[0], group, kind, manager="other") == _updated(objects[0], group, kind, manager="other")

@@ -38,7 +38,11 @@ INDENTED = orjson.OPT_INDENT_2
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None, *,
                   form: int = ENCODED) -> web.Response:
-    return web.Response(body=go_json(body, form), status=status, headers={**(headers or {}), "Content-Type": JSON})
+    return _json_bytes(go_json(body, form), status, headers)
+
+
+def _json_bytes(raw: bytes, status: int, headers: dict[str, str] | None) -> web.Response:
+    return web.Response(body=raw, status=status, headers={**(headers or {}), "Content-Type": JSON})
 
 
 def status_response(err: StatusError) -> web.Response:
@@ -56,6 +60,9 @@ def warning_headers(ctx: Ctx) -> dict[str, str]:
 
 
 def respond(ctx: Ctx, body: Any, code: int = 200) -> web.Response:
+    stored = ctx.stored
+    if stored is not None and stored.obj is body:  # the object just written: its stored encoding is the answer
+        return _json_bytes(stored.raw + b"\n", code, warning_headers(ctx))
     return json_response(body, code, warning_headers(ctx))
 
 

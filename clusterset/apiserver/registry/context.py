@@ -9,6 +9,7 @@ from clusterset.apiserver.patch.typeinfo import FieldTypes, SchemaFieldTypes, bu
 from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.registry.registry import Served
 from clusterset.apiserver.registry.resources import ResourceType
+from clusterset.apiserver.storage.store import Entry
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Ctx:
     # the storage position (Database.written) just after this request's last write: its answer reflects nothing
     # later, so it needs nothing later committed; None for a request that wrote nothing (its answer is a read)
     stored_at: int | None = None
+    stored: Entry | None = None  # what the last write stored: its answer reuses the encoded bytes
 
     @property
     def rt(self) -> ResourceType:

@@ -166,7 +166,7 @@ class Rest:
         store = ctx.cluster.store
         obj["metadata"]["resourceVersion"] = str(store.next_rv())
         entry = store.put(ctx.served.key, obj, event)
-        ctx.stored_at = store.db.written
+        ctx.stored_at, ctx.stored = store.db.written, entry
         return entry
 
     # -------------------------------------------------------------------- update
@@ -373,7 +373,7 @@ class Rest:
         obj["metadata"]["resourceVersion"] = str(store.next_rv())
         entry = store.remove(ctx.served.key, obj)
         ctx.served.strategy.after_delete(ctx.cluster, obj)
-        ctx.stored_at = store.db.written
+        ctx.stored_at, ctx.stored = store.db.written, entry
         await store.db.committed()
         return entry.obj
 

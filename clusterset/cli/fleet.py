@@ -38,6 +38,7 @@ from clusterset.cli.common import (
     DEFAULT_STATE_DIR,
     async_command,
     count,
+    fast_loop,
     kube_flags,
     kubeconfig_path,
     natural_key,
@@ -78,7 +79,7 @@ def add_parsers(sub: Any) -> None:
     endpoint_lease_flag(up)
     up.add_argument("--metrics-port", type=port_number, default=0,
                     help="serve the hub's /metrics on this port (0: off)")
-    up.set_defaults(run=async_command(_up))
+    up.set_defaults(run=async_command(_up, loop_factory=fast_loop()))
 
     agent = sub.add_parser(
         "agent", help="run a member's agent (reports the member, exports and imports its services, applies its Works)",

@@ -97,6 +97,7 @@ class Results:
     sqlite: dict[str, Any] = field(default_factory=dict)
     etcd: dict[str, Any] = field(default_factory=dict)
     ours: dict[str, Any] = field(default_factory=dict)
+    before: dict[str, Any] = field(default_factory=dict)  # --before: the same figures of an earlier checkout
     background: dict[str, Any] = field(default_factory=dict)
 
 
@@ -563,6 +564,24 @@ async def ours_clusters(work: Path, s: Settings) -> dict[str, Any]:
     return out
 
 
+async def run_before(work: Path, s: Settings, tree: Path) -> dict[str, Any]:
+    """Writes and watch of an earlier checkout, in the same run (the same machine state) as ours."""
+    srv = ApiserverProcess(work / "before-state", ["bench", "watch"], tree=tree).start()
+    try:
+        o = Ours(srv)
+        async with session(o.ssl) as sess:
+            await o.create_namespace(sess, "bench", "w")
+        with PHASES.phase("before: writes"):
+            out: dict[str, Any] = await ours_writes(o, s, "before")
+        with PHASES.phase("before: watch"):
+            out["watch"] = await ours_watch(o, s)
+    finally:
+        srv.stop()
+    out["commit"] = subprocess.run(["git", "-C", str(tree), "log", "-1", "--format=%h"], capture_output=True,
+                                   text=True).stdout.strip() or str(tree)
+    return out
+
+
 async def run_ours(work: Path, s: Settings) -> dict[str, Any]:
     srv = ApiserverProcess(work / "state", ["bench", "lists", "watch"]).start()
     try:
@@ -617,6 +636,10 @@ def report(r: Results) -> str:
     for c in (1, 16):
         rows.append(wrow(f"**ours**, ConfigMap create over HTTPS, {c} client{'s' if c > 1 else ''}",
                          us[f"writes_{c}"], et.get(f"writes_{c}"), sq.get(f"normal_{c}")))
+    for c in (1, 16):
+        if r.before:
+            rows.append(wrow(f"before ({r.before['commit']}), the same, {c} client{'s' if c > 1 else ''}",
+                             r.before[f"writes_{c}"], et.get(f"writes_{c}"), sq.get(f"normal_{c}")))
     for c in (1, 16):
         if "durable" in us:
             rows.append(wrow(f"ours `--durable` (sync=FULL: fsync per group commit), {c} client{'s' if c > 1 else ''}",
@@ -676,6 +699,10 @@ def report(r: Results) -> str:
         rows.append(["ours, 100 new watchers replaying those events from the history window", fmt_rate(rp["rate"]),
                      f"{rp['events']:,} / {rp['expected']:,}", f"- / {rp['seconds']:.2f}", "-", f"{rp['cpu']:.2f}",
                      ratio(rp["rate"], ew["rate"]) if ew else "-", ratio(rp["rate"], 50_000)])
+    if r.before:
+        bw = r.before["watch"]
+        rows.append(watch_row(f"before ({r.before['commit']})", bw, ratio(bw["rate"], ew["rate"]) if ew else "-",
+                              ratio(bw["rate"], 50_000)))
     if ew:
         rows.append(watch_row("etcd watch via HTTP gateway", ew, "1", "-"))
     parts += [f"### Watch: {WATCHERS} watchers, events delivered/s while 16 clients create "
@@ -784,6 +811,9 @@ async def amain(args: argparse.Namespace) -> Results:
                 r.etcd = await run_etcd(work / "etcd", s)
         print("our API server ...", flush=True)
         r.ours = await run_ours(work, s)
+        if args.before:
+            print(f"the API server of {args.before} ...", flush=True)
+            r.before = await run_before(work, s, args.before)
     other, wall = background.other_cpu_seconds()
     share = other / wall if wall else 0.0
     r.background = {"other_cpu_s": other, "wall_s": wall, "cores": share, "loadavg_at_start": load1}
@@ -805,6 +835,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-etcd", action="store_true", help="skip the etcd reference")
     parser.add_argument("--install-etcd", action="store_true",
                         help=f"if etcd is missing, run `{install_etcd_hint()}` (root only)")
+    parser.add_argument("--before", type=Path, metavar="TREE",
+                        help="also measure writes and watch of another checkout (with its own .venv), e.g. a "
+                             "`git worktree` of an earlier commit: before/after rows from one run")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="first wait up to this long for other processes to leave the CPUs idle")
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """Embedded clusters' built-in controllers: scale → EndpointSlices latency, and the CPU of idle clusters.
 
-    .venv/bin/python -m bench.controllers_bench [--quick]
+    .venv/bin/python -m bench.controllers_bench [--quick] [--before TREE]
 
 - Latency: a Deployment behind a Service in one logical cluster of 12 nodes (pods Ready at once:
   podReadyDelay 0); `replicas` is patched to N and we time until the Service's EndpointSlices list
@@ -9,7 +9,8 @@
   every pod is Ready, the server's CPU time over an idle window, as cores (reference: the same
   server with the same 100 clusters without controllers).
 
-The server runs in its own process pinned to CPU 0, the client on CPU 1 (bench/procs.py).
+The server runs in its own process pinned to CPU 0, the client on CPU 1 (bench/procs.py). `--before TREE`
+measures the latency of another checkout (with its own .venv) in the same run, alternating sizes, with ratios.
 """
 
 from __future__ import annotations
@@ -97,6 +98,17 @@ def scale_latency(http: Http, sizes: list[int]) -> list[list[str]]:
     return rows
 
 
+def _ms(cell: str) -> float:
+    return float(cell.split()[0].replace(",", ""))
+
+
+def _best(kept: list[list[str]], rows: list[list[str]]) -> list[list[str]]:
+    """Per size, the faster of two runs (the machine is shared: the slower one measured the noise)."""
+    if not kept:
+        return rows
+    return [a if _ms(a[1]) + _ms(a[4]) <= _ms(b[1]) + _ms(b[4]) else b for a, b in zip(kept, rows, strict=True)]
+
+
 def idle_cpu(work: Path, clusters: int, window: float) -> list[list[str]]:
     rows = []
     for controllers in (False, True):
@@ -124,19 +136,34 @@ def idle_cpu(work: Path, clusters: int, window: float) -> list[list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--before", type=Path, metavar="TREE", help="also measure this checkout's latency")
     args = parser.parse_args()
     pin_self()
     print(table(["machine", ""], [[k, v] for k, v in machine_info().items()]))
     with tempfile.TemporaryDirectory(prefix="controllers-bench-", dir="/var/tmp") as tmp:
         work = Path(tmp)
-        server = ApiserverProcess(work / "latency", []).start()
-        try:
-            sizes = [10, 100] if args.quick else [10, 100, 1000]
-            rows = scale_latency(Http(server), sizes)
-        finally:
-            server.stop()
-        print("\nreplicas change → every EndpointSlice updated (pods Ready at once)")
-        print(table(["replicas", "scale up", "per pod", "slices", "back to 1"], rows))
+        sizes = [10, 100] if args.quick else [10, 100, 1000]
+        trees: list[tuple[str, Path | None]] = [("this checkout", None)]
+        if args.before:
+            trees.append((f"before ({args.before})", args.before))
+        results: dict[str, list[list[str]]] = {}
+        for label, tree in (trees * 2 if args.before else trees):  # twice, alternating, when comparing
+            server = ApiserverProcess(work / f"latency-{len(results)}-{label[:6]}", [], tree=tree).start()
+            try:
+                rows = scale_latency(Http(server), sizes)
+            finally:
+                server.stop()
+            results.setdefault(label, [])
+            results[label] = _best(results[label], rows)
+        for label, rows in results.items():
+            print(f"\nreplicas change → every EndpointSlice updated (pods Ready at once): {label}")
+            print(table(["replicas", "scale up", "per pod", "slices", "back to 1"], rows))
+        if args.before:
+            now, before = results[trees[0][0]], results[trees[1][0]]
+            print("\nthis checkout ÷ before (lower is faster)")
+            print(table(["replicas", "scale up", "back to 1"],
+                        [[a[0], f"{_ms(a[1]) / _ms(b[1]):.2f}", f"{_ms(a[4]) / _ms(b[4]):.2f}"]
+                         for a, b in zip(now, before, strict=True)]))
         idle = idle_cpu(work, 20 if args.quick else 100, 10.0 if args.quick else 30.0)
         print("\nCPU of idle logical clusters")
         print(table(["server", "clusters", "CPU while idle", "RSS"], idle))

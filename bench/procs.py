@@ -133,8 +133,10 @@ class ApiserverProcess:
     """`clusterset apiserver` in its own process pinned to CPU 0, with a throw-away state dir."""
 
     def __init__(self, state_dir: Path, clusters: list[str], *, durable: bool = False,
-                 port: int | None = None) -> None:
+                 port: int | None = None, tree: Path | None = None) -> None:
+        """`tree`: another checkout of the project (with its own `.venv`) to run instead of this one."""
         self.state_dir = state_dir
+        self.tree = tree
         self.port = port or free_port()
         self.clusters = clusters
         self.durable = durable
@@ -150,10 +152,11 @@ class ApiserverProcess:
             args += ["--cluster", name]
         if self.durable:
             args.append("--durable")
-        cmd = _pinned([sys.executable, "-c", code, *args])
+        python = str(self.tree / ".venv" / "bin" / "python") if self.tree else sys.executable
+        cmd = _pinned([python, "-c", code, *args])
         start = time.perf_counter()
         log = self.state_dir.parent / f"{self.state_dir.name}.log"
-        self.proc = Proc(cmd, log, env=env, cwd=REPO)
+        self.proc = Proc(cmd, log, env=env, cwd=self.tree or REPO)
         # the kubeconfig and the CA exist once the server listens; then poll a cluster URL
         deadline = start + timeout
         while not (self.state_dir / "server.json").exists() or not (self.state_dir / "kubeconfig").exists():

@@ -29,7 +29,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# commit groups between two WAL checkpoints: a group adds about 10 pages, SQLite's own default is 1,000 pages
+# commit groups between two WAL checkpoints (a group adds a few pages; SQLite's own default is every 1,000 pages)
 CHECKPOINT_EVERY = 100
 
 # Objects and events are rowid tables with a unique index on their key. As WITHOUT ROWID tables (before) an
@@ -69,7 +69,6 @@ def _migrate_without_rowid_tables(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE objects_old")
     conn.execute("DROP TABLE events_old")
     conn.execute("COMMIT")
-
 
 
 class StorageFailed(Exception):

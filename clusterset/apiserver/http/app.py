@@ -56,21 +56,19 @@ class Handler:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            response = await self._dispatch(request)
-        except StatusError as err:
-            response = status_response(err)
+            try:
+                response = await self._dispatch(request)
+            except StatusError as err:  # an error may show what memory holds too (409 AlreadyExists)
+                response = status_response(err)
+            self._commit_what_it_shows(request)
+            return response
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except StorageFailed as exc:
             return status_response(errors.internal(str(exc)))
         except Exception as exc:  # never a bare 500 page: a Status, and the server keeps going
             log.exception("internal error on %s %s", request.method, request.path)
-            response = status_response(errors.internal(str(exc) or type(exc).__name__))
-        try:
-            self._commit_what_it_shows(request)
-        except StorageFailed as exc:
-            return status_response(errors.internal(str(exc)))
-        return response
+            return status_response(errors.internal(str(exc) or type(exc).__name__))
 
     def _commit_what_it_shows(self, request: web.Request) -> None:
         """An answer leaves the process only once what it shows is committed (a crash cannot take it back): a

@@ -20,6 +20,7 @@ import orjson
 from clusterset.api import boundedyaml
 from clusterset.client.config import EXEC_EXTENSION, ClientConfig, ExecConfig
 from clusterset.client.errors import CredentialError
+from clusterset.client.incluster import in_cluster, in_cluster_config
 
 DEFAULT_KUBECONFIG = "~/.kube/config"
 MAX_KUBECONFIG_BYTES = 64 * 1024 * 1024  # decoded, as JSON: thousands of clusters fit; an alias bomb does not
@@ -44,13 +45,18 @@ def parse_kubeconfig(data: bytes, source: str) -> dict[str, Any]:
 
 def load_kubeconfig(path: str | None = None, context: str | None = None) -> ClientConfig:
     """The ClientConfig of `context` (default: current-context) in `path` (default: $KUBECONFIG, a
-    `:`-separated list, else ~/.kube/config)."""
+    `:`-separated list, else the pod's own cluster when running in one, else ~/.kube/config).
+
+    That order is controller-runtime's (`GetConfig`): a process in a pod needs no kubeconfig, and one named
+    (a path, $KUBECONFIG or a context) always wins over the pod's ServiceAccount."""
     from kubernetes_asyncio.config.config_exception import ConfigException
     from kubernetes_asyncio.config.kube_config import KubeConfigMerger
 
+    if not path and not os.environ.get("KUBECONFIG") and context is None and in_cluster():
+        return in_cluster_config()
     paths = path or os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG
     if not any(p and os.path.exists(os.path.expanduser(p)) for p in paths.split(os.pathsep)):
-        raise CredentialError(f"no kubeconfig found at {paths}")
+        raise CredentialError(f"no kubeconfig found at {paths}, and not running in a pod")
     try:
         for file in paths.split(os.pathsep):
             if file and os.path.exists(os.path.expanduser(file)):

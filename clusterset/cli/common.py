@@ -19,6 +19,7 @@ from typing import Any
 
 from clusterset.apiserver import CannotListen, StateDirInUse
 from clusterset.client import ApiError, ConnectionFailed, CredentialError
+from clusterset.fleet.hub import HubNotInstalled
 from clusterset.inventory.registration import JoinRefused
 
 DEFAULT_STATE_DIR = Path(".clusterset")
@@ -152,7 +153,7 @@ def async_command(command: Callable[[argparse.Namespace], Coroutine[Any, Any, in
             print(f"{name}: {exc}; stop it first or use --state-dir", file=sys.stderr)
         except CannotListen as exc:
             print(f"{name}: {exc}; choose another port with --port", file=sys.stderr)
-        except (JoinRefused, CredentialError, ConnectionFailed) as exc:
+        except (JoinRefused, HubNotInstalled, CredentialError, ConnectionFailed) as exc:
             print(f"{name}: {exc}", file=sys.stderr)
         except ApiError as exc:
             print(f"{name}: {exc.status} {exc.reason}: {exc.message}", file=sys.stderr)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clusterset.client import ClusterClient
+from clusterset.client import ClusterClient, Forbidden
 from clusterset.inventory.controllers import profile_controller
 from clusterset.inventory.profile_status import AccessProvider
 from clusterset.inventory.profiles import ProfileManager
@@ -20,6 +20,10 @@ from clusterset.runtime import Controller, Manager
 from clusterset.workset.controller import workset_controller
 
 HUB = "hub"  # the name a hub Manager engages the hub cluster under
+
+
+class HubNotInstalled(Exception):
+    """The hub misses what the hub controllers need (CRDs, roles) and they may not install it themselves."""
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,14 @@ def hub_controllers(hub: ClusterClient, options: HubOptions) -> list[Controller]
 async def start_hub(manager: Manager, hub: ClusterClient, options: HubOptions) -> None:
     """Prepares the hub (CRDs, the ClusterSet's namespace, placement's roles and bindings), then starts `manager`
     with the hub controllers and `hub` engaged as HUB. The caller stops the manager and closes `hub`."""
-    await prepare_hub(hub, options.clusterset)
-    await prepare_placement(hub, options.clusterset, options.bind_namespaces)
+    try:
+        await prepare_hub(hub, options.clusterset)
+        await prepare_placement(hub, options.clusterset, options.bind_namespaces)
+    except Forbidden as exc:
+        raise HubNotInstalled(
+            f"the hub lacks this version's CRDs, ClusterSet namespace or roles, and this identity may not install "
+            f"them ({exc.message}); apply this version's manifests first: kubectl apply -k deploy/hub, or "
+            f"clusterset manifests hub | kubectl apply -f -") from None
     for controller in hub_controllers(hub, options):
         manager.add(controller)
     await manager.add_cluster(HUB, hub, owned=False)

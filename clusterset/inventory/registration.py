@@ -54,6 +54,7 @@ from clusterset.client import ClusterClient
 from clusterset.client.errors import AlreadyExists, NotFound
 from clusterset.client.kubeconfig import parse_kubeconfig
 from clusterset.inventory.endpoint import endpoint_of
+from clusterset.runtime.roles import ensure_role
 
 log = logging.getLogger(__name__)
 
@@ -75,20 +76,29 @@ class Membership:
     agent_kubeconfig: dict[str, Any]
 
 
+def with_digest(crd: dict[str, Any]) -> dict[str, Any]:
+    """The CRD annotated with the digest of its content: what `ensure_crds` installs, and what the manifests
+    (deploy/) carry, so that a join finds them current."""
+    digest = hashlib.sha256(orjson.dumps(crd, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    return {**crd, "metadata": {**crd["metadata"], "annotations": {
+        **(crd["metadata"].get("annotations") or {}), MANIFEST_ANNOTATION: digest}}}
+
+
 async def ensure_crds(client: ClusterClient, manifests: list[dict[str, Any]]) -> None:
     """Install or update CRDs. A GET first: applying a large CRD is costly, and joins repeat it."""
     for crd in manifests:
-        digest = hashlib.sha256(orjson.dumps(crd, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+        crd = with_digest(crd)
+        digest = crd["metadata"]["annotations"][MANIFEST_ANNOTATION]
         current = await _get(client, CRDS, crd["metadata"]["name"])
         if current is not None and (current["metadata"].get("annotations") or {}).get(MANIFEST_ANNOTATION) == digest:
             continue
-        crd = {**crd, "metadata": {**crd["metadata"], "annotations": {
-            **(crd["metadata"].get("annotations") or {}), MANIFEST_ANNOTATION: digest}}}
         await client.apply(CRDS, crd, FIELD_MANAGER)
 
 
 async def prepare_hub(hub: ClusterClient, clusterset: str) -> None:
-    """What every join needs on the hub: the CRDs and the ClusterSet's labelled namespace."""
+    """What every join needs on the hub: the CRDs and the ClusterSet's labelled namespace, and the Role agents read
+    the merged services with. Read first, written only when different: on a hub installed from the manifests
+    (deploy/hub) the hub controllers' ServiceAccount may only read them."""
     await ensure_crds(hub, crds.hub_crds())
     labels = {CLUSTERSET_NAMESPACE_LABEL: clusterset}
     ns = await _get(hub, NAMESPACES, clusterset)
@@ -101,7 +111,7 @@ async def prepare_hub(hub: ClusterClient, clusterset: str) -> None:
         elif current != clusterset:
             raise JoinRefused(f"the hub's namespace {clusterset!r} holds ClusterSet {current!r} "
                               f"({CLUSTERSET_NAMESPACE_LABEL}); choose another --clusterset name")
-    await hub.apply(ROLES, merged_reader_role(clusterset), FIELD_MANAGER)
+    await ensure_role(hub, ROLES, merged_reader_role(clusterset), FIELD_MANAGER)
 
 
 async def _get(client: ClusterClient, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from clusterset.api.placement import CLUSTERSET_BINDINGS, PLACEMENT_DECISIONS, P
 from clusterset.api.resources import CLUSTER_ROLES
 from clusterset.client import AlreadyExists, ClusterClient
 from clusterset.placement.writes import FIELD_MANAGER
+from clusterset.runtime.roles import ensure_role
 
 READ = ["get", "list", "watch"]
 WRITE = [*READ, "create", "update", "patch", "delete", "deletecollection"]
@@ -55,7 +56,7 @@ async def prepare_placement(hub: ClusterClient, clusterset: str, bind: Iterable[
     """The ClusterRoles (applied: kept up to date), and a binding of each of `bind` unless it exists (a binding a
     user changed is left alone)."""
     for role in cluster_roles():
-        await hub.apply(CLUSTER_ROLES, role, FIELD_MANAGER)
+        await ensure_role(hub, CLUSTER_ROLES, role, FIELD_MANAGER)
     for namespace in bind:
         with contextlib.suppress(AlreadyExists):
             await hub.create(CLUSTERSET_BINDINGS, binding(clusterset, namespace), field_manager=FIELD_MANAGER)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -94,6 +95,7 @@ def add_parsers(sub: Any) -> None:
                        f"{SYSTEM_NAMESPACE}/{HUB_KUBECONFIG_SECRET} written by `clusterset join`)")
     agent.add_argument("--heartbeat", type=seconds, default=10.0, help="seconds between reports (default 10)")
     endpoint_lease_flag(agent)
+    metrics_flags(agent)
     agent.set_defaults(run=async_command(_agent))
 
     hub = sub.add_parser(
@@ -108,9 +110,16 @@ def add_parsers(sub: Any) -> None:
     hub.add_argument("--clusterset", default=DEFAULT_CLUSTERSET, help="ClusterSet name (default clusterset)")
     hub.add_argument("--grace", type=seconds, default=40.0,
                      help="seconds without a report before a member's health is Unknown (default 40)")
-    hub.add_argument("--metrics-port", type=port_number, default=0, help="serve /metrics on this port (0: off)")
+    metrics_flags(hub)
     hub.add_argument("--no-leader-elect", dest="leader_elect", action="store_false",
                      help="act without holding the Lease <clusterset>/clusterset-hub (only one replica may run)")
+    hub.add_argument("--leader-elect-lease-duration", type=seconds, default=15.0, metavar="SECONDS",
+                     help="how long followers wait after the leader's last renewal before taking over (default 15)")
+    hub.add_argument("--leader-elect-renew-deadline", type=seconds, default=10.0, metavar="SECONDS",
+                     help="how long the leader keeps acting without a successful renewal (default 10; less than "
+                          "the lease duration)")
+    hub.add_argument("--leader-elect-retry-period", type=seconds, default=2.0, metavar="SECONDS",
+                     help="how often replicas renew or try to acquire the lease (default 2)")
     hub.add_argument("--access-provider", action="append", default=[], metavar="NAME",
                      help="advertise this access provider on every ClusterProfile, with exec config "
                           "{clusterName: <member id>} (repeatable; e.g. secretreader)")
@@ -132,6 +141,14 @@ def add_parsers(sub: Any) -> None:
     c.add_argument("--side", choices=["hub", "member", "all"], default="all",
                    help="the hub's, the members', or all (default)")
     c.set_defaults(run=_crds)
+
+
+def metrics_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metrics-port", type=port_number, default=0,
+                        help="serve /metrics, /healthz and /readyz on this port (0: off)")
+    parser.add_argument("--metrics-host", default="127.0.0.1",
+                        help="the address they listen on (default 127.0.0.1; in a pod 0.0.0.0, for the kubelet's "
+                             "probes and Prometheus)")
 
 
 def endpoint_lease_flag(parser: argparse.ArgumentParser) -> None:
@@ -218,7 +235,7 @@ async def _agent(args: argparse.Namespace) -> int:
             Path(hub_path).write_bytes(base64.b64decode(secret["data"]["kubeconfig"]))
             Path(hub_path).chmod(0o600)
         hub = await ClusterClient.from_kubeconfig(hub_path, None)
-    manager = Manager(name="agent")
+    manager = Manager(name="agent", metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     stop = asyncio.Event()
     gone: list[str] = []  # the member is gone for good: its agent said so in the log and stopped
 
@@ -242,10 +259,17 @@ async def _agent(args: argparse.Namespace) -> int:
 
 
 async def _hub(args: argparse.Namespace) -> int:
+    if not args.leader_elect_retry_period < args.leader_elect_renew_deadline < args.leader_elect_lease_duration:
+        print("clusterset hub: leader election needs --leader-elect-retry-period < --leader-elect-renew-deadline < "
+              "--leader-elect-lease-duration", file=sys.stderr)
+        return 2
     hub = await ClusterClient.from_kubeconfig(kubeconfig_path(args), args.context)
     providers = tuple(AccessProvider(name, {"clusterName": "{cluster}"}) for name in args.access_provider)
-    election = LeaderElection(hub, args.clusterset, "clusterset-hub") if args.leader_elect else None
-    manager = Manager(name="hub", metrics_port=args.metrics_port, leader_election=election)
+    election = LeaderElection(hub, args.clusterset, "clusterset-hub", lease_duration=args.leader_elect_lease_duration,
+                              renew_deadline=args.leader_elect_renew_deadline,
+                              retry_period=args.leader_elect_retry_period) if args.leader_elect else None
+    manager = Manager(name="hub", metrics_port=args.metrics_port, metrics_host=args.metrics_host,
+                      leader_election=election)
     await start_hub(manager, hub, HubOptions(args.clusterset, grace=args.grace, access_providers=providers))
     print(f"hub controllers running against {hub.server} (ClusterSet {args.clusterset})", flush=True)
     try:

@@ -13,12 +13,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent / "clusterset"
 
 # a package may import only from the packages listed after it (and itself)
-LAYERS = ["cli", "fleet", "inventory", "mcs", "dns", "placement", "work", "workset", "runtime", "client", "apiserver",
-          "api"]
+LAYERS = ["cli", "fleet", "deploy", "inventory", "mcs", "dns", "placement", "work", "workset", "runtime", "client",
+          "apiserver", "api"]
 FEATURES = {"inventory", "mcs", "dns", "placement", "work", "workset"}
 ALLOWED: dict[str, set[str]] = {
     "cli": set(LAYERS) | {"testing"},
     "fleet": set(LAYERS) - {"cli"},
+    "deploy": set(LAYERS) - {"cli", "fleet"},
     **{f: {f, "runtime", "client", "api"} for f in FEATURES},
     "runtime": {"runtime", "client", "api"},
     "client": {"client", "api"},

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from clusterset.cli import dns, fleet, inventory, placement, server
+from clusterset.cli import dns, fleet, inventory, manifests, placement, server
 from clusterset.cli.common import Command
 
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a tool that SIGPIPE ended (`yes | head`)
@@ -20,7 +20,7 @@ EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a tool that SIGPIPE ende
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="clusterset", description="A multi-cluster control plane for Kubernetes.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (fleet, inventory, placement, server, dns):
+    for module in (fleet, inventory, placement, server, dns, manifests):
         module.add_parsers(sub)
 
     args = parser.parse_args(argv)

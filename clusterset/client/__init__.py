@@ -1,4 +1,5 @@
-"""Async Kubernetes REST client on raw dicts: kubeconfig, exec credentials, retries, typed errors."""
+"""Async Kubernetes REST client on raw dicts: kubeconfig, in-cluster configuration, exec credentials, retries,
+typed errors."""
 
 from clusterset.client.client import ClusterClient
 from clusterset.client.config import ClientConfig, ExecConfig, RetryPolicy
@@ -17,6 +18,7 @@ from clusterset.client.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from clusterset.client.incluster import in_cluster, in_cluster_config
 from clusterset.client.kubeconfig import load_kubeconfig
 
 __all__ = [
@@ -37,5 +39,7 @@ __all__ = [
     "ServerError",
     "TooManyRequests",
     "Unauthorized",
+    "in_cluster",
+    "in_cluster_config",
     "load_kubeconfig",
 ]

@@ -41,6 +41,7 @@ from clusterset.runtime import Manager
 from clusterset.testing import ServerThread
 from tests.conftest import KUBECTLS
 from tests.deploy.pods import ClusterService, container_args, pod_environment
+from tests.deploy.rbac import attributes, granted
 from tests.helpers import apps, core, custom, gone, wait_until
 from tests.test_cli import _clusterset, _free_port
 
@@ -240,6 +241,20 @@ def test_the_fleet_goes_healthy_with_the_manifests_rbac(fleet: Fleet) -> None:
     assert queues(fleet.metrics["agent-1"]) == sorted(c.name for c in agent.controllers)
 
 
+# grants for paths the tests above do not take, and the code that needs each
+NOT_EXERCISED = {
+    ("multicluster.x-k8s.io", "placementdecisions", "update"),  # placement/writes.py: a decision that changes
+    ("multicluster.x-k8s.io", "placementdecisions", "delete"),  # placement/controller.py: fewer slices needed
+    ("multicluster.x-k8s.io", "works", "update"),  # workset/writes.py: a WorkSet's manifests changed, a rollout
+    ("multicluster.x-k8s.io", "clusterprofiles", "delete"),  # inventory/profiles.py: a member left
+    ("clusterset.io", "clustersetservices", "update"),  # mcs/sync.py: a merged service changes
+    ("clusterset.io", "clustersetendpoints", "update"),  # mcs/sync.py: endpoints change
+    ("multicluster.x-k8s.io", "serviceimports", "update"),  # mcs/imports.py: an import's spec changes
+    ("discovery.k8s.io", "endpointslices", "update"),  # mcs/imports.py: imported endpoints change
+    ("", "secrets", "patch"),  # inventory/agent.py: the renewed hub token into the member's copy
+}
+
+
 def queues(port: int) -> list[str]:
     """The controllers a process runs: one work queue each in its /metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
@@ -352,6 +367,16 @@ def test_nothing_the_controllers_asked_was_refused(fleet: Fleet) -> None:
     for name, proc in fleet.procs.items():
         assert "Forbidden" not in fleet.log(name) and "403" not in fleet.log(name), (name, fleet.log(name))
         assert name in ("hub-a", "hub-b") or proc.poll() is None
+    # and nothing is granted that no request used, but for the paths this test does not take (named here)
+    for side, cluster, account in (("hub", "hub", "clusterset-hub"), ("member", "member-1", "clusterset-agent"),
+                                   ("member", "member-2", "clusterset-dns")):
+        rendered = list(yaml.safe_load_all(manifests(side)))
+        user = f"system:serviceaccount:{SYSTEM}:{account}"
+        used = {a for name in ((cluster, *MEMBERS) if account == "clusterset-agent" else (cluster,))
+                for s in fleet.services[name].seen if s.user == user and (a := attributes(s)) is not None}
+        used |= {(g, r, "get") for g, r, v in used if v == "list"}  # a list tells all a get would
+        unused = granted(rendered, SYSTEM, account) - used - NOT_EXERCISED
+        assert unused == set(), f"{account} is granted what it never asked for: {sorted(unused)}"
     rbac = client.RbacAuthorizationV1Api(fleet.api("hub"))
     role = rbac.read_namespaced_role("clusterset-hub", "clusterset")
     role.rules = [r for r in role.rules if "leases" not in r.resources]

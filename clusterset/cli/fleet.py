@@ -270,9 +270,9 @@ async def _hub(args: argparse.Namespace) -> int:
                               retry_period=args.leader_elect_retry_period) if args.leader_elect else None
     manager = Manager(name="hub", metrics_port=args.metrics_port, metrics_host=args.metrics_host,
                       leader_election=election)
-    await start_hub(manager, hub, HubOptions(args.clusterset, grace=args.grace, access_providers=providers))
-    print(f"hub controllers running against {hub.server} (ClusterSet {args.clusterset})", flush=True)
     try:
+        await start_hub(manager, hub, HubOptions(args.clusterset, grace=args.grace, access_providers=providers))
+        print(f"hub controllers running against {hub.server} (ClusterSet {args.clusterset})", flush=True)
         await wait_for_signal()
     finally:
         await manager.stop()

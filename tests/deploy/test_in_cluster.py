@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
 import signal
+import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +47,7 @@ from tests.conftest import KUBECTLS
 from tests.deploy.pods import ClusterService, container_args, pod_environment
 from tests.deploy.rbac import attributes, granted
 from tests.helpers import apps, core, custom, gone, wait_until
-from tests.test_cli import _clusterset, _free_port
+from tests.test_cli import _clusterset
 
 pytestmark = pytest.mark.skipif(len(KUBECTLS) < 2 and "default" not in KUBECTLS,
                                 reason="kubectl is not installed on this machine")
@@ -79,6 +83,16 @@ class Fleet:
             return {}
         return {c["type"]: c["status"] for c in (cp.get("status") or {}).get("conditions") or []}
 
+    def lease_renewed_after(self, moment: float) -> bool:
+        """Whether a replica holds the Lease and renewed it after `moment` (time.monotonic)."""
+        try:
+            lease = client.CoordinationV1Api(self.api("hub")).read_namespaced_lease("clusterset-hub", "clusterset")
+        except ApiException:
+            return False
+        renewed = lease.spec.renew_time
+        age = (datetime.now(UTC) - renewed).total_seconds() if renewed else float("inf")
+        return bool(lease.spec.holder_identity) and age < time.monotonic() - moment
+
     def lease_holder(self) -> str:
         try:
             lease = client.CoordinationV1Api(self.api("hub")).read_namespaced_lease("clusterset-hub", "clusterset")
@@ -96,12 +110,13 @@ def kubectl(binary: str, fleet_kubeconfig: Path, cache: Path, context: str, *arg
     return out.stdout
 
 
-def apply_both_ways(fleet: Fleet, context: str, side: str, first: str, then: str) -> None:
+def apply_both_ways(fleet: Fleet, context: str, side: str, first: str, then: str, *, again: bool = True) -> None:
     """`first` applies for real (a server-side dry-run of a new namespace's objects fails on any cluster: the
-    namespace is not there yet), `then` dry-runs and applies again, and `first` dry-runs the result; each kubectl
-    with a fresh discovery cache."""
+    namespace is not there yet), `then` dry-runs; with `again`, `then` applies again and `first` dry-runs that. Each
+    kubectl with a fresh discovery cache."""
     outputs = []
-    for n, (version, dry) in enumerate([(first, False), (then, True), (then, False), (first, True)]):
+    steps = [(first, False), (then, True), (then, False), (first, True)] if again else [(first, False), (then, True)]
+    for n, (version, dry) in enumerate(steps):
         cache = fleet.tmp / f"cache-{context}-{n}"
         extra = ["--dry-run=server"] if dry else []
         outputs.append(kubectl(KUBECTLS[version], fleet.kubeconfig, cache, context, "apply", "-k",
@@ -128,9 +143,20 @@ async def _token(fleet: Fleet, cluster: str, account: str) -> str:
 
 
 def unused_port(fleet: Fleet) -> int:
-    """A free port that no process of the fleet was given yet (a port just freed may be handed out again)."""
+    """A free port below the kernel's ephemeral range (where outgoing connections would take it before the process
+    binds it) that no process of the fleet was given yet."""
     taken = {*fleet.metrics.values(), fleet.dns_port}
-    return next(port for port in iter(_free_port, None) if port not in taken)
+    while True:
+        port = random.randrange(20000, 32768)
+        if port in taken:
+            continue
+        with socket.socket() as tcp, socket.socket(type=socket.SOCK_DGRAM) as udp:
+            try:
+                tcp.bind(("127.0.0.1", port))
+                udp.bind(("127.0.0.1", port))  # the DNS server takes both
+            except OSError:
+                continue
+        return port
 
 
 def with_ports(fleet: Fleet, name: str, args: list[str]) -> list[str]:
@@ -164,11 +190,20 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         services = {name: ClusterService(server, name) for name in ("hub", *MEMBERS)}
         running = Fleet(server, tmp, kubeconfig, services)
         oldest, newest = sorted(KUBECTLS)[0], sorted(KUBECTLS)[-1]
+        rendered = {side: list(yaml.safe_load_all(manifests(side))) for side in ("hub", "member")}
+        timing = [f"--leader-elect-lease-duration={LEASE}", f"--leader-elect-renew-deadline={RENEW}",
+                  f"--leader-elect-retry-period={RETRY}"]
         with ThreadPoolExecutor(3) as pool:
-            for done in [pool.submit(apply_both_ways, running, "hub", "hub", oldest, newest),
-                         pool.submit(apply_both_ways, running, "member-1", "member", newest, oldest),
-                         pool.submit(apply_both_ways, running, "member-2", "member", oldest, newest)]:
+            members = [pool.submit(apply_both_ways, running, "member-1", "member", newest, oldest, again=False),
+                       pool.submit(apply_both_ways, running, "member-2", "member", oldest, newest, again=False)]
+            pool.submit(apply_both_ways, running, "hub", "hub", oldest, newest).result()
+            hub_args = container_args(rendered["hub"], "clusterset-hub")
+            for replica in ("hub-a", "hub-b"):  # starting while the members are installed
+                start(running, replica, "hub", "clusterset-hub", [*with_ports(running, replica, hub_args), *timing])
+            for done in members:
                 done.result()
+        start(running, "dns-2", "member-2", "clusterset-dns",
+              with_ports(running, "dns-2", container_args(rendered["member"], "clusterset-dns")))
         hub_url = f"https://127.0.0.1:{services['hub'].port}"
         joins = [subprocess.Popen(_clusterset("join", m, "--id", m, "--hub-server", hub_url, "--kubeconfig",
                                               str(kubeconfig)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -176,17 +211,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         for join in joins:
             _out, err = join.communicate(timeout=60)
             assert join.returncode == 0, err
-        rendered = {side: list(yaml.safe_load_all(manifests(side))) for side in ("hub", "member")}
-        hub_args = container_args(rendered["hub"], "clusterset-hub")
-        timing = [f"--leader-elect-lease-duration={LEASE}", f"--leader-elect-renew-deadline={RENEW}",
-                  f"--leader-elect-retry-period={RETRY}"]
-        for replica in ("hub-a", "hub-b"):
-            start(running, replica, "hub", "clusterset-hub", [*with_ports(running, replica, hub_args), *timing])
         for n, member in enumerate(MEMBERS, 1):
             start(running, f"agent-{n}", member, "clusterset-agent",
                   with_ports(running, f"agent-{n}", container_args(rendered["member"], "clusterset-agent")))
-        start(running, "dns-2", "member-2", "clusterset-dns",
-              with_ports(running, "dns-2", container_args(rendered["member"], "clusterset-dns")))
         yield running
     finally:
         if running is not None:
@@ -204,12 +231,12 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 
 
 def test_kubectl_applies_the_manifests_for_real_and_as_a_server_side_dry_run(fleet: Fleet) -> None:
-    for context, (first, dry, again, dry_again) in fleet.applied.items():
+    for context, (first, dry, *more) in fleet.applied.items():
         lines = first.splitlines()
         assert lines and all(line.endswith(" created") for line in lines), (context, first)
-        # applying again changes nothing: no field of ours is one the server or a controller rewrites
-        assert all(line.endswith(" unchanged") for line in again.splitlines()), (context, again)
-        for out in (dry, dry_again):
+        if more:  # applying again changes nothing: no field of ours is one the server or a controller rewrites
+            assert all(line.endswith(" unchanged") for line in more[0].splitlines()), (context, more[0])
+        for out in (dry, *more[1:]):
             assert len(out.splitlines()) == len(lines) and all(
                 line.endswith("(server dry run)") for line in out.splitlines()), (context, out)
     hub = fleet.applied["hub"][0]
@@ -227,10 +254,10 @@ def test_the_fleet_goes_healthy_with_the_manifests_rbac(fleet: Fleet) -> None:
                    timeout=40, message=f"{member} healthy and joined")
     for name, proc in fleet.procs.items():
         assert proc.poll() is None, (name, fleet.log(name))
-    for name, port in fleet.metrics.items():  # what the Deployments' probes ask
+    for name, port in fleet.metrics.items():  # what the Deployments' probes ask (a follower may start later)
         for path in ("/healthz", "/readyz"):
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
-                assert resp.status == 200, (name, path)
+            wait_until(lambda u=f"http://127.0.0.1:{port}{path}": answers(u) == 200, timeout=30,
+                       message=f"{name} answering {path}")
     # every feature's controllers run in the pods: the hub leader's are fleet/hub.py's, an agent's fleet/member.py's
     holder = wait_until(fleet.lease_holder, timeout=20, message="a leader")
     leader = next(name for name in ("hub-a", "hub-b") if holder.endswith(f"_{fleet.procs[name].pid}"))
@@ -253,6 +280,17 @@ NOT_EXERCISED = {
     ("discovery.k8s.io", "endpointslices", "update"),  # mcs/imports.py: imported endpoints change
     ("", "secrets", "patch"),  # inventory/agent.py: the renewed hub token into the member's copy
 }
+
+
+def answers(url: str) -> int:
+    """The HTTP status of a GET, as a kubelet's probe sees it (0: no answer)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return err.code
+    except OSError:
+        return 0
 
 
 def queues(port: int) -> list[str]:
@@ -383,3 +421,36 @@ def test_nothing_the_controllers_asked_was_refused(fleet: Fleet) -> None:
     rbac.replace_namespaced_role("clusterset-hub", "clusterset", role)
     wait_until(lambda: any("leases" in s.path for s in fleet.services["hub"].refused()), timeout=10,
                message="the leader refused when it renews its Lease")
+    # applying the manifests again gives the rule back, and a replica leads again
+    newest = KUBECTLS[sorted(KUBECTLS)[-1]]
+    kubectl(newest, fleet.kubeconfig, fleet.tmp / "cache-restore", "hub", "apply", "-k", str(REPO / "deploy/hub"))
+    last = time.monotonic()
+    wait_until(lambda: fleet.lease_renewed_after(last), timeout=LEASE + 10, message="a leader renewing again")
+
+
+def test_uninstall_keeps_the_crds_and_what_users_keep_in_them(fleet: Fleet) -> None:
+    left = subprocess.run(_clusterset("leave", "member-2", "--hub-context", "hub", "--kubeconfig",
+                                      str(fleet.kubeconfig)), capture_output=True, text=True, timeout=60)
+    assert left.returncode == 0, left.stderr
+    newest = KUBECTLS[sorted(KUBECTLS)[-1]]
+    out = kubectl(newest, fleet.kubeconfig, fleet.tmp / "cache-uninstall", "member-2", "delete", "-k",
+                  str(REPO / "deploy/member"), "-l", "app.kubernetes.io/part-of=clusterset")
+    # the namespace first, and its objects with it
+    assert 'namespace "clusterset-system" deleted' in out and "customresourcedefinition" not in out, out
+    assert 'clusterrolebinding.rbac.authorization.k8s.io "clusterset:agent:work" deleted' in out, out
+    m2 = fleet.server.info("member-2")
+    assert gone(lambda: client.RbacAuthorizationV1Api(m2.api_client()).read_cluster_role("clusterset:agent"))
+    ext = client.ApiextensionsV1Api(m2.api_client())
+    assert {c.metadata.name for c in ext.list_custom_resource_definition().items} >= {
+        "clusterproperties.about.k8s.io", "serviceexports.multicluster.x-k8s.io",
+        "serviceimports.multicluster.x-k8s.io"}
+    props = custom(m2).list_cluster_custom_object("about.k8s.io", "v1beta1", "clusterproperties")["items"]
+    assert {p["metadata"]["name"]: p["spec"]["value"] for p in props} == {"cluster.clusterset.k8s.io": "member-2"}
+    wait_until(lambda: not fleet.profile_conditions("member-2"), timeout=30, message="member-2's profile deleted")
+    out = kubectl(newest, fleet.kubeconfig, fleet.tmp / "cache-uninstall-hub", "hub", "delete", "-k",
+                  str(REPO / "deploy/hub"), "-l", "app.kubernetes.io/part-of=clusterset")
+    assert 'namespace "clusterset-system" deleted' in out and "customresourcedefinition" not in out, out
+    assert 'role.rbac.authorization.k8s.io "clusterset-hub" deleted' in out, out
+    hub = fleet.server.info("hub")
+    assert core(hub).read_namespace("clusterset").metadata.labels["multicluster.x-k8s.io/clusterset"] == "clusterset"
+    assert fleet.profile_conditions("member-1")  # the ClusterSet's profiles stay with its namespace

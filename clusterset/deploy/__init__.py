@@ -14,6 +14,7 @@ from clusterset.deploy.kustomize import Image, build, dump, parse_image
 
 BASES = Path(__file__).parent
 SIDES = ("hub", "member")
+IMAGE_NAME = "clusterset"  # the image name the bases use; `--image` (or kustomize's `images:`) replaces it
 
 
 def manifests(side: str, image: str | None = None) -> str:
@@ -23,7 +24,5 @@ def manifests(side: str, image: str | None = None) -> str:
     images = [parse_image(IMAGE_NAME, image)] if image else []
     return dump(build(BASES / side, images))
 
-
-IMAGE_NAME = "clusterset"  # the image name the bases use; `--image` (or kustomize's `images:`) replaces it
 
 __all__ = ["BASES", "IMAGE_NAME", "SIDES", "Image", "build", "dump", "manifests", "parse_image"]

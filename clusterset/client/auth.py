@@ -23,12 +23,13 @@ class Credentials:
         self.config = config
         self.exec = ExecCredentialRunner(config.exec, config) if config.exec else None
         self._static = Credential(token=config.token) if config.token else Credential()
-        self._file_read_at = 0.0
+        self._file_read_at: float | None = None  # not 0: the monotonic clock starts near 0 on a node that just booted
 
     async def get(self) -> Credential:
         if self.exec is not None:
             return await self.exec.get()
-        if self.config.token_file and time.monotonic() - self._file_read_at > TOKEN_FILE_TTL:
+        if self.config.token_file and (self._file_read_at is None
+                                       or time.monotonic() - self._file_read_at > TOKEN_FILE_TTL):
             try:
                 token = Path(self.config.token_file).read_text().strip()
             except OSError as exc:
@@ -43,8 +44,8 @@ class Credentials:
             self.exec.invalidate(used)
             return True
         if self.config.token_file:
-            stale = self._file_read_at != 0.0
-            self._file_read_at = 0.0
+            stale = self._file_read_at is not None
+            self._file_read_at = None
             return stale
         return False
 

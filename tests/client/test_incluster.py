@@ -97,6 +97,9 @@ async def test_a_rotated_token_is_read_again(tmp_path: Path, server: ServerThrea
 
     async with ClusterClient(in_cluster_config(env)) as client:
         token_file.write_text(one)
+        # read at first use, whatever the clock says: a node that just booted has a monotonic clock near 0, below
+        # the re-read period (here made longer than any uptime)
+        monkeypatch.setattr(auth, "TOKEN_FILE_TTL", 1e12)
         assert await whoami(client) == "system:serviceaccount:default:one"
         # the kubelet rotates the token: read again after a minute (client-go's period), here at once
         monkeypatch.setattr(auth, "TOKEN_FILE_TTL", 0.0)

@@ -45,7 +45,7 @@ def test_clusterset_manifests_prints_what_kubectl_kustomize_prints(side: str) ->
 @pytest.mark.parametrize("image", ["registry.example.com:5000/team/clusterset:1.2.3",
                                    "registry.example.com/clusterset@sha256:" + "ab" * 32,
                                    "mirror.local/clusterset"])
-def test_image_is_kustomizes_images_transformer(image: str, tmp_path: Path) -> None:
+def test_image_replaces_as_kustomizes_images_field_does(image: str, tmp_path: Path) -> None:
     name, tag, digest = split_image(image)
     entry = {"name": "clusterset", "newName": name, **({"newTag": tag} if tag else {}),
              **({"digest": digest} if digest else {})}

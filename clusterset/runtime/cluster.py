@@ -2,6 +2,7 @@
 
 Informers are shared per (resource, namespace, label selector, field selector): every controller
 and every `cache()` call asking for the same view of a cluster uses one list/watch and one cache.
+A cluster engaged with an informer source (`shared.SharedReads`) takes the views that source serves from it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from clusterset.client import ClusterClient
 from clusterset.runtime.cache import Cache
 from clusterset.runtime.informer import Informer
 from clusterset.runtime.metrics import Metrics
+from clusterset.runtime.shared import InformerSource
 
 InformerKey = tuple[Resource, str | None, str | None, str | None]
 
@@ -23,9 +25,10 @@ class Cluster:
     """A cluster a Manager runs against: `name`, `client` for writes, `cache()` for reads."""
 
     def __init__(self, name: str, client: ClusterClient, *, resync_period: float | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, informers: InformerSource | None = None) -> None:
         self.name = name
         self.client = client
+        self._source = informers
         self.resync_period = resync_period
         self._metrics = metrics
         self._informers: dict[InformerKey, Informer] = {}
@@ -52,6 +55,11 @@ class Cluster:
             self._on_demand.discard(key)
         elif informer is None:
             self._on_demand.add(key)
+        if informer is None and self._source is not None:
+            informer = self._source(self.client, resource, namespace or None, selector, field_selector or None)
+            if informer is not None:
+                self._informers[key] = informer
+                informer.start()
         if informer is None:
             informer = Informer(
                 self.client, resource, namespace=namespace or None, label_selector=selector,

@@ -25,6 +25,7 @@ from clusterset.runtime.controller import Controller
 from clusterset.runtime.leader import LeaderElection
 from clusterset.runtime.logs import bind
 from clusterset.runtime.metrics import Metrics, MetricsServer
+from clusterset.runtime.shared import InformerSource
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +100,16 @@ class Manager:
         except KeyError:
             raise KeyError(f"cluster {name!r} is not engaged (engaged: {sorted(self._clusters)})") from None
 
-    async def add_cluster(self, name: str, client: ClusterClient, *, owned: bool = True) -> Cluster:
+    async def add_cluster(self, name: str, client: ClusterClient, *, owned: bool = True,
+                          informers: InformerSource | None = None) -> Cluster:
         """Engages `client` as cluster `name` (replacing a cluster of that name). With `owned`, the manager
-        closes the client when the cluster is removed or the manager stops."""
+        closes the client when the cluster is removed or the manager stops. `informers`: serves some of the
+        cluster's views from elsewhere (`shared.SharedReads`)."""
         async with self._cluster_lock:
             if name in self._clusters:
                 await self._remove(name)
-            cluster = Cluster(name, client, resync_period=self.resync_period, metrics=self.metrics)
+            cluster = Cluster(name, client, resync_period=self.resync_period, metrics=self.metrics,
+                              informers=informers)
             self._clusters[name] = cluster
             if owned:
                 self._owned.add(name)

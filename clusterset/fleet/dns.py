@@ -1,5 +1,6 @@
 """The embedded fleet's `clusterset.local` DNS servers: one per member, reading that member with the fleet's
-admin client, on the port it had last time when that port is still free (scripts that dig it keep working)."""
+admin client (its informers, shared with the member's agent), on the port it had last time when that port is
+still free (scripts that dig it keep working)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 
 from clusterset.client import ClusterClient
 from clusterset.dns import DnsServer
+from clusterset.runtime import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +18,7 @@ class MemberDns:
         self.host = host
         self.servers: dict[str, DnsServer] = {}
 
-    async def start(self, name: str, client: ClusterClient, port: int = 0) -> str:
+    async def start(self, name: str, client: ClusterClient | Cluster, port: int = 0) -> str:
         """(Re)starts the member's server, on `port` if it is free, else on any free port; returns its address."""
         old = self.servers.pop(name, None)
         if old is not None:

@@ -25,15 +25,16 @@ import aiohttp
 
 from clusterset.api.inventory import CONTROL_PLANE_HEALTHY
 from clusterset.api.objects import condition
-from clusterset.api.resources import CLUSTER_PROFILES
+from clusterset.api.resources import CLUSTER_PROFILES, ENDPOINT_SLICES, SERVICES
 from clusterset.apiserver import Apiserver
 from clusterset.client import ClientConfig, ClusterClient
 from clusterset.fleet.dns import MemberDns
 from clusterset.fleet.hub import HUB, HubOptions, start_hub
 from clusterset.fleet.member import MemberOptions, Members
 from clusterset.inventory.profile_status import AccessProvider
-from clusterset.inventory.registration import join
-from clusterset.runtime import Manager
+from clusterset.inventory.registration import agent_watches, join
+from clusterset.runtime import Cluster, Manager
+from clusterset.runtime.shared import Mirror, SharedReads
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,10 @@ class EmbeddedFleet:
         self._session: aiohttp.ClientSession | None = None  # one connection pool for every client
         self._joins: set[asyncio.Task[None]] = set()
         self.dns = MemberDns(options.host)
+        # the agents' reads of the hub: one informer per kind for all of them, each agent seeing what its Roles allow
+        self.hub_reads = SharedReads(lambda: self.hub_manager.cluster(HUB), common=(options.clusterset,))
+        # each member's informers, read by its agent and its DNS server (which outlives an agent that stops)
+        self.member_reads: dict[str, Cluster] = {}
         self._dns_ports: dict[str, int] = {}  # the DNS port each member had when this fleet last ran here
 
     # ------------------------------------------------------------------ lifecycle
@@ -165,9 +170,15 @@ class EmbeddedFleet:
         self.removed.add(name)
         self.write_fleet_json()
         self.members.member_gone(name, "the cluster was removed from the fleet (clusterset cluster remove)")
-        task = asyncio.create_task(self.dns.stop(name), name=f"stop dns {name}")
+        task = asyncio.create_task(self._stop_reads(name), name=f"stop reading {name}")
         self._joins.add(task)
         task.add_done_callback(self._joins.discard)
+
+    async def _stop_reads(self, name: str) -> None:
+        await self.dns.stop(name)
+        reads = self.member_reads.pop(name, None)
+        if reads is not None:
+            await reads.stop()
 
     async def join_member(self, name: str) -> None:
         """Join a member (idempotent) and start its agent."""
@@ -182,9 +193,19 @@ class EmbeddedFleet:
         ), self.session)
         if name not in self.member_ids:
             self.member_ids.append(name)
-        await self.members.add(name, member, hub_as_agent, membership.hub_namespace, session=self.session)
+        reads = self.member_reads.get(name)
+        stale = None
+        if reads is None or reads.client is not member:
+            stale, reads = reads, Cluster(name, member)
+            self.member_reads[name] = reads
+        await self.members.add(name, member, hub_as_agent, membership.hub_namespace, session=self.session,
+                               hub_informers=self.hub_reads.source(agent_watches(membership.hub_namespace,
+                                                                                 opts.clusterset)),
+                               member_informers=Mirror(reads, widens=(SERVICES, ENDPOINT_SLICES)))
         if opts.dns:
-            await self.dns.start(name, member, self._dns_ports.get(name, 0))
+            await self.dns.start(name, reads, self._dns_ports.get(name, 0))
+        if stale is not None:
+            await stale.stop()
 
     async def stop(self) -> None:
         for hook, callback in ((self.server.cluster_added, self._cluster_added),
@@ -198,6 +219,9 @@ class EmbeddedFleet:
         await self.hub_manager.stop()
         await self.dns.close()
         await self.members.close()
+        for reads in self.member_reads.values():
+            await reads.stop()
+        self.member_reads.clear()
         for client in [*self.admin_clients.values(), *self._stale_clients]:
             await client.close()
         if self._session is not None:

@@ -20,6 +20,7 @@ from clusterset.mcs.controllers import member_controllers
 from clusterset.mcs.exports import withdraw_exports
 from clusterset.runtime import Manager
 from clusterset.runtime.hubview import HubView, member_of, view_name
+from clusterset.runtime.shared import InformerSource
 from clusterset.work.controllers import work_controller
 
 log = logging.getLogger(__name__)
@@ -57,18 +58,22 @@ class Members:
         self._stopping: set[asyncio.Task[None]] = set()
 
     async def add(self, cluster_id: str, member: ClusterClient, hub: ClusterClient, hub_namespace: str, *,
-                  session: aiohttp.ClientSession | None = None) -> None:
+                  session: aiohttp.ClientSession | None = None, hub_informers: InformerSource | None = None,
+                  member_informers: InformerSource | None = None) -> None:
         """Runs the member's agent, replacing the one it had, and has it report at once. `hub` is the agent's
         own hub client, writing to `hub_namespace`, and closed with it; `member` stays the caller's.
-        `session`: a connection pool for the agent's probes of the member (None: one of their own)."""
+        `session`: a connection pool for the agent's probes of the member (None: one of their own).
+        `hub_informers`: serves the agent's reads of the hub from informers shared with other agents (the embedded
+        fleet; None: the agent's view of the hub lists and watches for itself); `member_informers` likewise for its
+        reads of the member."""
         old = self.agents.get(cluster_id)
         self.agents[cluster_id] = MemberAgent(
             cluster_id, member, hub, hub_namespace, heartbeat=self.options.heartbeat,
             probe_timeout=self.options.probe_timeout, session=session)
         if old is not None:
             await _close(old)
-        await self.manager.add_cluster(view_name(cluster_id), hub, owned=False)
-        await self.manager.add_cluster(cluster_id, member, owned=False)
+        await self.manager.add_cluster(view_name(cluster_id), hub, owned=False, informers=hub_informers)
+        await self.manager.add_cluster(cluster_id, member, owned=False, informers=member_informers)
         self._reports.enqueue(cluster_id, REPORT_KEY)
         self._mcs.engaged(cluster_id)
 

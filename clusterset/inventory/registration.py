@@ -13,7 +13,7 @@ import base64
 import contextlib
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -344,6 +344,21 @@ def agent_role(namespace: str) -> dict[str, Any]:
              "verbs": ["create"]},
         ],
     }
+
+
+def agent_watches(namespace: str, clusterset: str) -> Callable[[Resource, str], bool]:
+    """What the agent of hub namespace `namespace` may list and watch on the hub, by its own Roles: (resource,
+    namespace) → bool. The embedded fleet serves exactly these from informers its agents share."""
+    roles = {namespace: agent_role(namespace), clusterset: merged_reader_role(clusterset)}
+
+    def may(resource: Resource, where: str) -> bool:
+        role = roles.get(where)
+        return role is not None and any(
+            resource.group in rule.get("apiGroups", ()) and resource.plural in rule.get("resources", ())
+            and not rule.get("resourceNames") and {"list", "watch"} <= set(rule.get("verbs", ()))
+            for rule in role["rules"])
+
+    return may
 
 
 def agent_role_binding(namespace: str, role_namespace: str | None = None, role: str = AGENT_ROLE,

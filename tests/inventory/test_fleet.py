@@ -16,15 +16,17 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from clusterset.api import crds
-from clusterset.api.inventory import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY
+from clusterset.api.inventory import CLUSTER_ID_PROPERTY, CLUSTER_REPORTS, CLUSTERSET_PROPERTY
+from clusterset.api.mcs import CLUSTERSET_SERVICES, EXPORTED_SERVICES
 from clusterset.api.objects import condition
-from clusterset.api.resources import NAMESPACES
+from clusterset.api.placement import WORKS
+from clusterset.api.resources import CLUSTER_PROFILES, NAMESPACES, SECRETS, SERVICE_ACCOUNTS
 from clusterset.client import ClientConfig, ClusterClient, CredentialError
 from clusterset.fleet.embedded import FleetOptions
 from clusterset.fleet.hub import HubOptions, hub_controllers
 from clusterset.fleet.member import Members
 from clusterset.inventory.agent import jwt_lifetime
-from clusterset.inventory.registration import JoinRefused, join, leave, prepare_hub
+from clusterset.inventory.registration import JoinRefused, agent_watches, join, leave, prepare_hub
 from clusterset.runtime import Controller, Manager
 from clusterset.runtime.access import client_for
 from clusterset.testing import FleetThread, ServerThread
@@ -210,6 +212,47 @@ def test_an_agent_token_writes_only_its_own_hub_namespace(fleet: FleetThread) ->
     forbidden(lambda: api.create_namespaced_custom_object(
         "clusterset.io", "v1alpha1", "clusterset-member-2", "clusterreports",
         {"apiVersion": "clusterset.io/v1alpha1", "kind": "ClusterReport", "metadata": {"name": "fake"}}))
+
+
+def test_agents_read_the_hub_through_shared_watches_and_each_sees_only_its_own_namespace(fleet: FleetThread) -> None:
+    wait_until(lambda: {n: health(p) for n, p in profiles(fleet).items()} ==
+               {"member-1": "True", "member-2": "True", "member-3": "True"}, timeout=30)
+    embedded = fleet.fleet
+
+    async def look() -> tuple[list[str], list[str], list[tuple[str, str | None]], bool, str]:
+        view = embedded.agent_manager.cluster("member-1@hub")
+        own = view.informer(CLUSTER_REPORTS, "clusterset-member-1")
+        await own.cache.wait_synced(10)
+        # another member's namespace is not served from the shared watch: the agent's own token asks, and is refused
+        other = view.informer(CLUSTER_REPORTS, "clusterset-member-2")
+        try:
+            await other.cache.wait_synced(1.5)
+            other_synced = True
+        except TimeoutError:
+            other_synced = False
+        other.cancel()
+        hub = embedded.hub_manager.cluster("hub")
+        hub_views = [(str(i.resource), i.namespace) for i in hub.informers()]
+        return ([o["metadata"]["name"] for o in own.cache.list()], [str(key) for key in own.cache],
+                hub_views, other_synced, type(other).__name__)
+
+    names, keys, hub_views, other_synced, other_type = fleet.call(look())
+    assert names == ["member-1"] and keys == ["clusterset-member-1/member-1"]
+    assert not other_synced and other_type == "Informer"
+    # the hub's watches do not grow with the members: none is of one member's namespace
+    assert not [v for v in hub_views if (v[1] or "").startswith("clusterset-member-")]
+    assert ("clusterreports.clusterset.io", None) in hub_views
+
+
+def test_only_what_a_role_lets_the_agent_list_and_watch_is_shared() -> None:
+    may = agent_watches("clusterset-member-1", "clusterset")
+    assert may(CLUSTER_REPORTS, "clusterset-member-1") and may(WORKS, "clusterset-member-1")
+    assert may(EXPORTED_SERVICES, "clusterset-member-1") and may(CLUSTERSET_SERVICES, "clusterset")
+    assert not may(CLUSTER_REPORTS, "clusterset-member-2")  # another member's namespace
+    assert not may(EXPORTED_SERVICES, "clusterset")  # the ClusterSet's namespace: only the merged services
+    assert not may(CLUSTER_PROFILES, "clusterset")
+    assert not may(SECRETS, "clusterset-member-1")
+    assert not may(SERVICE_ACCOUNTS, "clusterset-member-1")  # its token only
 
 
 def test_the_fleet_resumes_after_a_restart(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from clusterset.fleet.hub import HUB, HubOptions, start_hub
 from clusterset.fleet.member import MemberOptions, Members
 from clusterset.inventory.profile_status import AccessProvider
 from clusterset.inventory.registration import agent_watches, join
+from clusterset.inventory.resume import HubMembers, resume
 from clusterset.runtime import Cluster, Manager
 from clusterset.runtime.shared import Mirror, SharedReads
 
@@ -125,19 +126,22 @@ class EmbeddedFleet:
         self.progress(f"joining {len(joining)} member(s) to ClusterSet {opts.clusterset!r}")
         limit = asyncio.Semaphore(opts.join_concurrency)
 
+        # a restart: the joins are done; one read of the hub's side of all of them, then each member's side
+        hub_members = await HubMembers.read(self.admin_client(HUB)) if set(joining) & set(self.resumed) else None
+
         async def join_one(name: str) -> None:
             async with limit:
-                await self._try_join(name)
+                await self._try_join(name, hub_members if name in self.resumed else None)
 
         await asyncio.gather(*(join_one(n) for n in joining))
         self.write_fleet_json()
         self.server.cluster_added.append(self._cluster_added)
         self.server.cluster_removed.append(self._cluster_removed)
 
-    async def _try_join(self, name: str) -> bool:
+    async def _try_join(self, name: str, hub_members: HubMembers | None = None) -> bool:
         """Joins a member; a member that cannot join must not take the fleet down: why is kept (and logged)."""
         try:
-            await self.join_member(name)
+            await self.join_member(name, hub_members)
         except Exception as exc:
             self.not_joined[name] = str(exc)
             log.error("joining cluster=%s failed: %s", name, exc)
@@ -180,12 +184,17 @@ class EmbeddedFleet:
         if reads is not None:
             await reads.stop()
 
-    async def join_member(self, name: str) -> None:
-        """Join a member (idempotent) and start its agent."""
+    async def join_member(self, name: str, hub_members: HubMembers | None = None) -> None:
+        """Join a member (idempotent) and start its agent. With `hub_members` (the hub's side of every join, read at
+        a restart) a member whose join is complete resumes its membership without writing."""
         opts = self.options
         hub = self.admin_client(HUB)
         member = self.admin_client(name)
-        membership = await join(hub, member, clusterset=opts.clusterset, cluster_id=name, hub_prepared=True)
+        membership = None
+        if hub_members is not None:
+            membership = await resume(hub_members, hub, member, clusterset=opts.clusterset, cluster_id=name)
+        if membership is None:
+            membership = await join(hub, member, clusterset=opts.clusterset, cluster_id=name, hub_prepared=True)
         token = membership.agent_kubeconfig["users"][0]["user"]["token"]
         hub_as_agent = ClusterClient(ClientConfig(
             server=self.server.cluster_url(HUB), name=f"{name}@hub", namespace=membership.hub_namespace,

@@ -9,6 +9,7 @@ A join is refused, with what to do, when the member has no id or another member 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -62,6 +63,7 @@ AGENT_TOKEN_SECONDS = 365 * 24 * 3600
 MANIFEST_ANNOTATION = "clusterset.io/manifest-digest"
 READ_WRITE = ["get", "list", "watch", "create", "update", "patch", "delete"]
 MERGED_READER_ROLE = "clusterset-agent-mcs-reader"
+_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's: a fleet writes one per member
 
 
 class JoinRefused(Exception):
@@ -85,14 +87,27 @@ def with_digest(crd: dict[str, Any]) -> dict[str, Any]:
 
 
 async def ensure_crds(client: ClusterClient, manifests: list[dict[str, Any]]) -> None:
-    """Install or update CRDs. A GET first: applying a large CRD is costly, and joins repeat it."""
-    for crd in manifests:
-        crd = with_digest(crd)
+    """Install or update CRDs: a GET of each first (applying a large CRD is costly, and joins repeat it; a list
+    would read every CRD of a real cluster), then only what is missing (created) or changed (applied), at once."""
+    wanted = [with_digest(crd) for crd in manifests]
+    have = await asyncio.gather(*(_get(client, CRDS, crd["metadata"]["name"]) for crd in wanted))
+    writes = []
+    for crd, current in zip(wanted, have, strict=True):
         digest = crd["metadata"]["annotations"][MANIFEST_ANNOTATION]
-        current = await _get(client, CRDS, crd["metadata"]["name"])
         if current is not None and (current["metadata"].get("annotations") or {}).get(MANIFEST_ANNOTATION) == digest:
             continue
-        await client.apply(CRDS, crd, FIELD_MANAGER)
+        writes.append(_install_crd(client, crd, current is None))
+    await asyncio.gather(*writes)
+
+
+async def _install_crd(client: ClusterClient, crd: dict[str, Any], missing: bool) -> None:
+    if missing:
+        try:  # a create costs less than an apply; a later apply (forced) takes the fields over
+            await client.create(CRDS, crd, field_manager=FIELD_MANAGER)
+            return
+        except AlreadyExists:
+            pass
+    await client.apply(CRDS, crd, FIELD_MANAGER)
 
 
 async def prepare_hub(hub: ClusterClient, clusterset: str) -> None:
@@ -146,6 +161,19 @@ async def _property_value(member: ClusterClient, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+async def properties(member: ClusterClient) -> dict[str, str | None]:
+    """The member's ClusterProperties, name → value (None: not a string), in one list."""
+    try:
+        items = (await member.list(CLUSTER_PROPERTIES)).get("items") or []
+    except NotFound:  # the CRD is not served (yet)
+        return {}
+    out: dict[str, str | None] = {}
+    for prop in items:
+        value = (prop.get("spec") or {}).get("value")
+        out[str(prop["metadata"]["name"])] = value if isinstance(value, str) else None
+    return out
+
+
 async def cluster_uid(member: ClusterClient) -> str:
     """The member's identity across ids: kube-system's uid, as KEP-2149 suggests for ids."""
     ns = await member.get(NAMESPACES, "kube-system")
@@ -165,9 +193,11 @@ async def join(
     """Register `member` in `clusterset` on `hub`. Idempotent for the same member; refuses a taken id.
 
     `hub_prepared`: the caller already ran `prepare_hub` (the embedded fleet joins many members).
-    `token_seconds`: the agent token's lifetime (the agent renews it before it expires)."""
+    `token_seconds`: the agent token's lifetime (the agent renews it before it expires).
+    Writes that do not depend on each other are sent together (a join is a dozen of them)."""
     await ensure_crds(member, crds.member_crds())
-    existing_id = await member_id(member)
+    props, uid = await asyncio.gather(properties(member), cluster_uid(member))
+    existing_id = props.get(CLUSTER_ID_PROPERTY)
     if existing_id is None and cluster_id is None:
         raise JoinRefused(
             f"{member.name or member.server} has no ClusterProperty {CLUSTER_ID_PROPERTY} (its cluster id); "
@@ -185,41 +215,52 @@ async def join(
     problem = cluster_id_problem(cid)
     if problem is not None:
         raise JoinRefused(f"cluster id {cid!r} {problem}; fix {CLUSTER_ID_PROPERTY} and retry")
-    current_set = await _get(member, CLUSTER_PROPERTIES, CLUSTERSET_PROPERTY)
-    current_value = ((current_set or {}).get("spec") or {}).get("value")
-    if current_set is not None and current_value != clusterset:
+    in_set = CLUSTERSET_PROPERTY in props
+    current_value = props.get(CLUSTERSET_PROPERTY)
+    if in_set and current_value != clusterset:
         raise JoinRefused(
             f"cluster {cid!r} is already a member of ClusterSet {current_value!r} ({CLUSTERSET_PROPERTY}); "
             f"run `clusterset leave` for it first"
         )
 
-    uid = await cluster_uid(member)
     namespace = member_namespace(cid)
     _check_member_namespace(await _get(hub, NAMESPACES, namespace), cid, uid)
-    if existing_id is None:
-        await member.create(CLUSTER_PROPERTIES, _property(CLUSTER_ID_PROPERTY, cid), field_manager=FIELD_MANAGER)
-
     if not hub_prepared:
         await prepare_hub(hub, clusterset)
-    try:
-        await hub.create(NAMESPACES, {"metadata": {
-            "name": namespace,
-            "labels": {MEMBER_LABEL: cid},
-            "annotations": {MEMBER_UID_ANNOTATION: uid, MEMBER_SERVER_ANNOTATION: member.server},
-        }}, field_manager=FIELD_MANAGER)
-    except AlreadyExists:  # ours from an earlier join, or another cluster's joining with the same id just now
-        _check_member_namespace(await _get(hub, NAMESPACES, namespace), cid, uid)
-    await _create(hub, SERVICE_ACCOUNTS, {"metadata": {"name": AGENT_SERVICE_ACCOUNT, "namespace": namespace}})
-    await hub.apply(ROLES, agent_role(namespace), FIELD_MANAGER)
-    await hub.apply(ROLE_BINDINGS, agent_role_binding(namespace), FIELD_MANAGER)
-    await hub.apply(ROLE_BINDINGS, merged_reader_binding(clusterset, cid), FIELD_MANAGER)
-    token = await request_token(hub, namespace, AGENT_SERVICE_ACCOUNT, token_seconds)
+
+    async def member_id_property() -> None:
+        if existing_id is None:
+            await member.create(CLUSTER_PROPERTIES, _property(CLUSTER_ID_PROPERTY, cid), field_manager=FIELD_MANAGER)
+
+    async def hub_side() -> str:
+        try:
+            await hub.create(NAMESPACES, {"metadata": {
+                "name": namespace,
+                "labels": {MEMBER_LABEL: cid},
+                "annotations": {MEMBER_UID_ANNOTATION: uid, MEMBER_SERVER_ANNOTATION: member.server},
+            }}, field_manager=FIELD_MANAGER)
+        except AlreadyExists:  # ours from an earlier join, or another cluster's joining with the same id just now
+            _check_member_namespace(await _get(hub, NAMESPACES, namespace), cid, uid)
+        await asyncio.gather(
+            _create(hub, SERVICE_ACCOUNTS, {"metadata": {"name": AGENT_SERVICE_ACCOUNT, "namespace": namespace}}),
+            hub.apply(ROLES, agent_role(namespace), FIELD_MANAGER),
+            hub.apply(ROLE_BINDINGS, agent_role_binding(namespace), FIELD_MANAGER),
+            hub.apply(ROLE_BINDINGS, merged_reader_binding(clusterset, cid), FIELD_MANAGER))
+        return await request_token(hub, namespace, AGENT_SERVICE_ACCOUNT, token_seconds)
+
+    token, _ = await asyncio.gather(hub_side(), member_id_property())
     kubeconfig = agent_kubeconfig(hub, hub_server or hub.server, namespace, token)
 
-    await _create(member, NAMESPACES, {"metadata": {"name": SYSTEM_NAMESPACE}})
-    await store_hub_kubeconfig(member, kubeconfig)
-    if current_set is None:
-        await member.create(CLUSTER_PROPERTIES, _property(CLUSTERSET_PROPERTY, clusterset), field_manager=FIELD_MANAGER)
+    async def credentials() -> None:
+        await _create(member, NAMESPACES, {"metadata": {"name": SYSTEM_NAMESPACE}})
+        await store_hub_kubeconfig(member, kubeconfig)
+
+    async def membership_property() -> None:  # after the id (the About API refuses it before)
+        if not in_set:
+            await member.create(CLUSTER_PROPERTIES, _property(CLUSTERSET_PROPERTY, clusterset),
+                                field_manager=FIELD_MANAGER)
+
+    await asyncio.gather(credentials(), membership_property())
     log.info("joined cluster=%s clusterset=%s hub_namespace=%s", cid, clusterset, namespace)
     return Membership(cid, clusterset, namespace, kubeconfig)
 
@@ -304,7 +345,8 @@ async def store_hub_kubeconfig(member: ClusterClient, kubeconfig: dict[str, Any]
     """The agent's hub credentials, in the member: where `clusterset agent` finds them when it (re)starts."""
     secret = {"apiVersion": "v1", "kind": "Secret",
               "metadata": {"name": HUB_KUBECONFIG_SECRET, "namespace": SYSTEM_NAMESPACE},
-              "type": "Opaque", "data": {"kubeconfig": base64.b64encode(yaml.safe_dump(kubeconfig).encode()).decode()}}
+              "type": "Opaque",
+              "data": {"kubeconfig": base64.b64encode(yaml.dump(kubeconfig, Dumper=_DUMPER).encode()).decode()}}
     await member.apply(SECRETS, secret, FIELD_MANAGER)
 
 

@@ -255,23 +255,41 @@ def test_only_what_a_role_lets_the_agent_list_and_watch_is_shared() -> None:
     assert not may(SERVICE_ACCOUNTS, "clusterset-member-1")  # its token only
 
 
+def hub_secret(fleet: FleetThread, member: str) -> Any:
+    return client.CoreV1Api(fleet.info(member).api_client()).read_namespaced_secret("clusterset-hub",
+                                                                                   "clusterset-system")
+
+
 def test_the_fleet_resumes_after_a_restart(tmp_path: Path) -> None:
-    options = FleetOptions(tmp_path / "fleet", members=2, heartbeat=0.5, grace=6.0)
+    """Complete joins resume without writing (the agent keeps its token); incomplete ones are joined again."""
+    members = {"member-1": "True", "member-2": "True", "member-3": "True"}
+    options = FleetOptions(tmp_path / "fleet", members=3, heartbeat=0.5, grace=6.0)
     first = FleetThread(options)
     try:
-        wait_until(lambda: {n: health(p) for n, p in profiles(first).items()} ==
-                   {"member-1": "True", "member-2": "True"}, timeout=30)
+        wait_until(lambda: {n: health(p) for n, p in profiles(first).items()} == members, timeout=30)
         uids = {n: p["metadata"]["uid"] for n, p in profiles(first).items()}
+        secrets = {n: hub_secret(first, n) for n in members}
         port = first.server.port
+        hub = first.info("hub").api_client()
+        # member-2's join loses its RoleBinding, member-3's its ServiceAccount (so its token is no longer valid)
+        client.RbacAuthorizationV1Api(hub).delete_namespaced_role_binding("clusterset-agent", "clusterset-member-2")
+        client.CoreV1Api(hub).delete_namespaced_service_account("clusterset-agent", "clusterset-member-3")
     finally:
         first.stop()
     options.port = port
     second = FleetThread(options)
     try:
-        assert sorted(second.fleet.resumed) == ["hub", "member-1", "member-2"]
-        wait_until(lambda: {n: health(p) for n, p in profiles(second).items()} ==
-                   {"member-1": "True", "member-2": "True"}, timeout=30)
+        assert sorted(second.fleet.resumed) == ["hub", "member-1", "member-2", "member-3"]
+        wait_until(lambda: {n: health(p) for n, p in profiles(second).items()} == members, timeout=30)
         assert {n: p["metadata"]["uid"] for n, p in profiles(second).items()} == uids
+        after = {n: hub_secret(second, n) for n in members}
+        assert after["member-1"].metadata.resource_version == secrets["member-1"].metadata.resource_version
+        assert after["member-1"].data == secrets["member-1"].data
+        assert after["member-3"].data != secrets["member-3"].data  # a new token, for the new ServiceAccount
+        hub = second.info("hub").api_client()
+        binding = client.RbacAuthorizationV1Api(hub).read_namespaced_role_binding("clusterset-agent",
+                                                                                  "clusterset-member-2")
+        assert binding.role_ref.name == "clusterset-agent"
     finally:
         second.stop()
 

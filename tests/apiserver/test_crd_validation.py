@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from clusterset.apiserver.meta.errors import FieldError
+from clusterset.apiserver.schema import crd_validation
 from clusterset.apiserver.schema.crd_validation import default_crd, validate_crd
 
 WIDGET_SCHEMA: dict[str, Any] = {
@@ -140,6 +141,23 @@ def test_good_crd_update_is_valid() -> None:
     new = copy.deepcopy(old)
     new["spec"]["names"]["shortNames"] = ["w"]
     assert problems(new, old=old) == []
+
+
+def test_a_spec_validated_again_gives_the_same_answer_and_its_own() -> None:
+    """The spec's checks are remembered by the spec's content (every cluster of a fleet installs the same CRDs)."""
+    bad = widget_crd(scope="Galactic")
+    first = problems(bad)
+    assert any(p.startswith("spec.scope") for p in first)
+    assert problems(copy.deepcopy(bad)) == first
+    assert problems(widget_crd()) == []  # another spec, its own answer
+    renamed = copy.deepcopy(bad)
+    renamed["metadata"]["name"] = "gadgets.example.com"  # same spec, another name: the name's check still runs
+    assert problems(renamed) == ['metadata.name: Invalid value: "gadgets.example.com": must be '
+                                 'spec.names.plural+"."+spec.group', *first]
+    for i in range(crd_validation.SPEC_MEMO_SIZE + 5):  # remembered specs are bounded
+        problems(widget_crd(group=f"g{i}.example.com"))
+    assert len(crd_validation._spec_memo) == crd_validation.SPEC_MEMO_SIZE
+    assert problems(bad) == first
 
 
 # ---------------------------------------------------------------- names, group, scope

@@ -14,8 +14,11 @@ relaxations on update (everything stored here was validated by these rules).
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
+
+import orjson
 
 from clusterset.apiserver.meta.errors import (
     FieldError,
@@ -132,7 +135,7 @@ def validate_crd(crd: dict[str, Any], *, old: dict[str, Any] | None = None) -> l
     spec = mapping(crd.get("spec"))
     versions = [mapping(v) for v in sequence(spec.get("versions"))]
     errors = _name_errors(crd, spec)
-    errors += _spec_errors(spec, versions)
+    errors += _checked_spec_errors(spec, versions)
     if old is not None:
         errors += _immutable_errors(spec, mapping(old.get("spec")), _is_established(old))
     errors += names_errors(mapping(mapping(crd.get("status")).get("acceptedNames")), "status.acceptedNames")
@@ -171,6 +174,28 @@ class Layout:
 def _same(left: Any, right: Any) -> bool:
     """Go's semantic equality treats nil and empty slices and maps alike."""
     return (left if is_set(left) else None) == (right if is_set(right) else None)
+
+
+SPEC_MEMO_SIZE = 64
+_spec_memo: OrderedDict[bytes, tuple[FieldError, ...]] = OrderedDict()
+
+
+def _checked_spec_errors(spec: dict[str, Any], versions: list[dict[str, Any]]) -> list[FieldError]:
+    """`_spec_errors`, remembered for the last few specs: a pure function of the spec, and the same CRDs are
+    installed in every cluster of a fleet and validated again at each status write (2-3 ms each)."""
+    try:
+        key = orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # not plain JSON: not remembered
+        return _spec_errors(spec, versions)
+    errors = _spec_memo.get(key)
+    if errors is None:
+        errors = tuple(_spec_errors(spec, versions))
+        _spec_memo[key] = errors
+        if len(_spec_memo) > SPEC_MEMO_SIZE:
+            _spec_memo.popitem(last=False)
+    else:
+        _spec_memo.move_to_end(key)
+    return list(errors)
 
 
 def _spec_errors(spec: dict[str, Any], versions: list[dict[str, Any]]) -> list[FieldError]:

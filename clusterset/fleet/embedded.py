@@ -40,6 +40,11 @@ from clusterset.runtime.shared import Mirror, SharedReads
 log = logging.getLogger(__name__)
 
 EMBEDDED_PROVIDER = "clusterset-embedded"
+# seconds an idle pooled connection stays open: a burst (joins, first lists) leaves hundreds of idle TLS
+# connections, each two file descriptors and two sets of buffers in this process; requests after it keep a few busy
+KEEPALIVE = 2.0
+# a member's readers select its Services and EndpointSlices three ways: one watch of all of them serves every view
+WIDENED = (SERVICES, ENDPOINT_SLICES)
 
 
 @dataclass
@@ -91,6 +96,7 @@ class EmbeddedFleet:
         self.hub_reads = SharedReads(lambda: self.hub_manager.cluster(HUB), common=(options.clusterset,))
         # each member's informers, read by its agent and its DNS server (which outlives an agent that stops)
         self.member_reads: dict[str, Cluster] = {}
+        self._dns_views: dict[str, Cluster] = {}  # each DNS server's view of its member's reads
         self._dns_ports: dict[str, int] = {}  # the DNS port each member had when this fleet last ran here
 
     # ------------------------------------------------------------------ lifecycle
@@ -180,9 +186,9 @@ class EmbeddedFleet:
 
     async def _stop_reads(self, name: str) -> None:
         await self.dns.stop(name)
-        reads = self.member_reads.pop(name, None)
-        if reads is not None:
-            await reads.stop()
+        for cluster in (self._dns_views.pop(name, None), self.member_reads.pop(name, None)):
+            if cluster is not None:
+                await cluster.stop()
 
     async def join_member(self, name: str, hub_members: HubMembers | None = None) -> None:
         """Join a member (idempotent) and start its agent. With `hub_members` (the hub's side of every join, read at
@@ -210,9 +216,14 @@ class EmbeddedFleet:
         await self.members.add(name, member, hub_as_agent, membership.hub_namespace, session=self.session,
                                hub_informers=self.hub_reads.source(agent_watches(membership.hub_namespace,
                                                                                  opts.clusterset)),
-                               member_informers=Mirror(reads, widens=(SERVICES, ENDPOINT_SLICES)))
+                               member_informers=Mirror(reads, widens=WIDENED))
         if opts.dns:
-            await self.dns.start(name, reads, self._dns_ports.get(name, 0))
+            view = Cluster(name, member, informers=Mirror(reads, widens=WIDENED))
+            await self.dns.start(name, view, self._dns_ports.get(name, 0))
+            old_view = self._dns_views.pop(name, None)
+            self._dns_views[name] = view
+            if old_view is not None:
+                await old_view.stop()
         if stale is not None:
             await stale.stop()
 
@@ -228,8 +239,9 @@ class EmbeddedFleet:
         await self.hub_manager.stop()
         await self.dns.close()
         await self.members.close()
-        for reads in self.member_reads.values():
-            await reads.stop()
+        for cluster in [*self._dns_views.values(), *self.member_reads.values()]:
+            await cluster.stop()
+        self._dns_views.clear()
         self.member_reads.clear()
         for client in [*self.admin_clients.values(), *self._stale_clients]:
             await client.close()
@@ -242,7 +254,7 @@ class EmbeddedFleet:
     def session(self) -> aiohttp.ClientSession:
         """Every cluster of the fleet is one host: all clients share one pool of keep-alive connections."""
         if self._session is None:
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE))
         return self._session
 
     def admin_client(self, name: str) -> ClusterClient:

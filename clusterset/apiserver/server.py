@@ -116,6 +116,7 @@ class Apiserver:
             default_cluster_controllers() if cluster_controllers is None else cluster_controllers)
         self._runner: web.ServerRunner | None = None
         self._listener: asyncio.Server | None = None
+        self._local: tuple[asyncio.Server, Path] | None = None  # serve_local's listener and socket path
         self._next_index = 0
         self._running = False
         self._kubeconfig_flush: asyncio.Future[None] | None = None
@@ -344,20 +345,42 @@ class Apiserver:
                 orjson.dumps({"url": self.url, "ca": str(self.tls.ca_cert)}, option=orjson.OPT_INDENT_2).decode()
             )
 
+    async def serve_local(self, path: Path) -> None:
+        """Also serves the API as plain HTTP on a Unix socket at `path` (mode 0600; requests authenticate as on the
+        HTTPS port), after `start`: for clients in this process that hold many connections (the embedded fleet's
+        watches), which gain nothing from TLS but its cost, 256 KiB of buffers on each side of every connection."""
+        if self._runner is None:
+            raise RuntimeError("serve_local() needs a started server")
+        sock = socket.socket(socket.AF_UNIX)
+        try:
+            path.unlink(missing_ok=True)
+            sock.bind(str(path))
+            path.chmod(0o600)
+        except OSError:
+            sock.close()
+            raise
+        self._local = (await listen(self._runner, sock, None), path)
+
     async def stop(self) -> None:
         self._running = False
         gc.unfreeze()  # what the load froze may be garbage now (a process running many servers: tests)
         await self._controllers.stop()
         for cluster in self._clusters.values():
             cluster.store.close_watchers()
-        if self._listener is not None:
-            self._listener.close()
+        listeners = [self._listener] if self._listener is not None else []
+        if self._local is not None:
+            listeners.append(self._local[0])
+        for listener in listeners:
+            listener.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self._listener is not None:
-            await self._listener.wait_closed()
-            self._listener = None
+        for listener in listeners:
+            await listener.wait_closed()
+        self._listener = None
+        if self._local is not None:
+            self._local[1].unlink(missing_ok=True)
+            self._local = None
         self._db.close()
         if self._tmp is not None:
             self._tmp.cleanup()

@@ -15,6 +15,8 @@ import contextlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,6 +100,10 @@ class EmbeddedFleet:
         self.member_reads: dict[str, Cluster] = {}
         self._dns_views: dict[str, Cluster] = {}  # each DNS server's view of its member's reads
         self._dns_ports: dict[str, int] = {}  # the DNS port each member had when this fleet last ran here
+        # the members' reads go over plain HTTP on a private Unix socket of the server: eight watches per member
+        # would otherwise be eight TLS connections, 256 KiB of buffers on each end (both ends are in this process)
+        self._local_dir: str | None = None
+        self._local_session: aiohttp.ClientSession | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -116,6 +122,8 @@ class EmbeddedFleet:
         for name in missing:
             await self.server.add_cluster(name, **({} if name == HUB else opts.member_settings))
         await self.server.start()
+        self._local_dir = tempfile.mkdtemp(prefix="clusterset-fleet-")  # mode 0700: this user's only
+        await self.server.serve_local(Path(self._local_dir) / "api.sock")
         self.server.context_namespaces[HUB] = opts.clusterset  # `kubectl --context hub get clusterprofiles`
         if opts.state_dir is not None:
             self.server.write_kubeconfig(opts.state_dir / "kubeconfig", current=HUB)
@@ -186,9 +194,12 @@ class EmbeddedFleet:
 
     async def _stop_reads(self, name: str) -> None:
         await self.dns.stop(name)
-        for cluster in (self._dns_views.pop(name, None), self.member_reads.pop(name, None)):
+        view, reads = self._dns_views.pop(name, None), self.member_reads.pop(name, None)
+        for cluster in (view, reads):
             if cluster is not None:
                 await cluster.stop()
+        if reads is not None:
+            await reads.client.close()
 
     async def join_member(self, name: str, hub_members: HubMembers | None = None) -> None:
         """Join a member (idempotent) and start its agent. With `hub_members` (the hub's side of every join, read at
@@ -210,8 +221,8 @@ class EmbeddedFleet:
             self.member_ids.append(name)
         reads = self.member_reads.get(name)
         stale = None
-        if reads is None or reads.client is not member:
-            stale, reads = reads, Cluster(name, member)
+        if reads is None or reads.client.config.token != member.config.token:  # new, or added again
+            stale, reads = reads, Cluster(name, self._reads_client(name))
             self.member_reads[name] = reads
         await self.members.add(name, member, hub_as_agent, membership.hub_namespace, session=self.session,
                                hub_informers=self.hub_reads.source(agent_watches(membership.hub_namespace,
@@ -226,6 +237,7 @@ class EmbeddedFleet:
                 await old_view.stop()
         if stale is not None:
             await stale.stop()
+            await stale.client.close()
 
     async def stop(self) -> None:
         for hook, callback in ((self.server.cluster_added, self._cluster_added),
@@ -241,13 +253,18 @@ class EmbeddedFleet:
         await self.members.close()
         for cluster in [*self._dns_views.values(), *self.member_reads.values()]:
             await cluster.stop()
+        for client in [*self.admin_clients.values(), *self._stale_clients,
+                       *(reads.client for reads in self.member_reads.values())]:
+            await client.close()
         self._dns_views.clear()
         self.member_reads.clear()
-        for client in [*self.admin_clients.values(), *self._stale_clients]:
-            await client.close()
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._local_session):
+            if session is not None:
+                await session.close()
         await self.server.stop()
+        if self._local_dir is not None:
+            shutil.rmtree(self._local_dir, ignore_errors=True)
+            self._local_dir = None
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -256,6 +273,15 @@ class EmbeddedFleet:
         if self._session is None:
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE))
         return self._session
+
+    def _reads_client(self, name: str) -> ClusterClient:
+        """The fleet's admin client of a cluster over the server's Unix socket (plain HTTP), for reads."""
+        if self._local_session is None:
+            assert self._local_dir is not None, "the fleet has started"
+            self._local_session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(
+                path=str(Path(self._local_dir) / "api.sock"), limit=0, keepalive_timeout=KEEPALIVE))
+        return ClusterClient(ClientConfig(server=f"http://localhost/clusters/{name}", name=name,
+                                          token=self.server.cluster_token(name)), self._local_session)
 
     def admin_client(self, name: str) -> ClusterClient:
         """The fleet's admin client of a cluster; a cluster removed and added again under its name has a new

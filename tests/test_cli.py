@@ -119,3 +119,37 @@ def test_cluster_command_without_server(tmp_path: Path, order: str) -> None:
     args = ["cluster", "list", *flag] if order == "flag last" else ["cluster", *flag, "list"]
     result = subprocess.run(_clusterset(*args), capture_output=True, text=True, timeout=30)
     assert result.returncode == 1 and f"no running server found in {tmp_path}" in result.stderr
+
+
+def _open_files_limits(pid: int) -> tuple[int, int]:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise AssertionError("no open files limit in /proc")
+
+
+@pytest.mark.skipif(not Path("/proc/self/limits").exists(), reason="reads the limit from /proc (Linux)")
+def test_the_server_lifts_its_open_files_limit(tmp_path: Path) -> None:
+    """A fleet holds both ends of every member's connections: a default soft limit of 1,024 ran out at a few
+    dozen members, so the server lifts it to the hard limit (a child started with 256 shows it lifted)."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard <= 256:
+        pytest.skip(f"the hard limit here is {hard}: nothing to lift")
+    log = tmp_path / "apiserver.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            _clusterset("apiserver", "--state-dir", str(tmp_path / "state"), "--port", str(_free_port())),
+            stdout=out, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "state" / "kubeconfig").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        assert _open_files_limits(proc.pid) == (hard, hard)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(20)

@@ -125,6 +125,20 @@ def removed_if_cannot_listen(state_dir: Path) -> Iterator[None]:
         raise
 
 
+def raise_open_files_limit() -> None:
+    """Lifts this process's soft limit of open files to its hard limit, as Go programs do at start: a server
+    holding every member's connections (both ends of each, in an embedded fleet: about 19 per member) runs out at
+    the common default soft limit of 1,024 with a few dozen members."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's loop when it is installed, for the servers whose every request is CPU on the loop: the standalone
     DNS server answers about 4x more queries on it (limits.md §A), the API server takes more writes per second

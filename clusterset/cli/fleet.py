@@ -45,6 +45,7 @@ from clusterset.cli.common import (
     natural_key,
     port_number,
     program,
+    raise_open_files_limit,
     removed_if_cannot_listen,
     seconds,
     server_flags,
@@ -160,6 +161,7 @@ def endpoint_lease_flag(parser: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------------- up
 async def _up(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    raise_open_files_limit()
     with removed_if_cannot_listen(args.state_dir):
         fleet = EmbeddedFleet(
             FleetOptions(args.state_dir, members=args.clusters, host=args.host, port=server_port(args),

@@ -17,6 +17,7 @@ from clusterset.cli.common import (
     async_command,
     count,
     fast_loop,
+    raise_open_files_limit,
     removed_if_cannot_listen,
     server_flags,
     server_port,
@@ -67,6 +68,7 @@ def add_parsers(sub: Any) -> None:
 
 
 async def _apiserver(args: argparse.Namespace) -> int:
+    raise_open_files_limit()
     state_dir: Path = args.state_dir
     names: list[str] = args.cluster
     with removed_if_cannot_listen(state_dir):

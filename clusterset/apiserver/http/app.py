@@ -60,7 +60,7 @@ class Handler:
                 response = await self._dispatch(request)
             except StatusError as err:  # an error may show what memory holds too (409 AlreadyExists)
                 response = status_response(err)
-            self._commit_what_it_shows(request)
+            await self._commit_what_it_shows(request)
             return response
         except (ConnectionResetError, asyncio.CancelledError):
             raise
@@ -70,12 +70,12 @@ class Handler:
             log.exception("internal error on %s %s", request.method, request.path)
             return status_response(errors.internal(str(exc) or type(exc).__name__))
 
-    def _commit_what_it_shows(self, request: web.Request) -> None:
+    async def _commit_what_it_shows(self, request: web.Request) -> None:
         """An answer leaves the process only once what it shows is committed (a crash cannot take it back): a
         write's answer shows its own write, already committed; any other answer may show everything in memory."""
         db = self.services.db
         ctx = request.get(CTX_KEY)
-        db.commit_through(ctx.stored_at if ctx is not None and ctx.stored_at is not None else db.written)
+        await db.durable_through(ctx.stored_at if ctx is not None and ctx.stored_at is not None else db.written)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path

@@ -122,7 +122,7 @@ async def watch(request: web.Request, ctx: Ctx, opts: ListOptions, bookmark_inte
 
 async def _send(response: web.StreamResponse, store: ClusterStore, data: bytes) -> None:
     """Events leave only once committed: a crash must not take back what a watcher has seen (storage/sqlite.py)."""
-    store.db.commit_through(store.db.written)
+    await store.db.durable_through(store.db.written)
     await response.write(data)
 
 

@@ -5,7 +5,7 @@ Writes run on the event loop inside one open transaction; a commit is scheduled 
 `committed()` before answering the client: an acknowledged write is in the WAL.
 
 Nothing leaves the process before it is committed: memory is updated at once (later writes must see
-earlier ones), so whatever answers a client from memory first calls `commit_through(mark)` with the
+earlier ones), so whatever answers a client from memory first awaits `durable_through(mark)` with the
 `written` position its answer reflects (`written` itself for a read). Commits are sequential, so one
 commit covers everything written before it. A write is answered after its own commit and needs no more.
 
@@ -233,11 +233,11 @@ class Database:
             if not fut.done():
                 fut.set_exception(StorageFailed(exc))
 
-    def commit_through(self, mark: int) -> None:
-        """Makes every write up to position `mark` durable before an answer that reflects them leaves the
-        process (commits now if one of them is still in the open transaction)."""
-        if mark > self.durable:
-            self.commit_now()
+    async def durable_through(self, mark: int) -> None:
+        """Waits until every write up to position `mark` is committed: by the group commit already scheduled for
+        them, so an answer waits at most a loop turn and a read splits no group into more commits."""
+        while self.durable < mark and self.failure is None:
+            await self.committed()
         if self.failure is not None:
             raise StorageFailed(self.failure)
 

@@ -44,6 +44,8 @@ from clusterset.runtime import Cache
 
 log = logging.getLogger(__name__)
 
+TOKEN_RENEW_AT = 0.8  # fraction of the hub token's lifetime after which the agent renews it
+
 MIN_TOKEN_SECONDS = 600  # TokenRequest's minimum
 # probes in a row that the member refuses (401: our credential is unknown there, 404: no such cluster at that
 # address) before the agent takes its cluster as gone for good, asked again this often (not at the heartbeat:
@@ -86,7 +88,7 @@ class MemberAgent:
         self.endpoint = endpoint_of(member)
         self._last: dict[str, Any] | None = None
         self._last_written = 0.0
-        self.renew_at = 0.8  # fraction of the hub token's lifetime after which it is renewed
+        self.renew_at = TOKEN_RENEW_AT
         self.refusals = 0  # probes in a row the member refused
         self.gone: str | None = None  # why the member is gone for good: the agent reports it once more, then stops
 

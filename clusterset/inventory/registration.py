@@ -90,7 +90,7 @@ async def ensure_crds(client: ClusterClient, manifests: list[dict[str, Any]]) ->
     """Install or update CRDs: a GET of each first (applying a large CRD is costly, and joins repeat it; a list
     would read every CRD of a real cluster), then only what is missing (created) or changed (applied), at once."""
     wanted = [with_digest(crd) for crd in manifests]
-    have = await asyncio.gather(*(_get(client, CRDS, crd["metadata"]["name"]) for crd in wanted))
+    have = await asyncio.gather(*(get_or_none(client, CRDS, crd["metadata"]["name"]) for crd in wanted))
     writes = []
     for crd, current in zip(wanted, have, strict=True):
         digest = crd["metadata"]["annotations"][MANIFEST_ANNOTATION]
@@ -116,7 +116,7 @@ async def prepare_hub(hub: ClusterClient, clusterset: str) -> None:
     (deploy/hub) the hub controllers' ServiceAccount may only read them."""
     await ensure_crds(hub, crds.hub_crds())
     labels = {CLUSTERSET_NAMESPACE_LABEL: clusterset}
-    ns = await _get(hub, NAMESPACES, clusterset)
+    ns = await get_or_none(hub, NAMESPACES, clusterset)
     if ns is None:
         await _create(hub, NAMESPACES, {"metadata": {"name": clusterset, "labels": labels}})
     else:
@@ -129,7 +129,8 @@ async def prepare_hub(hub: ClusterClient, clusterset: str) -> None:
     await ensure_role(hub, ROLES, merged_reader_role(clusterset), FIELD_MANAGER)
 
 
-async def _get(client: ClusterClient, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+async def get_or_none(client: ClusterClient, res: Resource, name: str,
+                      namespace: str | None = None) -> dict[str, Any] | None:
     try:
         return await client.get(res, name, namespace)
     except NotFound:
@@ -156,7 +157,7 @@ async def clusterset_of(member: ClusterClient) -> str | None:
 
 
 async def _property_value(member: ClusterClient, name: str) -> str | None:
-    prop = await _get(member, CLUSTER_PROPERTIES, name)
+    prop = await get_or_none(member, CLUSTER_PROPERTIES, name)
     value = ((prop or {}).get("spec") or {}).get("value")
     return value if isinstance(value, str) else None
 
@@ -224,7 +225,7 @@ async def join(
         )
 
     namespace = member_namespace(cid)
-    _check_member_namespace(await _get(hub, NAMESPACES, namespace), cid, uid)
+    _check_member_namespace(await get_or_none(hub, NAMESPACES, namespace), cid, uid)
     if not hub_prepared:
         await prepare_hub(hub, clusterset)
 
@@ -240,7 +241,7 @@ async def join(
                 "annotations": {MEMBER_UID_ANNOTATION: uid, MEMBER_SERVER_ANNOTATION: member.server},
             }}, field_manager=FIELD_MANAGER)
         except AlreadyExists:  # ours from an earlier join, or another cluster's joining with the same id just now
-            _check_member_namespace(await _get(hub, NAMESPACES, namespace), cid, uid)
+            _check_member_namespace(await get_or_none(hub, NAMESPACES, namespace), cid, uid)
         await asyncio.gather(
             _create(hub, SERVICE_ACCOUNTS, {"metadata": {"name": AGENT_SERVICE_ACCOUNT, "namespace": namespace}}),
             hub.apply(ROLES, agent_role(namespace), FIELD_MANAGER),
@@ -293,7 +294,7 @@ async def leave(hub: ClusterClient | None, member: ClusterClient | None, cluster
                           f"nothing was changed")
     namespace = member_namespace(cluster_id)
     if hub is not None and member is not None:
-        ns = await _get(hub, NAMESPACES, namespace)
+        ns = await get_or_none(hub, NAMESPACES, namespace)
         annotations = (ns["metadata"].get("annotations") or {}) if ns is not None else {}
         owner = annotations.get(MEMBER_UID_ANNOTATION)
         if owner is not None and owner != await cluster_uid(member):  # same id, another cluster: not ours to undo

@@ -33,7 +33,7 @@ from clusterset.api.inventory import (
 )
 from clusterset.api.resources import NAMESPACES, ROLE_BINDINGS, ROLES, SECRETS, SERVICE_ACCOUNTS
 from clusterset.client import ClusterClient
-from clusterset.client.errors import NotFound
+from clusterset.inventory.agent import TOKEN_RENEW_AT
 from clusterset.inventory.registration import (
     Membership,
     agent_kubeconfig,
@@ -41,12 +41,11 @@ from clusterset.inventory.registration import (
     agent_role_binding,
     cluster_uid,
     ensure_crds,
+    get_or_none,
     hub_kubeconfig_of,
     merged_reader_binding,
     properties,
 )
-
-RENEW_FRACTION = 0.8  # the agent renews its token at this fraction of its lifetime; a resumed one must be younger
 
 Obj = dict[str, Any]
 
@@ -99,7 +98,8 @@ async def resume(hub_members: HubMembers, hub: ClusterClient, member: ClusterCli
                  cluster_id: str, hub_server: str | None = None) -> Membership | None:
     """The member's membership as its complete join left it, or None (then `join`). Writes only CRD upgrades."""
     await ensure_crds(member, crds.member_crds())
-    props, uid, secret = await asyncio.gather(properties(member), cluster_uid(member), _secret(member))
+    props, uid, secret = await asyncio.gather(properties(member), cluster_uid(member),
+                                              get_or_none(member, SECRETS, HUB_KUBECONFIG_SECRET, SYSTEM_NAMESPACE))
     if props.get(CLUSTER_ID_PROPERTY) != cluster_id or props.get(CLUSTERSET_PROPERTY) != clusterset:
         return None
     account_uid = hub_members.agent_uid(cluster_id, uid, clusterset)
@@ -117,13 +117,6 @@ async def resume(hub_members: HubMembers, hub: ClusterClient, member: ClusterCli
     return Membership(cluster_id, clusterset, namespace, kubeconfig)
 
 
-async def _secret(member: ClusterClient) -> Obj | None:
-    try:
-        return await member.get(SECRETS, HUB_KUBECONFIG_SECRET, SYSTEM_NAMESPACE)
-    except NotFound:
-        return None
-
-
 def _fresh(token: str, account_uid: str) -> bool:
     """The token is the ServiceAccount's (its uid: not one deleted and made again) and younger than the agent's
     renewal point. Read without verifying: it is the fleet's own credential, kept in its own member."""
@@ -134,4 +127,4 @@ def _fresh(token: str, account_uid: str) -> bool:
         uid = claims["kubernetes.io"]["serviceaccount"]["uid"]
     except (IndexError, ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError):
         return False
-    return uid == account_uid and time.time() < issued + RENEW_FRACTION * (expires - issued)
+    return uid == account_uid and time.time() < issued + TOKEN_RENEW_AT * (expires - issued)

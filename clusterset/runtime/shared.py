@@ -134,13 +134,13 @@ class _Fanout:
 
 class _Fanouts:
     def __init__(self) -> None:
-        self._by_parent: dict[int, _Fanout] = {}
+        self._by_parent: dict[Informer, _Fanout] = {}  # by identity: a parent made again gets its own
 
     def child(self, client: ClusterClient, parent: Informer, scope: str | None,
               label_selector: str | None = None) -> ChildInformer:
-        fanout = self._by_parent.get(id(parent))
-        if fanout is None or fanout.parent is not parent:  # a parent informer stopped and made again
-            fanout = self._by_parent[id(parent)] = _Fanout(parent)
+        fanout = self._by_parent.get(parent)
+        if fanout is None:
+            fanout = self._by_parent[parent] = _Fanout(parent)
         return ChildInformer(client, parent, scope, fanout, label_selector)
 
 

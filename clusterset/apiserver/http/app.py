@@ -60,7 +60,7 @@ class Handler:
                 response = await self._dispatch(request)
             except StatusError as err:  # an error may show what memory holds too (409 AlreadyExists)
                 response = status_response(err)
-            await self._commit_what_it_shows(request)
+            await self._await_durable_answer(request)
             return response
         except (ConnectionResetError, asyncio.CancelledError):
             raise
@@ -70,7 +70,7 @@ class Handler:
             log.exception("internal error on %s %s", request.method, request.path)
             return status_response(errors.internal(str(exc) or type(exc).__name__))
 
-    async def _commit_what_it_shows(self, request: web.Request) -> None:
+    async def _await_durable_answer(self, request: web.Request) -> None:
         """An answer leaves the process only once what it shows is committed (a crash cannot take it back): a
         write's answer shows its own write, already committed; any other answer may show everything in memory."""
         db = self.services.db

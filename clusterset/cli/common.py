@@ -74,7 +74,8 @@ def server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=port_number, default=None,
                    help=f"listen port (default: the port used last time in this state dir, else {DEFAULT_PORT})")
-    p.add_argument("--durable", action="store_true", help="fsync every commit (survives power loss, slower)")
+    p.add_argument("--durable", action="store_true",
+                   help="acknowledge a write only once it is fsynced (survives power loss, not only a process crash)")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens, not only warnings")
 
 

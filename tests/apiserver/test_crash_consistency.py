@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 
 from tests.apiserver.test_restart_isolation import _cluster_from_kubeconfig, _free_port, _start_process
 
@@ -134,8 +135,8 @@ async def _current_rv(client: Client) -> str:
         return rv
 
 
-async def _crash_once(state: Path, port: int, rng: random.Random) -> tuple[Seen, int]:
-    proc = _start_process(state, port)
+async def _crash_once(state: Path, port: int, rng: random.Random, options: tuple[str, ...]) -> tuple[Seen, int]:
+    proc = _start_process(state, port, *options)
     info = _cluster_from_kubeconfig(state)
     client = Client(info.server, info.token, info.ca_file)
     seen = Seen()
@@ -199,17 +200,18 @@ def _check(seen: Seen, history: dict[int, tuple[str, dict[str, Any]]], sentinel_
     assert not back, f"acknowledged deletes undone by the crash: {sorted(back)}"
 
 
-def test_what_any_client_saw_survives_kill_9(tmp_path: Path) -> None:
+@pytest.mark.parametrize("options", [(), ("--durable",)], ids=["default", "durable"])
+def test_what_any_client_saw_survives_kill_9(tmp_path: Path, options: tuple[str, ...]) -> None:
     async def run() -> None:
         rng = random.Random(int.from_bytes(os.urandom(4)))
         port = _free_port()
         totals = [0, 0, 0]
         for _ in range(ITERATIONS):
-            seen, start_rv = await _crash_once(tmp_path, port, rng)
+            seen, start_rv = await _crash_once(tmp_path, port, rng, options)
             totals[0] += len(seen.events)
             totals[1] += len(seen.acknowledged)
             totals[2] += len(seen.read)
-            proc = _start_process(tmp_path, port)
+            proc = _start_process(tmp_path, port, *options)
             try:
                 info = _cluster_from_kubeconfig(tmp_path)
                 client = Client(info.server, info.token, info.ca_file)

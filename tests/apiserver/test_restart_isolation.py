@@ -71,10 +71,10 @@ def _free_port() -> int:
         return port
 
 
-def _start_process(state: Path, port: int) -> subprocess.Popen[bytes]:
+def _start_process(state: Path, port: int, *options: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "clusterset.cli.main", "apiserver", "--state-dir", str(state), "--port", str(port),
-         "--cluster", "crash"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+         "--cluster", "crash", *options], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:

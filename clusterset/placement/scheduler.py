@@ -16,6 +16,8 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import add
 from typing import Any
 
 from clusterset.api.inventory import CONTROL_PLANE_HEALTHY
@@ -217,18 +219,22 @@ def _untolerated(taints: Iterable[Taint], effect: str, tolerations: tuple[Tolera
     return None
 
 
-def _scores(policy: Policy, candidates: tuple[Cluster, ...], current: frozenset[Ref],
-            load: Mapping[Ref, int]) -> list[int]:
+def _scores(policy: Policy, qualified: Qualified, current: frozenset[Ref], load: Mapping[Ref, int]) -> list[int]:
+    """Every candidate's score, in the candidates' order. Balance and Steady read the load and the current choice
+    by position (a cluster's place among the candidates) rather than candidate by candidate: with the defaults this
+    runs for every scheduling over every candidate."""
+    candidates, refs = qualified.candidates, qualified.refs
+    chosen_now = [i for ref in current if (i := qualified.position.get(ref)) is not None]
     totals = [0] * len(candidates)
     for kind, prop, weight in policy.prioritizers:
         if kind == STEADY:
-            if not current:
-                continue
-            scores = [100 if c.ref in current else 0 for c in candidates]
-        elif kind == BALANCE:  # the other Placements choosing each cluster: fewer scores higher
-            counts = [load.get(c.ref, 0) for c in candidates]
-            if current:
-                counts = [n - (c.ref in current) for n, c in zip(counts, candidates, strict=True)]
+            for i in chosen_now:
+                totals[i] += 100 * weight
+            continue
+        if kind == BALANCE:  # the other Placements choosing each cluster: fewer scores higher
+            counts = list(map(load.get, refs, repeat(0)))
+            for i in chosen_now:
+                counts[i] -= 1
             most = max(counts, default=0)
             scores = [100 - (200 * n) // most for n in counts] if most else [100] * len(candidates)
         else:  # Property: integer values normalized over the candidates to -100..100; other values score 0
@@ -236,8 +242,19 @@ def _scores(policy: Policy, candidates: tuple[Cluster, ...], current: frozenset[
             ints = [v for v in values if v is not None]
             low, high = (min(ints), max(ints)) if ints else (0, 0)
             scores = [0 if v is None or high == low else (200 * (v - low)) // (high - low) - 100 for v in values]
-        totals = [t + weight * s for t, s in zip(totals, scores, strict=True)]
+        totals = list(map(add, totals, scores)) if weight == 1 else \
+            [t + weight * s for t, s in zip(totals, scores, strict=True)]
     return totals
+
+
+def _best(scores: list[int], refs: tuple[Ref, ...], limit: int) -> list[int]:
+    """The positions of the `limit` best candidates (highest score, then namespace/name), when no taint or spread
+    constraint orders them: only the candidates at or above the limit-th best score are compared as pairs."""
+    if limit <= 0:
+        return []
+    cutoff = heapq.nlargest(limit, scores)[-1]
+    near = [i for i, s in enumerate(scores) if s >= cutoff]
+    return heapq.nsmallest(limit, near, key=lambda i: (-scores[i], refs[i])) if len(near) > limit else near
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -258,6 +275,15 @@ class Qualified:
     candidates: tuple[Cluster, ...]
     reasons: Mapping[Ref, str]
     filtered: Mapping[str, int]
+    refs: tuple[Ref, ...] = field(init=False, compare=False)
+    position: Mapping[Ref, int] = field(init=False, compare=False)  # a candidate's index by its ref
+    tainted: bool = field(init=False, compare=False)  # a candidate has taints (PreferNoSelect may rank it last)
+
+    def __post_init__(self) -> None:
+        refs = tuple(c.ref for c in self.candidates)
+        object.__setattr__(self, "refs", refs)
+        object.__setattr__(self, "position", {ref: i for i, ref in enumerate(refs)})
+        object.__setattr__(self, "tainted", any(c.taints for c in self.candidates))
 
 
 def qualify(policy: Policy, clusters: Iterable[Cluster], bound: frozenset[str]) -> Qualified:
@@ -309,21 +335,24 @@ def choose(policy: Policy, qualified: Qualified, current: frozenset[Ref] = froze
     """Scores the qualified clusters and takes the best. `current`: what the Placement has chosen now (Steady);
     `load`: how many Placements choose each cluster now, this one included (Balance counts the others)."""
     candidates = qualified.candidates
-    scores = _scores(policy, candidates, current, load or {})
-    tolerations = policy.tolerations
-    # best first: clusters with an untolerated PreferNoSelect taint last, then by score, then by namespace/name
-    ranked = [(bool(c.taints) and _untolerated(c.taints, PREFER_NO_SELECT, tolerations) is not None, -s, c.ref, i)
-              for i, (c, s) in enumerate(zip(candidates, scores, strict=True))]
+    scores = _scores(policy, qualified, current, load or {})
     limit = len(candidates) if policy.number is None else min(policy.number, len(candidates))
     filtered = dict(qualified.filtered)
-    if policy.spread:
-        ranked.sort()
-        picked = set(_spread(policy.spread, [candidates[r[3]] for r in ranked], limit))
-        if len(picked) < limit:
-            filtered["held back by DoNotSchedule spread"] = limit - len(picked)
-        best = [r[3] for r in ranked if r[2] in picked]
+    if not policy.spread and not qualified.tainted:
+        best = _best(scores, qualified.refs, limit)
     else:
-        best = [r[3] for r in (heapq.nsmallest(limit, ranked) if limit < len(ranked) else ranked)]
+        tolerations = policy.tolerations
+        # best first: clusters with an untolerated PreferNoSelect taint last, then by score, then by namespace/name
+        ranked = [(bool(c.taints) and _untolerated(c.taints, PREFER_NO_SELECT, tolerations) is not None, -s, c.ref,
+                   i) for i, (c, s) in enumerate(zip(candidates, scores, strict=True))]
+        if policy.spread:
+            ranked.sort()
+            picked = set(_spread(policy.spread, [candidates[r[3]] for r in ranked], limit))
+            if len(picked) < limit:
+                filtered["held back by DoNotSchedule spread"] = limit - len(picked)
+            best = [r[3] for r in ranked if r[2] in picked]
+        else:
+            best = [r[3] for r in (heapq.nsmallest(limit, ranked) if limit < len(ranked) else ranked)]
     chosen = sorted((Decision(candidates[i].ref, qualified.reasons[candidates[i].ref], scores[i]) for i in best),
                     key=lambda d: d.ref)
     return Outcome(chosen, policy.number, len(candidates), filtered)

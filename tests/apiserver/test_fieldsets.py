@@ -201,3 +201,30 @@ def test_created_fields_remembered_by_shape_equal_the_full_computation(
     for obj in objects + objects:  # each shape computed once, then remembered
         assert _created(obj, group, kind) == _updated(obj, group, kind)
     assert _created(objects[0], group, kind, manager="other") == _updated(objects[0], group, kind, manager="other")
+
+
+def _rules_schema(list_type: str) -> dict[str, Any]:
+    rule = {"type": "object", "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}
+    rules: dict[str, Any] = {"type": "array", "items": rule, "x-kubernetes-list-type": list_type}
+    if list_type == "map":
+        rules["x-kubernetes-list-map-keys"] = ["name"]
+    return {"type": "object", "properties": {"spec": {"type": "object", "properties": {"rules": rules}}}}
+
+
+def test_custom_resources_created_fields_remembered_per_schema_token() -> None:
+    """A custom resource's remembered fields are keyed by a token of its CRD version's schema: the same shape under
+    a changed schema (here an atomic list made a map list) is computed again, not answered from the first."""
+    from clusterset.apiserver.patch.apply import created_managed_fields, update_managed_fields
+
+    obj = {"metadata": {"name": "r"}, "spec": {"rules": [{"name": "a", "port": 1}, {"name": "b", "port": 2}]}}
+    results = []
+    for list_type in ("atomic", "map", "atomic"):
+        types, token = SchemaFieldTypes(_rules_schema(list_type)), object()
+        for _ in range(2):
+            created = created_managed_fields(obj, manager="m", api_version="x/v1", now="2026-01-01T00:00:00Z",
+                                             types=types, types_key=token)
+            assert created == update_managed_fields(None, obj, manager="m", api_version="x/v1",
+                                                    now="2026-01-01T00:00:00Z", subresource=None, types=types,
+                                                    operation_is_create=True)
+        results.append(json.dumps(created[0]["fieldsV1"], sort_keys=True))
+    assert results[0] == results[2] != results[1] and 'k:{\\"name\\":\\"a\\"}' in results[1]

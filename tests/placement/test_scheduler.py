@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -197,3 +198,23 @@ def test_taint_arguments_as_kubectl_taint() -> None:
         with pytest.raises(TaintError) as caught:
             parse_change(bad)
         assert str(caught.value).startswith(f"invalid taint spec: {bad}, ") and why in str(caught.value)
+
+
+def test_the_best_clusters_are_the_highest_scores_then_names_whatever_the_ties() -> None:
+    """Without taints or spread the scheduler compares only the candidates near the cut: it must still choose what
+    ranking every candidate by (score, namespace/name) chooses, with many ties and with none."""
+    rng = random.Random(7)
+    for trial in range(300):
+        clusters = [Cluster(SET, f"c{rng.randrange(10_000):05d}-{i}", {}, {"gpus": str(rng.randrange(4))})
+                    for i in range(rng.randrange(0, 40))]
+        load = {c.ref: rng.randrange(3 if trial % 2 else 30) for c in clusters if rng.random() < 0.8}
+        current = frozenset(c.ref for c in rng.sample(clusters, min(len(clusters), rng.randrange(4))))
+        number = rng.randrange(0, 8)
+        spec: dict[str, Any] = {"numberOfClusters": number}
+        if trial % 3 == 0:
+            spec["prioritizers"] = [{"type": "Balance", "weight": 2}, {"type": "Property", "property": "gpus"},
+                                    {"type": "Steady", "weight": 3}]
+        outcome = run(spec, clusters, current=current, load=load)
+        everyone = run({**spec, "numberOfClusters": None}, clusters, current=current, load=load)
+        ranked = sorted(everyone.chosen, key=lambda d: (-d.score, d.ref))
+        assert outcome.chosen == sorted(ranked[:number], key=lambda d: d.ref), (trial, spec)

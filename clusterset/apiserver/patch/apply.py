@@ -108,10 +108,30 @@ class ManagedEntry:
         if self.time:
             out["time"] = self.time
         out["fieldsType"] = "FieldsV1"
-        out["fieldsV1"] = set_to_fields(self.fields)
+        out["fieldsV1"] = _encoded_fields(self.fields)
         if self.subresource:
             out["subresource"] = self.subresource
         return out
+
+
+_ENCODED: dict[frozenset[Path], bytes] = {}  # a field set → its FieldsV1 as JSON
+_ENCODED_MAX = 4096
+_ENCODED_LARGEST = 512  # paths: a wider set (a big ConfigMap's) is encoded each time rather than kept
+
+
+def _encoded_fields(fields: set[Path]) -> Any:
+    """set_to_fields, remembered: an Update re-encodes every manager's entry, and the entries of a kind's objects
+    (a controller's status, a Placement's slices) hold the same few sets again and again."""
+    if len(fields) > _ENCODED_LARGEST:
+        return set_to_fields(fields)
+    key = frozenset(fields)
+    encoded = _ENCODED.get(key)
+    if encoded is None:
+        encoded = orjson.dumps(set_to_fields(fields))
+        if len(_ENCODED) >= _ENCODED_MAX:
+            _ENCODED.clear()
+        _ENCODED[key] = encoded
+    return orjson.loads(encoded)
 
 
 def _rfc3339(value: str | None) -> str | None:
@@ -255,7 +275,8 @@ def created_managed_fields(new: dict[str, Any], *, manager: str, api_version: st
     """update_managed_fields for a create that brings no managedFields, remembered by the object's shape. What an
     Update owns depends on its maps' keys and on its lists, never on scalar values, so objects of one shape (every
     Event, the ConfigMaps of a chart) own the same fields; computing them took most of a small create's time.
-    `types_key` names `types` (a built-in kind), which must not change."""
+    `types_key` names `types` and must change when they do (a built-in kind's name; a token of one CRD version's
+    schema)."""
     key = (types_key, api_version, _shape(new))
     fields = _CREATED_FIELDS.get(key)
     if fields is None:

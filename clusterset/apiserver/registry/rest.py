@@ -256,10 +256,11 @@ class Rest:
         """managedFields after an Update (a create when `live` is None). Pure, and about 10 µs per field: for a
         large object it runs off the event loop, so that a wide ConfigMap does not stall every cluster."""
         rt = ctx.rt
-        if live is None and subresource is None and not large and not rt.is_crd \
-                and "managedFields" not in new["metadata"]:
+        if live is None and subresource is None and not large and "managedFields" not in new["metadata"]:
+            # a CRD's field types are its schema's: a new ResourceType (a new token) whenever the CRD changes
+            types_key = rt.extra.setdefault("field types", object()) if rt.is_crd else (rt.group, rt.kind)
             return created_managed_fields(new, manager=ctx.manager, api_version=rt.group_version, now=now_rfc3339(),
-                                          types=field_types(ctx.served), types_key=(rt.group, rt.kind))
+                                          types=field_types(ctx.served), types_key=types_key)
         compute = functools.partial(
             update_managed_fields,
             live,

@@ -63,6 +63,7 @@ import orjson
 
 from bench.apiserver_bench import table
 from bench.machine import LIVE_CHILDREN, BackgroundLoad, machine_info
+from bench.procs import run_as_up
 from clusterset.api.mcs import (
     CLUSTERSET_ENDPOINTS,
     EXPORTED_ENDPOINTS,
@@ -807,14 +808,14 @@ def main() -> int:
     runs = []
     if not args.restart_only:
         for n in sizes:
-            r = asyncio.run(size_run(n, s))
+            r = run_as_up(size_run(n, s))
             print(f"  N={n}: setup {r['setup']:.1f}s, export P50/P99 {pair(r['sequential'])} ms, "
                   f"flip {pair(r['flips'])} ms, floor {pair(r['floor_single'])} ms", flush=True)
             runs.append(r)
     if runs:
         report(runs, s)
     if not args.no_restart:
-        report_restart(asyncio.run(restart_run(s)), s)
+        report_restart(run_as_up(restart_run(s)), s)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -13,16 +14,26 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from bench import machine
+from clusterset.cli.common import fast_loop
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_CPU = 0
 CLIENT_CPU = 1
+
+def run_as_up(coro: Coroutine[Any, Any, T]) -> T:
+    """Runs an in-process fleet on the event loop `clusterset up` runs it on (uvloop when installed)."""
+    with asyncio.Runner(loop_factory=fast_loop()) as runner:
+        return runner.run(coro)
+
 
 def pin_self(cpu: int = CLIENT_CPU) -> bool:
     """Pins this (load generator) process to `cpu` when the machine has more than one."""

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.machine import machine_info
+from bench.procs import run_as_up
 from clusterset.api.placement import PLACEMENT_DECISIONS, PLACEMENTS, WORK_SETS, WORKS
 from clusterset.api.resources import CONFIG_MAPS
 from clusterset.client import ClusterClient
@@ -192,7 +193,7 @@ def main() -> int:
           "P50 / P99 | P99 / floor P99 |")
     print("|---|---|---|---|---|")
     for n in (int(s) for s in args.sizes.split(",")):
-        r = asyncio.run(size_run(n, args.rounds, args.deployment, args.workset))
+        r = run_as_up(size_run(n, args.rounds, args.deployment, args.workset))
         p99, floor99 = pct(r["works"], 99), pct(r["floor"], 99)
         print(f"| {n} | {ms(statistics.median(r['works']))} / {ms(p99)} | {ms(statistics.median(r['all']))} | "
               f"{ms(statistics.median(r['floor']))} / {ms(floor99)} | {p99 / floor99:.1f} |", flush=True)

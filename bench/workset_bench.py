@@ -25,6 +25,7 @@ import statistics
 import time
 from typing import Any
 
+from bench.procs import run_as_up
 from clusterset.api.inventory import MEMBER_LABEL, member_namespace
 from clusterset.api.placement import (
     DECISION_INDEX_LABEL,
@@ -205,7 +206,7 @@ def main() -> int:
           "template change to all, all Available P50 / max | floor P50 / P99 |")
     print("|---|---|---|---|---|---|")
     for n in (int(s) for s in args.sizes.split(",")):
-        r = asyncio.run(size_run(n, args.runs))
+        r = run_as_up(size_run(n, args.runs))
         print(f"| {n} | {pair(r['per_work'])} | {statistics.median(r['all_seen']) * 1000:.0f} / "
               f"{max(r['all_seen']) * 1000:.0f} ms | {statistics.median(r['all_available']) * 1000:.0f} / "
               f"{max(r['all_available']) * 1000:.0f} ms | {statistics.median(r['update']) * 1000:.0f} / "

@@ -277,7 +277,7 @@ def created_managed_fields(new: dict[str, Any], *, manager: str, api_version: st
     Event, the ConfigMaps of a chart) own the same fields; computing them took most of a small create's time.
     `types_key` names `types` and must change when they do (a built-in kind's name; a token of one CRD version's
     schema)."""
-    key = (types_key, api_version, _shape(new))
+    key = (types_key, api_version, _shape(new, types))
     fields = _CREATED_FIELDS.get(key)
     if fields is None:
         entries = update_managed_fields(None, new, manager=manager, api_version=api_version, now=now,
@@ -292,13 +292,21 @@ def created_managed_fields(new: dict[str, Any], *, manager: str, api_version: st
              "fieldsType": "FieldsV1", "fieldsV1": orjson.loads(fields)}]
 
 
-def _shape(value: Any) -> Any:
-    """What of a value decides the fields it holds: maps' keys (nested), lists whole, null apart from scalars."""
+def _shape(value: Any, types: FieldTypes, tpath: tuple[str, ...] = ()) -> Any:
+    """What of a value decides the fields it holds: maps' keys (nested), null apart from scalars, and lists whole,
+    but for an atomic list only that it is one (it is owned whole, whatever it holds: a PlacementDecision's
+    decisions, most custom resources' lists)."""
     if isinstance(value, dict):
-        return tuple((key, _shape(child)) for key, child in value.items())
+        return tuple((key, _shape(child, types, (*tpath, key)) if isinstance(child, dict | list) else
+                      None if child is None else 0) for key, child in value.items())
     if isinstance(value, list):
+        if node_kind(value, lookup(types, tpath)) == "atomic":
+            return _ATOMIC_LIST
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     return None if value is None else 0
+
+
+_ATOMIC_LIST = "atomic list"
 
 
 # --------------------------------------------------------------------------- Apply

@@ -220,30 +220,35 @@ def _untolerated(taints: Iterable[Taint], effect: str, tolerations: tuple[Tolera
 
 
 def _scores(policy: Policy, qualified: Qualified, current: frozenset[Ref], load: Mapping[Ref, int]) -> list[int]:
-    """Every candidate's score, in the candidates' order. Balance and Steady read the load and the current choice
-    by position (a cluster's place among the candidates) rather than candidate by candidate: with the defaults this
-    runs for every scheduling over every candidate."""
+    """Every candidate's score, in the candidates' order. This runs for every scheduling over every candidate, so
+    each prioritizer is a few passes in C over the candidates: Balance reads the load by the candidates' refs and
+    scores each count once, Steady adds to the current choice by position."""
     candidates, refs = qualified.candidates, qualified.refs
     chosen_now = [i for ref in current if (i := qualified.position.get(ref)) is not None]
-    totals = [0] * len(candidates)
+    totals: list[int] | None = None
+    steady = 0
     for kind, prop, weight in policy.prioritizers:
         if kind == STEADY:
-            for i in chosen_now:
-                totals[i] += 100 * weight
+            steady += 100 * weight
             continue
         if kind == BALANCE:  # the other Placements choosing each cluster: fewer scores higher
             counts = list(map(load.get, refs, repeat(0)))
             for i in chosen_now:
                 counts[i] -= 1
             most = max(counts, default=0)
-            scores = [100 - (200 * n) // most for n in counts] if most else [100] * len(candidates)
+            score_of = {n: weight * (100 - (200 * n) // most if most else 100) for n in set(counts)}
+            scores = list(map(score_of.__getitem__, counts))
         else:  # Property: integer values normalized over the candidates to -100..100; other values score 0
             values = [_int_or_none(c.properties.get(prop)) for c in candidates]
             ints = [v for v in values if v is not None]
             low, high = (min(ints), max(ints)) if ints else (0, 0)
-            scores = [0 if v is None or high == low else (200 * (v - low)) // (high - low) - 100 for v in values]
-        totals = list(map(add, totals, scores)) if weight == 1 else \
-            [t + weight * s for t, s in zip(totals, scores, strict=True)]
+            scores = [0 if v is None or high == low else weight * ((200 * (v - low)) // (high - low) - 100)
+                      for v in values]
+        totals = scores if totals is None else list(map(add, totals, scores))
+    if totals is None:
+        totals = [0] * len(candidates)
+    for i in chosen_now:
+        totals[i] += steady
     return totals
 
 

@@ -216,5 +216,27 @@ def test_the_best_clusters_are_the_highest_scores_then_names_whatever_the_ties()
                                     {"type": "Steady", "weight": 3}]
         outcome = run(spec, clusters, current=current, load=load)
         everyone = run({**spec, "numberOfClusters": None}, clusters, current=current, load=load)
+        assert {d.ref: d.score for d in everyone.chosen} == _reference_scores(spec, clusters, current, load)
         ranked = sorted(everyone.chosen, key=lambda d: (-d.score, d.ref))
         assert outcome.chosen == sorted(ranked[:number], key=lambda d: d.ref), (trial, spec)
+
+
+def _reference_scores(spec: dict[str, Any], clusters: list[Cluster], current: frozenset[tuple[str, str]],
+                      load: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+    """OCM's additive scores, cluster by cluster: Steady 100 for a current choice, Balance 100 - 200 x (its
+    count, itself excluded) / the highest count, Property normalized to -100..100 over the integer values."""
+    totals = {c.ref: 0 for c in clusters}
+    for p in spec.get("prioritizers") or [{"type": "Steady"}, {"type": "Balance"}]:
+        weight = p.get("weight", 1)
+        if p["type"] == "Steady":
+            scores = {c.ref: 100 if c.ref in current else 0 for c in clusters}
+        elif p["type"] == "Balance":
+            counts = {c.ref: load.get(c.ref, 0) - (c.ref in current) for c in clusters}
+            most = max(counts.values(), default=0)
+            scores = {ref: 100 - (200 * n) // most if most else 100 for ref, n in counts.items()}
+        else:
+            values = {c.ref: int(c.properties[p["property"]]) for c in clusters}
+            low, high = min(values.values(), default=0), max(values.values(), default=0)
+            scores = {ref: 0 if high == low else (200 * (v - low)) // (high - low) - 100 for ref, v in values.items()}
+        totals = {ref: totals[ref] + weight * scores[ref] for ref in totals}
+    return totals

@@ -16,6 +16,7 @@ import base64
 import binascii
 import dataclasses
 import logging
+import random
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -201,8 +202,11 @@ class MemberAgent:
         )
         due = now - self._last_written >= self.heartbeat * 0.9
         if changed or due:
+            first = self._last_written == 0.0
             self._last = await self.hub.apply(CLUSTER_REPORTS, want, FIELD_MANAGER)
-            self._last_written = now
+            # the first heartbeat after a start comes after a random part of the interval: agents started together
+            # (every member of an embedded fleet) then spread their reports over it instead of all writing at once
+            self._last_written = now - (random.uniform(0, 0.9) * self.heartbeat if first else 0.0)
             if changed:
                 log.info("report cluster=%s healthy=%s", self.cluster_id, seen.readyz_error is None)
         return max(0.05, self.heartbeat - (loop.time() - self._last_written))

@@ -4,6 +4,7 @@ member answers; the hub withdraws the member's endpoints everywhere once the Lea
 from __future__ import annotations
 
 import logging
+import random
 
 from clusterset.api import objects
 from clusterset.api.mcs import ENDPOINT_LEASE
@@ -27,6 +28,15 @@ class LeaseRenewer:
         self.views = views
         self.duration = duration
         self.renew = renew
+        self._renewed: set[str] = set()  # members renewed since the start
+
+    def _next(self, member: str) -> Result:
+        """The first renewal after a start is followed after a random part of the interval: members started together
+        (every member of an embedded fleet) then spread their renewals over it instead of all writing at once."""
+        if member in self._renewed:
+            return Result(requeue_after=self.renew)
+        self._renewed.add(member)
+        return Result(requeue_after=self.renew * random.uniform(0.1, 1.0))
 
     async def reconcile(self, req: Request) -> Result | None:
         view = self.views(req.cluster.name)
@@ -45,4 +55,4 @@ class LeaseRenewer:
                 "acquireTime": objects.spec(have or {}).get("acquireTime") or now}
         await ensure(view.cluster.client, LEASES,
                      leases, {"metadata": {"name": ENDPOINT_LEASE, "namespace": view.namespace}, "spec": spec})
-        return Result(requeue_after=self.renew)
+        return self._next(req.cluster.name)

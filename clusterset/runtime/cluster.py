@@ -33,6 +33,8 @@ class Cluster:
         self._metrics = metrics
         self._informers: dict[InformerKey, Informer] = {}
         self._on_demand: set[InformerKey] = set()
+        # every awaited informer has loaded; a cache never unloads, so this changes only when one is added
+        self._all_synced = False
         self._stopped = False
 
     def informer(self, resource: Resource, namespace: str | None = None,
@@ -48,10 +50,13 @@ class Cluster:
         if not resource.namespaced:
             namespace = None
         selector = labels.to_string(label_selector)
-        labels.parse(selector)  # a malformed selector fails here, not in a background task
         key = (resource, namespace or None, selector, field_selector or None)
         informer = self._informers.get(key)
+        if informer is None:
+            labels.parse(selector)  # a malformed selector fails here, not in a background task
         if not on_demand:
+            if informer is None or key in self._on_demand:
+                self._all_synced = False  # one more cache to wait for
             self._on_demand.discard(key)
         elif informer is None:
             self._on_demand.add(key)
@@ -83,7 +88,11 @@ class Cluster:
 
     @property
     def synced(self) -> bool:
-        return all(i.cache.synced.is_set() for i in self._awaited())
+        """Asked before every reconcile: answered from a flag once every awaited cache has loaded (a hub view of
+        hundreds of members has hundreds of informers)."""
+        if not self._all_synced:
+            self._all_synced = all(i.cache.synced.is_set() for i in self._awaited())
+        return self._all_synced
 
     async def wait_synced(self, timeout: float | None = None) -> None:
         """Waits until every informer started so far (but the on-demand ones) has loaded its first list."""

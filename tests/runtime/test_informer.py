@@ -180,3 +180,21 @@ async def test_an_on_demand_view_that_cannot_load_holds_up_no_other_reader(clust
         assert not engaged.synced
     finally:
         await engaged.stop()
+
+
+async def test_a_synced_cluster_waits_again_for_each_cache_added(cluster: ClusterInfo, client: ClusterClient) -> None:
+    """`synced` is remembered once every cache has loaded (it is asked before every reconcile), until a cache is
+    added: the new one has not loaded yet."""
+    engaged = Cluster("c", client)
+    try:
+        engaged.cache(CONFIG_MAPS, "default")
+        await engaged.wait_synced(10)
+        assert engaged.synced and engaged.synced
+        added = engaged.cache(CONFIG_MAPS, "kube-system")
+        assert not added.synced.is_set() and not engaged.synced
+        await engaged.wait_synced(10)
+        assert added.synced.is_set() and engaged.synced
+        engaged.cache(CONFIG_MAPS, "default")  # a cache asked for again is no new one
+        assert engaged.synced
+    finally:
+        await engaged.stop()

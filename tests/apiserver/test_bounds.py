@@ -7,7 +7,7 @@ import base64
 import json
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import pytest
@@ -259,7 +259,21 @@ def test_duplicate_fields_warn_by_default_and_fail_when_strict(raw: Raw) -> None
 # ----------------------------------------------------------------------------- 3. one event loop
 
 
-def _worst_readyz(server: ServerThread, other: ClusterInfo, request: Any) -> tuple[float, Any]:
+class Stall(NamedTuple):
+    worst: float  # the slowest /readyz of the other cluster
+    elapsed: float  # the request's own time
+
+    def stalled(self) -> bool:
+        """Work on the event loop would hold the other cluster for (nearly) all of the request's time; off it,
+        /readyz stays well under a second, or under half the request's time on a machine loaded enough to slow
+        both (CI runs two test workers on two cores)."""
+        return self.worst >= max(1.0, self.elapsed / 2)
+
+    def __str__(self) -> str:
+        return f"/readyz of another cluster took {self.worst:.2f}s during a request of {self.elapsed:.2f}s"
+
+
+def _worst_readyz(server: ServerThread, other: ClusterInfo, request: Any) -> tuple[Stall, Any]:
     """The slowest /readyz of `other` while `request()` runs (polled every 20 ms on its own connection)."""
     latencies: list[float] = []
     done = threading.Event()
@@ -274,13 +288,15 @@ def _worst_readyz(server: ServerThread, other: ClusterInfo, request: Any) -> tup
 
     poller = threading.Thread(target=poll)
     poller.start()
+    started = time.monotonic()
     try:
         result = request()
     finally:
+        elapsed = time.monotonic() - started
         done.set()
         poller.join()
     assert len(latencies) >= 3
-    return max(latencies), result
+    return Stall(max(latencies), elapsed), result
 
 
 def test_an_expensive_request_does_not_stall_other_clusters(server: ServerThread, raw: Raw) -> None:
@@ -289,9 +305,9 @@ def test_an_expensive_request_does_not_stall_other_clusters(server: ServerThread
     other = server.add_cluster(controllers=False)
     body = "\n".join(f"- {1_000_000 + i}" for i in range(314_000)).encode()  # 3 MiB of YAML, a list: refused
     assert 0 < 3 * MiB - len(body) < 10_000
-    worst, (status, _, result) = _worst_readyz(server, other, lambda: raw("POST", CM, body, "application/yaml"))
+    stall, (status, _, result) = _worst_readyz(server, other, lambda: raw("POST", CM, body, "application/yaml"))
     assert status == 400, result
-    assert worst < 1.0, f"/readyz of another cluster took {worst:.2f}s"
+    assert not stall.stalled(), str(stall)
 
 
 def test_a_long_selector_over_many_objects_does_not_stall_other_clusters(server: ServerThread, raw: Raw) -> None:
@@ -300,10 +316,10 @@ def test_a_long_selector_over_many_objects_does_not_stall_other_clusters(server:
         labelled = {"metadata": {"name": f"c{i}", "labels": {"app": "x", "i": str(i)}}}
         assert raw("POST", CM, json.dumps(labelled))[0] == 201
     selector = ",".join(["app=x"] + [f"k{i}!=v" for i in range(80_000)])  # 700 KiB: a second of parsing
-    worst, (status, _, result) = _worst_readyz(
+    stall, (status, _, result) = _worst_readyz(
         server, other, lambda: raw("GET", f"{CM}?labelSelector={quote(selector, safe='=,')}"))
     assert status == 200 and len(result["items"]) == 300
-    assert worst < 1.0, f"/readyz of another cluster took {worst:.2f}s"
+    assert not stall.stalled(), str(stall)
 
 
 def test_a_wide_strategic_merge_patch_is_one_pass(server: ServerThread) -> None:
@@ -321,14 +337,14 @@ def test_a_wide_strategic_merge_patch_is_one_pass(server: ServerThread) -> None:
     names = [{"name": f"E{i}"} for i in range(0, 2 * n, 2)]
     patch = {"spec": {"template": {"spec": {"containers": [{"name": "c", "$setElementOrder/env": names,
                                                             "env": [{**k, "value": "new"} for k in names]}]}}}}
-    worst, (status, _, result) = _worst_readyz(server, other, lambda: raw(
+    stall, (status, _, result) = _worst_readyz(server, other, lambda: raw(
         "PATCH", f"{DEPLOYMENTS}/wide", json.dumps(patch), "application/strategic-merge-patch+json"))
     assert status == 200, result
     merged = result["spec"]["template"]["spec"]["containers"][0]["env"]
     assert len(merged) == n + n // 2
     by_name = {e["name"]: e["value"] for e in merged}
     assert by_name["E0"] == "new" and by_name["E1"] == "old" and by_name[f"E{2 * n - 2}"] == "new"
-    assert worst < 1.0, f"/readyz of another cluster took {worst:.2f}s"
+    assert not stall.stalled(), str(stall)
 
 
 def test_a_wide_object_is_written_without_stalling_other_clusters(server: ServerThread, raw: Raw) -> None:
@@ -339,11 +355,11 @@ def test_a_wide_object_is_written_without_stalling_other_clusters(server: Server
     data = {f"k{i}": "v" for i in range(180_000)}
     body = json.dumps({"metadata": {"name": "wide"}, "data": data})
     assert 2 * MiB < len(body) < 3 * MiB
-    worst, (status, _, result) = _worst_readyz(server, other, lambda: raw("POST", CM, body))
+    stall, (status, _, result) = _worst_readyz(server, other, lambda: raw("POST", CM, body))
     assert status == 201 and len(result["data"]) == 180_000, str(result)[:300]
-    assert worst < 1.0, f"/readyz of another cluster took {worst:.2f}s to answer during the create"
+    assert not stall.stalled(), f"{stall} (the create)"
     data["k0"] = "changed"
-    worst, (status, _, result) = _worst_readyz(server, other, lambda: raw(
+    stall, (status, _, result) = _worst_readyz(server, other, lambda: raw(
         "PUT", f"{CM}/wide", json.dumps({"metadata": {"name": "wide"}, "data": data})))
     assert status == 200 and result["data"]["k0"] == "changed", str(result)[:300]
-    assert worst < 1.0, f"/readyz of another cluster took {worst:.2f}s to answer during the update"
+    assert not stall.stalled(), f"{stall} (the update)"

@@ -217,14 +217,17 @@ def test_custom_resources_created_fields_remembered_per_schema_token() -> None:
     from clusterset.apiserver.patch.apply import created_managed_fields, update_managed_fields
 
     obj = {"metadata": {"name": "r"}, "spec": {"rules": [{"name": "a", "port": 1}, {"name": "b", "port": 2}]}}
+    others = [{"metadata": {"name": "o"}, "spec": {"rules": rules}}  # other contents: an atomic list's fields are
+              for rules in ([{"name": "c", "port": 3}], [], [{"name": "a"}, {"name": "b", "port": 2}])]  # the same
     results = []
     for list_type in ("atomic", "map", "atomic"):
         types, token = SchemaFieldTypes(_rules_schema(list_type)), object()
-        for _ in range(2):
-            created = created_managed_fields(obj, manager="m", api_version="x/v1", now="2026-01-01T00:00:00Z",
+        for one in [obj, obj, *others]:
+            created = created_managed_fields(one, manager="m", api_version="x/v1", now="2026-01-01T00:00:00Z",
                                              types=types, types_key=token)
-            assert created == update_managed_fields(None, obj, manager="m", api_version="x/v1",
+            assert created == update_managed_fields(None, one, manager="m", api_version="x/v1",
                                                     now="2026-01-01T00:00:00Z", subresource=None, types=types,
                                                     operation_is_create=True)
-        results.append(json.dumps(created[0]["fieldsV1"], sort_keys=True))
-    assert results[0] == results[2] != results[1] and 'k:{\\"name\\":\\"a\\"}' in results[1]
+            if one is obj:
+                results.append(json.dumps(created[0]["fieldsV1"], sort_keys=True))
+    assert results[0] == results[4] != results[2] and 'k:{\\"name\\":\\"a\\"}' in results[2]

@@ -5,12 +5,14 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
@@ -168,6 +170,27 @@ class BackgroundLoad:
         """(CPU seconds used by other processes, wall seconds) since this object was made."""
         other = (self._busy() - self._busy0) - self._own()
         return max(0.0, other), os.times().elapsed - self._t0
+
+
+class CollectorClock:
+    """Seconds this process has spent in the cyclic garbage collector since it was made (gc.callbacks): a
+    full collection walks every object of every cluster on the event loop, so its share is worth knowing."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+        gc.callbacks.append(self._on)
+
+    def _on(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+            self.collections[info["generation"]] += 1
+
+    def close(self) -> None:
+        gc.callbacks.remove(self._on)
 
 
 class PhaseLog:

@@ -62,7 +62,7 @@ import aiohttp
 import orjson
 
 from bench.apiserver_bench import table
-from bench.machine import LIVE_CHILDREN, BackgroundLoad, machine_info
+from bench.machine import LIVE_CHILDREN, BackgroundLoad, CollectorClock, machine_info
 from bench.procs import run_as_up
 from clusterset.api.mcs import (
     CLUSTERSET_ENDPOINTS,
@@ -84,6 +84,7 @@ from clusterset.api.resources import (
     SERVICES,
     Resource,
 )
+from clusterset.cli.common import settle_heap
 from clusterset.client import ClientConfig, ClusterClient
 from clusterset.client.errors import Gone
 from clusterset.fleet.embedded import EmbeddedFleet, FleetOptions
@@ -418,11 +419,15 @@ def cpu_seconds() -> float:
     return t.user + t.system
 
 
-def usage(fleet: EmbeddedFleet, writes0: tuple[int, int], cpu0: float, t0: float) -> dict[str, float]:
-    """Writes to the hub and to the members, the fleet process's CPU seconds, and the wall seconds since t0."""
+def mark(fleet: EmbeddedFleet, collector: CollectorClock) -> dict[str, float]:
+    """Writes to the hub and to the members so far, the fleet process's CPU and collector seconds, the time."""
     hub, members = writes(fleet)
-    return {"hub": hub - writes0[0], "members": members - writes0[1], "cpu": cpu_seconds() - cpu0,
-            "wall": time.monotonic() - t0}
+    return {"hub": hub, "members": members, "cpu": cpu_seconds(), "gc": collector.seconds, "wall": time.monotonic()}
+
+
+def usage(fleet: EmbeddedFleet, collector: CollectorClock, start: dict[str, float]) -> dict[str, float]:
+    """What `mark` counts, since `start`."""
+    return {k: v - start[k] for k, v in mark(fleet, collector).items()}
 
 
 def export(name: str) -> Obj:
@@ -454,6 +459,7 @@ class Settings:
     restart_dns: bool = False  # the members' DNS servers re-pack a service's every answer on each slice event
     pin: bool = True
     profile: Path | None = None
+    settle: bool = True  # settle the heap once the fleet is healthy, as clusterset up does
 
 
 async def size_run(n: int, s: Settings) -> dict[str, Any]:
@@ -463,6 +469,8 @@ async def size_run(n: int, s: Settings) -> dict[str, Any]:
         started = time.monotonic()
         await fleet.start()
         await fleet.wait_healthy(timeout=TIMEOUT)
+        if s.settle:
+            settle_heap()
         members = list(fleet.member_ids)
         exporter = members[0]
         await namespaces(fleet, [NS, FLOOR_NS])
@@ -481,6 +489,7 @@ async def size_run(n: int, s: Settings) -> dict[str, Any]:
         dns_members = members[::step][:DNS_SAMPLE]
         dns_addresses = [str(fleet.dns.address(m)) for m in dns_members]
         probe = BackgroundLoad()
+        collector = CollectorClock()
         profiler = cProfile.Profile() if s.profile else None
         try:
             # ---- floor: one write, its watch event
@@ -505,15 +514,15 @@ async def size_run(n: int, s: Settings) -> dict[str, Any]:
 
             # ---- the background: heartbeats, reports, endpoint Leases (writes counted from resourceVersions)
             PHASE[0] = "idle"
-            writes0, cpu0, phase = writes(fleet), cpu_seconds(), time.monotonic()
+            start = mark(fleet, collector)
             await asyncio.sleep(s.idle)
-            out["idle"] = usage(fleet, writes0, cpu0, phase)
+            out["idle"] = usage(fleet, collector, start)
 
             if profiler is not None:
                 profiler.enable()
             # ---- export → imported, one at a time
             PHASE[0] = "sequential"
-            writes0, cpu0, phase = writes(fleet), cpu_seconds(), time.monotonic()
+            start = mark(fleet, collector)
             seq = []
             for i in range(s.sequential):
                 fut = await observer.expect("svc", members, NS, f"svc-{i}", total=s.replicas, ready=s.replicas)
@@ -522,7 +531,7 @@ async def size_run(n: int, s: Settings) -> dict[str, Any]:
                 seq.append(await timed(fut, t0))
                 await asyncio.sleep(GAP)
             out["sequential"] = seq
-            out["sequential_usage"] = usage(fleet, writes0, cpu0, phase)
+            out["sequential_usage"] = usage(fleet, collector, start)
 
             # ---- endpoint flips: a pod not ready, then ready again
             PHASE[0] = "flips"
@@ -577,6 +586,7 @@ async def size_run(n: int, s: Settings) -> dict[str, Any]:
                 profiler.dump_stats(str(s.profile / f"mcs-{n}.pstats"))
             other, wall = probe.other_cpu_seconds()
             out["other_cores"] = other / wall if wall else 0.0
+            collector.close()
             await observer.close()
             await fleet.stop()
     return out
@@ -750,11 +760,12 @@ def report(runs: list[dict[str, Any]], s: Settings) -> None:
         cpu = (use["cpu"] - bg_cpu * use["wall"]) / count
         costs.append([f"{n}", f"{bg_hub:.1f} / {bg_members:.1f}", f"{bg_cpu:.2f}",
                       f"{member_writes:.1f} / {hub_writes:.1f}", f"{member_writes / n:.1f}", f"{cpu * 1000:,.0f}",
-                      f"{cpu * 1000 / n:.1f}", f"{use['cpu'] / use['wall']:.2f}"])
+                      f"{cpu * 1000 / n:.1f}", f"{use['cpu'] / use['wall']:.2f}", f"{use['gc'] / use['cpu']:.0%}"])
     print()
     print(table(["members", "idle: writes/s hub / members", "idle: fleet CPU (cores)",
                  "writes per export: members / hub", "per member", "fleet CPU per export (ms)",
-                 "per member (ms)", "fleet CPU while exporting one at a time (cores)"], costs))
+                 "per member (ms)", "fleet CPU while exporting one at a time (cores)",
+                 "of which the cyclic collector"], costs))
 
 
 def report_restart(r: dict[str, Any], s: Settings) -> None:
@@ -784,6 +795,8 @@ def main() -> int:
     parser.add_argument("--restart-only", action="store_true")
     parser.add_argument("--restart-with-dns", action="store_true",
                         help="run the members' DNS servers in the restart fleet too (slow: see BENCHMARKS.md)")
+    parser.add_argument("--unsettled-heap", action="store_true",
+                        help="leave the collector as CPython starts it (what settle_heap buys)")
     parser.add_argument("--profile", type=Path, help="cProfile the export/flip phases into DIR/mcs-N.pstats")
     parser.add_argument("--observe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
@@ -792,13 +805,13 @@ def main() -> int:
         asyncio.run(observe(args.cpu))
         return 0
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
-    s = Settings(pin=pin, profile=args.profile, restart_dns=args.restart_with_dns)
+    s = Settings(pin=pin, profile=args.profile, restart_dns=args.restart_with_dns, settle=not args.unsettled_heap)
     sizes = [int(x) for x in args.sizes.split(",")]
     if args.quick:
         sizes = [3, 10]
         s = Settings(sequential=8, burst=8, flips=6, floor_single=16, floor_parallel=4, idle=2.0, restart_members=3,
                      restart_endpoints=100, pin=pin, profile=args.profile,
-                     restart_dns=args.restart_with_dns)
+                     restart_dns=args.restart_with_dns, settle=not args.unsettled_heap)
     if pin:
         os.sched_setaffinity(0, {0})
     info = machine_info()

@@ -36,6 +36,7 @@ from bench.machine import machine_info
 from bench.procs import run_as_up
 from clusterset.api.placement import PLACEMENT_DECISIONS, PLACEMENTS, WORK_SETS, WORKS
 from clusterset.api.resources import CONFIG_MAPS
+from clusterset.cli.common import settle_heap
 from clusterset.client import ClusterClient
 from clusterset.fleet.embedded import EmbeddedFleet, FleetOptions
 
@@ -150,6 +151,7 @@ async def size_run(n: int, rounds: int, deployment: bool, workset: bool = False)
         await fleet.start()
         try:
             await fleet.wait_healthy(timeout=TIMEOUT)
+            settle_heap()  # as clusterset up does
             hub = fleet.admin_client("hub")
             namespaces = [f"clusterset-{m}" for m in fleet.member_ids]
             observer = Observer(hub)

@@ -38,6 +38,7 @@ from clusterset.api.placement import (
 )
 from clusterset.api.resources import CLUSTER_PROFILES, CONFIG_MAPS, NAMESPACES
 from clusterset.apiserver import Apiserver
+from clusterset.cli.common import settle_heap
 from clusterset.client import ApiError, ClientConfig, ClusterClient
 from clusterset.inventory.registration import prepare_hub
 from clusterset.runtime import Manager, StaticProvider
@@ -143,6 +144,7 @@ async def size_run(n: int, runs: int) -> dict[str, Any]:
     async with manager:
         await manager.wait_synced()
         await agents.informer.cache.wait_synced(30)
+        settle_heap()  # as clusterset up does
         results["floor"] = await floor(hub)
         sets = Informer(hub, WORK_SETS, cluster="hub")
         sets.start()

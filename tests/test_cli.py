@@ -153,3 +153,31 @@ def test_the_server_lifts_its_open_files_limit(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(20)
+
+
+def test_settled_heap_is_out_of_the_collectors_reach_and_later_cycles_are_still_collected() -> None:
+    """`clusterset up`, `apiserver` and `hub` settle the heap once started (in a child: it changes the process)."""
+    script = """
+import gc, weakref
+from clusterset.cli.common import YOUNG_COLLECTION_THRESHOLD, settle_heap
+
+class Node:
+    pass
+
+before = gc.get_freeze_count()
+started = Node()
+started.me = started
+settle_heap()
+assert gc.get_freeze_count() > before, "start-up's objects are frozen"
+assert gc.get_threshold()[0] == YOUNG_COLLECTION_THRESHOLD
+assert gc.is_tracked(started) and gc.isenabled()
+later = Node()
+later.me = later
+gone = weakref.ref(later)
+del later
+gc.collect()
+assert gone() is None, "a cycle made after settling is collected"
+print("settled")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "settled", done.stderr

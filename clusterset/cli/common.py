@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import os
@@ -150,6 +151,24 @@ def fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
         return None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory
+
+
+# Allocations of young objects between two collections of the youngest generation (CPython's default: 700).
+# A server answering requests makes and frees thousands of short-lived containers per request; collecting them
+# every 700 allocations promoted enough of them that full collections ran every few seconds.
+YOUNG_COLLECTION_THRESHOLD = 10_000
+
+
+def settle_heap() -> None:
+    """Moves what start-up built (every cluster's objects, caches, watches) out of the cyclic collector's reach
+    and collects the young generation less often: in a 100-member embedded fleet the collector was a quarter of
+    the process's time, each full collection walking the whole heap for ~0.5 s on the event loop (BENCHMARKS.md,
+    MCS). Later garbage is still collected: what reference counting frees (almost everything) as before, and
+    cycles made after this call by the collector; only cycles among objects alive now would never be."""
+    gc.collect()
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, middle, oldest)
 
 
 def async_command(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]],

@@ -50,6 +50,7 @@ from clusterset.cli.common import (
     seconds,
     server_flags,
     server_port,
+    settle_heap,
     table,
     wait_for_signal,
     whole_seconds,
@@ -175,6 +176,7 @@ async def _up(args: argparse.Namespace) -> int:
             fleet.progress("waiting for every member to report healthy")
             await fleet.wait_healthy(timeout=max(60.0, args.clusters * 0.5))
             print(banner(fleet, args.state_dir, time.monotonic() - started), flush=True)
+            settle_heap()
             await wait_for_signal()
             print("\nstopping ...", flush=True)
         finally:
@@ -275,6 +277,7 @@ async def _hub(args: argparse.Namespace) -> int:
     try:
         await start_hub(manager, hub, HubOptions(args.clusterset, grace=args.grace, access_providers=providers))
         print(f"hub controllers running against {hub.server} (ClusterSet {args.clusterset})", flush=True)
+        settle_heap()
         await wait_for_signal()
     finally:
         await manager.stop()

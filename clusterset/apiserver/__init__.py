@@ -3,7 +3,8 @@
 Other packages (the fleet, the CLI, `clusterset.testing`) use it through this module only.
 """
 
+from clusterset.apiserver.meta.offload import collector_paused
 from clusterset.apiserver.server import Apiserver, CannotListen
 from clusterset.apiserver.storage.statelock import StateDirInUse
 
-__all__ = ["Apiserver", "CannotListen", "StateDirInUse"]
+__all__ = ["Apiserver", "CannotListen", "StateDirInUse", "collector_paused"]

@@ -14,6 +14,7 @@ reference counting frees; cycles made elsewhere meanwhile are collected once the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import threading
@@ -55,6 +56,12 @@ class _CollectorPause:
 
 
 _PAUSE = _CollectorPause()
+
+
+def collector_paused() -> contextlib.AbstractContextManager[None]:
+    """The pause of the jobs here, for other work that builds many long-lived containers at once (a fleet's
+    start): it may span awaits, and nests with the jobs' own pauses."""
+    return _PAUSE
 
 
 def _collector_paused(job: Callable[[], T]) -> T:

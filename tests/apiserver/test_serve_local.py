@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import stat
 from pathlib import Path
 
@@ -42,3 +43,28 @@ async def test_the_unix_socket_serves_the_same_api_to_the_same_credentials(tmp_p
     finally:
         await server.stop()
     assert not path.exists()
+
+
+async def test_connections_made_while_the_loop_is_busy_wait_in_the_backlog(tmp_path: Path) -> None:
+    """An embedded fleet's members open thousands of connections at once while the loop is busy: they wait in the
+    kernel's queue (up to net.core.somaxconn) instead of failing with EAGAIN, as they did at 1,500 of them."""
+    wanted = 1_500
+    limit = Path("/proc/sys/net/core/somaxconn")
+    somaxconn = int(limit.read_text()) if limit.exists() else 0
+    if somaxconn <= wanted:
+        pytest.skip(f"net.core.somaxconn is {somaxconn} here: the kernel would cap the queue below {wanted}")
+    server = Apiserver(None)
+    await server.start()
+    path = tmp_path / "api.sock"
+    clients: list[socket.socket] = []
+    try:
+        await server.serve_local(path)
+        for _ in range(wanted):  # the loop accepts none meanwhile: this test holds it
+            sock = socket.socket(socket.AF_UNIX)
+            sock.setblocking(False)
+            clients.append(sock)
+            sock.connect(str(path))  # BlockingIOError (EAGAIN) once the queue is full
+    finally:
+        for sock in clients:
+            sock.close()
+        await server.stop()

@@ -57,6 +57,12 @@ def refusal(status: int, exc: BaseException | None) -> StatusError:
     return StatusError(status, "InternalError" if status >= 500 else "", HTTPStatus(status).phrase)
 
 
+# Connections the kernel queues before the loop accepts them; it caps this at net.core.somaxconn (4,096 on current
+# Linux), as Go's servers ask. An embedded fleet's members open thousands at once while the loop is busy: at 1,024,
+# a 200-member start saw Unix-socket connects fail with EAGAIN (TCP would drop SYNs: a second's retry each).
+LISTEN_BACKLOG = 65_535
+
+
 async def listen(runner: web.BaseRunner, sock: Any, ssl_context: Any) -> Any:
     """Serves `runner`'s server on the bound socket with these limits; returns the asyncio server (close it
     before cleaning up the runner). In place of aiohttp's SockSite, whose protocol cannot be chosen."""
@@ -65,5 +71,5 @@ async def listen(runner: web.BaseRunner, sock: Any, ssl_context: Any) -> Any:
     loop = asyncio.get_running_loop()
     return await loop.create_server(
         lambda: StatusErrorHandler(http_server, loop=loop, **_HANDLER_OPTIONS),
-        sock=sock, ssl=ssl_context, backlog=1024,
+        sock=sock, ssl=ssl_context, backlog=LISTEN_BACKLOG,
     )

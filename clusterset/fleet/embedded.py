@@ -26,7 +26,7 @@ from typing import Any
 
 import aiohttp
 
-from clusterset.api.inventory import CONTROL_PLANE_HEALTHY
+from clusterset.api.inventory import CONTROL_PLANE_HEALTHY, member_namespace
 from clusterset.api.objects import condition
 from clusterset.api.resources import CLUSTER_PROFILES, ENDPOINT_SLICES, SERVICES
 from clusterset.apiserver import Apiserver, collector_paused
@@ -35,7 +35,7 @@ from clusterset.fleet.dns import MemberDns
 from clusterset.fleet.hub import HUB, HubOptions, start_hub
 from clusterset.fleet.member import MemberOptions, Members
 from clusterset.inventory.profile_status import AccessProvider
-from clusterset.inventory.registration import agent_watches, join
+from clusterset.inventory.registration import agent_watches, end_works, join
 from clusterset.inventory.resume import HubMembers, resume
 from clusterset.runtime import Cluster, Manager
 from clusterset.runtime.shared import Mirror, SharedReads
@@ -191,7 +191,9 @@ class EmbeddedFleet:
 
     def _cluster_removed(self, name: str) -> None:
         """A member removed while the fleet runs (`clusterset cluster remove`) leaves the fleet for good: its agent
-        reports it gone and stops, and a restart does not make it again."""
+        reports it gone and stops, a restart does not make it again, and its Works end (what they applied went with
+        the cluster, so their cleanup finalizer has nothing left to wait for: a WorkSet being deleted would wait
+        for it forever). Its profile stays, unhealthy, until `clusterset leave --id` removes it from the hub."""
         if name not in self.member_ids:
             return
         self.member_ids.remove(name)
@@ -199,11 +201,15 @@ class EmbeddedFleet:
         self.removed.add(name)
         self.write_fleet_json()
         self.members.member_gone(name, "the cluster was removed from the fleet (clusterset cluster remove)")
-        task = asyncio.create_task(self._stop_reads(name), name=f"stop reading {name}")
+        task = asyncio.create_task(self._retire(name), name=f"retire {name}")
         self._joins.add(task)
         task.add_done_callback(self._joins.discard)
 
-    async def _stop_reads(self, name: str) -> None:
+    async def _retire(self, name: str) -> None:
+        try:
+            await end_works(self.admin_client(HUB), None, member_namespace(name))
+        except Exception as exc:  # the hub refusing must not keep the member's reads running
+            log.warning("could not end the Works of removed cluster=%s error=%r", name, exc)
         await self.dns.stop(name)
         view, reads = self._dns_views.pop(name, None), self.member_reads.pop(name, None)
         for cluster in (view, reads):

@@ -308,7 +308,7 @@ async def leave(hub: ClusterClient | None, member: ClusterClient | None, cluster
             await member.delete(CLUSTER_PROPERTIES, CLUSTERSET_PROPERTY)
         with contextlib.suppress(NotFound):
             await member.delete(SECRETS, HUB_KUBECONFIG_SECRET, SYSTEM_NAMESPACE)
-    await _end_works(hub, member, namespace)
+    await end_works(hub, member, namespace)
     if hub is not None:
         bindings = await hub.list(ROLE_BINDINGS, label_selector=f"{MEMBER_LABEL}={cluster_id}")
         for binding in bindings.get("items") or []:
@@ -320,10 +320,11 @@ async def leave(hub: ClusterClient | None, member: ClusterClient | None, cluster
     return cluster_id
 
 
-async def _end_works(hub: ClusterClient | None, member: ClusterClient | None, namespace: str) -> None:
-    """The Works of a member that leaves end on both sides: on the hub they are deleted without waiting for their
-    finalizer (the agent, cut off, could never run it, and the namespace would stay Terminating), and on the
-    member their AppliedWorks are deleted, so the garbage collector removes what they applied there."""
+async def end_works(hub: ClusterClient | None, member: ClusterClient | None, namespace: str) -> None:
+    """The Works of a member that leaves (or whose cluster is gone) end on both sides: on the hub they are deleted
+    without waiting for their finalizer (the agent, cut off, could never run it, and the namespace, or a WorkSet
+    being deleted, would stay Terminating), and on the member their AppliedWorks are deleted, so the garbage
+    collector removes what they applied there."""
     if hub is not None:
         with contextlib.suppress(NotFound):  # NotFound: a hub without the Work CRD
             for work in (await hub.list(WORKS, namespace)).get("items") or []:

@@ -12,6 +12,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from clusterset.api.placement import WORK_CLEANUP_FINALIZER
 from clusterset.inventory.registration import leave
 from clusterset.testing import FleetThread
 from tests.helpers import wait_until
@@ -116,6 +117,18 @@ def test_an_agent_token_reaches_only_its_own_works(works: Works) -> None:
     forbidden(lambda: api.create_namespaced_custom_object(GROUP, VERSION, own, "works", {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "Work", "metadata": {"name": "forged"}, "spec": {}}))
     forbidden(lambda: api.delete_namespaced_custom_object(GROUP, VERSION, own, "works", "mine"))
+
+
+def test_a_removed_cluster_ends_its_works(works: Works) -> None:
+    """`clusterset cluster remove`: what the cluster's Works applied went with it, so its Works end on the hub
+    instead of waiting forever for a finalizer its agent can no longer run (a WorkSet being deleted waited too).
+    member-1 is gone after this test."""
+    works.create("member-1", "removed", [namespace("removed"), configmap("a", "removed", n="1")])
+    wait_until(lambda: WORK_CLEANUP_FINALIZER in ((works.work("member-1", "removed") or {}).get("metadata") or {}).get(
+        "finalizers", []), 20, message="the Work applied, its agent's finalizer on it")
+    works.fleet.remove_cluster("member-1")
+    wait_until(lambda: works.work("member-1", "removed") is None, 20, message="the removed cluster's Work ended")
+    assert works.work("member-2", "removed") is None  # nothing of another member's
 
 
 def test_leave_ends_the_members_works_on_both_sides(works: Works) -> None:

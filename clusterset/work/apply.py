@@ -37,6 +37,8 @@ from clusterset.work.manifests import (
     names,
     parse,
     same_object,
+    work_label,
+    work_of,
 )
 from clusterset.work.status import Outcome, manifest_conditions, work_conditions
 from clusterset.work.watches import AppliedObjects
@@ -65,7 +67,8 @@ class WorkApplier:
         if req.namespace != view.namespace:  # an AppliedWork of another hub namespace: not this agent's
             return None
         member = req.cluster
-        work = view.cluster.cache(WORKS, view.namespace).get((req.namespace, req.name))
+        works = view.cluster.cache(WORKS, view.namespace)
+        work = works.get((req.namespace, req.name))
         applied = member.cache(APPLIED_WORKS).get(req.name)
         if applied is not None and objects.spec(applied).get("workNamespace") != req.namespace:
             applied = None
@@ -74,14 +77,14 @@ class WorkApplier:
                 await _delete_object(member, APPLIED_WORKS, member.cache(APPLIED_WORKS), applied)
             return None
         if objects.meta(work).get("deletionTimestamp"):
-            await self._finalize(member, view, work, applied)
+            await self._finalize(member, view, works, work, applied)
             return None
         if applied is not None and objects.meta(applied).get("deletionTimestamp"):
             return Result(requeue_after=NO_VIEW_RETRY)  # deleted by hand: made again once it is gone
         # independent writes (hub, member) go together: the time to Applied is the sum of the writes in sequence
         current, owner = await _together(_with_finalizer(view, work), self._applied_work(member, work, applied))
-        outcomes = [await self._apply(member, current, owner, i, m) for i, m in enumerate(_manifests(current))]
-        kept, failed = await self._remove_stale(member, current, owner, outcomes)
+        outcomes = [await self._apply(member, works, current, owner, i, m) for i, m in enumerate(_manifests(current))]
+        kept, failed = await self._remove_stale(member, works, current, owner, outcomes)
         await _together(self._record_applied(member, owner, outcomes, kept),
                         self._write_status(member, view, current, owner, outcomes))
         return Result(requeue=True) if failed or any(o.error for o in outcomes) else None
@@ -104,7 +107,8 @@ class WorkApplier:
         await member.cache(APPLIED_WORKS).seen(created)
         return created
 
-    async def _apply(self, member: Cluster, work: Obj, applied: Obj, ordinal: int, manifest: Any) -> Outcome:
+    async def _apply(self, member: Cluster, works: Cache, work: Obj, applied: Obj, ordinal: int, manifest: Any
+                     ) -> Outcome:
         try:
             target = parse(ordinal, manifest)
         except ManifestError as exc:
@@ -123,7 +127,12 @@ class WorkApplier:
         cache = await self.applied_objects.cache(member, resource)
         key = (str(want["metadata"].get("namespace") or ""), target.name)
         live, error = cache.get(key), None
-        if live is None or not objects.contains(live, want):  # nothing drifted: no apply
+        holder = _holder(works, live, (meta["namespace"], meta["name"]))
+        if holder is not None:  # another Work of this member applied it first: it is not applied again over it
+            if not objects.contains(live, _unstamped(want, applied)):
+                error = (f"{target.kind} {'/'.join(p for p in key if p)} is applied by Work {'/'.join(holder)} with "
+                         f"other contents; one of the two Works has to stop naming it (or name it alike)")
+        elif live is None or not objects.contains(live, want):  # nothing drifted: no apply
             try:
                 live = await member.client.apply(resource, want, FIELD_MANAGER, force=True)
             except ApiError as exc:
@@ -137,7 +146,7 @@ class WorkApplier:
         return Outcome(ident, live, error, values, problems, bool(rules))
 
     # ------------------------------------------------------------------ what the Work no longer names
-    async def _remove_stale(self, member: Cluster, work: Obj, applied: Obj, outcomes: list[Outcome]
+    async def _remove_stale(self, member: Cluster, works: Cache, work: Obj, applied: Obj, outcomes: list[Outcome]
                             ) -> tuple[list[Obj], bool]:
         """Deletes (or, by the delete option's rules, releases) what the AppliedWork tracks and no manifest names
         any more; returns the entries still tracked without a live object this pass (those a failing manifest may
@@ -150,7 +159,7 @@ class WorkApplier:
                 kept.append(entry)
                 continue
             try:
-                await self._remove(member, work, applied, entry)
+                await self._remove(member, works, work, applied, entry)
             except (ApiError, ConnectionFailed) as exc:
                 log.warning("removing an object the Work no longer names failed work=%s entry=%s: %s",
                             objects.meta(work).get("name"), entry, exc)
@@ -158,8 +167,23 @@ class WorkApplier:
                 failed = True
         return kept, failed
 
-    async def _remove(self, member: Cluster, work: Obj, applied: Obj, entry: Obj) -> None:
-        if _orphaned(work, entry):
+    async def _remove(self, member: Cluster, works: Cache, work: Obj, applied: Obj, entry: Obj) -> None:
+        """What this Work no longer names goes, unless another Work of the member holds it (then it is only no longer
+        tracked here) or still names it (then it is handed over to that Work, which applies it on its next pass)."""
+        mine = (objects.meta(work)["namespace"], objects.meta(work)["name"])
+        resource, namespace, name = _entry_resource(entry), str(entry.get("namespace") or ""), str(entry["name"])
+        cache = self.applied_objects.loaded(member, resource)
+        try:  # a kind no longer served (its CRD gone) has nothing left to remove either
+            live = cache.get((namespace, name)) if cache is not None else \
+                await member.client.get(resource, name, namespace or None)
+        except NotFound:
+            return
+        if _holder(works, live, mine) is not None:
+            return
+        heir = _naming(works, entry, mine)
+        if heir is not None:
+            await _release(member, entry, applied, to=heir)
+        elif _orphaned(work, entry):
             await _release(member, entry, applied)
         else:
             await _delete_entry(member, entry)
@@ -176,7 +200,7 @@ class WorkApplier:
         await member.cache(APPLIED_WORKS).seen(out)
 
     # ------------------------------------------------------------------ deletion
-    async def _finalize(self, member: Cluster, view: HubView, work: Obj, applied: Obj | None) -> None:
+    async def _finalize(self, member: Cluster, view: HubView, works: Cache, work: Obj, applied: Obj | None) -> None:
         """The Work is being deleted: what it applied is deleted (or released, by its delete option), then its
         AppliedWork, then the finalizer goes."""
         finalizers = objects.meta(work).get("finalizers") or []
@@ -184,7 +208,7 @@ class WorkApplier:
             return
         if applied is not None:
             for entry in _applied_resources(applied):
-                await self._remove(member, work, applied, entry)
+                await self._remove(member, works, work, applied, entry)
             await _delete_object(member, APPLIED_WORKS, member.cache(APPLIED_WORKS), applied)
         await _patch_meta(view.cluster, view.namespace, work,
                           {"finalizers": [f for f in finalizers if f != WORK_CLEANUP_FINALIZER]})
@@ -272,8 +296,51 @@ async def _delete_entry(member: Cluster, entry: Obj) -> None:
                     member.name, entry, exc.message)
 
 
-async def _release(member: Cluster, entry: Obj, applied: Obj) -> None:
-    """An orphaned object stays, without the AppliedWork's ownerReference and the Work's label and annotation."""
+def _holder(works: Cache, live: Obj | None, mine: tuple[str, str]) -> tuple[str, str] | None:
+    """The other Work of this member that applied `live` and still exists (not being deleted): two Works naming one
+    object would otherwise apply it over each other without end."""
+    holder = work_of(live) if live is not None else None
+    if holder is None or holder == mine:
+        return None
+    other = works.get(holder)
+    return holder if other is not None and not objects.meta(other).get("deletionTimestamp") else None
+
+
+def _unstamped(want: Obj, applied: Obj) -> Obj:
+    """The object to apply without what marks it as this Work's: what another Work's copy must contain alike."""
+    meta = dict(want["metadata"])
+    meta["labels"] = {k: v for k, v in meta["labels"].items() if k != WORK_LABEL}
+    meta["annotations"] = {k: v for k, v in meta["annotations"].items() if k != WORK_ANNOTATION}
+    owners = [o for o in meta.get("ownerReferences") or [] if o.get("uid") != objects.meta(applied).get("uid")]
+    if owners:
+        meta["ownerReferences"] = owners
+    else:
+        meta.pop("ownerReferences", None)
+    return {**want, "metadata": meta}
+
+
+def _naming(works: Cache, entry: Obj, mine: tuple[str, str]) -> tuple[str, str] | None:
+    """Another Work of this member (not being deleted) that names the object of `entry` too."""
+    for other in works.list():
+        meta = objects.meta(other)
+        key = (meta["namespace"], meta["name"])
+        if key == mine or meta.get("deletionTimestamp"):
+            continue
+        for ordinal, manifest in enumerate(_manifests(other)):
+            try:
+                target = parse(ordinal, manifest)
+            except ManifestError:
+                continue
+            namespace = (target.namespace or "default") if entry.get("namespace") else ""
+            if (target.group, target.kind, target.name, namespace) == (
+                    entry.get("group") or "", entry.get("kind"), entry.get("name"), entry.get("namespace") or ""):
+                return key
+    return None
+
+
+async def _release(member: Cluster, entry: Obj, applied: Obj, to: tuple[str, str] | None = None) -> None:
+    """An orphaned object stays, without the AppliedWork's ownerReference and the Work's label and annotation; one
+    handed over to another Work (`to`) gets that Work's label and annotation, and its event queues that Work."""
     resource, namespace = _entry_resource(entry), entry.get("namespace") or None
     try:
         live = await member.client.get(resource, str(entry["name"]), namespace)
@@ -284,8 +351,10 @@ async def _release(member: Cluster, entry: Obj, applied: Obj) -> None:
         return
     owner_uid = objects.meta(applied).get("uid")
     owners = [o for o in meta.get("ownerReferences") or [] if o.get("uid") != owner_uid]
-    patch: Obj = {"metadata": {"resourceVersion": meta.get("resourceVersion"), "labels": {WORK_LABEL: None},
-                               "annotations": {WORK_ANNOTATION: None}, "ownerReferences": owners or None}}
+    patch: Obj = {"metadata": {"resourceVersion": meta.get("resourceVersion"),
+                               "labels": {WORK_LABEL: work_label(*to) if to else None},
+                               "annotations": {WORK_ANNOTATION: "/".join(to) if to else None},
+                               "ownerReferences": owners or None}}
     await member.client.patch(resource, str(entry["name"]), patch, namespace=namespace)
 
 

@@ -35,6 +35,13 @@ class AppliedObjects:
         await _loaded(member, informer)
         return informer.cache
 
+    def loaded(self, member: Cluster, resource: Resource) -> Cache | None:
+        """The cache of `resource`'s applied objects in `member` if it has loaded; never starts or waits for one."""
+        if resource not in self._watched.get(member, ()):
+            return None
+        cache = member.informer(resource, label_selector=WORK_LABEL, on_demand=True).cache
+        return cache if cache.synced.is_set() else None
+
     def _handler(self, member: str) -> Callable[[Event], None]:
         def handle(event: Event) -> None:
             if self.enqueue is None:

@@ -262,3 +262,41 @@ def test_orphan_and_selectively_orphan_keep_what_they_name(works: Works) -> None
         assert "clusterset.io/work" not in (obj["metadata"].get("labels") or {})
     ns = works.read("member-2", lambda api: client.CoreV1Api(api).read_namespace("keep"))
     assert ns is not None and not ns["metadata"].get("deletionTimestamp")
+
+
+def test_two_works_naming_one_object_share_it_alike_or_the_later_one_reports_the_conflict(works: Works) -> None:
+    """The first Work to apply an object holds it: a second Work naming it alike shares it (a namespace both need),
+    one naming it otherwise reports which Work holds it instead of applying over it (they applied over each other
+    without end); the holder's deletion hands a shared object over instead of deleting it."""
+    def work_of(obj: Obj | None) -> object:
+        return ((obj or {}).get("metadata") or {}).get("annotations", {}).get("clusterset.io/work")  # type: ignore
+
+    works.create("member-1", "first", [namespace("both"), configmap("c", "both", owner="first")])
+    wait_until(lambda: work_of(cm(works, "member-1", "both", "c")) == "clusterset-member-1/first", 20,
+               message="the first Work applied")
+    works.create("member-1", "second", [namespace("both"), configmap("c", "both", owner="second")])
+    work = works.wait_applied("member-1", "second")
+    applied = {m["identifier"]["ordinal"]: next(c for c in m["conditions"] if c["type"] == "Applied")
+               for m in work["status"]["manifestConditions"]}
+    assert applied[0]["status"] == "True", "the namespace, named alike, is shared"
+    assert applied[1]["status"] == "False" and "applied by Work clusterset-member-1/first" in applied[1]["message"]
+    held = cm(works, "member-1", "both", "c")
+    assert held is not None and held["data"] == {"owner": "first"}
+
+    # another pass of the second Work (a new generation) still does not apply over the first's
+    works.patch("member-1", "second", {"metadata": {"labels": {"pass": "2"}}, "spec": {"deleteOption": {
+        "propagationPolicy": "Foreground"}}})
+    works.wait_applied("member-1", "second")
+    again = cm(works, "member-1", "both", "c")
+    assert again is not None and again["metadata"]["resourceVersion"] == held["metadata"]["resourceVersion"]
+
+    # the first Work goes: its ConfigMap with it, the shared namespace handed over; the second then applies its own
+    works.delete("member-1", "first")
+    wait_until(lambda: works.work("member-1", "first") is None, 20, message="the first Work deleted")
+    wait_until(lambda: (cm(works, "member-1", "both", "c") or {}).get("data") == {"owner": "second"}, 20,
+               message="the second Work's ConfigMap applied")
+    ns = works.read("member-1", lambda api: client.CoreV1Api(api).read_namespace("both"))
+    assert ns is not None and not ns["metadata"].get("deletionTimestamp"), "the shared namespace was not deleted"
+    assert work_of(ns) == "clusterset-member-1/second"
+    wait_until(lambda: status_of(works, "member-1", "second", "Applied") == ("True", "AppliedWorkComplete"), 15,
+               message="the second Work applied in full")

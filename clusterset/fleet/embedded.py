@@ -206,17 +206,17 @@ class EmbeddedFleet:
         task.add_done_callback(self._joins.discard)
 
     async def _retire(self, name: str) -> None:
-        try:
-            await end_works(self.admin_client(HUB), None, member_namespace(name))
-        except Exception as exc:  # the hub refusing must not keep the member's reads running
-            log.warning("could not end the Works of removed cluster=%s error=%r", name, exc)
-        await self.dns.stop(name)
+        await self.dns.stop(name)  # first: reads of a cluster that is gone would retry with warnings
         view, reads = self._dns_views.pop(name, None), self.member_reads.pop(name, None)
         for cluster in (view, reads):
             if cluster is not None:
                 await cluster.stop()
         if reads is not None:
             await reads.client.close()
+        try:
+            await end_works(self.admin_client(HUB), None, member_namespace(name))
+        except Exception as exc:
+            log.warning("could not end the Works of removed cluster=%s error=%r", name, exc)
 
     async def join_member(self, name: str, hub_members: HubMembers | None = None) -> None:
         """Join a member (idempotent) and start its agent. With `hub_members` (the hub's side of every join, read at

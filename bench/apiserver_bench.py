@@ -564,6 +564,20 @@ async def ours_clusters(work: Path, s: Settings) -> dict[str, Any]:
     return out
 
 
+async def durable_writes(state: Path, s: Settings, label: str, tree: Path | None = None) -> dict[str, Any]:
+    """Writes of a `--durable` server (the WAL synced before a write is answered, as etcd syncs per batch)."""
+    srv = ApiserverProcess(state, ["bench"], durable=True, tree=tree).start()
+    try:
+        o = Ours(srv)
+        async with session(o.ssl) as sess:
+            await o.create_namespace(sess, "bench", "w")
+        with PHASES.phase(f"{label} writes"):
+            result: dict[str, Any] = await ours_writes(o, s, label)
+            return result
+    finally:
+        srv.stop()
+
+
 async def run_before(work: Path, s: Settings, tree: Path) -> dict[str, Any]:
     """Writes and watch of an earlier checkout, in the same run (the same machine state) as ours."""
     srv = ApiserverProcess(work / "before-state", ["bench", "watch"], tree=tree).start()
@@ -577,15 +591,7 @@ async def run_before(work: Path, s: Settings, tree: Path) -> dict[str, Any]:
             out["watch"] = await ours_watch(o, s)
     finally:
         srv.stop()
-    srv = ApiserverProcess(work / "before-durable-state", ["bench"], durable=True, tree=tree).start()
-    try:
-        o = Ours(srv)
-        async with session(o.ssl) as sess:
-            await o.create_namespace(sess, "bench", "w")
-        with PHASES.phase("before: --durable writes"):
-            out["durable"] = await ours_writes(o, s, "before --durable")
-    finally:
-        srv.stop()
+    out["durable"] = await durable_writes(work / "before-durable-state", s, "before --durable", tree)
     out["commit"] = subprocess.run(["git", "-C", str(tree), "log", "-1", "--format=%h"], capture_output=True,
                                    text=True).stdout.strip() or str(tree)
     return out
@@ -608,16 +614,7 @@ async def run_ours(work: Path, s: Settings) -> dict[str, Any]:
         print(f"  ours watch: {out['watch']['rate']:,.0f} events/s", flush=True)
     finally:
         srv.stop()
-    # --durable: an fdatasync of the WAL per group commit (what etcd does per batch)
-    srv = ApiserverProcess(work / "durable-state", ["bench"], durable=True).start()
-    try:
-        o = Ours(srv)
-        async with session(o.ssl) as sess:
-            await o.create_namespace(sess, "bench", "w")
-        with PHASES.phase("ours --durable writes"):
-            out["durable"] = await ours_writes(o, s, "ours --durable")
-    finally:
-        srv.stop()
+    out["durable"] = await durable_writes(work / "durable-state", s, "ours --durable")
     with PHASES.phase("ours clusters"):
         out["cluster_mem"] = await ours_clusters(work, s)
     return out

@@ -311,6 +311,11 @@ class Controller:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if self._host.clusters.get(cluster_name) is not cluster:  # disengaged meanwhile: its key goes with it
+                self._log.debug("reconcile of a cluster disengaged meanwhile dropped", cluster=cluster_name,
+                                key=str(key), error=repr(exc))
+                queue.forget(item)
+                return
             retries = queue.num_requeues(item)
             fields = {"cluster": cluster_name, "key": str(key), "error": repr(exc), "retries": retries}
             if retries == 0:  # the traceback once per failure streak, not on every retry

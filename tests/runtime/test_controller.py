@@ -312,3 +312,33 @@ async def test_a_removed_clusters_failing_key_is_dropped_not_parked() -> None:
         await manager.add_cluster("c", unused, owned=False)
         controller.enqueue("c", "k2")
         await eventually(lambda: calls == ["k", "k2"], message="the new cluster's key, and no retry of the old one")
+
+
+async def test_a_reconcile_failing_because_its_cluster_went_meanwhile_is_dropped_quietly(
+        client: ClusterClient, caplog: Any) -> None:
+    """A cluster disengaged while one of its reconciles runs (a fleet member removed) makes that reconcile fail on
+    its gone caches: that is the cluster going, not an error to log or a key to retry."""
+    started, finish = asyncio.Event(), asyncio.Event()
+    calls: list[str] = []
+
+    async def reconcile(req: Request) -> None:
+        calls.append(req.cluster.name)
+        if req.cluster.name == "going":
+            started.set()
+            await finish.wait()
+            req.cluster.cache(CONFIG_MAPS, "default", MINE)  # its caches are gone: this raises
+
+    controller = Controller("going", reconcile, [])
+    manager = Manager(StaticProvider({"going": client, "staying": client}))
+    manager.add(controller)
+    async with manager:
+        await eventually(lambda: set(manager.clusters) == {"going", "staying"}, message="both engaged")
+        controller.enqueue("going", "key")
+        await asyncio.wait_for(started.wait(), 10)
+        await manager.remove_cluster("going")
+        finish.set()
+        controller.enqueue("staying", "after")
+        await eventually(lambda: "staying" in calls and controller.queue is not None
+                         and controller.queue.pending() == 0, message="the queue drained")
+    assert calls.count("going") == 1, calls  # not retried
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]

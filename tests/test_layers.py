@@ -35,6 +35,7 @@ APISERVER_LAYERS: list[set[str]] = [
     {"registry"},
     {"kinds", "auth", "admission"},
     {"controllers", "http"},
+    {"inprocess"},
     {"server"},
     {"__init__"},
 ]

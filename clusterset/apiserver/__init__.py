@@ -3,8 +3,9 @@
 Other packages (the fleet, the CLI, `clusterset.testing`) use it through this module only.
 """
 
+from clusterset.apiserver.inprocess import Answer, InProcess
 from clusterset.apiserver.meta.offload import collector_paused
 from clusterset.apiserver.server import Apiserver, CannotListen
 from clusterset.apiserver.storage.statelock import StateDirInUse
 
-__all__ = ["Apiserver", "CannotListen", "StateDirInUse", "collector_paused"]
+__all__ = ["Answer", "Apiserver", "CannotListen", "InProcess", "StateDirInUse", "collector_paused"]

@@ -37,6 +37,7 @@ from clusterset.apiserver.http.app import make_server
 from clusterset.apiserver.http.protocol import listen
 from clusterset.apiserver.http.services import Services
 from clusterset.apiserver.http.tls import TLSFiles, ensure_tls
+from clusterset.apiserver.inprocess import InProcess
 from clusterset.apiserver.kinds.apiextensions import stored_crds_served
 from clusterset.apiserver.kinds.builtins import builtin_resources
 from clusterset.apiserver.meta import errors
@@ -116,7 +117,7 @@ class Apiserver:
             default_cluster_controllers() if cluster_controllers is None else cluster_controllers)
         self._runner: web.ServerRunner | None = None
         self._listener: asyncio.Server | None = None
-        self._local: tuple[asyncio.Server, Path] | None = None  # serve_local's listener and socket path
+        self._services: Services | None = None  # what HTTP and in-process requests are served from, once started
         self._next_index = 0
         self._running = False
         self._kubeconfig_flush: asyncio.Future[None] | None = None
@@ -324,10 +325,11 @@ class Apiserver:
             self._controllers.attach(cluster, switchable=cluster.settings.get("controllers", True))
         if installed:
             await self._db.committed()
-        http = make_server(Services(
+        self._services = Services(
             clusters=self._clusters, rest=self._rest, authenticator=self._authenticator, tokens=self._tokens,
             admin=self, admin_token=self.admin_token, max_body=self.max_body,
-            bookmark_interval=self.bookmark_interval, db=self._db))
+            bookmark_interval=self.bookmark_interval, db=self._db)
+        http = make_server(self._services)
         self._runner = web.ServerRunner(http, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         ssl_ctx = self.tls.server_context() if self.use_tls else None
@@ -345,21 +347,12 @@ class Apiserver:
                 orjson.dumps({"url": self.url, "ca": str(self.tls.ca_cert)}, option=orjson.OPT_INDENT_2).decode()
             )
 
-    async def serve_local(self, path: Path) -> None:
-        """Also serves the API as plain HTTP on a Unix socket at `path` (mode 0600; requests authenticate as on the
-        HTTPS port), after `start`: for clients in this process that hold many connections (the embedded fleet's
-        watches), which gain nothing from TLS but its cost, 256 KiB of buffers on each side of every connection."""
-        if self._runner is None:
-            raise RuntimeError("serve_local() needs a started server")
-        sock = socket.socket(socket.AF_UNIX)
-        try:
-            path.unlink(missing_ok=True)
-            sock.bind(str(path))
-            path.chmod(0o600)
-        except OSError:
-            sock.close()
-            raise
-        self._local = (await listen(self._runner, sock, None), path)
+    def in_process(self, name: str) -> InProcess:
+        """Cluster `name`'s resource requests answered in this process, without HTTP, after `start`: for the clients
+        of an embedded fleet, authenticated and authorized by their tokens as on the HTTPS port (inprocess.py)."""
+        if self._services is None:
+            raise RuntimeError("in_process() needs a started server")
+        return InProcess(self._services, name)
 
     async def stop(self) -> None:
         self._running = False
@@ -367,20 +360,14 @@ class Apiserver:
         await self._controllers.stop()
         for cluster in self._clusters.values():
             cluster.store.close_watchers()
-        listeners = [self._listener] if self._listener is not None else []
-        if self._local is not None:
-            listeners.append(self._local[0])
-        for listener in listeners:
-            listener.close()
+        if self._listener is not None:
+            self._listener.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        for listener in listeners:
-            await listener.wait_closed()
-        self._listener = None
-        if self._local is not None:
-            self._local[1].unlink(missing_ok=True)
-            self._local = None
+        if self._listener is not None:
+            await self._listener.wait_closed()
+            self._listener = None
         self._db.close()
         if self._tmp is not None:
             self._tmp.cleanup()

@@ -14,6 +14,7 @@ Retry rules (client-go's, extended to cover connection refusals):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncGenerator
@@ -29,6 +30,7 @@ from clusterset.client.auth import Credentials, ssl_context
 from clusterset.client.config import ClientConfig
 from clusterset.client.errors import ConnectionFailed, error_for
 from clusterset.client.exec_credentials import Credential
+from clusterset.client.inprocess import InProcessAnswer, InProcessServer
 from clusterset.client.kubeconfig import load_kubeconfig
 from clusterset.client.watch import WatchDecoder
 
@@ -59,10 +61,12 @@ USER_AGENT = f"clusterset/{_version()}"
 class ClusterClient:
     """One cluster's API. Create inside the event loop that will use it; close it (or use `async with`)."""
 
-    def __init__(self, config: ClientConfig, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(self, config: ClientConfig, session: aiohttp.ClientSession | None = None,
+                 in_process: InProcessServer | None = None) -> None:
         """`session`: share one connection pool among many clients (e.g. every cluster of an embedded
         fleet, which are all one host): requests then reuse keep-alive connections across clusters.
-        A shared session is not closed by `close()`."""
+        A shared session is not closed by `close()`. `in_process`: the server is in this process and answers
+        what it can without HTTP (the embedded fleet's own clients); such answers are final, never retried."""
         self.config = config
         self.server = config.server.rstrip("/")
         self.name = config.name
@@ -74,6 +78,7 @@ class ClusterClient:
         self._static_ssl: Any = None
         self._exec_ssl: tuple[Credential, Any] | None = None
         self._user_agent = config.user_agent or USER_AGENT
+        self._in_process = in_process
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -144,6 +149,12 @@ class ClusterClient:
             query["sendInitialEvents"] = "true" if send_initial_events else "false"
             query["resourceVersionMatch"] = "NotOlderThan"
         path = res.path(namespace)
+        local = await self._local(method="GET", path=path, query=query, body=None)
+        if local is not None:
+            async with contextlib.aclosing(_local_events(local, path)) as events:
+                async for event in events:
+                    yield event
+            return
         read_timeout = timeout_seconds + 30.0 if timeout_seconds else None
         resp, payload = await self._exchange("GET", path, query=query, stream=True,
                                        timeout=aiohttp.ClientTimeout(sock_connect=self.config.timeout,
@@ -219,6 +230,11 @@ class ClusterClient:
     async def request(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
                       content_type: str | None = None) -> Any:
         """Any request: JSON answers decoded, other answers as text (`/readyz`), empty answers as None."""
+        local = await self._local(method.upper(), path, _query(**(query or {})), body, content_type)
+        if local is not None:
+            if local.status >= 300:
+                raise _api_error(local.status, local.body, method.upper(), path)
+            return orjson.loads(local.body) if local.body else None
         resp, data = await self._exchange(method.upper(), path, query=_query(**(query or {})), body=body,
                                           content_type=content_type)
         if resp.status >= 300:
@@ -232,25 +248,38 @@ class ClusterClient:
     # ------------------------------------------------------------------ transport
     async def _json(self, method: str, path: str, query: dict[str, str] | None = None, body: Any = None,
                     content_type: str | None = None) -> dict[str, Any]:
-        resp, data = await self._exchange(method, path, query=query or {}, body=body, content_type=content_type)
-        if resp.status >= 300:
-            raise _api_error(resp.status, data, method, path)
+        local = await self._local(method, path, query or {}, body, content_type)
+        if local is not None:
+            status, data = local.status, local.body
+        else:
+            resp, data = await self._exchange(method, path, query=query or {}, body=body, content_type=content_type)
+            status = resp.status
+        if status >= 300:
+            raise _api_error(status, data, method, path)
         out = orjson.loads(data) if data else {}
         if not isinstance(out, dict):
             raise ConnectionFailed(f"{method} {self.server}{path}: answer is not a JSON object")
         return out
 
+    async def _local(self, method: str, path: str, query: dict[str, str], body: Any,
+                     content_type: str | None = None) -> InProcessAnswer | None:
+        """The in-process server's answer, if it answers this request (with the bearer token, if any: a client
+        certificate authenticates only over TLS)."""
+        if self._in_process is None:
+            return None
+        if self._closed:
+            raise ConnectionFailed(f"{self!r} is closed")
+        cred = await self.credentials.get()
+        if cred.client_cert:
+            return None
+        return await self._in_process.request(cred.token, method, path, query, _encoded(body),
+                                              content_type or (JSON if body is not None else None), self._user_agent)
+
     async def _exchange(self, method: str, path: str, *, query: dict[str, str], body: Any = None,
                         content_type: str | None = None, stream: bool = False,
                         timeout: aiohttp.ClientTimeout | None = None) -> tuple[aiohttp.ClientResponse, bytes]:
         """Sends with retries; returns the final response and its body (unread when `stream`)."""
-        data: bytes | None
-        if body is None or isinstance(body, bytes):
-            data = body
-        elif isinstance(body, str):
-            data = body.encode()
-        else:
-            data = orjson.dumps(body)
+        data = _encoded(body)
         headers = {"User-Agent": self._user_agent, "Accept": JSON}
         if data is not None:
             headers["Content-Type"] = content_type or JSON
@@ -336,6 +365,27 @@ def _shared_ssl_context(config: ClientConfig) -> Any:
     if ctx is None:
         ctx = _SSL_CONTEXTS[key] = ssl_context(config)
     return ctx
+
+
+def _encoded(body: Any) -> bytes | None:
+    if body is None or isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode()
+    return orjson.dumps(body)
+
+
+async def _local_events(answer: InProcessAnswer, path: str) -> AsyncGenerator[dict[str, Any], None]:
+    """The events of an in-process watch, decoded as those of an HTTP stream; the stream is closed at the end."""
+    if answer.status >= 300 or answer.stream is None:
+        raise _api_error(answer.status, answer.body, "GET", path)
+    decoder = WatchDecoder(path)
+    async with contextlib.aclosing(answer.stream) as stream:
+        async for chunk in stream:
+            for event in decoder.feed(chunk):
+                yield event
+    for event in decoder.close():
+        yield event
 
 
 def _query(**params: Any) -> dict[str, str]:

@@ -16,8 +16,6 @@ import gc
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,10 +99,9 @@ class EmbeddedFleet:
         self.member_reads: dict[str, Cluster] = {}
         self._dns_views: dict[str, Cluster] = {}  # each DNS server's view of its member's reads
         self._dns_ports: dict[str, int] = {}  # the DNS port each member had when this fleet last ran here
-        # the members' reads go over plain HTTP on a private Unix socket of the server: eight watches per member
-        # would otherwise be eight TLS connections, 256 KiB of buffers on each end (both ends are in this process)
-        self._local_dir: str | None = None
-        self._local_session: aiohttp.ClientSession | None = None
+        # the fleet's own requests (joins, the members' reads) are answered in this process without HTTP: both ends
+        # are here, and eight watches per member would otherwise be eight connections with buffers on each end
+        self.local_clients: dict[str, ClusterClient] = {}
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -133,8 +130,6 @@ class EmbeddedFleet:
         for name in missing:
             await self.server.add_cluster(name, **({} if name == HUB else opts.member_settings))
         await self.server.start()
-        self._local_dir = tempfile.mkdtemp(prefix="clusterset-fleet-")  # mode 0700: this user's only
-        await self.server.serve_local(Path(self._local_dir) / "api.sock")
         self.server.context_namespaces[HUB] = opts.clusterset  # `kubectl --context hub get clusterprofiles`
         if opts.state_dir is not None:
             self.server.write_kubeconfig(opts.state_dir / "kubeconfig", current=HUB)
@@ -152,7 +147,7 @@ class EmbeddedFleet:
         limit = asyncio.Semaphore(opts.join_concurrency)
 
         # a restart: the joins are done; one read of the hub's side of all of them, then each member's side
-        hub_members = await HubMembers.read(self.admin_client(HUB)) if set(joining) & set(self.resumed) else None
+        hub_members = await HubMembers.read(self.local_client(HUB)) if set(joining) & set(self.resumed) else None
 
         async def join_one(name: str) -> None:
             async with limit:
@@ -201,18 +196,20 @@ class EmbeddedFleet:
         self.removed.add(name)
         self.write_fleet_json()
         self.members.member_gone(name, "the cluster was removed from the fleet (clusterset cluster remove)")
-        task = asyncio.create_task(self._retire(name), name=f"retire {name}")
+        # its reads stop now: answered in this process, a watch the removal ends would be listed again at once (401);
+        # the DNS server's view of them asks nothing of the server, and stops with the DNS server
+        reads = self.member_reads.pop(name, None)
+        reading = reads.cancel() if reads is not None else []
+        task = asyncio.create_task(self._retire(name, reading), name=f"retire {name}")
         self._joins.add(task)
         task.add_done_callback(self._joins.discard)
 
-    async def _retire(self, name: str) -> None:
-        await self.dns.stop(name)  # first: reads of a cluster that is gone would retry with warnings
-        view, reads = self._dns_views.pop(name, None), self.member_reads.pop(name, None)
-        for cluster in (view, reads):
-            if cluster is not None:
-                await cluster.stop()
-        if reads is not None:
-            await reads.client.close()
+    async def _retire(self, name: str, reading: list[asyncio.Task[None]]) -> None:
+        await self.dns.stop(name)
+        view = self._dns_views.pop(name, None)
+        if view is not None:
+            await view.stop()
+        await asyncio.gather(*reading, return_exceptions=True)
         try:
             await end_works(self.admin_client(HUB), None, member_namespace(name))
         except Exception as exc:
@@ -222,13 +219,14 @@ class EmbeddedFleet:
         """Join a member (idempotent) and start its agent. With `hub_members` (the hub's side of every join, read at
         a restart) a member whose join is complete resumes its membership without writing."""
         opts = self.options
-        hub = self.admin_client(HUB)
+        hub, member_local = self.local_client(HUB), self.local_client(name)
         member = self.admin_client(name)
         membership = None
         if hub_members is not None:
-            membership = await resume(hub_members, hub, member, clusterset=opts.clusterset, cluster_id=name)
+            membership = await resume(hub_members, hub, member_local, clusterset=opts.clusterset, cluster_id=name)
         if membership is None:
-            membership = await join(hub, member, clusterset=opts.clusterset, cluster_id=name, hub_prepared=True)
+            membership = await join(hub, member_local, clusterset=opts.clusterset, cluster_id=name,
+                                    hub_prepared=True)
         token = membership.agent_kubeconfig["users"][0]["user"]["token"]
         hub_as_agent = ClusterClient(ClientConfig(
             server=self.server.cluster_url(HUB), name=f"{name}@hub", namespace=membership.hub_namespace,
@@ -238,8 +236,8 @@ class EmbeddedFleet:
             self.member_ids.append(name)
         reads = self.member_reads.get(name)
         stale = None
-        if reads is None or reads.client.config.token != member.config.token:  # new, or added again
-            stale, reads = reads, Cluster(name, self._reads_client(name))
+        if reads is None or reads.client is not member_local:  # new, or added again (a new token: a new client)
+            stale, reads = reads, Cluster(name, member_local)
             self.member_reads[name] = reads
         await self.members.add(name, member, hub_as_agent, membership.hub_namespace, session=self.session,
                                hub_informers=self.hub_reads.source(agent_watches(membership.hub_namespace,
@@ -254,7 +252,6 @@ class EmbeddedFleet:
                 await old_view.stop()
         if stale is not None:
             await stale.stop()
-            await stale.client.close()
 
     async def stop(self) -> None:
         for hook, callback in ((self.server.cluster_added, self._cluster_added),
@@ -270,18 +267,13 @@ class EmbeddedFleet:
         await self.members.close()
         for cluster in [*self._dns_views.values(), *self.member_reads.values()]:
             await cluster.stop()
-        for client in [*self.admin_clients.values(), *self._stale_clients,
-                       *(reads.client for reads in self.member_reads.values())]:
+        for client in [*self.admin_clients.values(), *self.local_clients.values(), *self._stale_clients]:
             await client.close()
         self._dns_views.clear()
         self.member_reads.clear()
-        for session in (self._session, self._local_session):
-            if session is not None:
-                await session.close()
+        if self._session is not None:
+            await self._session.close()
         await self.server.stop()
-        if self._local_dir is not None:
-            shutil.rmtree(self._local_dir, ignore_errors=True)
-            self._local_dir = None
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -291,27 +283,26 @@ class EmbeddedFleet:
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE))
         return self._session
 
-    def _reads_client(self, name: str) -> ClusterClient:
-        """The fleet's admin client of a cluster over the server's Unix socket (plain HTTP), for reads."""
-        if self._local_session is None:
-            assert self._local_dir is not None, "the fleet has started"
-            self._local_session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(
-                path=str(Path(self._local_dir) / "api.sock"), limit=0, keepalive_timeout=KEEPALIVE))
-        return ClusterClient(ClientConfig(server=f"http://localhost/clusters/{name}", name=name,
-                                          token=self.server.cluster_token(name)), self._local_session)
-
     def admin_client(self, name: str) -> ClusterClient:
-        """The fleet's admin client of a cluster; a cluster removed and added again under its name has a new
-        token, so its client is made anew (the old one is closed at stop)."""
+        """The fleet's admin client of a cluster, over HTTPS as any client's; a cluster removed and added again under
+        its name has a new token, so its client is made anew (the old one is closed at stop)."""
+        return self._client(self.admin_clients, name, in_process=False)
+
+    def local_client(self, name: str) -> ClusterClient:
+        """The fleet's admin client of a cluster for its own joins and reads: the same URL, token and answers as
+        `admin_client`'s, its resource requests answered in this process without HTTP (`Apiserver.in_process`)."""
+        return self._client(self.local_clients, name, in_process=True)
+
+    def _client(self, clients: dict[str, ClusterClient], name: str, *, in_process: bool) -> ClusterClient:
         token = self.server.cluster_token(name)
-        client = self.admin_clients.get(name)
+        client = clients.get(name)
         if client is None or client.config.token != token:
             if client is not None:
                 self._stale_clients.append(client)
             client = ClusterClient(ClientConfig(
                 server=self.server.cluster_url(name), name=name, ca_data=self.server.ca_pem.encode(), token=token,
-            ), self.session)
-            self.admin_clients[name] = client
+            ), self.session, in_process=self.server.in_process(name) if in_process else None)
+            clients[name] = client
         return client
 
     def _exec_config(self) -> dict[str, Any]:

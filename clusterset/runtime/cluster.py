@@ -100,11 +100,15 @@ class Cluster:
 
     async def stop(self) -> None:
         """Stops every informer (cancelling its watch)."""
+        await asyncio.gather(*self.cancel(), return_exceptions=True)
+
+    def cancel(self) -> list[asyncio.Task[None]]:
+        """Cancels every informer without waiting (their tasks are returned): for a cluster removed from under them,
+        which they must not list again before a stop could run."""
         self._stopped = True
         informers, self._informers = list(self._informers.values()), {}
         self._on_demand.clear()
-        tasks = [task for informer in informers for task in informer.cancel()]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        return [task for informer in informers for task in informer.cancel()]
 
     def __repr__(self) -> str:
         return f"Cluster({self.name!r})"

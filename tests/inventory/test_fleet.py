@@ -405,11 +405,12 @@ def test_an_agent_renews_its_own_hub_token(fleet: FleetThread) -> None:
 
 def test_a_member_s_readers_share_eight_watches(fleet: FleetThread) -> None:
     """The agent, its controllers and the DNS server of a member read it through one set of informers (one
-    list+watch per kind; Services and EndpointSlices once for every selection), over the server's Unix socket:
-    the fleet's file descriptors grow by eight connections per member, not nineteen, and none holds TLS buffers."""
+    list+watch per kind; Services and EndpointSlices once for every selection), answered in the server's process:
+    no connection, no HTTP, for any of them."""
     wait_until(lambda: health(profiles(fleet).get("member-1")) == "True", timeout=30)
     reads = fleet.fleet.member_reads["member-1"]
-    assert reads.client.server == "http://localhost/clusters/member-1"
+    assert reads.client is fleet.fleet.local_clients["member-1"]
+    assert reads.client.server == fleet.fleet.server.cluster_url("member-1")  # what a join writes down is the same
     views = sorted((str(i.resource), i.namespace or "", i.label_selector or "") for i in reads.informers())
     assert views == [
         ("appliedworks.multicluster.x-k8s.io", "", ""), ("clusterproperties.about.k8s.io", "", ""),

@@ -119,6 +119,7 @@ def test_an_agent_whose_cluster_is_removed_says_so_once_and_stops(fleet: Fleet) 
     lines = [line for line in fleet.log.read_text().splitlines() if "member-2" in line]
     assert len([line for line in lines if "agent stopped" in line]) == 1, lines
     assert not [line for line in lines if "401" in line or "Unauthorized" in line], lines
+    assert "its caches are gone" not in fleet.log.read_text()  # its DNS server stopped before its reads' view
 
 
 def test_a_refused_join_stops_nothing_and_a_removed_cluster_stays_removed(fleet: Fleet) -> None:

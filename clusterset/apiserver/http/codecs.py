@@ -60,10 +60,15 @@ def warning_headers(ctx: Ctx) -> dict[str, str]:
 
 
 def respond(ctx: Ctx, body: Any, code: int = 200) -> web.Response:
+    return _json_bytes(answer_bytes(ctx, body), code, warning_headers(ctx))
+
+
+def answer_bytes(ctx: Ctx, body: Any) -> bytes:
+    """The encoded answer: the object just written is its stored encoding, anything else encoded now."""
     stored = ctx.stored
-    if stored is not None and stored.obj is body:  # the object just written: its stored encoding is the answer
-        return _json_bytes(stored.raw + b"\n", code, warning_headers(ctx))
-    return json_response(body, code, warning_headers(ctx))
+    if stored is not None and stored.obj is body:
+        return stored.raw + b"\n"
+    return go_json(body, ENCODED)
 
 
 def wants_table(request: web.Request) -> bool:

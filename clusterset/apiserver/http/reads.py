@@ -16,6 +16,7 @@ from clusterset.apiserver.registry.context import Ctx
 from clusterset.apiserver.registry.lists import ListOptions, list_entries, raw_as
 from clusterset.apiserver.registry.rest import Rest
 from clusterset.apiserver.storage.encoding import go_json
+from clusterset.apiserver.storage.store import Entry
 
 
 def get_object(rest: Rest, request: web.Request, ctx: Ctx, name: str) -> web.Response:
@@ -29,6 +30,24 @@ def get_object(rest: Rest, request: web.Request, ctx: Ctx, name: str) -> web.Res
 
 async def list_objects(request: web.Request, ctx: Ctx, opts: ListOptions) -> web.Response:
     """A list at the resourceVersion asked for (waiting a little for one not reached yet; 410 for one compacted)."""
+    entries, meta = await listed(ctx, opts)
+    if wants_table(request):
+        table = to_table(
+            ctx.rt,
+            [e.obj for e in entries],
+            include_object=request.query.get("includeObject", "Metadata"),
+            resource_version=meta["resourceVersion"],
+            continue_token=meta.get("continue", ""),
+        )
+        if "remainingItemCount" in meta:
+            table["metadata"]["remainingItemCount"] = meta["remainingItemCount"]
+        return respond(ctx, table)
+    body = list_body(ctx, meta, [raw_as(e, ctx.rt.group_version) for e in entries])
+    return web.Response(body=body, headers={"Content-Type": JSON, **warning_headers(ctx)})
+
+
+async def listed(ctx: Ctx, opts: ListOptions) -> tuple[list[Entry], dict[str, Any]]:
+    """The entries of a list and its metadata, at the resourceVersion asked for (over HTTP or in this process)."""
     store = ctx.cluster.store
     rv_text = opts.resource_version
     if rv_text and rv_text != "0" and not opts.continue_token:
@@ -45,23 +64,10 @@ async def list_objects(request: web.Request, ctx: Ctx, opts: ListOptions) -> web
                 )
         elif exact and rv < store.rv and store.changed_since(ctx.served.key, rv):
             raise errors.expired("The resourceVersion for the provided list is too old.")
-    entries, meta = list_entries(ctx, opts)
-    if wants_table(request):
-        table = to_table(
-            ctx.rt,
-            [e.obj for e in entries],
-            include_object=request.query.get("includeObject", "Metadata"),
-            resource_version=meta["resourceVersion"],
-            continue_token=meta.get("continue", ""),
-        )
-        if "remainingItemCount" in meta:
-            table["metadata"]["remainingItemCount"] = meta["remainingItemCount"]
-        return respond(ctx, table)
-    body = _list_body(ctx, meta, [raw_as(e, ctx.rt.group_version) for e in entries])
-    return web.Response(body=body, headers={"Content-Type": JSON, **warning_headers(ctx)})
+    return list_entries(ctx, opts)
 
 
-def _list_body(ctx: Ctx, meta: dict[str, Any], items: list[bytes]) -> bytes:
+def list_body(ctx: Ctx, meta: dict[str, Any], items: list[bytes]) -> bytes:
     """The list as kube-apiserver streams it, in one copy of the items: a built-in kind's `kind`, `apiVersion`,
     `metadata`, `items`; a custom resource's list is an unstructured map, its keys sorted. Ends with a newline."""
     kind, version = ctx.rt.list_kind, ctx.rt.group_version

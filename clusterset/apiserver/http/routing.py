@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from multidict import MultiMapping
 
 from clusterset.apiserver.auth.users import UserInfo
 from clusterset.apiserver.http.codecs import decode, read_raw, truthy
@@ -63,7 +64,13 @@ CTX_KEY = web.RequestKey("ctx", Ctx)  # the request's Ctx, for what the handler 
 
 def request_ctx(request: web.Request, cluster: Cluster, target: Target, user: UserInfo) -> Ctx:
     """The registry context of a resource request: its user, field manager, validation and dry-run options."""
-    q = request.query
+    ctx = make_ctx(cluster, target, user, request.query, request.headers.get("User-Agent", "unknown"))
+    request[CTX_KEY] = ctx
+    return ctx
+
+
+def make_ctx(cluster: Cluster, target: Target, user: UserInfo, q: MultiMapping[str], user_agent: str) -> Ctx:
+    """The registry context of a request to `target` with the query `q`, over HTTP or from this process."""
     served = cluster.registry.get(target.group, target.version, target.plural)
     assert served is not None
     manager = q.get("fieldManager")
@@ -76,7 +83,7 @@ def request_ctx(request: web.Request, cluster: Cluster, target: Target, user: Us
             [errors.field_invalid("fieldManager", manager, "must be less than 128 characters and printable")],
         )
     if manager is None:
-        manager = request.headers.get("User-Agent", "unknown").split("/")[0]
+        manager = user_agent.split("/")[0]
     validation = q.get("fieldValidation", "") or "Warn"
     if validation not in ("Strict", "Warn", "Ignore"):
         raise errors.bad_request(
@@ -100,12 +107,15 @@ def request_ctx(request: web.Request, cluster: Cluster, target: Target, user: Us
         ctx.warnings.append(
             served.rt.deprecation_warning or f"{served.rt.group_version} {served.rt.kind} is deprecated"
         )
-    request[CTX_KEY] = ctx
     return ctx
 
 
 async def list_options(request: web.Request, watching: bool = False) -> ListOptions:
-    q = request.query
+    return await query_list_options(request.query, watching)
+
+
+async def query_list_options(q: Mapping[str, str], watching: bool = False) -> ListOptions:
+    """ListOptions from a query (a request's, or one made in this process), validated as kube-apiserver does."""
     limit = query_int64(q, "limit")
     labels, fields = q.get("labelSelector") or "", q.get("fieldSelector") or ""
     if len(labels) + len(fields) <= _SELECTORS_INLINE_UP_TO:

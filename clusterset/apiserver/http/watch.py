@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -21,9 +23,17 @@ from clusterset.apiserver.storage.store import ClusterStore, Event, TooOld
 DEFAULT_TIMEOUT = 1800.0  # seconds, without timeoutSeconds (upstream: a random 30 to 60 minutes)
 
 
-async def watch(request: web.Request, ctx: Ctx, opts: ListOptions, bookmark_interval: float) -> web.StreamResponse:
-    q = request.query
-    store = ctx.cluster.store
+@dataclass(frozen=True)
+class WatchSpec:
+    """What a watch request asks beyond its ListOptions: an initial snapshot, bookmarks, events as Tables."""
+
+    send_initial: str | None
+    bookmarks: bool
+    table: bool = False
+
+
+def watch_spec(q: Mapping[str, str], opts: ListOptions, table: bool = False) -> WatchSpec:
+    """The watch options of a query, validated with kube-apiserver's messages (a 400 before any event)."""
     send_initial = q.get("sendInitialEvents")
     bookmarks = truthy(q.get("allowWatchBookmarks"))
     if send_initial is not None:
@@ -43,42 +53,67 @@ async def watch(request: web.Request, ctx: Ctx, opts: ListOptions, bookmark_inte
             "resourceVersionMatch",
             "Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
         )
-    timeout = float(opts.timeout_seconds or DEFAULT_TIMEOUT)  # negative: ends at once, as upstream's timer
-    accepts = watch_filter(ctx, opts)
-    rv_text = opts.resource_version
-    initial: list[Event] = []
-    initial_snapshot = send_initial is not None and truthy(send_initial)
-    after: int | None
-    after = None if initial_snapshot or rv_text in ("", "0") else parse_rv(rv_text)
-    table = wants_table(request)
+    return WatchSpec(send_initial, bookmarks, table)
+
+
+async def watch(request: web.Request, ctx: Ctx, opts: ListOptions, bookmark_interval: float) -> web.StreamResponse:
+    spec = watch_spec(request.query, opts, wants_table(request))
     response = web.StreamResponse(
         status=200,
         headers={"Content-Type": JSON, "Transfer-Encoding": "chunked", "Cache-Control": "no-cache, private"},
     )
+    stream = watch_events(ctx, opts, spec, bookmark_interval)
+    async with contextlib.aclosing(stream):
+        try:
+            async for chunk in stream:
+                if not response.prepared:  # the first chunk (empty): the watch is registered
+                    await response.prepare(request)
+                if chunk:
+                    await response.write(chunk)
+        except ConnectionResetError:
+            pass
+    with contextlib.suppress(ConnectionResetError, RuntimeError):
+        await response.write_eof()
+    return response
+
+
+async def watch_events(ctx: Ctx, opts: ListOptions, spec: WatchSpec, bookmark_interval: float
+                       ) -> AsyncGenerator[bytes, None]:
+    """The encoded events of a watch, as they go out over HTTP or to a client in this process: first an empty chunk
+    once the watch is registered, then newline-ended events, each once committed (a crash must not take back what a
+    watcher has seen, storage/sqlite.py). Ends at the timeout, when the store closes its watchers, or when closed."""
+    store = ctx.cluster.store
+    timeout = float(opts.timeout_seconds or DEFAULT_TIMEOUT)  # negative: ends at once, as upstream's timer
+    accepts = watch_filter(ctx, opts)
+    rv_text = opts.resource_version
+    initial: list[Event] = []
+    initial_snapshot = spec.send_initial is not None and truthy(spec.send_initial)
+    bookmarks, table = spec.bookmarks, spec.table
+    after: int | None
+    after = None if initial_snapshot or rv_text in ("", "0") else parse_rv(rv_text)
     try:
         watcher, replay = store.watch(ctx.served.key, accepts, after)
     except TooOld as exc:
-        await response.prepare(request)
+        yield b""
         status = errors.expired(f"too old resource version: {exc.requested} ({exc.current})").to_status()
-        await _send(response, store, go_json({"type": "ERROR", "object": status}, ENCODED))
-        await response.write_eof()
-        return response
-    if after is None:
-        snapshot_rv = store.rv
-        for entry in store.entries(ctx.served.key, ctx.namespace):
-            ev = Event(int(entry.obj["metadata"]["resourceVersion"]), "ADDED", ctx.served.key, entry)
-            if accepts(ev):
-                initial.append(ev)
-    else:
-        snapshot_rv = after
-        initial = replay
-    await response.prepare(request)
-    last_rv = snapshot_rv
+        yield await _committed(store, go_json({"type": "ERROR", "object": status}, ENCODED))
+        return
     try:
+        if after is None:
+            snapshot_rv = store.rv
+            for entry in store.entries(ctx.served.key, ctx.namespace):
+                ev = Event(int(entry.obj["metadata"]["resourceVersion"]), "ADDED", ctx.served.key, entry)
+                if accepts(ev):
+                    initial.append(ev)
+        else:
+            snapshot_rv = after
+            initial = replay
+        yield b""
+        last_rv = snapshot_rv
         for ev in initial:
-            await _send(response, store, _event_bytes(ctx, ev, table))
+            yield await _committed(store, _event_bytes(ctx, ev, table))
         if initial_snapshot:
-            await _send(response, store,
+            yield await _committed(store,
                 _bookmark(ctx, store.rv if not initial else max(snapshot_rv, store.rv), initial_end=True)
             )
         deadline = time.monotonic() + timeout
@@ -94,7 +129,7 @@ async def watch(request: web.Request, ctx: Ctx, opts: ListOptions, bookmark_inte
                 got = await asyncio.wait_for(watcher.queue.get(), wait)
             except TimeoutError:
                 if bookmarks and time.monotonic() >= next_bookmark:
-                    await _send(response, store, _bookmark(ctx, max(last_rv, store.rv)))
+                    yield await _committed(store, _bookmark(ctx, max(last_rv, store.rv)))
                     next_bookmark = time.monotonic() + bookmark_interval
                 continue
             if got is None:
@@ -108,22 +143,17 @@ async def watch(request: web.Request, ctx: Ctx, opts: ListOptions, bookmark_inte
                     break
                 chunks.append(_event_bytes(ctx, nxt, table))
                 last_rv = nxt.rv
-            await _send(response, store, b"".join(chunks))
+            yield await _committed(store, b"".join(chunks))
             if watcher.closed:
                 break
-    except ConnectionResetError:
-        pass
     finally:
         store.unwatch(watcher)
-    with contextlib.suppress(ConnectionResetError, RuntimeError):
-        await response.write_eof()
-    return response
 
 
-async def _send(response: web.StreamResponse, store: ClusterStore, data: bytes) -> None:
-    """Events leave only once committed: a crash must not take back what a watcher has seen (storage/sqlite.py)."""
+async def _committed(store: ClusterStore, data: bytes) -> bytes:
+    """`data` once everything in memory is committed: events leave only then."""
     await store.db.durable_through(store.db.written)
-    await response.write(data)
+    return data
 
 
 def _event_bytes(ctx: Ctx, ev: Event, table: bool) -> bytes:

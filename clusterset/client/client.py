@@ -78,7 +78,7 @@ class ClusterClient:
         self._static_ssl: Any = None
         self._exec_ssl: tuple[Credential, Any] | None = None
         self._user_agent = config.user_agent or USER_AGENT
-        self._in_process = in_process
+        self.in_process = in_process
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -265,14 +265,14 @@ class ClusterClient:
                      content_type: str | None = None) -> InProcessAnswer | None:
         """The in-process server's answer, if it answers this request (with the bearer token, if any: a client
         certificate authenticates only over TLS)."""
-        if self._in_process is None:
+        if self.in_process is None:
             return None
         if self._closed:
             raise ConnectionFailed(f"{self!r} is closed")
         cred = await self.credentials.get()
         if cred.client_cert:
             return None
-        return await self._in_process.request(cred.token, method, path, query, _encoded(body),
+        return await self.in_process.request(cred.token, method, path, query, _encoded(body),
                                               content_type or (JSON if body is not None else None), self._user_agent)
 
     async def _exchange(self, method: str, path: str, *, query: dict[str, str], body: Any = None,

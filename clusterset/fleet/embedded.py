@@ -136,7 +136,7 @@ class EmbeddedFleet:
 
         self.progress("installing the inventory CRDs on the hub")
         providers = (AccessProvider(EMBEDDED_PROVIDER, self._exec_config()),)
-        await start_hub(self.hub_manager, self.admin_client(HUB),
+        await start_hub(self.hub_manager, self.local_client(HUB),
                         HubOptions(opts.clusterset, grace=opts.grace, access_providers=providers,
                                    # the quick start's Placements: `default` and the hub context's namespace
                                    bind_namespaces=("default", opts.clusterset)))
@@ -219,25 +219,24 @@ class EmbeddedFleet:
         """Join a member (idempotent) and start its agent. With `hub_members` (the hub's side of every join, read at
         a restart) a member whose join is complete resumes its membership without writing."""
         opts = self.options
-        hub, member_local = self.local_client(HUB), self.local_client(name)
-        member = self.admin_client(name)
+        hub, member = self.local_client(HUB), self.local_client(name)
         membership = None
         if hub_members is not None:
-            membership = await resume(hub_members, hub, member_local, clusterset=opts.clusterset, cluster_id=name)
+            membership = await resume(hub_members, hub, member, clusterset=opts.clusterset, cluster_id=name)
         if membership is None:
-            membership = await join(hub, member_local, clusterset=opts.clusterset, cluster_id=name,
-                                    hub_prepared=True)
+            membership = await join(hub, member, clusterset=opts.clusterset, cluster_id=name, hub_prepared=True)
         token = membership.agent_kubeconfig["users"][0]["user"]["token"]
+        # the agent's own token, checked in process as over HTTPS: it may write only its own hub namespace
         hub_as_agent = ClusterClient(ClientConfig(
             server=self.server.cluster_url(HUB), name=f"{name}@hub", namespace=membership.hub_namespace,
             ca_data=self.server.ca_pem.encode(), token=token,
-        ), self.session)
+        ), self.session, in_process=self.server.in_process(HUB))
         if name not in self.member_ids:
             self.member_ids.append(name)
         reads = self.member_reads.get(name)
         stale = None
-        if reads is None or reads.client is not member_local:  # new, or added again (a new token: a new client)
-            stale, reads = reads, Cluster(name, member_local)
+        if reads is None or reads.client is not member:  # new, or added again (a new token: a new client)
+            stale, reads = reads, Cluster(name, member)
             self.member_reads[name] = reads
         await self.members.add(name, member, hub_as_agent, membership.hub_namespace, session=self.session,
                                hub_informers=self.hub_reads.source(agent_watches(membership.hub_namespace,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
@@ -89,7 +90,21 @@ def with_digest(crd: dict[str, Any]) -> dict[str, Any]:
 async def ensure_crds(client: ClusterClient, manifests: list[dict[str, Any]]) -> None:
     """Install or update CRDs: a GET of each first (applying a large CRD is costly, and joins repeat it; a list
     would read every CRD of a real cluster), then only what is missing (created) or changed (applied), at once."""
-    wanted = [with_digest(crd) for crd in manifests]
+    await _ensure_digested(client, [with_digest(crd) for crd in manifests])
+
+
+async def ensure_member_crds(member: ClusterClient) -> None:
+    """`ensure_crds` of the member CRDs, digested once per process: every join and resume of a fleet needs them."""
+    await _ensure_digested(member, _member_crds())
+
+
+@functools.cache
+def _member_crds() -> list[dict[str, Any]]:
+    """Shared by every join: never changed, only sent."""
+    return [with_digest(crd) for crd in crds.member_crds()]
+
+
+async def _ensure_digested(client: ClusterClient, wanted: list[dict[str, Any]]) -> None:
     have = await asyncio.gather(*(get_or_none(client, CRDS, crd["metadata"]["name"]) for crd in wanted))
     writes = []
     for crd, current in zip(wanted, have, strict=True):
@@ -196,7 +211,7 @@ async def join(
     `hub_prepared`: the caller already ran `prepare_hub` (the embedded fleet joins many members).
     `token_seconds`: the agent token's lifetime (the agent renews it before it expires).
     Writes that do not depend on each other are sent together (a join is a dozen of them)."""
-    await ensure_crds(member, crds.member_crds())
+    await ensure_member_crds(member)
     props, uid = await asyncio.gather(properties(member), cluster_uid(member))
     existing_id = props.get(CLUSTER_ID_PROPERTY)
     if existing_id is None and cluster_id is None:

@@ -19,7 +19,6 @@ from typing import Any
 
 import orjson
 
-from clusterset.api import crds
 from clusterset.api.inventory import (
     AGENT_ROLE,
     AGENT_SERVICE_ACCOUNT,
@@ -40,7 +39,7 @@ from clusterset.inventory.registration import (
     agent_role,
     agent_role_binding,
     cluster_uid,
-    ensure_crds,
+    ensure_member_crds,
     get_or_none,
     hub_kubeconfig_of,
     merged_reader_binding,
@@ -97,7 +96,7 @@ class HubMembers:
 async def resume(hub_members: HubMembers, hub: ClusterClient, member: ClusterClient, *, clusterset: str,
                  cluster_id: str, hub_server: str | None = None) -> Membership | None:
     """The member's membership as its complete join left it, or None (then `join`). Writes only CRD upgrades."""
-    await ensure_crds(member, crds.member_crds())
+    await ensure_member_crds(member)
     props, uid, secret = await asyncio.gather(properties(member), cluster_uid(member),
                                               get_or_none(member, SECRETS, HUB_KUBECONFIG_SECRET, SYSTEM_NAMESPACE))
     if props.get(CLUSTER_ID_PROPERTY) != cluster_id or props.get(CLUSTERSET_PROPERTY) != clusterset:

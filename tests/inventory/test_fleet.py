@@ -21,7 +21,7 @@ from clusterset.api.mcs import CLUSTERSET_SERVICES, EXPORTED_SERVICES
 from clusterset.api.objects import condition
 from clusterset.api.placement import WORKS
 from clusterset.api.resources import CLUSTER_PROFILES, NAMESPACES, SECRETS, SERVICE_ACCOUNTS
-from clusterset.client import ClientConfig, ClusterClient, CredentialError
+from clusterset.client import ClientConfig, ClusterClient, CredentialError, Forbidden
 from clusterset.fleet.embedded import FleetOptions
 from clusterset.fleet.hub import HubOptions, hub_controllers
 from clusterset.fleet.member import Members
@@ -212,6 +212,20 @@ def test_an_agent_token_writes_only_its_own_hub_namespace(fleet: FleetThread) ->
     forbidden(lambda: api.create_namespaced_custom_object(
         "clusterset.io", "v1alpha1", "clusterset-member-2", "clusterreports",
         {"apiVersion": "clusterset.io/v1alpha1", "kind": "ClusterReport", "metadata": {"name": "fake"}}))
+    # the agent's own hub client, answered in the server's process, is held to the same Role
+    hub = fleet.fleet.members.agents["member-1"].hub
+    assert hub.in_process is not None
+
+    async def refused() -> str:
+        try:
+            await hub.get(CLUSTER_REPORTS, "member-2", "clusterset-member-2")
+        except Forbidden as exc:
+            return str(exc)
+        return "allowed"
+
+    assert hub.config.token == agent_api(fleet, "member-1").configuration.api_key["authorization"][len("Bearer "):]
+    assert f'{user} cannot get resource "clusterreports"' in fleet.call(refused())
+    assert fleet.call(hub.get(CLUSTER_REPORTS, "member-1", "clusterset-member-1"))["metadata"]["name"] == "member-1"
 
 
 def test_agents_read_the_hub_through_shared_watches_and_each_sees_only_its_own_namespace(fleet: FleetThread) -> None:
@@ -409,7 +423,7 @@ def test_a_member_s_readers_share_eight_watches(fleet: FleetThread) -> None:
     no connection, no HTTP, for any of them."""
     wait_until(lambda: health(profiles(fleet).get("member-1")) == "True", timeout=30)
     reads = fleet.fleet.member_reads["member-1"]
-    assert reads.client is fleet.fleet.local_clients["member-1"]
+    assert reads.client is fleet.fleet.local_clients["member-1"] and reads.client.in_process is not None
     assert reads.client.server == fleet.fleet.server.cluster_url("member-1")  # what a join writes down is the same
     views = sorted((str(i.resource), i.namespace or "", i.label_selector or "") for i in reads.informers())
     assert views == [

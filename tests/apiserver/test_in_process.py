@@ -183,3 +183,28 @@ async def test_a_watch_older_than_the_history_is_gone_as_over_https() -> None:
         await local.close()
         await https.close()
         await server.stop()
+
+
+async def test_an_idle_watch_gets_bookmarks_and_ends_at_its_timeout() -> None:
+    """One timer per watch serves both: a bookmark every interval while nothing happens, the end at the timeout."""
+    server = Apiserver(None, bookmark_interval=0.2)
+    await server.add_cluster("one", controllers=False)
+    await server.start()
+    local = client(server, "one", server.cluster_token("one"), True)
+    try:
+        rv = (await local.list(CONFIG_MAPS, "default"))["metadata"]["resourceVersion"]
+        started = asyncio.get_running_loop().time()
+        seen = await asyncio.wait_for(
+            _all(local.watch(CONFIG_MAPS, "default", resource_version=rv, timeout_seconds=1)), 10)
+        took = asyncio.get_running_loop().time() - started
+        assert {e["type"] for e in seen} == {"BOOKMARK"}
+        assert 3 <= len(seen) <= 5, seen  # at 0.2, 0.4, 0.6, 0.8 s
+        assert 0.9 <= took < 5
+        assert {e["object"]["metadata"]["resourceVersion"] for e in seen} == {rv}
+    finally:
+        await local.close()
+        await server.stop()
+
+
+async def _all(stream: AsyncIterator[Obj]) -> list[Obj]:
+    return [e async for e in stream]

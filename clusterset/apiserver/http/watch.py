@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ from clusterset.apiserver.meta import errors
 from clusterset.apiserver.registry.context import Ctx
 from clusterset.apiserver.registry.lists import ListOptions, raw_as, watch_filter
 from clusterset.apiserver.storage.encoding import go_json
-from clusterset.apiserver.storage.store import ClusterStore, Event, TooOld
+from clusterset.apiserver.storage.store import WAKE, ClusterStore, Event, TooOld
 
 DEFAULT_TIMEOUT = 1800.0  # seconds, without timeoutSeconds (upstream: a random 30 to 60 minutes)
 
@@ -98,6 +97,14 @@ async def watch_events(ctx: Ctx, opts: ListOptions, spec: WatchSpec, bookmark_in
         status = errors.expired(f"too old resource version: {exc.requested} ({exc.current})").to_status()
         yield await _committed(store, go_json({"type": "ERROR", "object": status}, ENCODED))
         return
+    loop = asyncio.get_running_loop()
+    timer: asyncio.TimerHandle | None = None
+
+    def wake() -> None:
+        nonlocal timer
+        timer = None
+        watcher.queue.put_nowait(WAKE)
+
     try:
         if after is None:
             snapshot_rv = store.rv
@@ -116,24 +123,28 @@ async def watch_events(ctx: Ctx, opts: ListOptions, spec: WatchSpec, bookmark_in
             yield await _committed(store,
                 _bookmark(ctx, store.rv if not initial else max(snapshot_rv, store.rv), initial_end=True)
             )
-        deadline = time.monotonic() + timeout
-        next_bookmark = time.monotonic() + bookmark_interval
+        deadline = loop.time() + timeout
+        next_bookmark = loop.time() + bookmark_interval
         while True:
-            now = time.monotonic()
+            now = loop.time()
             if now >= deadline:
                 break
-            wait = deadline - now
-            if bookmarks:
-                wait = min(wait, max(0.0, next_bookmark - now))
-            try:
-                got = await asyncio.wait_for(watcher.queue.get(), wait)
-            except TimeoutError:
-                if bookmarks and time.monotonic() >= next_bookmark:
-                    yield await _committed(store, _bookmark(ctx, max(last_rv, store.rv)))
-                    next_bookmark = time.monotonic() + bookmark_interval
+            due = bookmarks and now >= next_bookmark
+            if due and watcher.queue.empty():  # a bookmark never gets ahead of an event still queued
+                yield await _committed(store, _bookmark(ctx, max(last_rv, store.rv)))
+                next_bookmark = loop.time() + bookmark_interval
+                continue
+            at = min(deadline, next_bookmark) if bookmarks and not due else deadline
+            if timer is None or timer.when() != at:  # armed again only when the next deadline moves
+                if timer is not None:
+                    timer.cancel()
+                timer = loop.call_at(at, wake)
+            got = await watcher.queue.get()
+            if got is WAKE:
                 continue
             if got is None:
                 break
+            assert isinstance(got, Event)
             chunks = [_event_bytes(ctx, got, table)]
             last_rv = got.rv
             while not watcher.queue.empty():
@@ -141,12 +152,15 @@ async def watch_events(ctx: Ctx, opts: ListOptions, spec: WatchSpec, bookmark_in
                 if nxt is None:
                     watcher.closed = True
                     break
-                chunks.append(_event_bytes(ctx, nxt, table))
-                last_rv = nxt.rv
+                if isinstance(nxt, Event):
+                    chunks.append(_event_bytes(ctx, nxt, table))
+                    last_rv = nxt.rv
             yield await _committed(store, b"".join(chunks))
             if watcher.closed:
                 break
     finally:
+        if timer is not None:
+            timer.cancel()
         store.unwatch(watcher)
 
 

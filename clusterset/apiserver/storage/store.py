@@ -64,13 +64,21 @@ class Event:
         return str(self.entry.obj.get("metadata", {}).get("namespace", ""))
 
 
+class Wake:
+    """What a watch's reader puts in its own queue from a timer (its timeout, its next bookmark): one timer handle
+    per deadline instead of a timeout task and timer around every wait for an event."""
+
+
+WAKE = Wake()
+
+
 @dataclass(eq=False)
 class Watcher:
-    """A registered watch; the store pushes matching events into its queue."""
+    """A registered watch; the store pushes matching events into its queue (None: closed; WAKE: its reader's)."""
 
     resource: str
     accepts: Callable[[Event], bool]
-    queue: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Event | Wake | None] = field(default_factory=asyncio.Queue)
     closed: bool = False
 
     def close(self) -> None:

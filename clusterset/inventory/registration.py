@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import yaml
 
 from clusterset.api import crds
 from clusterset.api.inventory import (
@@ -64,7 +63,6 @@ AGENT_TOKEN_SECONDS = 365 * 24 * 3600
 MANIFEST_ANNOTATION = "clusterset.io/manifest-digest"
 READ_WRITE = ["get", "list", "watch", "create", "update", "patch", "delete"]
 MERGED_READER_ROLE = "clusterset-agent-mcs-reader"
-_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's: a fleet writes one per member
 
 
 class JoinRefused(Exception):
@@ -359,11 +357,12 @@ async def end_works(hub: ClusterClient | None, member: ClusterClient | None, nam
 
 
 async def store_hub_kubeconfig(member: ClusterClient, kubeconfig: dict[str, Any]) -> None:
-    """The agent's hub credentials, in the member: where `clusterset agent` finds them when it (re)starts."""
+    """The agent's hub credentials, in the member: where `clusterset agent` finds them when it (re)starts. Written as
+    JSON, which is YAML to any kubeconfig reader and read back by orjson (a fleet's restart reads one per member)."""
     secret = {"apiVersion": "v1", "kind": "Secret",
               "metadata": {"name": HUB_KUBECONFIG_SECRET, "namespace": SYSTEM_NAMESPACE},
               "type": "Opaque",
-              "data": {"kubeconfig": base64.b64encode(yaml.dump(kubeconfig, Dumper=_DUMPER).encode()).decode()}}
+              "data": {"kubeconfig": base64.b64encode(orjson.dumps(kubeconfig, option=orjson.OPT_INDENT_2)).decode()}}
     await member.apply(SECRETS, secret, FIELD_MANAGER)
 
 

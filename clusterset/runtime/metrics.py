@@ -53,6 +53,7 @@ class Metrics:
                             registry=r)
 
         self._by_cluster: dict[str, set[tuple[Counter | Histogram, tuple[str, ...]]]] = {}
+        self._series_of: dict[tuple[Counter | Histogram, tuple[str, ...]], Any] = {}
 
     def queue(self, name: str) -> QueueSeries:
         return QueueSeries(self, name)
@@ -68,12 +69,19 @@ class Metrics:
             self._series(self.reconcile_errors, cluster, controller, cluster).inc()
 
     def _series(self, metric: Counter | Histogram, cluster: str, *labels: str) -> Any:
-        self._by_cluster.setdefault(cluster, set()).add((metric, labels))
-        return metric.labels(*labels)
+        """The labelled series, looked up once (`labels()` takes a lock and checks its labels on every call: every
+        reconcile of every member's controllers asks for two)."""
+        key = (metric, labels)
+        series = self._series_of.get(key)
+        if series is None:
+            series = self._series_of[key] = metric.labels(*labels)
+            self._by_cluster.setdefault(cluster, set()).add(key)
+        return series
 
     def forget_cluster(self, cluster: str) -> None:
         """Drops every series labelled with `cluster` (it was disengaged)."""
         for metric, labels in self._by_cluster.pop(cluster, set()):
+            self._series_of.pop((metric, labels), None)
             with contextlib.suppress(KeyError):
                 metric.remove(*labels)
 

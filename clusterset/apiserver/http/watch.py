@@ -99,6 +99,7 @@ async def watch_events(ctx: Ctx, opts: ListOptions, spec: WatchSpec, bookmark_in
         return
     loop = asyncio.get_running_loop()
     timer: asyncio.TimerHandle | None = None
+    armed_at = 0.0
 
     def wake() -> None:
         nonlocal timer
@@ -135,10 +136,10 @@ async def watch_events(ctx: Ctx, opts: ListOptions, spec: WatchSpec, bookmark_in
                 next_bookmark = loop.time() + bookmark_interval
                 continue
             at = min(deadline, next_bookmark) if bookmarks and not due else deadline
-            if timer is None or timer.when() != at:  # armed again only when the next deadline moves
-                if timer is not None:
+            if timer is None or armed_at != at:  # armed again only when the next deadline moves (not from
+                if timer is not None:  # timer.when(): uvloop rounds it to milliseconds, so it never equals `at`)
                     timer.cancel()
-                timer = loop.call_at(at, wake)
+                timer, armed_at = loop.call_at(at, wake), at
             got = await watcher.queue.get()
             if got is WAKE:
                 continue

@@ -153,9 +153,9 @@ def fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-# Allocations of young objects between two collections of the youngest generation (CPython's default: 700).
-# A server answering requests makes and frees thousands of short-lived containers per request; collecting them
-# every 700 allocations promoted enough of them that full collections ran every few seconds.
+# Allocations of young objects between two collections of the youngest generation (CPython's default: 700): a
+# fleet's requests make and free thousands of short-lived containers each. Measured only together with the freeze
+# (BENCHMARKS.md, MCS at 100 members); the standalone server does not settle (ARCHITECTURE.md).
 YOUNG_COLLECTION_THRESHOLD = 10_000
 
 

@@ -170,7 +170,8 @@ class WorkApplier:
     async def _remove(self, member: Cluster, works: Cache, work: Obj, applied: Obj, entry: Obj) -> None:
         """What this Work no longer names goes, unless another Work of the member holds it (then it is only no longer
         tracked here) or still names it (then it is handed over to that Work, which applies it on its next pass)."""
-        mine = (objects.meta(work)["namespace"], objects.meta(work)["name"])
+        meta = objects.meta(work)
+        mine = (meta["namespace"], meta["name"])
         resource, namespace, name = _entry_resource(entry), str(entry.get("namespace") or ""), str(entry["name"])
         cache = self.applied_objects.loaded(member, resource)
         try:  # a kind no longer served (its CRD gone) has nothing left to remove either

@@ -39,6 +39,18 @@ async def server() -> AsyncIterator[Apiserver]:
         await server.stop()
 
 
+@contextlib.asynccontextmanager
+async def one_cluster(**options: Any) -> AsyncIterator[Apiserver]:
+    """A started server with cluster `one` (no controllers), stopped afterwards."""
+    server = Apiserver(None, **options)
+    await server.add_cluster("one", controllers=False)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
 def client(server: Apiserver, cluster: str, token: str | None, in_process: bool) -> ClusterClient:
     """In process: a URL where nothing listens, so that whatever is not answered in process fails."""
     url = f"https://127.0.0.1:1/clusters/{cluster}" if in_process else server.cluster_url(cluster)
@@ -164,46 +176,40 @@ async def test_a_watch_sees_the_events_an_https_watch_sees(server: Apiserver) ->
 
 
 async def test_a_watch_older_than_the_history_is_gone_as_over_https() -> None:
-    server = Apiserver(None, history_size=2)
-    await server.add_cluster("one", controllers=False)
-    await server.start()
-    token = server.cluster_token("one")
-    local, https = client(server, "one", token, True), client(server, "one", token, False)
-    try:
-        rv = (await local.list(CONFIG_MAPS, "default"))["metadata"]["resourceVersion"]
-        for i in range(4):
-            await local.create(CONFIG_MAPS, {"metadata": {"name": f"c{i}", "namespace": "default"}})
-        for watcher in (local, https):
-            stream = watcher.watch(CONFIG_MAPS, "default", resource_version=rv, timeout_seconds=5)
-            with pytest.raises(Gone):  # relist, as an informer does
-                async with contextlib.aclosing(stream):
-                    async for _ in stream:
-                        pass
-    finally:
-        await local.close()
-        await https.close()
-        await server.stop()
+    async with one_cluster(history_size=2) as server:
+        token = server.cluster_token("one")
+        local, https = client(server, "one", token, True), client(server, "one", token, False)
+        try:
+            rv = (await local.list(CONFIG_MAPS, "default"))["metadata"]["resourceVersion"]
+            for i in range(4):
+                await local.create(CONFIG_MAPS, {"metadata": {"name": f"c{i}", "namespace": "default"}})
+            for watcher in (local, https):
+                stream = watcher.watch(CONFIG_MAPS, "default", resource_version=rv, timeout_seconds=5)
+                with pytest.raises(Gone):  # relist, as an informer does
+                    async with contextlib.aclosing(stream):
+                        async for _ in stream:
+                            pass
+        finally:
+            await local.close()
+            await https.close()
 
 
 async def test_an_idle_watch_gets_bookmarks_and_ends_at_its_timeout() -> None:
     """One timer per watch serves both: a bookmark every interval while nothing happens, the end at the timeout."""
-    server = Apiserver(None, bookmark_interval=0.2)
-    await server.add_cluster("one", controllers=False)
-    await server.start()
-    local = client(server, "one", server.cluster_token("one"), True)
-    try:
-        rv = (await local.list(CONFIG_MAPS, "default"))["metadata"]["resourceVersion"]
-        started = asyncio.get_running_loop().time()
-        seen = await asyncio.wait_for(
-            _all(local.watch(CONFIG_MAPS, "default", resource_version=rv, timeout_seconds=1)), 10)
-        took = asyncio.get_running_loop().time() - started
-        assert {e["type"] for e in seen} == {"BOOKMARK"}
-        assert 3 <= len(seen) <= 5, seen  # at 0.2, 0.4, 0.6, 0.8 s
-        assert 0.9 <= took < 5
-        assert {e["object"]["metadata"]["resourceVersion"] for e in seen} == {rv}
-    finally:
-        await local.close()
-        await server.stop()
+    async with one_cluster(bookmark_interval=0.2) as server:
+        local = client(server, "one", server.cluster_token("one"), True)
+        try:
+            rv = (await local.list(CONFIG_MAPS, "default"))["metadata"]["resourceVersion"]
+            started = asyncio.get_running_loop().time()
+            seen = await asyncio.wait_for(
+                _all(local.watch(CONFIG_MAPS, "default", resource_version=rv, timeout_seconds=1)), 10)
+            took = asyncio.get_running_loop().time() - started
+            assert {e["type"] for e in seen} == {"BOOKMARK"}
+            assert 3 <= len(seen) <= 5, seen  # at 0.2, 0.4, 0.6, 0.8 s
+            assert 0.9 <= took < 5
+            assert {e["object"]["metadata"]["resourceVersion"] for e in seen} == {rv}
+        finally:
+            await local.close()
 
 
 async def _all(stream: AsyncIterator[Obj]) -> list[Obj]:
@@ -222,21 +228,19 @@ def test_a_watch_arms_its_timer_once_not_for_every_batch_of_events() -> None:
             return super().call_at(round(when, 3), callback, *args, context=context)
 
     async def watch_twenty() -> None:
-        server = Apiserver(None)
-        await server.add_cluster("one", controllers=False)
-        await server.start()
-        local = client(server, "one", server.cluster_token("one"), True)
-        try:
-            rv = (await local.list(CONFIG_MAPS, "default"))["metadata"]["resourceVersion"]
-            stream = local.watch(CONFIG_MAPS, "default", resource_version=rv, timeout_seconds=60, allow_bookmarks=False)
-            async with contextlib.aclosing(stream):
-                for i in range(20):
-                    await local.create(CONFIG_MAPS, {"metadata": {"name": f"c{i}", "namespace": "default"}})
-                    event = await asyncio.wait_for(anext(stream), 10)
-                    assert event["object"]["metadata"]["name"] == f"c{i}"
-        finally:
-            await local.close()
-            await server.stop()
+        async with one_cluster() as server:
+            local = client(server, "one", server.cluster_token("one"), True)
+            try:
+                rv = (await local.list(CONFIG_MAPS, "default"))["metadata"]["resourceVersion"]
+                stream = local.watch(CONFIG_MAPS, "default", resource_version=rv, timeout_seconds=60,
+                                     allow_bookmarks=False)
+                async with contextlib.aclosing(stream):
+                    for i in range(20):
+                        await local.create(CONFIG_MAPS, {"metadata": {"name": f"c{i}", "namespace": "default"}})
+                        event = await asyncio.wait_for(anext(stream), 10)
+                        assert event["object"]["metadata"]["name"] == f"c{i}"
+            finally:
+                await local.close()
 
     with asyncio.Runner(loop_factory=RoundingLoop) as runner:
         runner.run(watch_twenty())

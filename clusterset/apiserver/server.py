@@ -32,6 +32,7 @@ from clusterset.apiserver.auth.tokens import TokenIssuer
 from clusterset.apiserver.auth.users import LOOPBACK
 from clusterset.apiserver.controllers import cluster_controllers as default_cluster_controllers
 from clusterset.apiserver.controllers.core import apiservices, core_controllers
+from clusterset.apiserver.controllers.core.crds import ClusterCRDs
 from clusterset.apiserver.controllers.manager import Controller, ControllerManager
 from clusterset.apiserver.http.app import make_server
 from clusterset.apiserver.http.protocol import listen
@@ -174,11 +175,14 @@ class Apiserver:
         return cluster
 
     async def add_cluster(self, name: str, *, dual_stack: bool = False, controllers: bool = True, nodes: int = 3,
-                          pod_ready_delay: float = 0.5) -> None:
-        """Creates a logical cluster with its system namespaces and `default/kubernetes` Service."""
+                          pod_ready_delay: float = 0.5, crds: ClusterCRDs | None = None) -> None:
+        """Creates a logical cluster with its system namespaces and `default/kubernetes` Service, and `crds`
+        installed and Established (one `ClusterCRDs` for every cluster that has them: it is validated once)."""
         problems = _cluster_name_problems(name)
         if problems:
             raise errors.bad_request(f'invalid cluster name "{name}": {problems}')
+        if crds is not None and not crds.prepared:  # before anything is stored: CRDs it refuses leave no cluster
+            await crds.prepare(self._rest, self._scratch_ctx(crds.field_manager))
         if name in self._clusters:
             raise errors.StatusError(
                 409, "AlreadyExists", f'clusters "{name}" already exists', {"name": name, "kind": "clusters"}
@@ -197,17 +201,27 @@ class Apiserver:
         self._db.put_cluster(name, 0, orjson.dumps(settings))
         cluster = self._make_cluster(name, settings)
         self._controllers.attach(cluster, switchable=False)
-        await self._bootstrap(cluster)
+        await self._bootstrap(cluster, crds)
         if controllers and self._running:  # after the wait: the add does not wait for nodes and the like
             self._controllers.attach(cluster, switchable=True)
         if self._running:
             for callback in self.cluster_added:
                 callback(name)
 
-    async def _bootstrap(self, cluster: Cluster) -> None:
+    def _scratch_ctx(self, manager: str) -> Ctx:
+        """A request to create CRDs in a cluster that is not stored or served, such as a new one (`ClusterCRDs`
+        validate their CRDs in it, as dry runs)."""
+        cluster = Cluster(name="", token="", index=-1, store=ClusterStore("", self._db, 0),
+                          registry=Registry(builtin_resources()))
+        return self.ctx(cluster, "apiextensions.k8s.io", "v1", "customresourcedefinitions", None, manager=manager)
+
+    async def _bootstrap(self, cluster: Cluster, crds: ClusterCRDs | None = None) -> None:
         now = now_rfc3339()
         policy.install(cluster.store, now, new=True)  # the default RBAC policy, committed with the namespaces
         apiservices.install(cluster, now)
+        if crds is not None:
+            crds.install(cluster, now)
+            apiservices.install_crd_apiservices(cluster, crds.served_versions(), now)
         ns_ctx = self.ctx(cluster, "", "v1", "namespaces", None, manager="kube-apiserver")
         await asyncio.gather(*(self._rest.create(ns_ctx, {"metadata": {"name": ns}}) for ns in SYSTEM_NAMESPACES))
         svc_ctx = self.ctx(cluster, "", "v1", "services", "default", manager="kube-apiserver")

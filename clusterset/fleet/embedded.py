@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import logging
@@ -24,16 +25,16 @@ from typing import Any
 
 import aiohttp
 
-from clusterset.api.inventory import CONTROL_PLANE_HEALTHY, member_namespace
+from clusterset.api.inventory import CONTROL_PLANE_HEALTHY, FIELD_MANAGER, member_namespace
 from clusterset.api.objects import condition
 from clusterset.api.resources import CLUSTER_PROFILES, ENDPOINT_SLICES, SERVICES
-from clusterset.apiserver import Apiserver, collector_paused
+from clusterset.apiserver import Apiserver, ClusterCRDs, collector_paused
 from clusterset.client import ClientConfig, ClusterClient
 from clusterset.fleet.dns import MemberDns
 from clusterset.fleet.hub import HUB, HubOptions, start_hub
 from clusterset.fleet.member import MemberOptions, Members
 from clusterset.inventory.profile_status import AccessProvider
-from clusterset.inventory.registration import agent_watches, end_works, join
+from clusterset.inventory.registration import agent_watches, end_works, join, member_crd_manifests
 from clusterset.inventory.resume import HubMembers, resume
 from clusterset.runtime import Cluster, Manager
 from clusterset.runtime.shared import Mirror, SharedReads
@@ -69,6 +70,13 @@ class FleetOptions:
 
 def member_names(count: int) -> list[str]:
     return [f"member-{i}" for i in range(1, count + 1)]
+
+
+@functools.cache
+def member_crds() -> ClusterCRDs:
+    """The CRDs a member's join installs, as its join would (digested, created by the join's field manager): a new
+    member is born with them, validated once for all, so its join finds them and writes none."""
+    return ClusterCRDs(member_crd_manifests(), FIELD_MANAGER)
 
 
 class EmbeddedFleet:
@@ -128,7 +136,8 @@ class EmbeddedFleet:
         if missing:
             self.progress(f"creating {len(missing)} cluster(s): {_short(missing)}")
         for name in missing:
-            await self.server.add_cluster(name, **({} if name == HUB else opts.member_settings))
+            await self.server.add_cluster(name, **({} if name == HUB else {"crds": member_crds(),
+                                                                            **opts.member_settings}))
         await self.server.start()
         self.server.context_namespaces[HUB] = opts.clusterset  # `kubectl --context hub get clusterprofiles`
         if opts.state_dir is not None:

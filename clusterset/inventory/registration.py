@@ -92,13 +92,16 @@ async def ensure_crds(client: ClusterClient, manifests: list[dict[str, Any]]) ->
 
 
 async def ensure_member_crds(member: ClusterClient) -> None:
-    """`ensure_crds` of the member CRDs, digested once per process: every join and resume of a fleet needs them."""
-    await _ensure_digested(member, _member_crds())
+    """`ensure_crds` of the member CRDs, digested once per process: every join and resume of a fleet needs them.
+    A member that has them as `member_crd_manifests` says (the embedded fleet's are created with them) gets no
+    write."""
+    await _ensure_digested(member, member_crd_manifests())
 
 
 @functools.cache
-def _member_crds() -> list[dict[str, Any]]:
-    """Shared by every join: never changed, only sent."""
+def member_crd_manifests() -> list[dict[str, Any]]:
+    """The member CRDs as a join installs them (digested, created by FIELD_MANAGER). Shared by every join: never
+    changed, only sent."""
     return [with_digest(crd) for crd in crds.member_crds()]
 
 

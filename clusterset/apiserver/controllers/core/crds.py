@@ -4,8 +4,14 @@ CRD's `customresourcecleanup` finalizer is removed."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import orjson
 
 from clusterset.apiserver.controllers.manager import ClusterAPI, Key
 from clusterset.apiserver.kinds.apiextensions import (
@@ -17,7 +23,10 @@ from clusterset.apiserver.kinds.apiextensions import (
 )
 from clusterset.apiserver.meta.errors import StatusError
 from clusterset.apiserver.registry.cluster import Cluster
-from clusterset.apiserver.storage.store import ANY_RESOURCE, Event
+from clusterset.apiserver.registry.context import Ctx
+from clusterset.apiserver.registry.registry import Served
+from clusterset.apiserver.registry.rest import Rest
+from clusterset.apiserver.storage.store import ANY_RESOURCE, Entry, Event, Obj
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +132,62 @@ class CRDFinalizer:
         final["metadata"]["finalizers"] = [f for f in final["metadata"].get("finalizers", []) if f != CRD_FINALIZER]
         await api.rest.write(api.ctx(CRD_RESOURCE, None), current, final, None)
         return None
+
+
+@dataclass(eq=False)
+class ClusterCRDs:
+    """CRDs a new cluster is born with (`Apiserver.add_cluster(crds=...)`): stored with its other bootstrap objects,
+    Established and served from its first request, exactly as if `field_manager` had created them and this
+    controller had accepted them (the same spec, status, conditions and managedFields), each cluster's its own
+    objects (uids, resourceVersions, times). Normal objects from then on: updated, watched, deleted as any CRD.
+
+    Validated once: the first cluster that needs them runs each through the create pipeline and then this controller's
+    status write, both as dry runs; every cluster after copies the result, with no history rows and no reconcile
+    (the embedded fleet's members: their join finds them installed and writes nothing). One instance per set of
+    CRDs, made once and shared: it holds the prepared copies and the served resources, which every cluster shares
+    (their compiled schemas with them)."""
+
+    manifests: Sequence[Obj]
+    field_manager: str
+    _prepared: list[tuple[bytes, list[Served]]] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def prepared(self) -> bool:
+        return self._prepared is not None
+
+    async def prepare(self, rest: Rest, ctx: Ctx) -> None:
+        """Builds the objects (`ctx`: the CRD resource in a new cluster, as `field_manager`); a manifest the server
+        would refuse raises its StatusError, as its create would."""
+        prepared = []
+        for manifest in self.manifests:
+            created = await rest.create(dataclasses.replace(ctx, dry_run=True), copy.deepcopy(manifest))
+            created["metadata"]["resourceVersion"] = "1"  # as stored (each cluster's own is set when it is)
+            established = {**created, "status": established_status(created)}
+            status_ctx = dataclasses.replace(ctx, manager=MANAGER, manager_explicit=True, dry_run=True)
+            written = await rest.write(status_ctx, Entry(created), established, "status")
+            prepared.append((orjson.dumps(written), crd_served(written)))
+        self._prepared = prepared
+
+    def install(self, cluster: Cluster, now: str) -> None:
+        """Stores the prepared CRDs in a new cluster (no history rows: nobody watches it yet) and serves their
+        versions: what this controller would have done, so it has nothing to reconcile."""
+        assert self._prepared is not None, "prepare() first"
+        store = cluster.store
+        for raw, served in self._prepared:
+            obj: Obj = orjson.loads(raw)
+            meta = obj["metadata"]
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = now
+            for entry in meta.get("managedFields") or ():
+                entry["time"] = now
+            for cond in obj["status"]["conditions"]:
+                cond["lastTransitionTime"] = now
+            meta["resourceVersion"] = str(store.next_rv())
+            store.put(CRD_RESOURCE, obj, "ADDED", history=False)
+            for version in served:
+                cluster.registry.add(version)
+
+    def served_versions(self) -> list[tuple[str, str]]:
+        """(group, version) of every version the CRDs serve."""
+        assert self._prepared is not None, "prepare() first"
+        return list(dict.fromkeys((s.rt.group, s.rt.version) for _, served in self._prepared for s in served))

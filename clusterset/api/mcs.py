@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 
 from clusterset.api.resources import Resource
@@ -55,6 +56,7 @@ def split_record_name(record: str) -> tuple[str, str] | None:
     return (namespace, name) if dot and namespace and name and "." not in name else None
 
 
+@functools.lru_cache(maxsize=8192)  # every reconcile of an import names its derived Service and slices again
 def short_hash(text: str, length: int = 10) -> str:
     """Lowercase unpadded base32hex of sha256(text), as mcs-api's reference controller names derived Services."""
     return base64.b32hexencode(hashlib.sha256(text.encode()).digest()).decode().lower().rstrip("=")[:length]

@@ -83,13 +83,13 @@ class Cache:
     ) -> list[Obj]:
         """Objects in `namespace` (None: all) that match `label_selector`, ordered by key."""
         selector = labels.selector_of(label_selector)
-        candidates: set[ObjectKey] | None = None
+        indexed = [self._by_label.get(pair, _NONE) for pair in selector.equalities()]
         if namespace is not None:
-            candidates = set(self._by_namespace.get(namespace, ()))
-        for pair in selector.equalities():
-            found = self._by_label.get(pair, set())
-            candidates = set(found) if candidates is None else candidates & found
-        keys: Iterable[ObjectKey] = self._objects if candidates is None else candidates
+            indexed.append(self._by_namespace.get(namespace, _NONE))
+        keys: Iterable[ObjectKey] = self._objects
+        if indexed:  # from the smallest set: a hub namespace may hold thousands, a label picks a few
+            indexed.sort(key=len)
+            keys = indexed[0].intersection(*indexed[1:])
         out = []
         for key in sorted(keys):
             obj = self._objects[key]
@@ -203,6 +203,9 @@ class Cache:
         for name, indexer in self._indexers.items():
             for value in indexer(obj):
                 _drop(self._indexes[name], value, key)
+
+
+_NONE: frozenset[ObjectKey] = frozenset()
 
 
 def _drop(index: dict[Any, set[ObjectKey]], value: Any, key: ObjectKey) -> None:

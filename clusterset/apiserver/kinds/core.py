@@ -133,10 +133,13 @@ def _configmap_bytes(obj: Obj) -> int:
     return size
 
 
+_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+
+
 def _validate_data_keys(data: Any, path: str) -> list[FieldError]:
     errors = []
     for key in data or {}:
-        if not re.fullmatch(r"[-._a-zA-Z0-9]+", key) or len(key) > 253:
+        if not _CONFIG_KEY.fullmatch(key) or len(key) > 253:
             errors.append(
                 field_invalid(
                     path,

@@ -24,6 +24,7 @@ CRD-object defaulting and validation live in `crd_validation`.
 from __future__ import annotations
 
 import copy
+import hashlib
 import ipaddress
 import json
 import math
@@ -33,6 +34,8 @@ from decimal import Decimal
 from email.utils import parseaddr
 from functools import lru_cache
 from typing import Any
+
+import orjson
 
 from clusterset.apiserver.meta.errors import (
     FieldError,
@@ -69,27 +72,106 @@ OBJECT_META_ENTRY_KEYS = {
 
 
 class Schema:
-    """A compiled openAPIV3Schema (a CRD version's schema, or a built-in kind's generated schema)."""
+    """A compiled openAPIV3Schema (a CRD version's schema, or a built-in kind's generated schema).
+
+    Each step's outcome for an object's body (everything but `metadata`) is remembered by the body's digest:
+    a fleet writes the same body again and again (an import, a Work, an EndpointSlice in every member), and
+    the three walks over it cost most of a custom resource's write. `metadata` is never remembered: a body
+    pruned clean before only has its ObjectMeta coerced; defaults and validation, which read `metadata` only
+    through the schema's own `metadata` node, are remembered only when that node says nothing about it
+    (validation: nothing but about the name, which is then part of the key).
+    """
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.root: Node = schema
+        self._defaults_meta_blind = _metadata_schema_is_trivial(schema, names=False)
+        self._validation_meta_blind = _metadata_schema_is_trivial(schema, names=True) and not schema.get(
+            "x-kubernetes-embedded-resource")  # which would validate the labels and annotations
+        self._pruned_clean: dict[bytes, None] = {}
+        self._defaulted: dict[bytes, bytes | None] = {}  # body digest → the defaulted body (None: unchanged)
+        self._valid: dict[bytes, None] = {}
 
     def prune(self, obj: dict[str, Any]) -> list[str]:
         """Removes undeclared fields in place; returns their paths (`spec.foo`, `spec.items[0].bar`)."""
         pruner = Pruner(coerce_object_meta=True)
+        key = _body_digest(obj)
+        if key is not None and key in self._pruned_clean:
+            pruner.coerce_root_meta(obj)
+            return sorted(pruner.removed)
         pruner.prune(obj, self.root, resource_root=True)
+        if key is not None and _body_digest(obj) == key:  # only metadata may have lost fields
+            _remember(self._pruned_clean, key, None)
         return sorted(pruner.removed)
 
     def apply_defaults(self, obj: dict[str, Any]) -> None:
         """Upstream order: non-nullable nulls without a default go first, then defaults fill gaps."""
+        key = _body_digest(obj) if self._defaults_meta_blind else None
+        if key is not None and key in self._defaulted:
+            defaulted = self._defaulted[key]
+            if defaulted is not None:
+                body = orjson.loads(defaulted)
+                for field in [f for f in obj if f != "metadata" and f not in body]:
+                    del obj[field]
+                obj.update(body)
+            return
         drop_non_nullable_nulls(obj, self.root)
         fill_defaults(obj, self.root)
+        if key is not None:
+            after = _body_digest(obj)
+            _remember(self._defaulted, key, None if after == key else orjson.dumps(_body(obj)))
 
     def validate(self, obj: dict[str, Any]) -> list[FieldError]:
+        key = _body_digest(obj, _meta_name(obj)) if self._validation_meta_blind else None
+        if key is not None and key in self._valid:
+            return []
         errors = OpenAPIValidator().validate(obj, self.root, "")
         errors += embedded_resource_errors(obj, self.root, "")
         errors += list_type_errors(obj, self.root, "")
+        if key is not None and not errors:
+            _remember(self._valid, key, None)
         return errors
+
+
+_REMEMBERED = 1024  # bodies per step and schema
+
+
+def _remember(memo: dict[bytes, Any], key: bytes, value: Any) -> None:
+    if len(memo) >= _REMEMBERED:
+        memo.clear()
+    memo[key] = value
+
+
+def _body(obj: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in obj.items() if key != "metadata"}
+
+
+def _body_digest(obj: dict[str, Any], extra: bytes = b"") -> bytes | None:
+    """A digest of everything but `metadata` (key order included: a differently ordered body is only a miss)."""
+    try:
+        raw = orjson.dumps(_body(obj))
+    except (TypeError, orjson.JSONEncodeError):  # e.g. integers beyond 64 bits: not remembered
+        return None
+    return hashlib.blake2b(raw + extra, digest_size=16).digest()
+
+
+def _meta_name(obj: dict[str, Any]) -> bytes:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return b"\0!"
+    return b"\0" + orjson.dumps([meta.get("name"), meta.get("generateName")])
+
+
+def _metadata_schema_is_trivial(root: Node, *, names: bool) -> bool:
+    """Whether the root's `metadata` node says nothing about an object's metadata (`names`: nothing but about
+    `name` and `generateName`, as upstream allows a CRD): then the object's defaults (resp. validation) depend on
+    its metadata not at all (resp. through those two only)."""
+    meta = properties_of(root).get("metadata")
+    if meta is None:
+        return True
+    if not isinstance(meta, dict) or not set(meta) <= {"type", "description", "properties"}:
+        return False
+    props = properties_of(meta)
+    return not props or (names and set(props) <= {"name", "generateName"})
 
 
 # ---------------------------------------------------------------- paths and schema nodes
@@ -226,10 +308,10 @@ class Pruner:
             if keeps_type_meta and key in TYPE_META_KEYS:
                 continue
             declared, child = declared_schema(node, key)
-            if declared:
-                self.prune(obj[key], child, child_path(path, key))
-            else:
+            if not declared:
                 self._drop(obj, key, path)
+            elif isinstance(value := obj[key], dict | list):  # a scalar holds nothing to prune
+                self.prune(value, child, child_path(path, key))
         if keeps_type_meta:
             self._coerce_meta(obj, path)
 
@@ -250,6 +332,10 @@ class Pruner:
             if isinstance(items, dict):
                 for i, item in enumerate(value):
                     self._prune_known_only(item, items, index_path(path, i), False)
+
+    def coerce_root_meta(self, obj: dict[str, Any]) -> None:
+        """What pruning does to a resource's own `metadata`: the schema never reaches it, ObjectMeta's fields stay."""
+        self._coerce_meta(obj, "")
 
     def _coerce_meta(self, obj: dict[str, Any], path: str) -> None:
         meta = obj.get("metadata")

@@ -1,0 +1,97 @@
+"""A Schema remembers each step's outcome for a body it has seen (a fleet writes the same body into every
+member): the remembered outcome must be the one the walk gives, and metadata must never be taken from it."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from clusterset.apiserver.schema.structural import Schema
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "metadata": {"type": "object"},
+        "spec": {"type": "object", "properties": {
+            "replicas": {"type": "integer", "default": 1, "minimum": 0},
+            "mode": {"type": "string", "nullable": False},
+            "ports": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "integer"}},
+        }},
+    },
+}
+
+
+def widget(name: str, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
+    return {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name, **meta}, "spec": spec}
+
+
+def fresh(step: str, obj: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The step's outcome and the object after it, from a Schema that has seen nothing."""
+    obj = copy.deepcopy(obj)
+    out = getattr(Schema(copy.deepcopy(SCHEMA)), step)(obj)
+    return out, obj
+
+
+def test_pruning_a_seen_body_still_coerces_metadata_and_prunes_new_bodies() -> None:
+    schema = Schema(copy.deepcopy(SCHEMA))
+    clean = widget("a", {"replicas": 2})
+    assert schema.prune(copy.deepcopy(clean)) == []
+    # the same body again, with metadata ObjectMeta does not have: coerced as before
+    again = widget("b", {"replicas": 2}, bogus=1, ownerReferences=[{"name": "x", "uid": "u", "extra": True}])
+    expected = fresh("prune", again)
+    assert schema.prune(again) == expected[0] == ["metadata.bogus", "metadata.ownerReferences[0].extra"]
+    assert again == expected[1]
+    # an unknown field in the body: pruned every time, never remembered as clean
+    for _ in range(2):
+        dirty = widget("c", {"replicas": 2, "unknown": True})
+        assert schema.prune(dirty) == ["spec.unknown"]
+        assert dirty["spec"] == {"replicas": 2}
+
+
+def test_defaults_of_a_seen_body_are_the_walk_s() -> None:
+    schema = Schema(copy.deepcopy(SCHEMA))
+    for name in ("a", "b", "c"):
+        obj = widget(name, {"mode": None, "ports": [80]})
+        expected = fresh("apply_defaults", obj)[1]
+        schema.apply_defaults(obj)
+        assert obj == expected
+        assert obj["spec"] == {"replicas": 1, "ports": [80]}  # null dropped, default filled
+        assert obj["metadata"]["name"] == name  # metadata is never taken from the remembered body
+    obj = widget("d", {"replicas": 3})  # nothing to default: left as it is
+    schema.apply_defaults(obj)
+    schema.apply_defaults(again := widget("e", {"replicas": 3}))
+    assert obj["spec"] == again["spec"] == {"replicas": 3}
+
+
+def test_validation_remembers_only_valid_bodies() -> None:
+    schema = Schema(copy.deepcopy(SCHEMA))
+    assert schema.validate(widget("a", {"replicas": 2, "ports": [1, 2]})) == []
+    assert schema.validate(widget("b", {"replicas": 2, "ports": [1, 2]})) == []
+    for _ in range(2):
+        errors = schema.validate(widget("a", {"replicas": -1, "ports": [1, 1]}))
+        assert [e.field for e in errors] == ["spec.replicas", "spec.ports[1]"]
+
+
+def test_a_metadata_schema_on_the_name_keys_validation_by_the_name() -> None:
+    named = copy.deepcopy(SCHEMA)
+    named["properties"]["metadata"] = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 3}}}
+    schema = Schema(named)
+    assert schema.validate(widget("abc", {"replicas": 1})) == []
+    errors = schema.validate(widget("abcd", {"replicas": 1}))  # the same body, a name the schema refuses
+    assert [e.field for e in errors] == ["metadata.name"]
+
+
+def test_a_metadata_schema_with_more_than_names_is_walked_every_time() -> None:
+    labelled = copy.deepcopy(SCHEMA)
+    labelled["properties"]["metadata"] = {"type": "object", "properties": {
+        "labels": {"type": "object", "properties": {"tier": {"type": "string", "default": "web"}},
+                   "required": ["tier"]}}}
+    schema = Schema(labelled)
+    first = widget("a", {"replicas": 1}, labels={})
+    schema.apply_defaults(first)
+    assert first["metadata"]["labels"] == {"tier": "web"}
+    second = widget("b", {"replicas": 1}, labels={})
+    schema.apply_defaults(second)
+    assert second["metadata"]["labels"] == {"tier": "web"}
+    assert schema.validate(widget("c", {"replicas": 1}, labels={"tier": "x"})) == []
+    assert [e.field for e in schema.validate(widget("d", {"replicas": 1}, labels={}))] == ["metadata.labels.tier"]

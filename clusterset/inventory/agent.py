@@ -33,7 +33,7 @@ from clusterset.api.inventory import (
     SYSTEM_NAMESPACE,
 )
 from clusterset.api.resources import SECRETS
-from clusterset.api.times import rfc3339
+from clusterset.api.times import parse_time, rfc3339
 from clusterset.client import ClusterClient
 from clusterset.client.config import RetryPolicy
 from clusterset.client.errors import ApiError, ConnectionFailed, CredentialError, NotFound, Unauthorized
@@ -128,6 +128,16 @@ class MemberAgent:
                 seen.properties[item["metadata"]["name"]] = value
         return seen
 
+    def _resumed_at(self, report: dict[str, Any] | None, now: float) -> float:
+        """The loop time this agent wrote `report` at before it restarted, when that is less than a heartbeat ago
+        (else 0): a restarted fleet keeps its agents' rhythm instead of rewriting every report, and then every
+        profile, at once; a report that changed is still written at once."""
+        observed = parse_time(((report or {}).get("status") or {}).get("observedTime"))
+        if observed is None:
+            return 0.0
+        age = (datetime.now(UTC) - observed).total_seconds()
+        return now - age if 0 <= age < self.heartbeat * 0.9 else 0.0
+
     async def _previous_report(self) -> dict[str, Any] | None:
         """The report this agent wrote before it (re)started: what it knew survives a restart."""
         try:
@@ -190,9 +200,10 @@ class MemberAgent:
         await self._write(Observation(readyz_error=self.gone))
 
     async def _write(self, seen: Observation) -> float:
+        loop = asyncio.get_running_loop()
         if self._last is None:
             self._last = await self._previous_report()
-        loop = asyncio.get_running_loop()
+            self._last_written = self._resumed_at(self._last, loop.time())
         now = loop.time()
         want = desired_report(self.cluster_id, self.hub_namespace, seen, self.endpoint, self._last,
                               rfc3339(datetime.now(UTC)))

@@ -16,7 +16,7 @@ from kubernetes import watch
 from clusterset.fleet.embedded import FleetOptions
 from clusterset.mcs.leases import LeaseRenewer
 from clusterset.testing import FleetThread
-from tests.helpers import custom
+from tests.helpers import custom, wait_until
 
 HEARTBEAT = 1.0
 MEMBERS = 10
@@ -72,3 +72,41 @@ def test_a_lease_renewer_spreads_only_its_first_interval() -> None:
     assert all(f is not None and 1.0 <= f <= 10.0 for f in first)
     assert max(f for f in first if f is not None) - min(f for f in first if f is not None) > 4.0
     assert {renewer._next(f"member-{i}").requeue_after for i in range(50)} == {10.0}
+
+
+def test_a_restarted_fleet_keeps_its_reports_until_their_heartbeat(tmp_path: Path) -> None:
+    """A report written less than a heartbeat before a restart is not written again at start (nor, then, its
+    profile): a restarted fleet of N members would otherwise write 2 N objects at once. A report that changed
+    is written at once."""
+    options = FleetOptions(tmp_path / "fleet", members=3, heartbeat=60.0, grace=120.0)
+
+    def reports(fleet: FleetThread) -> dict[str, str]:
+        items = custom(fleet.info("hub")).list_cluster_custom_object("clusterset.io", "v1alpha1",
+                                                                     "clusterreports")["items"]
+        return {i["metadata"]["namespace"]: i["metadata"]["resourceVersion"] for i in items}
+
+    def properties_reported(fleet: FleetThread, member: str) -> set[str]:
+        report = custom(fleet.info("hub")).get_namespaced_custom_object(
+            "clusterset.io", "v1alpha1", f"clusterset-{member}", "clusterreports", member)
+        return {p["name"] for p in report["status"].get("properties") or []}
+
+    first = FleetThread(options)
+    try:
+        before = wait_until(lambda: r if len(r := reports(first)) == 3 else None, timeout=30)
+        port = first.server.port
+    finally:
+        first.stop()
+    options.port = port
+    second = FleetThread(options)
+    try:
+        # every agent is running once member-1's has reported a property made after the restart
+        custom(second.info("member-1")).create_cluster_custom_object(
+            "about.k8s.io", "v1beta1", "clusterproperties",
+            {"metadata": {"name": "zone.example.com"}, "spec": {"value": "eu-west"}})
+        wait_until(lambda: "zone.example.com" in properties_reported(second, "member-1"), timeout=30)
+        after = reports(second)
+        assert after["clusterset-member-1"] != before["clusterset-member-1"]  # it changed: written at once
+        assert {m: after[m] for m in ("clusterset-member-2", "clusterset-member-3")} == {
+            m: before[m] for m in ("clusterset-member-2", "clusterset-member-3")}
+    finally:
+        second.stop()

@@ -156,7 +156,7 @@ def test_the_server_lifts_its_open_files_limit(tmp_path: Path) -> None:
 
 
 def test_settled_heap_is_out_of_the_collectors_reach_and_later_cycles_are_still_collected() -> None:
-    """`clusterset up` and `hub` settle the heap once started (in a child: it changes the process)."""
+    """`clusterset up`, `hub` and `apiserver` settle the heap once started (in a child: it changes the process)."""
     script = """
 import gc, weakref
 from clusterset.cli.common import YOUNG_COLLECTION_THRESHOLD, settle_heap

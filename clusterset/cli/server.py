@@ -21,6 +21,7 @@ from clusterset.cli.common import (
     removed_if_cannot_listen,
     server_flags,
     server_port,
+    settle_heap,
     wait_for_signal,
 )
 
@@ -83,6 +84,7 @@ async def _apiserver(args: argparse.Namespace) -> int:
             kubeconfig = state_dir / "kubeconfig"
             server.write_kubeconfig(kubeconfig, current=names[0] if names else None)
             print(f"clusterset apiserver listening on {server.url} (kubeconfig: {kubeconfig})", flush=True)
+            settle_heap()
             await wait_for_signal()
             print("\nstopping ...", flush=True)
         finally:

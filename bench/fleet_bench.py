@@ -34,7 +34,8 @@ from pathlib import Path
 
 from bench.apiserver_bench import table
 from bench.machine import machine_info
-from clusterset.api.inventory import CONTROL_PLANE_HEALTHY, condition
+from clusterset.api.inventory import CONTROL_PLANE_HEALTHY
+from clusterset.api.objects import condition
 from clusterset.api.resources import CLUSTER_PROFILES
 from clusterset.fleet.embedded import EmbeddedFleet, FleetOptions
 from clusterset.fleet.hub import HUB

@@ -162,12 +162,15 @@ async def size_run(n: int, runs: int) -> dict[str, Any]:
 
             def available(version_image: str, ns: str = ns) -> bool:
                 ws = sets.cache.get((ns, "web"))
-                summary = ((ws or {}).get("status") or {}).get("summary") or {}
-                images = str((ws or {}).get("spec", {}).get("manifests", [{}])[0].get("data", {}).get("image"))
+                if ws is None:
+                    return False
+                status = ws.get("status") or {}
+                summary = status.get("summary") or {}
+                images = str(ws.get("spec", {}).get("manifests", [{}])[0].get("data", {}).get("image"))
                 return images == version_image and summary.get("available") == n and \
-                    ((ws or {}).get("status") or {}).get("observedGeneration") == ws["metadata"]["generation"] \
+                    status.get("observedGeneration") == ws["metadata"]["generation"] \
                     and not any(c.get("type") == "Progressing" and c.get("status") == "True"
-                                for c in ws["status"].get("conditions") or [])
+                                for c in status.get("conditions") or [])
 
             started = time.monotonic()
             await hub.create(WORK_SETS, {"metadata": {"name": "web", "namespace": ns}, "spec": {

@@ -117,8 +117,9 @@ class Schema:
         drop_non_nullable_nulls(obj, self.root)
         fill_defaults(obj, self.root)
         if key is not None:
-            after = _body_digest(obj)
-            _remember(self._defaulted, key, None if after == key else orjson.dumps(_body(obj)))
+            defaulted = None if _body_digest(obj) == key else orjson.dumps(_body(obj))
+            if defaulted is None or len(defaulted) <= _REMEMBERED_BODY_BYTES:
+                _remember(self._defaulted, key, defaulted)
 
     def validate(self, obj: dict[str, Any]) -> list[FieldError]:
         key = _body_digest(obj, _meta_name(obj)) if self._validation_meta_blind else None
@@ -133,6 +134,7 @@ class Schema:
 
 
 _REMEMBERED = 1024  # bodies per step and schema
+_REMEMBERED_BODY_BYTES = 16 * 1024  # a larger defaulted body is defaulted again each time (16 MiB per schema at most)
 
 
 def _remember(memo: dict[bytes, Any], key: bytes, value: Any) -> None:

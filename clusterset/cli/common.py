@@ -154,8 +154,8 @@ def fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 # Allocations of young objects between two collections of the youngest generation (CPython's default: 700): a
-# fleet's requests make and free thousands of short-lived containers each. Measured only together with the freeze
-# (BENCHMARKS.md, MCS at 100 members); the standalone server does not settle (ARCHITECTURE.md).
+# fleet's requests make and free thousands of short-lived containers each. Measured together with the freeze
+# (BENCHMARKS.md: MCS at 100 members, and the standalone server's writes in alternation).
 YOUNG_COLLECTION_THRESHOLD = 10_000
 
 

@@ -4,7 +4,8 @@ A member is registered while its hub namespace (`clusterset-<id>`, labelled with
 profile is created then, and deleted when the namespace goes (`clusterset leave`). Status follows the
 agent's ClusterReport. KEP-4322 allows at most one status write per 30 s per profile, with a burst of
 10: a real change is written as soon as the budget allows (at once, unless the member flaps), a change
-of observation times only is written at most every `min_write_interval`.
+of observation times only is written at most every `min_write_interval`. A profile this manager creates waits
+`first_status_wait` for the agent's first report before its first status says `AgentNotConnected`.
 
 Profiles of another cluster manager in the same namespace are never touched, even when their name is
 one of our member ids: the manager of a profile is immutable, and so is whose profile it is.
@@ -73,12 +74,16 @@ class ProfileManager:
     min_write_interval: float = 30.0
     write_burst: int = 10
     providers: tuple[AccessProvider, ...] = ()
+    # a profile this manager creates gets its first status with its agent's first report, or after this long
+    # (then `AgentNotConnected`): one status write instead of two for a member whose agent is already running
+    first_status_wait: float = 5.0
     _budgets: dict[str, WriteBudget] = field(default_factory=dict)
     # our last status write per member: (the profile's resourceVersion before it, the status written); the
     # cache may not have seen the write yet when the next trigger comes
     _applied: dict[str, tuple[str | None, dict[str, Any]]] = field(default_factory=dict)
     _foreign: set[str] = field(default_factory=set)
     _seen: dict[str, tuple[str, float]] = field(default_factory=dict)  # observedTime, hub loop time first seen
+    _created: dict[str, float] = field(default_factory=dict)  # hub loop time this manager created the profile
 
     async def reconcile(
         self,
@@ -96,6 +101,7 @@ class ProfileManager:
             self._budgets.pop(cluster_id, None)
             self._applied.pop(cluster_id, None)
             self._seen.pop(cluster_id, None)
+            self._created.pop(cluster_id, None)
             if profile is not None:
                 try:
                     await self.hub.delete(CLUSTER_PROFILES, cluster_id, self.namespace,
@@ -108,6 +114,7 @@ class ProfileManager:
             try:
                 profile = await self.hub.create(CLUSTER_PROFILES, desired_profile(cluster_id, self.namespace),
                                                 field_manager=FIELD_MANAGER)
+                self._created[cluster_id] = asyncio.get_running_loop().time()
                 log.info("profile created cluster=%s", cluster_id)
             except AlreadyExists:  # the cache has not seen it yet (ours) or it is another manager's
                 profile = await self.hub.get(CLUSTER_PROFILES, cluster_id, self.namespace)
@@ -123,6 +130,11 @@ class ProfileManager:
             current = profile.get("status") or {}
         now = datetime.now(UTC)
         loop_now = asyncio.get_running_loop().time()
+        created = self._created.get(cluster_id)
+        if created is not None:
+            if report is None and not current and loop_now - created < self.first_status_wait:
+                return self.first_status_wait - (loop_now - created)  # the report will wake us sooner
+            del self._created[cluster_id]
         age = self._report_age(cluster_id, report, loop_now)
         want = desired_status(cluster_id, report, current, now, self.grace_seconds, self.providers, age)
         pending: float | None = None

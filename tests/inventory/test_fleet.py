@@ -147,6 +147,10 @@ def test_join_is_refused_for_a_missing_or_duplicate_id(fleet: FleetThread) -> No
         assert "stray" not in profiles(fleet)
         assert fleet.call(try_join("stray")) == "joined"
         wait_until(lambda: "stray" in profiles(fleet), timeout=15)
+        # no agent runs for it: once the manager has waited for a first report, its profile says so
+        joined = wait_until(lambda: condition((profiles(fleet)["stray"].get("status") or {}).get("conditions"),
+                                              "Joined"), timeout=15)
+        assert joined["reason"] == "AgentNotConnected"
 
         # a cluster that calls itself member-1 is not the hub's member-1: leaving must not undo the real one
         twin_info = other.add_cluster("twin", controllers=False)
@@ -431,3 +435,21 @@ def test_a_member_s_readers_share_eight_watches(fleet: FleetThread) -> None:
         ("endpointslices.discovery.k8s.io", "", ""), ("namespaces", "", ""), ("secrets", "clusterset-system", ""),
         ("serviceexports.multicluster.x-k8s.io", "", ""), ("serviceimports.multicluster.x-k8s.io", "", ""),
         ("services", "", "")]
+
+
+def test_a_new_profile_s_first_status_is_its_agent_s_report(fleet: FleetThread) -> None:
+    """A profile made for a member whose agent runs gets one first status, from the agent's report: it does not first
+    say `AgentNotConnected` and then, a moment later, what the report says (two writes per member)."""
+    wait_until(lambda: {n: health(p) for n, p in profiles(fleet).items()} ==
+               {"member-1": "True", "member-2": "True", "member-3": "True"}, timeout=30)
+    api = custom(fleet.info("hub"))
+    since = client.CoreV1Api(fleet.info("hub").api_client()).read_namespace("clusterset").metadata.resource_version
+    first_status: dict[str, dict[str, Any]] = {}
+    for event in watch.Watch().stream(api.list_namespaced_custom_object, *CP, "clusterset", "clusterprofiles",
+                                      resource_version=since, timeout_seconds=2):
+        obj = event["object"]
+        if obj.get("status") and obj["metadata"]["name"] not in first_status:
+            first_status[obj["metadata"]["name"]] = obj["status"]
+    assert sorted(first_status) == ["member-1", "member-2", "member-3"]  # replayed from the profiles' creation
+    for name, status in first_status.items():
+        assert condition(status["conditions"], "Joined")["reason"] == "AgentConnected", (name, status)

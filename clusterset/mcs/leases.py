@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 import random
+from datetime import UTC, datetime
+from typing import Any
 
 from clusterset.api import objects
 from clusterset.api.mcs import ENDPOINT_LEASE
 from clusterset.api.resources import LEASES
-from clusterset.api.times import rfc3339_micro
+from clusterset.api.times import parse_time, rfc3339_micro
 from clusterset.client.errors import ApiError, ConnectionFailed
 from clusterset.mcs.sync import ensure
 from clusterset.runtime import Request, Result
@@ -18,6 +20,7 @@ from clusterset.runtime.hubview import NO_VIEW_RETRY, SYNC_TIMEOUT, HubViews
 log = logging.getLogger(__name__)
 
 LEASE_KEY = "endpoint-lease"
+Obj = dict[str, Any]
 
 
 class LeaseRenewer:
@@ -38,10 +41,28 @@ class LeaseRenewer:
         self._renewed.add(member)
         return Result(requeue_after=self.renew * random.uniform(0.1, 1.0))
 
+    def _resumed(self, member: str, lease: Obj | None) -> float | None:
+        """Seconds until the renewal due after a restart, when this member's Lease was renewed (as we renew it) less
+        than an interval ago: a restarted fleet keeps its rhythm instead of renewing every member's Lease at once.
+        Not renewing early takes nothing away: a renewal only moves the expiry later."""
+        spec = objects.spec(lease or {})
+        renewed = parse_time(spec.get("renewTime"))
+        if renewed is None or spec.get("holderIdentity") != member or spec.get("leaseDurationSeconds") != self.duration:
+            return None
+        age = (datetime.now(UTC) - renewed).total_seconds()
+        return self.renew - age if 0 <= age < self.renew else None
+
     async def reconcile(self, req: Request) -> Result | None:
         view = self.views(req.cluster.name)
         if view is None:
             return Result(requeue_after=NO_VIEW_RETRY)
+        if req.cluster.name not in self._renewed:  # the first pass since this agent started
+            leases = view.cluster.cache(LEASES, view.namespace)
+            await leases.wait_synced(SYNC_TIMEOUT)
+            due = self._resumed(req.cluster.name, leases.get((view.namespace, ENDPOINT_LEASE)))
+            if due is not None:
+                self._renewed.add(req.cluster.name)
+                return Result(requeue_after=max(0.05, due))
         try:
             await req.cluster.client.request("GET", "/readyz")
         except (ApiError, ConnectionFailed, OSError, TimeoutError) as exc:

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import watch
+from kubernetes import client, watch
 
+from clusterset.api.mcs import ENDPOINT_LEASE
 from clusterset.fleet.embedded import FleetOptions
 from clusterset.mcs.leases import LeaseRenewer
 from clusterset.testing import FleetThread
@@ -74,16 +75,21 @@ def test_a_lease_renewer_spreads_only_its_first_interval() -> None:
     assert {renewer._next(f"member-{i}").requeue_after for i in range(50)} == {10.0}
 
 
-def test_a_restarted_fleet_keeps_its_reports_until_their_heartbeat(tmp_path: Path) -> None:
+def test_a_restarted_fleet_keeps_its_reports_and_leases_until_their_heartbeat(tmp_path: Path) -> None:
     """A report written less than a heartbeat before a restart is not written again at start (nor, then, its
-    profile): a restarted fleet of N members would otherwise write 2 N objects at once. A report that changed
-    is written at once."""
-    options = FleetOptions(tmp_path / "fleet", members=3, heartbeat=60.0, grace=120.0)
+    profile), and an endpoint Lease renewed less than an interval before is not renewed at start: a restarted fleet
+    of N members would otherwise write 3 N objects at once. A report that changed is written at once."""
+    options = FleetOptions(tmp_path / "fleet", members=3, heartbeat=60.0, grace=120.0)  # Leases renewed every 13 s
 
     def reports(fleet: FleetThread) -> dict[str, str]:
         items = custom(fleet.info("hub")).list_cluster_custom_object("clusterset.io", "v1alpha1",
                                                                      "clusterreports")["items"]
         return {i["metadata"]["namespace"]: i["metadata"]["resourceVersion"] for i in items}
+
+    def leases(fleet: FleetThread) -> dict[str, str]:
+        items = client.CoordinationV1Api(fleet.info("hub").api_client()).list_lease_for_all_namespaces(
+            field_selector=f"metadata.name={ENDPOINT_LEASE}").items
+        return {i.metadata.namespace: i.metadata.resource_version for i in items}
 
     def properties_reported(fleet: FleetThread, member: str) -> set[str]:
         report = custom(fleet.info("hub")).get_namespaced_custom_object(
@@ -93,6 +99,7 @@ def test_a_restarted_fleet_keeps_its_reports_until_their_heartbeat(tmp_path: Pat
     first = FleetThread(options)
     try:
         before = wait_until(lambda: r if len(r := reports(first)) == 3 else None, timeout=30)
+        leased = wait_until(lambda: r if len(r := leases(first)) == 3 else None, timeout=30)
         port = first.server.port
     finally:
         first.stop()
@@ -108,5 +115,6 @@ def test_a_restarted_fleet_keeps_its_reports_until_their_heartbeat(tmp_path: Pat
         assert after["clusterset-member-1"] != before["clusterset-member-1"]  # it changed: written at once
         assert {m: after[m] for m in ("clusterset-member-2", "clusterset-member-3")} == {
             m: before[m] for m in ("clusterset-member-2", "clusterset-member-3")}
+        assert leases(second) == leased
     finally:
         second.stop()

@@ -15,6 +15,8 @@ What is timed (one process, as `clusterset up` runs; the fleet's own clock):
   the members' API objects, their simulated nodes, the agents and the hub); and the hub's part alone:
   the bytes of hub API objects per member (namespace, ServiceAccount, Role, RoleBinding, ClusterReport,
   ClusterProfile), which is what a real hub stores per member.
+- **writes**: every cluster's resourceVersion summed, 2 s after all healthy: per member from cold (objects a new
+  cluster is born with count too) and what the restart wrote. Unlike times, these do not drift with the machine.
 - **health-change detection** (N = 10, heartbeat 1 s, grace 3 s): a member's logical cluster is
   removed → its profile turns `ControlPlaneHealthy=False`; an agent is stopped → `Unknown`. Reported
   as seconds and as a ratio to the heartbeat (resp. the grace period), which bound them by design.
@@ -53,6 +55,15 @@ def hub_bytes(fleet: EmbeddedFleet) -> int:
     return fleet.server.stored_bytes(HUB)
 
 
+def versions(fleet: EmbeddedFleet) -> int:
+    """Every cluster's resourceVersion, summed: each write takes one (and each object a new cluster is born with), so
+    the difference between two moments counts what the fleet wrote, a figure this noisy machine does not move."""
+    return sum(fleet.server.resource_version(name) for name in fleet.server.cluster_names())
+
+
+SETTLE_SECONDS = 2.0  # after all healthy, before the writes are counted: what a start sets off lands in them
+
+
 async def size_run(n: int) -> dict[str, float]:
     cpu = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,6 +79,8 @@ async def size_run(n: int) -> dict[str, float]:
         after = rss_mib()
         base_hub = hub_bytes(fleet)
         port = fleet.server.port
+        await asyncio.sleep(SETTLE_SECONDS)
+        cold_versions = versions(fleet)
         await fleet.stop()
 
         started = time.monotonic()
@@ -75,9 +88,12 @@ async def size_run(n: int) -> dict[str, float]:
         await again.start()
         await again.wait_healthy(timeout=600)
         restart = time.monotonic() - started
+        await asyncio.sleep(SETTLE_SECONDS)
+        restart_writes = versions(again) - cold_versions
         await again.stop()
     return {"n": n, "ready": ready, "healthy": healthy, "restart": restart, "cpu": time.process_time() - cpu,
-            "rss_per_member": (after - before) / n, "hub_kib_per_member": base_hub / n / 1024}
+            "rss_per_member": (after - before) / n, "hub_kib_per_member": base_hub / n / 1024,
+            "versions_per_member": cold_versions / n, "restart_writes_per_member": restart_writes / n}
 
 
 async def profile_health(fleet: EmbeddedFleet, name: str) -> str | None:
@@ -128,9 +144,11 @@ def main() -> int:
               f"process CPU {r['cpu']:.1f}s", flush=True)
         rows.append([f"{n:,}", f"{r['ready']:.1f}", f"{r['healthy']:.1f}", f"{r['healthy'] / n * 1000:.0f}",
                      f"{r['restart']:.1f}", f"{r['cpu']:.1f}", f"{r['rss_per_member']:.2f}",
-                     f"{r['hub_kib_per_member']:.1f}"])
+                     f"{r['hub_kib_per_member']:.1f}", f"{r['versions_per_member']:.1f}",
+                     f"{r['restart_writes_per_member']:.2f}"])
     print(table(["members", "up → ready (s)", "up → all healthy (s)", "per member (ms)", "restart → healthy (s)",
-                 "process CPU (s)", "RSS per member (MiB)", "hub objects per member (KiB)"], rows))
+                 "process CPU (s)", "RSS per member (MiB)", "hub objects per member (KiB)",
+                 "resourceVersions per member (cold)", "writes per member (restart)"], rows))
     det = asyncio.run(detection_run(2 if args.quick else 5))
     drows = []
     for key, label, bound in (("removed", "member API gone → False", 1.0), ("silent", "agent silent → Unknown", 3.0)):

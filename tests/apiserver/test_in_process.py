@@ -27,28 +27,23 @@ from clusterset.client import (
 Obj = dict[str, Any]
 
 
+@contextlib.asynccontextmanager
+async def one_cluster(*more: str, **options: Any) -> AsyncIterator[Apiserver]:
+    """A started server with cluster `one` and `more` (no controllers), stopped afterwards."""
+    server = Apiserver(None, **options)
+    for name in ("one", *more):
+        await server.add_cluster(name, controllers=False)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[Apiserver]:
-    server = Apiserver(None)
-    await server.add_cluster("one", controllers=False)
-    await server.add_cluster("two", controllers=False)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@contextlib.asynccontextmanager
-async def one_cluster(**options: Any) -> AsyncIterator[Apiserver]:
-    """A started server with cluster `one` (no controllers), stopped afterwards."""
-    server = Apiserver(None, **options)
-    await server.add_cluster("one", controllers=False)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
+    async with one_cluster("two") as started:
+        yield started
 
 
 def client(server: Apiserver, cluster: str, token: str | None, in_process: bool) -> ClusterClient:

@@ -131,7 +131,7 @@ class Rest:
         schema = compiled_schema(ctx.rt)
         if schema is None:
             return
-        unknown = await off_loop(schema.prune, obj) if large else schema.prune(obj)
+        unknown = await off_loop(schema.prune, obj, remember=False) if large else schema.prune(obj)
         if not unknown or ctx.field_validation == "Ignore":
             return
         if ctx.field_validation == "Strict":

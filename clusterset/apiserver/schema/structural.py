@@ -91,10 +91,12 @@ class Schema:
         self._defaulted: dict[bytes, bytes | None] = {}  # body digest → the defaulted body (None: unchanged)
         self._valid: dict[bytes, None] = {}
 
-    def prune(self, obj: dict[str, Any]) -> list[str]:
-        """Removes undeclared fields in place; returns their paths (`spec.foo`, `spec.items[0].bar`)."""
+    def prune(self, obj: dict[str, Any], *, remember: bool = True) -> list[str]:
+        """Removes undeclared fields in place; returns their paths (`spec.foo`, `spec.items[0].bar`). `remember`
+        False for a large object: digesting its bytes twice would cost more than the walk (a wide ConfigMap is
+        a few nodes of long strings)."""
         pruner = Pruner(coerce_object_meta=True)
-        key = _body_digest(obj)
+        key = _body_digest(obj) if remember else None
         if key is not None and key in self._pruned_clean:
             pruner.coerce_root_meta(obj)
             return sorted(pruner.removed)

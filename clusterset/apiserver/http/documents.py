@@ -25,7 +25,7 @@ from clusterset.apiserver.http.openapi import (
 from clusterset.apiserver.http.services import Services
 from clusterset.apiserver.meta import errors
 from clusterset.apiserver.registry.cluster import Cluster
-from clusterset.apiserver.storage.encoding import go_json
+from clusterset.apiserver.storage.encoding import go_json, kept
 
 T = TypeVar("T")
 
@@ -49,8 +49,8 @@ def discovery_root(services: Services, request: web.Request, cluster: Cluster, c
     version = discovery.aggregated_version(request.headers.get("Accept", ""))
     headers = {"Vary": "Accept"}
     if version is not None:
-        body = _cached(services, cluster, f"aggregated-{core}-{version}", lambda: go_json(
-            discovery.aggregated(cluster.registry, core, f"apidiscovery.k8s.io/{version}"), ENCODED))
+        body = _cached(services, cluster, f"aggregated-{core}-{version}", lambda: kept(go_json(
+            discovery.aggregated(cluster.registry, core, f"apidiscovery.k8s.io/{version}"), ENCODED)))
         content_type = f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
         return web.Response(body=body, headers={**headers, "Content-Type": content_type})
     if core:
@@ -99,5 +99,5 @@ def _openapi_v3(cluster: Cluster) -> dict[str, tuple[str, bytes]]:
             resources = [s.rt for s in cluster.registry.in_group_version(group, version)]
             doc: dict[str, Any] = openapi_v3_document(group, version, resources)
             key = f"apis/{group}/{version}" if group else f"api/{version}"
-            docs[key] = (openapi_hash(doc), orjson.dumps(doc))
+            docs[key] = (openapi_hash(doc), kept(orjson.dumps(doc)))
     return docs

@@ -38,6 +38,7 @@ from clusterset.apiserver.patch.fieldsets import (
     to_field_set,
 )
 from clusterset.apiserver.patch.typeinfo import FieldType, FieldTypes
+from clusterset.apiserver.storage.encoding import kept
 
 APPLY = "Apply"
 UPDATE = "Update"
@@ -127,7 +128,7 @@ def _encoded_fields(fields: set[Path]) -> Any:
     key = frozenset(fields)
     encoded = _ENCODED.get(key)
     if encoded is None:
-        encoded = orjson.dumps(set_to_fields(fields))
+        encoded = kept(orjson.dumps(set_to_fields(fields)))
         if len(_ENCODED) >= _ENCODED_MAX:
             _ENCODED.clear()
         _ENCODED[key] = encoded
@@ -282,7 +283,7 @@ def created_managed_fields(new: dict[str, Any], *, manager: str, api_version: st
     if fields is None:
         entries = update_managed_fields(None, new, manager=manager, api_version=api_version, now=now,
                                         subresource=None, types=types, operation_is_create=True)
-        fields = orjson.dumps(entries[0]["fieldsV1"]) if entries else b""
+        fields = kept(orjson.dumps(entries[0]["fieldsV1"])) if entries else b""
         if len(_CREATED_FIELDS) >= _CREATED_FIELDS_MAX:
             _CREATED_FIELDS.clear()
         _CREATED_FIELDS[key] = fields
@@ -302,7 +303,7 @@ def _shape(value: Any, types: FieldTypes, tpath: tuple[str, ...] = ()) -> Any:
     if isinstance(value, list):
         if node_kind(value, lookup(types, tpath)) == "atomic":
             return _ATOMIC_LIST
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        return kept(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
     return None if value is None else 0
 
 

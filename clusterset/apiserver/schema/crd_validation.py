@@ -36,6 +36,7 @@ from clusterset.apiserver.schema.structural import (
     go_regex_problem,
     properties_of,
 )
+from clusterset.apiserver.storage.encoding import kept
 
 OPENAPI_TYPES = ("array", "boolean", "integer", "number", "object", "string")
 PRINTER_COLUMN_TYPES = ("boolean", "date", "integer", "number", "string")
@@ -184,7 +185,7 @@ def _checked_spec_errors(spec: dict[str, Any], versions: list[dict[str, Any]]) -
     """`_spec_errors`, remembered for the last few specs: a pure function of the spec, and the same CRDs are
     installed in every cluster of a fleet and validated again at each status write (2-3 ms each)."""
     try:
-        key = orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)
+        key = kept(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS))
     except TypeError:  # not plain JSON: not remembered
         return _spec_errors(spec, versions)
     errors = _spec_memo.get(key)

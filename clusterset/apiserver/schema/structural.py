@@ -53,6 +53,7 @@ from clusterset.apiserver.meta.validation import (
     validate_annotations,
     validate_labels,
 )
+from clusterset.apiserver.storage.encoding import kept
 
 Node = dict[str, Any]
 
@@ -119,7 +120,7 @@ class Schema:
         drop_non_nullable_nulls(obj, self.root)
         fill_defaults(obj, self.root)
         if key is not None:
-            defaulted = None if _body_digest(obj) == key else orjson.dumps(_body(obj))
+            defaulted = None if _body_digest(obj) == key else kept(orjson.dumps(_body(obj)))
             if defaulted is None or len(defaulted) <= _REMEMBERED_BODY_BYTES:
                 _remember(self._defaulted, key, defaulted)
 

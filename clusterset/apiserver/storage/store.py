@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from clusterset.apiserver.storage.encoding import go_json, in_go_order, sorted_object
+from clusterset.apiserver.storage.encoding import go_json, in_go_order, kept, sorted_object
 from clusterset.apiserver.storage.sqlite import Database
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class Entry:
     @property
     def raw(self) -> bytes:
         if self._raw is None:
-            self._raw = go_json(self.obj)
+            self._raw = kept(go_json(self.obj))
         return self._raw
 
     def copy(self) -> Obj:

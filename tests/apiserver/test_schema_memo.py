@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from clusterset.apiserver.registry.resources import ResourceType
+from clusterset.apiserver.registry.schemas import compiled_schema
 from clusterset.apiserver.schema.structural import Schema
 
 SCHEMA: dict[str, Any] = {
@@ -95,3 +97,23 @@ def test_a_metadata_schema_with_more_than_names_is_walked_every_time() -> None:
     assert second["metadata"]["labels"] == {"tier": "web"}
     assert schema.validate(widget("c", {"replicas": 1}, labels={"tier": "x"})) == []
     assert [e.field for e in schema.validate(widget("d", {"replicas": 1}, labels={}))] == ["metadata.labels.tier"]
+
+
+def test_clusters_serving_one_schema_share_its_compiled_form_and_a_changed_schema_gets_its_own() -> None:
+    """Every member of a fleet serves the same CRDs: their schema (and what it remembers) is compiled once."""
+
+    def served(schema: dict[str, Any]) -> ResourceType:
+        return ResourceType(group="example.com", version="v1", plural="widgets", singular="widget", kind="Widget",
+                            namespaced=True, schema=schema, is_crd=True)
+
+    one, other = served(copy.deepcopy(SCHEMA)), served(copy.deepcopy(SCHEMA))
+    assert compiled_schema(one) is compiled_schema(other) is not None
+    capped = copy.deepcopy(SCHEMA)
+    capped["properties"]["spec"]["properties"]["replicas"]["maximum"] = 3
+    changed = served(capped)
+    assert compiled_schema(changed) is not compiled_schema(one)
+    shared, own = compiled_schema(one), compiled_schema(changed)
+    assert shared is not None and own is not None
+    five = widget("w", {"replicas": 5})
+    assert shared.validate(copy.deepcopy(five)) == []
+    assert [e.field for e in own.validate(five)] == ["spec.replicas"]

@@ -257,8 +257,9 @@ class Rest:
         large object it runs off the event loop, so that a wide ConfigMap does not stall every cluster."""
         rt = ctx.rt
         if live is None and subresource is None and not large and "managedFields" not in new["metadata"]:
-            # a CRD's field types are its schema's: a new ResourceType (a new token) whenever the CRD changes
-            types_key = rt.extra.setdefault("field types", object()) if rt.is_crd else (rt.group, rt.kind)
+            # a CRD's field types are its schema's, compiled once per distinct schema (every member's CRD alike)
+            types_key = (compiled_schema(rt) or rt.extra.setdefault("field types", object())) if rt.is_crd \
+                else (rt.group, rt.kind)
             return created_managed_fields(new, manager=ctx.manager, api_version=rt.group_version, now=now_rfc3339(),
                                           types=field_types(ctx.served), types_key=types_key)
         compute = functools.partial(

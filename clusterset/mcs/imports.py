@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 IMPORTED_SLICES = {MANAGED_BY_LABEL: MCS_CONTROLLER}  # the member's EndpointSlices this controller owns
+DATA_PLANE_FIRST = 0.001  # seconds: a pass that wrote the data plane looks again behind the keys queued already
 IMPORT_FIELDS = ("sessionAffinity", "sessionAffinityConfig", "internalTrafficPolicy", "trafficDistribution")
 
 
@@ -182,13 +183,17 @@ class ImportReconciler:
         elif have_derived is not None:
             await delete(member.client, SERVICES, services, have_derived)
         service_import = await ensure(member.client, SERVICE_IMPORTS, imports, desired_import(merged, derived))
-        # a derived Service made before its import gets its ownerReference on the next reconcile (this one's own
-        # writes queue it), off the path that makes the import usable
-        await update_status(member.client, SERVICE_IMPORTS, imports, service_import,
-                            import_status(merged, service_import, problem))
         want = desired_slices(merged, service_import, hub.cache(CLUSTERSET_ENDPOINTS, view.clusterset).list(
             view.clusterset, service_labels(namespace, name)))
-        await converge(member.client, ENDPOINT_SLICES, slices, have_slices, want, defaulted=("endpoints", "ports"))
+        wrote = await converge(member.client, ENDPOINT_SLICES, slices, have_slices, want,
+                               defaulted=("endpoints", "ports"))
+        if wrote or service_import is not have_import or (derived is not None and derived is not have_derived):
+            # What makes the import usable (its IPs, its slices) first, in every member: the status, and the
+            # ownerReference of a derived Service made before its import, wait for a pass that writes nothing
+            # else, queued behind the other members' keys.
+            return Result(requeue_after=DATA_PLANE_FIRST)
+        await update_status(member.client, SERVICE_IMPORTS, imports, service_import,
+                            import_status(merged, service_import, problem))
         return None
 
     async def _derived(self, member: Cluster, merged: Obj, have_import: Obj | None,

@@ -68,13 +68,17 @@ async def update_status(client: ClusterClient, resource: Resource, cache: Cache,
 
 
 async def converge(client: ClusterClient, resource: Resource, cache: Cache, have: Iterable[Obj],
-                   want: Iterable[Obj], *, defaulted: Iterable[str] = ()) -> None:
+                   want: Iterable[Obj], *, defaulted: Iterable[str] = ()) -> bool:
     """Makes a set of objects (by name, `have` read from `cache`) `want`: creates and updates what differs,
-    deletes the others."""
+    deletes the others. Whether it wrote anything."""
     wanted = {o["metadata"]["name"]: o for o in want}
     loose = tuple(defaulted)
+    wrote = False
     for obj in wanted.values():
-        await ensure(client, resource, cache, obj, defaulted=loose)
+        have_it = cache.get(key_of(obj))
+        wrote |= await ensure(client, resource, cache, obj, defaulted=loose) is not have_it
     for obj in have:
         if obj["metadata"]["name"] not in wanted:
             await delete(client, resource, cache, obj)
+            wrote = True
+    return wrote

@@ -13,7 +13,7 @@ import pytest
 
 from clusterset.testing import FleetThread
 from tests.helpers import apps, core, wait_until
-from tests.mcs.fleet import MEMBERS, Mcs, endpoints_by_cluster, fleet_options, holds_throughout, running_fleet
+from tests.mcs.fleet import MEMBERS, Mcs, endpoints_by_cluster, fleet_options, holds_throughout, ips, running_fleet
 
 Obj = dict[str, Any]
 LEASE = 3  # endpoint_lease of the fleets here
@@ -49,6 +49,31 @@ def two_exporters(mcs: Mcs, ns: str, name: str, replicas: int = 2) -> dict[str, 
 def clusters(mcs: Mcs, member: str, ns: str, name: str) -> set[str] | None:
     imp = mcs.service_import(member, ns, name)
     return None if imp is None else {c["cluster"] for c in (imp.get("status") or {}).get("clusters") or []}
+
+
+def test_an_import_says_ready_only_once_its_slices_and_ips_are_in_place(mcs: Mcs) -> None:
+    """The data plane first, in every member: the ServiceImport's status (Ready, its clusters) is written by a pass
+    that had nothing else to write, after the import's IPs and slices."""
+    ns, name = "data-plane-first", "web"
+    mcs.namespace(ns)
+    mcs.deployment("member-1", ns, name)
+    mcs.service("member-1", ns, name, [{"name": "http", "port": 80, "targetPort": 8080}])
+    wait_until(lambda: len(mcs.ready_pod_ips("member-1", ns, name)) == 2, 30, message="pods ready")
+    pods = mcs.ready_pod_ips("member-1", ns, name)
+    wait_until(lambda: ips(mcs.local_slices("member-1", ns, name)) == pods, 30, message="the local slice")
+    mcs.export("member-1", ns, name)
+    for member in MEMBERS:
+        wait_until(lambda m=member: ((mcs.service_import(m, ns, name) or {}).get("status") or {}).get("conditions")
+                   and (mcs.derived(m, ns, name) or {}).get("metadata", {}).get("ownerReferences"), 20,
+                   message=f"the import's status and the derived Service's owner in {member}")
+        imported = mcs.service_import(member, ns, name)
+        assert imported is not None and imported["spec"]["ips"], imported
+        ready = {c["type"]: c["status"] for c in imported["status"]["conditions"]}
+        assert ready == {"Ready": "True"}, imported["status"]
+        slices = mcs.imported_slices(member, ns, name)
+        assert ips(slices) == pods, slices
+        status_written = int(imported["metadata"]["resourceVersion"])
+        assert all(int(s["metadata"]["resourceVersion"]) < status_written for s in slices), (member, slices)
 
 
 def test_unexporting_removes_one_cluster_then_the_whole_import(mcs: Mcs) -> None:

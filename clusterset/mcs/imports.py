@@ -187,10 +187,10 @@ class ImportReconciler:
             view.clusterset, service_labels(namespace, name)))
         wrote = await converge(member.client, ENDPOINT_SLICES, slices, have_slices, want,
                                defaulted=("endpoints", "ports"))
-        if wrote or service_import is not have_import or (derived is not None and derived is not have_derived):
-            # What makes the import usable (its IPs, its slices) first, in every member: the status, and the
-            # ownerReference of a derived Service made before its import, wait for a pass that writes nothing
-            # else, queued behind the other members' keys.
+        if wrote or service_import is not have_import:
+            # What makes the import usable (its IPs, its slices) first, in every member: the status waits for a
+            # pass that writes neither, queued behind the other members' keys (a derived Service's IPs are the
+            # import's, so a new one rewrote the import)
             return Result(requeue_after=DATA_PLANE_FIRST)
         await update_status(member.client, SERVICE_IMPORTS, imports, service_import,
                             import_status(merged, service_import, problem))

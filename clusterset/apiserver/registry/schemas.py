@@ -18,7 +18,8 @@ _BY_DIGEST: weakref.WeakValueDictionary[bytes, Schema] = weakref.WeakValueDictio
 
 
 def compiled_schema(rt: ResourceType) -> Schema | None:
-    """Compiled once per served resource (None: the kind has no schema, nothing is pruned)."""
+    """Compiled once per distinct schema and looked up once per served resource (None: the kind has no schema,
+    nothing is pruned)."""
     if "compiled_schema" not in rt.extra:
         raw = rt.schema if rt.is_crd else builtin_schema(rt.group, rt.version, rt.kind)
         rt.extra["compiled_schema"] = _shared(raw) if raw else None

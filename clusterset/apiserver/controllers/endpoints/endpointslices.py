@@ -211,12 +211,15 @@ class EndpointSliceController(ServiceIndexed):
         namespace, name = key
         api = api.as_manager(FIELD_MANAGER)
         index = self.index(api.cluster)
+        service = api.get("/services", namespace, name)
+        if service is not None and not controls(service):
+            index.memos.pop(key, None)
+            return None  # ExternalName or no selector: the user's slices, never touched (as upstream)
         slices = [
             s for s in api.objects(SLICES, namespace)
             if objects.labels(s).get(SERVICE_NAME_LABEL) == name
             and objects.labels(s).get(MANAGED_BY_LABEL) == CONTROLLER_NAME
         ]
-        service = api.get("/services", namespace, name)
         if service is None:
             self._tracker(api.cluster).forget(namespace, name)
             index.memos.pop(key, None)
@@ -225,9 +228,6 @@ class EndpointSliceController(ServiceIndexed):
             if orphans:
                 await apply_writes(api, SLICES, index, [], [], orphans)
             return None
-        if not controls(service):
-            index.memos.pop(key, None)
-            return None  # ExternalName or no selector: the user's slices, never touched (as upstream)
         pods = select_pods(service, api.objects("/pods", namespace))
         node_names = {str((p.get("spec") or {}).get("nodeName") or "") for p in pods}
         nodes = {n: node for n in node_names if n and (node := api.get("/nodes", "", n)) is not None}

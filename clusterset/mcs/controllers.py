@@ -26,7 +26,7 @@ from clusterset.api.resources import ENDPOINT_SLICES, NAMESPACES, SERVICES
 from clusterset.mcs.exports import ExportReconciler
 from clusterset.mcs.imports import IMPORTED_SLICES, ImportReconciler, namespace_services
 from clusterset.mcs.leases import LEASE_KEY, LeaseRenewer
-from clusterset.mcs.records import is_source_slice
+from clusterset.mcs.records import SOURCE_SLICES, is_source_slice
 from clusterset.runtime import Controller, Request, Result, Watch
 from clusterset.runtime.hubview import NO_VIEW_RETRY, HubViews, member_of, ready_view
 
@@ -75,7 +75,7 @@ def member_controllers(views: HubViews, members: Callable[[str], bool], clusters
         [
             Watch(SERVICE_EXPORTS, map_to=_own),
             Watch(SERVICES, map_to=_own),
-            Watch(ENDPOINT_SLICES, label_selector=KUBE_SERVICE_NAME_LABEL, map_to=_source_slice),
+            Watch(ENDPOINT_SLICES, label_selector=SOURCE_SLICES, map_to=_source_slice),
             Watch(EXPORTED_SERVICES, namespace=own_namespace, map_to=_to_member, clusters=is_view),
             Watch(EXPORTED_ENDPOINTS, namespace=own_namespace, map_to=_to_member, clusters=is_view),
             Watch(CLUSTERSET_SERVICES, namespace=clusterset, map_to=_to_member, clusters=is_view),

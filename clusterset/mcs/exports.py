@@ -31,6 +31,7 @@ from clusterset.api.times import now_rfc3339
 from clusterset.client import ClusterClient
 from clusterset.client.errors import NotFound
 from clusterset.mcs.records import (
+    SOURCE_SLICES,
     exported_endpoints,
     exported_service,
     is_source_slice,
@@ -152,7 +153,7 @@ class ExportReconciler:
         want["metadata"]["namespace"] = view.namespace
         hub = view.cluster
         record = await ensure(hub.client, EXPORTED_SERVICES, hub.cache(EXPORTED_SERVICES, view.namespace), want)
-        slices = member.cache(ENDPOINT_SLICES, label_selector=KUBE_SERVICE_NAME_LABEL).list(
+        slices = member.cache(ENDPOINT_SLICES, label_selector=SOURCE_SLICES).list(
             namespace, {KUBE_SERVICE_NAME_LABEL: name})
         wanted = []
         for slice_ in slices:

@@ -85,6 +85,11 @@ def service_labels(namespace: str, name: str) -> dict[str, str]:
     return {SERVICE_NAMESPACE_LABEL: namespace, SERVICE_NAME_LABEL: name}
 
 
+# the EndpointSlices of local Services, as a label selector: a member's imported slices (ClusterSetIP ones carry
+# `kubernetes.io/service-name` too, the derived Service's) stay out of the export side's cache and queue
+SOURCE_SLICES = f"{KUBE_SERVICE_NAME_LABEL},{MANAGED_BY_LABEL}!={MCS_CONTROLLER}"
+
+
 def is_source_slice(slice_: Obj) -> bool:
     """An EndpointSlice of a local Service (not one of ours, imported)."""
     labels = objects.labels(slice_)

@@ -195,6 +195,16 @@ def _pod(name: str, containers: list[str], image: str) -> dict[str, Any]:
                  _pod("p4", ["other"], "nginx:1")]),
     ("", "Service", [{"metadata": {"name": "s"}, "spec": {"ports": [{"port": p, "protocol": "TCP"}]}}
                      for p in (80, 80, 443)]),
+    # one owner: remembered with a placeholder uid, each object's own put back (a uid that needs quoting, two
+    # owners, or a finalizer that is the placeholder itself are computed in full)
+    ("discovery.k8s.io", "EndpointSlice", [
+        {"metadata": {"name": f"s-{uid}", "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": "web",
+                                                                  "uid": uid}], **extra},
+         "addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.1"]}]}
+        for uid, extra in (("0d3c-11", {}), ("9f2e-22", {}), ('q"uote', {}), ("0wner-uid-placeh0lder", {}),
+                           ("1a-33", {"finalizers": ["0wner-uid-placeh0lder"]}))]
+     + [{"metadata": {"name": "two", "ownerReferences": [
+         {"apiVersion": "v1", "kind": "Service", "name": n, "uid": n} for n in ("a", "b")]}, "addressType": "IPv4"}]),
 ])
 def test_created_fields_remembered_by_shape_equal_the_full_computation(
         group: str, kind: str, objects: list[dict[str, Any]]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -277,20 +278,49 @@ def created_managed_fields(new: dict[str, Any], *, manager: str, api_version: st
     Update owns depends on its maps' keys and on its lists, never on scalar values, so objects of one shape (every
     Event, the ConfigMaps of a chart) own the same fields; computing them took most of a small create's time.
     `types_key` names `types` and must change when they do (a built-in kind's name; a token of one CRD version's
-    schema)."""
-    key = (types_key, api_version, _shape(new, types))
+    schema).
+
+    An object with one owner (a controller's Pods and ReplicaSets, an import's slices in every member) owns a key
+    made of its owner's uid (`k:{"uid":...}`): its shape is taken with a placeholder uid, and the owner's put back
+    into the fields remembered for it."""
+    shaped, uid = _owner_uid_out(new)
+    key = (types_key, api_version, _shape(shaped, types))
     fields = _CREATED_FIELDS.get(key)
     if fields is None:
-        entries = update_managed_fields(None, new, manager=manager, api_version=api_version, now=now,
+        entries = update_managed_fields(None, shaped, manager=manager, api_version=api_version, now=now,
                                         subresource=None, types=types, operation_is_create=True)
         fields = kept(orjson.dumps(entries[0]["fieldsV1"])) if entries else b""
+        if uid is not None and fields.count(_OWNER_UID_PLACEHOLDER) != 1:  # the placeholder is in the object too
+            return update_managed_fields(None, new, manager=manager, api_version=api_version, now=now,
+                                         subresource=None, types=types, operation_is_create=True)
         if len(_CREATED_FIELDS) >= _CREATED_FIELDS_MAX:
             _CREATED_FIELDS.clear()
         _CREATED_FIELDS[key] = fields
     if not fields:
         return []
+    if uid is not None:
+        fields = fields.replace(_OWNER_UID_PLACEHOLDER, uid.encode())
     return [{"manager": manager, "operation": UPDATE, "apiVersion": api_version, "time": now,
              "fieldsType": "FieldsV1", "fieldsV1": orjson.loads(fields)}]
+
+
+_OWNER_UID_PLACEHOLDER = b"0wner-uid-placeh0lder"
+_PLAIN_UID = re.compile(r"[0-9A-Za-z-]{1,128}")  # written into JSON as it is, twice quoted in a FieldsV1 key
+
+
+def _owner_uid_out(new: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """`new` with its one owner's uid replaced by the placeholder, and that uid (None: `new` itself, unchanged)."""
+    meta = new.get("metadata")
+    if not isinstance(meta, dict):
+        return new, None
+    refs = meta.get("ownerReferences")
+    if not isinstance(refs, list) or len(refs) != 1 or not isinstance(refs[0], dict):
+        return new, None
+    uid = refs[0].get("uid")
+    if not isinstance(uid, str) or not _PLAIN_UID.fullmatch(uid):
+        return new, None
+    ref = {**refs[0], "uid": _OWNER_UID_PLACEHOLDER.decode()}
+    return {**new, "metadata": {**meta, "ownerReferences": [ref]}}, uid
 
 
 def _shape(value: Any, types: FieldTypes, tpath: tuple[str, ...] = ()) -> Any:

@@ -117,3 +117,50 @@ def test_clusters_serving_one_schema_share_its_compiled_form_and_a_changed_schem
     five = widget("w", {"replicas": 5})
     assert shared.validate(copy.deepcopy(five)) == []
     assert [e.field for e in own.validate(five)] == ["spec.replicas"]
+
+
+WITH_STATUS: dict[str, Any] = {
+    "type": "object",
+    "required": ["spec"],
+    "properties": {
+        **SCHEMA["properties"],
+        "status": {"type": "object", "properties": {
+            "ready": {"type": "integer", "minimum": 0},
+            "conditions": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
+                           "items": {"type": "object", "properties": {"type": {"type": "string"}}}},
+        }},
+    },
+}
+
+
+def test_a_root_checking_nothing_of_its_own_is_valid_field_by_field_as_the_whole_walk_says() -> None:
+    """A root with only `type`, `properties` and `required` is valid when its fields are: a status write walks the
+    status, the spec it carries unchanged is remembered valid. Whatever the memory holds, the outcome (errors, their
+    order) is a fresh walk's."""
+    capped = copy.deepcopy(WITH_STATUS)
+    capped["minProperties"] = 4  # the root checks something itself: walked whole every time
+    for schema_doc in (WITH_STATUS, capped):
+        schema = Schema(copy.deepcopy(schema_doc))
+        spec = {"replicas": 2, "ports": [1, 2]}
+        bodies: list[dict[str, Any]] = [
+            {"spec": spec},
+            {"spec": spec, "status": {"ready": 1}},
+            {"spec": spec, "status": {"ready": 2, "conditions": [{"type": "A"}]}},
+            {"spec": spec, "status": {"ready": -1}},  # the status invalid, the spec remembered valid
+            {"spec": spec, "status": {"conditions": [{"type": "A"}, {"type": "A"}]}},  # duplicate map key
+            {"spec": {"replicas": -1}, "status": {"ready": -2}},  # two fields invalid: errors in the walk's order
+            {"status": {"ready": 1}},  # the required spec missing
+            {"spec": spec, "status": None},
+            {"spec": spec, "undeclared": {"x": 1}},
+        ]
+        for round_ in range(2):
+            for i, body in enumerate(bodies):
+                obj = widget(f"w{i}", copy.deepcopy(body["spec"]) if "spec" in body else {})
+                if "spec" not in body:
+                    del obj["spec"]
+                obj.update({k: copy.deepcopy(v) for k, v in body.items() if k != "spec"})
+                got = [e.render() for e in schema.validate(copy.deepcopy(obj))]
+                want = [e.render() for e in Schema(copy.deepcopy(schema_doc)).validate(obj)]
+                assert got == want, (round_, i, got, want)
+                assert bool(want) == (i >= 3 and i != 8), (i, want)
+        assert bool(schema._valid_parts) == (schema_doc is WITH_STATUS)  # the field-by-field path was taken

@@ -91,6 +91,13 @@ class Schema:
         self._pruned_clean: dict[bytes, None] = {}
         self._defaulted: dict[bytes, bytes | None] = {}  # body digest → the defaulted body (None: unchanged)
         self._valid: dict[bytes, None] = {}
+        # a root that checks nothing of its own but its fields' presence is valid when each of its fields is: a
+        # status write then walks only what changed (a Work's manifests, an import's spec are remembered valid)
+        self._parts = _plain_root_properties(schema)
+        required = schema.get("required")
+        self._parts_required: list[str] = [r for r in required if isinstance(r, str)] if isinstance(required, list) \
+            else []
+        self._valid_parts: dict[bytes, None] = {}
 
     def prune(self, obj: dict[str, Any], *, remember: bool = True) -> list[str]:
         """Removes undeclared fields in place; returns their paths (`spec.foo`, `spec.items[0].bar`). `remember`
@@ -128,12 +135,54 @@ class Schema:
         key = _body_digest(obj, _meta_name(obj)) if self._validation_meta_blind else None
         if key is not None and key in self._valid:
             return []
+        if self._parts is not None and isinstance(obj, dict) and all(r in obj for r in self._parts_required) \
+                and all(self._part_valid(name, value) for name, value in obj.items()):
+            if key is not None:
+                _remember(self._valid, key, None)
+            return []
         errors = OpenAPIValidator().validate(obj, self.root, "")
         errors += embedded_resource_errors(obj, self.root, "")
         errors += list_type_errors(obj, self.root, "")
         if key is not None and not errors:
             _remember(self._valid, key, None)
         return errors
+
+
+    def _part_valid(self, name: str, value: Any) -> bool:
+        """Whether a root field validates (remembered by its digest, metadata aside: it differs per object)."""
+        assert self._parts is not None
+        node = self._parts.get(name)
+        if not isinstance(node, dict):
+            return True  # undeclared: the root allows it (no additionalProperties), nothing to walk
+        key = _part_digest(name, value) if name != "metadata" else None
+        if key is not None and key in self._valid_parts:
+            return True
+        valid = not (OpenAPIValidator().validate(value, node, name) or embedded_resource_errors(value, node, name)
+                     or list_type_errors(value, node, name))
+        if valid and key is not None:
+            _remember(self._valid_parts, key, None)
+        return valid
+
+
+_ROOT_CHECKS_NOTHING_ELSE = frozenset({"type", "properties", "required", "description", "title"})
+
+
+def _plain_root_properties(root: Node) -> dict[str, Any] | None:
+    """The root's properties when the root itself checks nothing but that it is an object and which fields it
+    requires (every CRD of ours, most others), else None: then its validity is its fields' and their presence."""
+    if not set(root) <= _ROOT_CHECKS_NOTHING_ELSE or root.get("type", "object") != "object":
+        return None
+    props = root.get("properties")
+    return props if isinstance(props, dict) else None
+
+
+def _part_digest(name: str, value: Any) -> bytes | None:
+    try:
+        raw = orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):  # e.g. integers beyond 64 bits: not remembered
+        return None
+    label = name.encode()
+    return hashlib.blake2b(len(label).to_bytes(4, "big") + label + raw, digest_size=16).digest()
 
 
 _REMEMBERED = 1024  # bodies per step and schema

@@ -195,6 +195,15 @@ def _pod(name: str, containers: list[str], image: str) -> dict[str, Any]:
                  _pod("p4", ["other"], "nginx:1")]),
     ("", "Service", [{"metadata": {"name": "s"}, "spec": {"ports": [{"port": p, "protocol": "TCP"}]}}
                      for p in (80, 80, 443)]),
+    # keyed lists: items named by their keys, shaped by the rest (times, images own nothing of their own); an item
+    # without its key, duplicate keys, and a different key each compute their own fields
+    ("", "Node", [
+        {"metadata": {"name": n}, "status": {"conditions": [
+            {"type": t, "status": "True", "lastHeartbeatTime": f"2026-01-01T00:00:0{i}Z"} for t in types],
+            "addresses": [{"type": "InternalIP", "address": f"10.0.0.{i}"}]}}
+        for i, (n, types) in enumerate((("a", ("Ready",)), ("b", ("Ready",)), ("c", ("Ready", "DiskPressure")),
+                                        ("d", ("DiskPressure", "Ready")), ("e", ("Ready", "Ready")), ("f", ("X",))))]
+     + [{"metadata": {"name": "g"}, "status": {"conditions": [{"status": "True"}, {"type": "Ready", "x": None}]}}]),
     # one owner: remembered with a placeholder uid, each object's own put back (a uid that needs quoting, two
     # owners, or a finalizer that is the placeholder itself are computed in full)
     ("discovery.k8s.io", "EndpointSlice", [

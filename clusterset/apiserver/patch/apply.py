@@ -331,13 +331,21 @@ def _shape(value: Any, types: FieldTypes, tpath: tuple[str, ...] = ()) -> Any:
         return tuple((key, _shape(child, types, (*tpath, key)) if isinstance(child, dict | list) else
                       None if child is None else 0) for key, child in value.items())
     if isinstance(value, list):
-        if node_kind(value, lookup(types, tpath)) == "atomic":
+        ft = lookup(types, tpath)
+        kind = node_kind(value, ft)
+        if kind == "atomic":
             return _ATOMIC_LIST
+        if kind == "assoc" and ft is not None:
+            # a keyed list's items are named by their keys alone: the rest of an item counts by its shape (the
+            # conditions of a Node, a Pod's containers: their times and images own no field of their own)
+            return (_ASSOC_LIST, tuple((item_element(item, ft, i, (), strict=False), _shape(item, types, tpath))
+                                       for i, item in enumerate(value)))
         return kept(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
     return None if value is None else 0
 
 
 _ATOMIC_LIST = "atomic list"
+_ASSOC_LIST = "keyed list"
 
 
 # --------------------------------------------------------------------------- Apply

@@ -33,12 +33,12 @@ from clusterset.api.inventory import (
     SYSTEM_NAMESPACE,
 )
 from clusterset.api.resources import SECRETS
-from clusterset.api.times import parse_time, rfc3339
+from clusterset.api.times import rfc3339
 from clusterset.client import ClusterClient
 from clusterset.client.config import RetryPolicy
 from clusterset.client.errors import ApiError, ConnectionFailed, CredentialError, NotFound, Unauthorized
 from clusterset.inventory.endpoint import endpoint_of
-from clusterset.inventory.profile_status import without_observation_times
+from clusterset.inventory.profile_status import report_age, without_observation_times
 from clusterset.inventory.registration import hub_kubeconfig_of, request_token, store_hub_kubeconfig
 from clusterset.inventory.report import Observation, desired_report
 from clusterset.runtime import Cache
@@ -132,11 +132,8 @@ class MemberAgent:
         """The loop time this agent wrote `report` at before it restarted, when that is less than a heartbeat ago
         (else 0): a restarted fleet keeps its agents' rhythm instead of rewriting every report, and then every
         profile, at once; a report that changed is still written at once."""
-        observed = parse_time(((report or {}).get("status") or {}).get("observedTime"))
-        if observed is None:
-            return 0.0
-        age = (datetime.now(UTC) - observed).total_seconds()
-        return now - age if 0 <= age < self.heartbeat * 0.9 else 0.0
+        age = report_age(report, datetime.now(UTC))
+        return now - age if age is not None and 0 <= age < self.heartbeat * 0.9 else 0.0
 
     async def _previous_report(self) -> dict[str, Any] | None:
         """The report this agent wrote before it (re)started: what it knew survives a restart."""

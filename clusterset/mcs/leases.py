@@ -56,9 +56,9 @@ class LeaseRenewer:
         view = self.views(req.cluster.name)
         if view is None:
             return Result(requeue_after=NO_VIEW_RETRY)
+        leases = view.cluster.cache(LEASES, view.namespace)
+        await leases.wait_synced(SYNC_TIMEOUT)
         if req.cluster.name not in self._renewed:  # the first pass since this agent started
-            leases = view.cluster.cache(LEASES, view.namespace)
-            await leases.wait_synced(SYNC_TIMEOUT)
             due = self._resumed(req.cluster.name, leases.get((view.namespace, ENDPOINT_LEASE)))
             if due is not None:
                 self._renewed.add(req.cluster.name)
@@ -68,8 +68,6 @@ class LeaseRenewer:
         except (ApiError, ConnectionFailed, OSError, TimeoutError) as exc:
             log.info("endpoint lease not renewed, the member does not answer cluster=%s: %s", req.cluster.name, exc)
             return Result(requeue_after=self.renew)
-        leases = view.cluster.cache(LEASES, view.namespace)
-        await leases.wait_synced(SYNC_TIMEOUT)
         have = leases.get((view.namespace, ENDPOINT_LEASE))
         now = rfc3339_micro()
         spec = {"holderIdentity": req.cluster.name, "leaseDurationSeconds": self.duration, "renewTime": now,

@@ -147,7 +147,6 @@ class Schema:
             _remember(self._valid, key, None)
         return errors
 
-
     def _part_valid(self, name: str, value: Any) -> bool:
         """Whether a root field validates (remembered by its digest, metadata aside: it differs per object)."""
         assert self._parts is not None
@@ -177,12 +176,8 @@ def _plain_root_properties(root: Node) -> dict[str, Any] | None:
 
 
 def _part_digest(name: str, value: Any) -> bytes | None:
-    try:
-        raw = orjson.dumps(value)
-    except (TypeError, orjson.JSONEncodeError):  # e.g. integers beyond 64 bits: not remembered
-        return None
     label = name.encode()
-    return hashlib.blake2b(len(label).to_bytes(4, "big") + label + raw, digest_size=16).digest()
+    return _digest(value, label + len(label).to_bytes(4, "big"))  # the name's length last: the suffix reads back
 
 
 _REMEMBERED = 1024  # bodies per step and schema
@@ -201,11 +196,15 @@ def _body(obj: dict[str, Any]) -> dict[str, Any]:
 
 def _body_digest(obj: dict[str, Any], extra: bytes = b"") -> bytes | None:
     """A digest of everything but `metadata` (key order included: a differently ordered body is only a miss)."""
+    return _digest(_body(obj), extra)
+
+
+def _digest(value: Any, suffix: bytes) -> bytes | None:
     try:
-        raw = orjson.dumps(_body(obj))
+        raw = orjson.dumps(value)
     except (TypeError, orjson.JSONEncodeError):  # e.g. integers beyond 64 bits: not remembered
         return None
-    return hashlib.blake2b(raw + extra, digest_size=16).digest()
+    return hashlib.blake2b(raw + suffix, digest_size=16).digest()
 
 
 def _meta_name(obj: dict[str, Any]) -> bytes:

@@ -26,6 +26,7 @@ from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.registry.context import Ctx
 from clusterset.apiserver.registry.registry import Served
 from clusterset.apiserver.registry.rest import Rest
+from clusterset.apiserver.storage.encoding import kept
 from clusterset.apiserver.storage.store import ANY_RESOURCE, Entry, Event, Obj
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ class ClusterCRDs:
             established = {**created, "status": established_status(created)}
             status_ctx = dataclasses.replace(ctx, manager=MANAGER, manager_explicit=True, dry_run=True)
             written = await rest.write(status_ctx, Entry(created), established, "status")
-            prepared.append((orjson.dumps(written), crd_served(written)))
+            prepared.append((kept(orjson.dumps(written)), crd_served(written)))
         self._prepared = prepared
 
     def install(self, cluster: Cluster, now: str) -> None:

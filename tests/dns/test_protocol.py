@@ -127,12 +127,26 @@ async def test_other_zones_go_to_the_upstream(client: ClusterClient, upstream: U
         await server.stop()
 
 
+def silent_upstream() -> tuple[socket.socket, socket.socket]:
+    """A UDP socket that never answers and a TCP listener that never accepts, on one port: a port free for UDP
+    may be taken for TCP (another worker's server), so ports are tried until both binds succeed."""
+    for _ in range(50):
+        silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        silent.bind(("127.0.0.1", 0))
+        listener = socket.socket()
+        try:
+            listener.bind(("127.0.0.1", silent.getsockname()[1]))
+        except OSError:
+            silent.close()
+            listener.close()
+            continue
+        listener.listen()
+        return silent, listener
+    raise RuntimeError("no port free for both UDP and TCP")
+
+
 async def test_an_upstream_that_does_not_answer_is_servfail_within_the_deadline(client: ClusterClient) -> None:
-    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    silent.bind(("127.0.0.1", 0))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", silent.getsockname()[1]))
-    listener.listen()
+    silent, listener = silent_upstream()
     server = DnsServer(client, upstream=("127.0.0.1", silent.getsockname()[1]), upstream_timeout=0.3)
     await server.start("127.0.0.1", 0)
     try:

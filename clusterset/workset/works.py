@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from clusterset.api import objects
-from clusterset.api.placement import APPLIED, AVAILABLE, DEGRADED, PLACEMENT_KEY_LABEL
+from clusterset.api.inventory import CLUSTER_MANAGER_LABEL, MANAGER_NAME
+from clusterset.api.placement import APPLIED, AVAILABLE, DEGRADED, PLACEMENT_KEY_LABEL, WORK_CLEANUP_FINALIZER
 from clusterset.workset.overrides import ClusterFacts, cluster_manifests
 
 Obj = dict[str, Any]
@@ -41,17 +42,25 @@ def template_hash(spec: Obj) -> str:
 
 
 def desired_work(workset: Obj, cluster: ClusterFacts, member_namespace: str) -> Obj:
-    """The Work `cluster` should have (raises OverrideError when its copy of the manifests cannot be made)."""
+    """The Work `cluster` should have (raises OverrideError when its copy of the manifests cannot be made).
+
+    A cluster this fleet manages (its profile's `x-k8s.io/cluster-manager` is ours) runs our agent, so its Work is
+    made with that agent's cleanup finalizer already in place, which the agent would otherwise add in a write of its
+    own before applying anything: one write fewer per member. What the finalizer means is unchanged (a Work of a
+    member that leaves loses it, `registration.end_works`). Another manager's cluster may run another Work agent,
+    which would never remove our finalizer, so its Work is made without."""
     meta, spec = objects.meta(workset), objects.spec(workset)
     work_spec: Obj = {"workload": {"manifests": cluster_manifests(list(spec.get("manifests") or []),
                                                                   list(spec.get("overrides") or []), cluster)}}
     for copied in ("manifestConfigs", "deleteOption"):
         if spec.get(copied) is not None:
             work_spec[copied] = spec[copied]
-    return {"metadata": {"name": work_name(str(meta.get("namespace")), str(meta.get("name"))),
-                         "namespace": member_namespace, "labels": work_labels(workset),
-                         "annotations": {TEMPLATE_HASH_ANNOTATION: template_hash(work_spec)}},
-            "spec": work_spec}
+    work_meta: Obj = {"name": work_name(str(meta.get("namespace")), str(meta.get("name"))),
+                      "namespace": member_namespace, "labels": work_labels(workset),
+                      "annotations": {TEMPLATE_HASH_ANNOTATION: template_hash(work_spec)}}
+    if cluster.labels.get(CLUSTER_MANAGER_LABEL) == MANAGER_NAME:
+        work_meta["finalizers"] = [WORK_CLEANUP_FINALIZER]
+    return {"metadata": work_meta, "spec": work_spec}
 
 
 def version_of(work: Obj | None) -> str | None:

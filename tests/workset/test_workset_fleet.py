@@ -25,6 +25,7 @@ from clusterset.runtime.cache import ObjectKey
 from clusterset.testing import FleetThread
 from clusterset.workset.controller import workset_controller
 from clusterset.workset.works import FINALIZER, TEMPLATE_HASH_ANNOTATION, WORKSET_LABEL, WORKSET_NAMESPACE_LABEL
+from clusterset.workset.writes import FIELD_MANAGER as WORKSET_FIELD_MANAGER
 from tests.conftest import KUBECTLS, Kubectl
 from tests.helpers import table, wait_until
 from tests.mcs.fleet import MEMBERS, fleet_options, holds_throughout
@@ -50,6 +51,11 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
 
 def works_where(hub: Hub, ns: str, name: str, predicate: Any, message: str, timeout: float = 15) -> dict[str, Obj]:
     return wait_until(lambda: (w := hub.works(ns, name)) and predicate(w) and w, timeout, message=message)
+
+
+def finalizer_owners(work: Obj) -> set[str]:
+    return {m["manager"] for m in work["metadata"]["managedFields"]
+            if "f:finalizers" in (m.get("fieldsV1") or {}).get("f:metadata", {})}
 
 
 def manifest(work: Obj, index: int = 0) -> Obj:
@@ -120,6 +126,8 @@ def test_the_summary_follows_what_the_works_report(hub: Hub) -> None:
     hub.decide(ns, ["edge-1", "edge-2"])
     hub.workset(ns, "web", [deployment(image="nginx:${cluster.properties['region.example.com']}")])
     works = works_where(hub, ns, "web", lambda w: set(w) == {"edge-1", "edge-2"}, "a Work per cluster")
+    # another manager's clusters may run another Work agent, which would never remove ours
+    assert [w["metadata"].get("finalizers") for w in works.values()] == [None, None]
     assert {manifest(w)["spec"]["template"]["spec"]["containers"][0]["image"] for w in works.values()} == {
         "nginx:edge"}
     hub.report(works["edge-1"])
@@ -290,6 +298,8 @@ def test_the_members_agents_apply_a_workset_and_report_it_back(hub: Hub, caplog:
     assert set(works) == {"member-1", "member-2"}
     for work in works.values():
         assert WORK_CLEANUP_FINALIZER in work["metadata"]["finalizers"]
+        # made with its agent's finalizer by the WorkSet controller: the agent spent no write of its own on it
+        assert finalizer_owners(work) == {WORKSET_FIELD_MANAGER}
         entry = work["status"]["manifestConditions"][0]
         assert entry["identifier"]["name"] == ns
         assert {"name": "readyReplicas", "fieldValue": {"type": "Integer", "integer": 2}} in \

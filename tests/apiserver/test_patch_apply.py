@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 
 from clusterset.apiserver.meta.errors import StatusError
-from clusterset.apiserver.patch.apply import LAST_APPLIED, server_side_apply, update_managed_fields
+from clusterset.apiserver.patch.apply import (
+    LAST_APPLIED,
+    decode_managed_fields,
+    server_side_apply,
+    update_managed_fields,
+)
 from clusterset.apiserver.patch.fieldsets import fields_to_set
 from clusterset.apiserver.patch.typeinfo import FieldTypes, SchemaFieldTypes, builtin_field_types
 
@@ -572,3 +577,13 @@ def test_managed_fields_output_is_valid_fields_v1() -> None:
     for e in live["metadata"]["managedFields"]:
         assert fields_to_set(e["fieldsV1"])  # decodes and is non-empty
         assert set(e) <= {"manager", "operation", "apiVersion", "time", "fieldsType", "fieldsV1", "subresource"}
+
+
+def test_a_remembered_fieldsv1_decodes_to_a_set_of_its_own() -> None:
+    """Decoded tries are remembered by their JSON: each decode is still a fresh set (an apply changes the sets
+    of the entries it decoded), equal to a fresh walk."""
+    raw = apply(None, manifest(), "a")["metadata"]["managedFields"]
+    first, second = decode_managed_fields(raw), decode_managed_fields(copy.deepcopy(raw))
+    assert first[0].fields == second[0].fields == fields_to_set(raw[0]["fieldsV1"])
+    first[0].fields.clear()
+    assert decode_managed_fields(raw)[0].fields == fields_to_set(raw[0]["fieldsV1"])

@@ -10,6 +10,7 @@ live in patch/fieldsets.py.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Hashable
@@ -136,6 +137,27 @@ def _encoded_fields(fields: set[Path]) -> Any:
     return orjson.loads(encoded)
 
 
+_DECODED: dict[bytes, frozenset[Path]] = {}  # a FieldsV1 as JSON → its field set
+
+
+def _decoded_fields(fields_v1: Any) -> set[Path]:
+    """fields_to_set, remembered: every write decodes the managedFields it finds, and they are the same few tries
+    write after write (a heartbeat's report, a controller's status). The JSON is the key: it costs a fraction of
+    the walk. Invalid tries are not remembered (they raise, as before)."""
+    if not isinstance(fields_v1, dict):
+        return fields_to_set(fields_v1)
+    key = orjson.dumps(fields_v1)
+    found = _DECODED.get(key)
+    if found is None:
+        found = frozenset(fields_to_set(fields_v1))
+        if len(found) > _ENCODED_LARGEST:
+            return set(found)
+        if len(_DECODED) >= _ENCODED_MAX:
+            _DECODED.clear()
+        _DECODED[kept(key)] = found
+    return set(found)
+
+
 def _rfc3339(value: str | None) -> str | None:
     parsed = parse_time(value)
     return rfc3339(parsed) if parsed else None
@@ -167,7 +189,7 @@ def decode_managed_fields(raw: Any) -> list[ManagedEntry]:
         if not isinstance(manager, str) or not isinstance(time, str | None) or not isinstance(subresource, str | None):
             raise ValueError(f"invalid managed fields entry {i}")
         entry = ManagedEntry(manager, str(operation), api_version, time, subresource or None,
-                             fields_to_set(item.get("fieldsV1")))
+                             _decoded_fields(item.get("fieldsV1")))
         by_identity[entry.identity] = entry
     return list(by_identity.values())
 
@@ -382,7 +404,7 @@ def server_side_apply(
 
     live_obj = _without_managed_fields(live) if live is not None else {}
     live_entries = _decode_or_empty(_managed_of(live))
-    entries = _decode_or_empty(_managed_of(live))
+    entries = [dataclasses.replace(e, fields=set(e.fields)) for e in live_entries]
     try:
         applied = {p for p in to_field_set(config, types, strict=True) if _tracked(p, subresource)}
     except FieldPathError as exc:
@@ -394,7 +416,7 @@ def server_side_apply(
     mine = ManagedEntry(manager, APPLY, api_version, now, subresource, applied)
     previous = next((e for e in entries if e.identity == mine.identity), None)
     others = [e for e in entries if e.identity != mine.identity]
-    if previous is not None and previous.fields:
+    if previous is not None and not previous.fields <= applied:  # else nothing it owned is left out: no pruning
         owned = set(applied)
         for entry in others:
             owned |= entry.fields

@@ -51,7 +51,8 @@ class Members:
         opts = self.options
         self._mcs = member_controllers(
             self._hub_view, lambda name: name in self.agents, opts.clusterset, self._own_namespace,
-            lease_seconds=opts.endpoint_lease, renew_seconds=min(opts.heartbeat, opts.endpoint_lease / 3))
+            lease_seconds=opts.endpoint_lease, renew_seconds=min(opts.heartbeat, opts.endpoint_lease / 3),
+            answered=self._answered)
         for controller in self._mcs.all():
             manager.add(controller)
         manager.add(work_controller(self._hub_view, lambda name: name in self.agents, self._own_namespace))
@@ -83,6 +84,10 @@ class Members:
         if agent is None or hub is None:
             return None
         return HubView(hub, agent.hub_namespace, self.options.clusterset)
+
+    def _answered(self, cluster_id: str) -> float | None:
+        agent = self.agents.get(cluster_id)
+        return agent.answered_at if agent is not None else None
 
     def _own_namespace(self, view: str) -> str | None:
         agent = self.agents.get(member_of(view) or "")

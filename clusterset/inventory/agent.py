@@ -2,7 +2,7 @@
 
 The hub never calls members; an agent needs only outbound access to the hub, with a token that can
 write nothing but `clusterset-<id>` there. Each heartbeat (and whenever a ClusterProperty changes) it
-probes `/readyz` and `/version`, reads the ClusterProperties from its watch cache, and applies a
+probes `/readyz` (and `/version` once a minute), reads the ClusterProperties from its watch cache, and applies a
 ClusterReport. It renews its own hub token at 80% of its lifetime, as the kubelet rotates projected
 ServiceAccount tokens, and takes a newer one from the member's Secret (a `clusterset join` after a
 `leave`). A member that refuses it for good (its cluster was removed) gets one last report, then the
@@ -53,6 +53,9 @@ MIN_TOKEN_SECONDS = 600  # TokenRequest's minimum
 # the agent's watches of a member that is gone fail, and warn, until it stops)
 GONE_AFTER_REFUSALS = 3
 REFUSAL_RECHECK_SECONDS = 0.5
+# how often `/version` is asked while `/readyz` keeps answering: a version changes with an upgrade, which a
+# heartbeat's probe need not find at once (one probe fewer per heartbeat, of three with the endpoint Lease's)
+VERSION_SECONDS = 60.0
 
 
 def jwt_lifetime(token: str) -> tuple[float, float] | None:
@@ -91,6 +94,11 @@ class MemberAgent:
         self._last_written = 0.0
         self.renew_at = TOKEN_RENEW_AT
         self.refusals = 0  # probes in a row the member refused
+        # loop time of the last `/readyz` the member answered (None: its last probe failed): the endpoint Lease is
+        # renewed on it rather than on a probe of its own (`mcs/leases.py`)
+        self.answered_at: float | None = None
+        self._version: str | None = None
+        self._version_at = 0.0  # loop time `_version` was asked
         self.gone: str | None = None  # why the member is gone for good: the agent reports it once more, then stops
 
     def member_gone(self, reason: str) -> None:
@@ -104,6 +112,7 @@ class MemberAgent:
         """`properties`: the member's ClusterProperties as its watch keeps them (no list per heartbeat)."""
         seen = Observation()
         step = "/readyz"
+        loop = asyncio.get_running_loop()
         try:
             try:
                 await self.probe.request("GET", "/readyz")
@@ -114,13 +123,18 @@ class MemberAgent:
                                      f"{exc.status} {exc.reason} {self.refusals} times in a row: it is gone")
                 raise
             self.refusals = 0
-            step = "/version"
-            version = await self.probe.request("GET", "/version")
-            seen.version = str((version if isinstance(version, dict) else {}).get("gitVersion") or "") or None
+            self.answered_at = loop.time()
+            if self._version is None or loop.time() - self._version_at >= VERSION_SECONDS:
+                step = "/version"
+                version = await self.probe.request("GET", "/version")
+                self._version = str((version if isinstance(version, dict) else {}).get("gitVersion") or "") or None
+                self._version_at = loop.time()
+            seen.version = self._version
             step = "the ClusterProperty list"
             await properties.wait_synced(self.probe.config.timeout)
         except (ApiError, ConnectionFailed, CredentialError, OSError, TimeoutError) as exc:
             seen.readyz_error = f"the member's API server at {self.probe.server} did not answer {step}: {exc}"
+            self.answered_at, self._version = None, None  # asked again once it answers: it may have changed
             return seen
         for item in properties.list():
             value = (item.get("spec") or {}).get("value")

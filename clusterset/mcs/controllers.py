@@ -60,9 +60,10 @@ def _to_member(cluster: str, obj: Obj) -> Keys:
 
 def member_controllers(views: HubViews, members: Callable[[str], bool], clusterset: str, own_namespace:
                        Callable[[str], str | None], *, lease_seconds: int, renew_seconds: float,
-                       workers: int = 4) -> MemberControllers:
+                       answered: Callable[[str], float | None] | None = None, workers: int = 4) -> MemberControllers:
     """The export, import and endpoint-lease controllers of every member `members(name)` accepts; `views(id)` is
-    a member's hub, engaged as `<id>@hub`; `own_namespace(view)` the member's namespace there."""
+    a member's hub, engaged as `<id>@hub`; `own_namespace(view)` the member's namespace there; `answered(id)` when
+    the member last answered its agent's `/readyz` (see `LeaseRenewer`)."""
 
     def is_view(name: str) -> bool:
         member = member_of(name)
@@ -116,8 +117,8 @@ def member_controllers(views: HubViews, members: Callable[[str], bool], clusters
     )
 
     # no watch: its own renewals would trigger it. `MemberControllers.engaged` queues its one key per member
-    lease_controller = Controller("mcs-endpoint-lease", LeaseRenewer(views, lease_seconds, renew_seconds).reconcile,
-                                  clusters=members)
+    renewer = LeaseRenewer(views, lease_seconds, renew_seconds, answered)
+    lease_controller = Controller("mcs-endpoint-lease", renewer.reconcile, clusters=members)
     return MemberControllers(export_controller, import_controller, lease_controller)
 
 

@@ -7,13 +7,17 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client, watch
 
 from clusterset.api.mcs import ENDPOINT_LEASE
+from clusterset.client import ClusterClient
 from clusterset.fleet.embedded import FleetOptions
 from clusterset.mcs.leases import LeaseRenewer
 from clusterset.testing import FleetThread
@@ -73,6 +77,54 @@ def test_a_lease_renewer_spreads_only_its_first_interval() -> None:
     assert all(f is not None and 1.0 <= f <= 10.0 for f in first)
     assert max(f for f in first if f is not None) - min(f for f in first if f is not None) > 4.0
     assert {renewer._next(f"member-{i}").requeue_after for i in range(50)} == {10.0}
+
+
+def test_a_lease_renewal_follows_the_agents_probe() -> None:
+    """A fresh answer to the agent's probe stands for the renewal's own; the next renewal comes just after the
+    agent's next probe, never later than an interval."""
+    renewer = LeaseRenewer(lambda _name: None, duration=40, renew=10.0)
+    renewer._next("m")  # the first, spread
+    assert renewer._fresh(100.0, now=104.0) and not renewer._fresh(100.0, now=106.0)
+    assert not renewer._fresh(None, now=100.0)
+    assert renewer._next("m", answered=100.0, now=100.25).requeue_after == 10.0  # in step: an interval
+    assert renewer._next("m", answered=100.0, now=102.0).requeue_after == pytest.approx(8.25)  # 0.25 s after it
+    assert renewer._next("m", answered=None, now=102.0).requeue_after == 10.0  # probed itself: an interval
+
+
+def test_an_idle_fleet_asks_readyz_once_per_member_and_heartbeat(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent's heartbeat probe serves its member's endpoint Lease too (it asked twice before), and `/version`
+    is asked once a minute, not every heartbeat; the Leases are renewed all the same."""
+    asked: Counter[str] = Counter()
+    request = ClusterClient.request
+
+    async def counted(self: ClusterClient, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        asked[path] += 1
+        return await request(self, method, path, *args, **kwargs)
+
+    monkeypatch.setattr(ClusterClient, "request", counted)
+    members = 4
+    thread = FleetThread(FleetOptions(tmp_path / "fleet", members=members, heartbeat=HEARTBEAT, grace=10.0))
+    try:
+        leases = client.CoordinationV1Api(thread.info("hub").api_client())
+
+        def renewed() -> dict[str, datetime]:
+            items = leases.list_lease_for_all_namespaces(field_selector=f"metadata.name={ENDPOINT_LEASE}").items
+            return {i.metadata.namespace: i.spec.renew_time for i in items}
+
+        before = wait_until(lambda: r if len(r := renewed()) == members else None, timeout=30)
+        time.sleep(2 * HEARTBEAT)  # past every agent's and renewer's first, spread interval
+        asked.clear()
+        started = time.monotonic()
+        time.sleep(5 * HEARTBEAT)  # a window of heartbeats, counted
+        beats = (time.monotonic() - started) / HEARTBEAT * members
+        readyz, version = asked["/readyz"], asked["/version"]
+        after = renewed()
+    finally:
+        thread.stop()
+    assert readyz <= 1.4 * beats, f"/readyz asked {readyz} times in {beats:.0f} member heartbeats"
+    assert version == 0, f"/version asked {version} times within its minute"
+    assert all((after[ns] - before[ns]).total_seconds() >= 4 * HEARTBEAT for ns in before), (before, after)
 
 
 def test_a_restarted_fleet_keeps_its_reports_and_leases_until_their_heartbeat(tmp_path: Path) -> None:

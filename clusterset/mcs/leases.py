@@ -35,8 +35,9 @@ class LeaseRenewer:
 
     `answered(member)`: the loop time of the agent's last `/readyz` the member answered (None: unknown, or its
     last probe failed). An answer less than half an interval old stands for the renewal's own probe, and the next
-    renewal is timed just after the agent's next probe (an interval after its last), so that it finds a fresh answer
-    again: the fleet's idle heartbeat asks `/readyz` once per member and interval, not twice."""
+    renewal is timed just after the agent's next probe (an interval after its last; never later than an interval),
+    so that it finds a fresh answer: the fleet's idle heartbeat asks `/readyz` once per member and interval, not
+    twice."""
 
     def __init__(self, views: HubViews, duration: int, renew: float,
                  answered: Callable[[str], float | None] | None = None) -> None:
@@ -53,9 +54,8 @@ class LeaseRenewer:
         if member not in self._renewed:
             self._renewed.add(member)
             return Result(requeue_after=self.renew * random.uniform(0.1, 1.0))
-        if answered is None:
-            return Result(requeue_after=self.renew)
-        return Result(requeue_after=min(self.renew, max(self.renew / 2, answered + self.renew + AFTER_THE_AGENT - now)))
+        due = None if answered is None else answered + self.renew + AFTER_THE_AGENT - now  # after its next probe
+        return Result(requeue_after=self.renew if due is None or due <= 0 else min(self.renew, due))
 
     def _fresh(self, answered: float | None, now: float) -> bool:
         return answered is not None and 0 <= now - answered < self.renew / 2
@@ -85,7 +85,6 @@ class LeaseRenewer:
         loop = asyncio.get_running_loop()
         answered = self.answered(req.cluster.name)
         if not self._fresh(answered, loop.time()):
-            answered = None  # not followed: the next renewal is an interval after this one, as without an agent
             try:
                 await req.cluster.client.request("GET", "/readyz")
             except (ApiError, ConnectionFailed, OSError, TimeoutError) as exc:

@@ -88,7 +88,9 @@ def test_a_lease_renewal_follows_the_agents_probe() -> None:
     assert not renewer._fresh(None, now=100.0)
     assert renewer._next("m", answered=100.0, now=100.25).requeue_after == 10.0  # in step: an interval
     assert renewer._next("m", answered=100.0, now=102.0).requeue_after == pytest.approx(8.25)  # 0.25 s after it
-    assert renewer._next("m", answered=None, now=102.0).requeue_after == 10.0  # probed itself: an interval
+    assert renewer._next("m", answered=94.0, now=102.0).requeue_after == pytest.approx(2.25)  # out of step: into it
+    assert renewer._next("m", answered=80.0, now=102.0).requeue_after == 10.0  # the agent is late: an interval
+    assert renewer._next("m", answered=None, now=102.0).requeue_after == 10.0  # no answer: an interval
 
 
 def test_an_idle_fleet_asks_readyz_once_per_member_and_heartbeat(tmp_path: Path,

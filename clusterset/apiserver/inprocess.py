@@ -6,8 +6,9 @@ tasks and timers, and every watch event framed. Here the same request -- method,
 body, bearer token -- takes the same steps as over HTTP: authentication, authorization from the path (upstream's
 RequestInfo), the registry (admission, validation, storage), lists and watches with the same resourceVersion
 semantics; and its answer, like an HTTP answer, leaves only once what it shows is committed. Only plain resource
-verbs are served this way; anything else (discovery, reviews, logs, scale, impersonation, deletes) answers None
-and the client sends it over HTTP.
+verbs and a group-version's resource list (what a controller's discovery asks) are served this way; anything else
+(the other discovery documents, reviews, logs, scale, impersonation, deletes) answers None and the client sends it
+over HTTP.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from multidict import MultiDict, MultiDictProxy
 from clusterset.apiserver.auth import reviews, tokens
 from clusterset.apiserver.auth.attributes import request_attributes, watch_requested
 from clusterset.apiserver.auth.authz import authorize, forbidden
+from clusterset.apiserver.http import discovery
 from clusterset.apiserver.http.codecs import ENCODED, answer_bytes, decode
 from clusterset.apiserver.http.reads import list_body, listed
 from clusterset.apiserver.http.routing import Target, list_options_invalid, make_ctx, parse_target, query_list_options
@@ -58,7 +60,8 @@ class InProcess:
         """The answer to `method path?query` (path under `/clusters/<cluster>`) as the holder of `token`, or None
         when it is not a request served here (then the client sends it over HTTP)."""
         target = _resource_path(path)
-        if target is None or (method == "DELETE") or (method not in ("GET", "POST", "PUT", "PATCH")):
+        listing = _resource_list_path(path) if target is None and method == "GET" else None
+        if (target is None and listing is None) or method not in ("GET", "POST", "PUT", "PATCH"):
             return None
         q = MultiDictProxy(MultiDict(query))
         ctx: Ctx | None = None
@@ -73,6 +76,12 @@ class InProcess:
                 decision = authorize(cluster, user, attrs)
                 if not decision.allowed:
                     raise forbidden(user, attrs, decision.reason)
+            if listing is not None:  # a group-version's resources, as a controller's discovery asks for them
+                doc = discovery.api_resource_list(cluster.registry, *listing)
+                if doc is None:
+                    raise errors.path_not_found()
+                return Answer(200, go_json(doc, ENCODED))
+            assert target is not None
             group, version, parts = target
             parsed = parse_target(cluster, group, version, parts)
             if reviews.is_review(parsed.group, parsed.plural) or parsed.subresource in ("log", "scale", "exec",
@@ -131,6 +140,16 @@ class InProcess:
         code, obj = await patch_raw(services, ctx, target, name, ctx.user, raw, content_type, q.get("force"),
                                  f"/clusters/{self.cluster}{path}")
         return Answer(code, answer_bytes(ctx, obj))
+
+
+def _resource_list_path(path: str) -> tuple[str, str] | None:
+    """(group, version) of a discovery resource list (`/api/v1`, `/apis/<group>/<version>`), else None."""
+    parts = [p for p in path.split("/") if p]
+    if parts == ["api", "v1"]:
+        return "", "v1"
+    if len(parts) == 3 and parts[0] == "apis":
+        return parts[1], parts[2]
+    return None
 
 
 def _resource_path(path: str) -> tuple[str, str, list[str]] | None:

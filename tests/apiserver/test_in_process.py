@@ -72,8 +72,15 @@ async def test_reads_and_writes_answer_as_over_https(server: Apiserver) -> None:
         assert [i["metadata"]["name"] for i in listed_local["items"]] == ["a"]
         with pytest.raises(NotFound):
             await local.get(CONFIG_MAPS, "missing", "default")
-        # what is not a plain resource verb goes over HTTPS: discovery, a delete
-        for other in (local.request("GET", "/api"), local.delete(CONFIG_MAPS, "a", "default")):
+        # a group-version's resource list (what a controller's discovery asks) is answered in process, as over HTTPS
+        for path in ("/api/v1", "/apis/apps/v1", "/apis/rbac.authorization.k8s.io/v1"):
+            assert await local.request("GET", path) == await https.request("GET", path), path
+        for missing in ("/apis/nothing.example.com/v1", "/apis/apps/v9"):
+            with pytest.raises(NotFound):
+                await local.request("GET", missing)
+        # what is not a plain resource verb goes over HTTPS: the other discovery documents, a delete
+        for other in (local.request("GET", "/api"), local.request("GET", "/apis/apps"),
+                      local.delete(CONFIG_MAPS, "a", "default")):
             with pytest.raises(ConnectionFailed):
                 await other
         both = ClusterClient(dataclasses.replace(https.config), in_process=server.in_process("one"))
@@ -123,6 +130,8 @@ async def test_a_token_gets_what_its_identity_may_and_no_more(server: Apiserver)
             try:  # another cluster's token, no token
                 with pytest.raises(Unauthorized):
                     await other.get(CONFIG_MAPS, "a", "default")
+                with pytest.raises(Unauthorized):
+                    await other.request("GET", "/api/v1")
             finally:
                 await other.close()
     finally:

@@ -156,7 +156,9 @@ async def size_run(n: int, rounds: int, deployment: bool, workset: bool = False)
             namespaces = [f"clusterset-{m}" for m in fleet.member_ids]
             observer = Observer(hub)
             observer.start()
-            await asyncio.sleep(0.5)  # the observer's lists are in
+            # one heartbeat: the start's own work (every agent's first report and Lease, spread over the interval,
+            # and the profiles they update) is done before the first round, as mcs_bench's idle phase lets it be
+            await asyncio.sleep(fleet.options.heartbeat)
             works, floor, alls = [], [], []
             for r in range(rounds):
                 name = f"round-{r}"

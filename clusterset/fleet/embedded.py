@@ -36,7 +36,7 @@ from clusterset.fleet.member import MemberOptions, Members
 from clusterset.inventory.profile_status import AccessProvider
 from clusterset.inventory.registration import agent_watches, end_works, join, member_crd_manifests
 from clusterset.inventory.resume import HubMembers, resume
-from clusterset.runtime import Cluster, Manager
+from clusterset.runtime import Cache, Cluster, Manager
 from clusterset.runtime.shared import Mirror, SharedReads
 
 log = logging.getLogger(__name__)
@@ -349,23 +349,29 @@ class EmbeddedFleet:
         tmp.write_text(json.dumps(self.fleet_description(), indent=2) + "\n")
         os.replace(tmp, path)
 
+    def _profiles(self) -> Cache:
+        return self.hub_manager.cluster(HUB).cache(CLUSTER_PROFILES, namespace=self.options.clusterset)
+
     def health(self) -> dict[str, str]:
         """Each member's ControlPlaneHealthy status, from the hub manager's ClusterProfile cache."""
-        profiles = self.hub_manager.cluster(HUB).cache(CLUSTER_PROFILES, namespace=self.options.clusterset)
-        return {p["metadata"]["name"]: str((condition((p.get("status") or {}).get("conditions"),
-                                                      CONTROL_PLANE_HEALTHY) or {}).get("status", "Unknown"))
-                for p in profiles.list()}
+        return {p["metadata"]["name"]: _healthy(p) for p in self._profiles().list()}
 
     async def wait_healthy(self, timeout: float = 60.0) -> float:
-        """Seconds until every member's profile says ControlPlaneHealthy=True (for `up` and benchmarks)."""
+        """Seconds until every member's profile says ControlPlaneHealthy=True (for `up` and benchmarks). Each look
+        reads only the profiles not yet seen healthy (reading all 1,000 of a large fleet every 50 ms was a sixth of
+        its start's CPU), and all of them once more when none is left, so that they are healthy at once."""
         started = time.monotonic()
         want = set(self.member_ids) - self.not_joined.keys()
+        waiting = set(want)
+        profiles, namespace = self._profiles(), self.options.clusterset
         while True:
-            healthy = {name for name, status in self.health().items() if status == "True"}
-            if want <= healthy:
-                return time.monotonic() - started
+            waiting = {name for name in waiting if _healthy(profiles.get((namespace, name))) != "True"}
+            if not waiting:
+                waiting = {name for name in want if _healthy(profiles.get((namespace, name))) != "True"}
+                if not waiting:
+                    return time.monotonic() - started
             if time.monotonic() - started > timeout:
-                raise TimeoutError(f"members not healthy after {timeout:g}s: {_short(sorted(want - healthy))}")
+                raise TimeoutError(f"members not healthy after {timeout:g}s: {_short(sorted(waiting))}")
             await asyncio.sleep(0.05)
 
 
@@ -378,6 +384,12 @@ def _dns_ports(described: dict[str, Any]) -> dict[str, int]:
             if port.isdigit():
                 ports[str(cluster.get("name"))] = int(port)
     return ports
+
+
+def _healthy(profile: dict[str, Any] | None) -> str:
+    """A profile's ControlPlaneHealthy status (`Unknown` without one)."""
+    found = condition(((profile or {}).get("status") or {}).get("conditions"), CONTROL_PLANE_HEALTHY)
+    return str((found or {}).get("status", "Unknown"))
 
 
 def _short(names: list[str]) -> str:

@@ -13,7 +13,7 @@ import copy
 import dataclasses
 import json
 import re
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -304,15 +304,21 @@ def created_managed_fields(new: dict[str, Any], *, manager: str, api_version: st
 
     An object with one owner (a controller's Pods and ReplicaSets, an import's slices in every member) owns a key
     made of its owner's uid (`k:{"uid":...}`): its shape is taken with a placeholder uid, and the owner's put back
-    into the fields remembered for it."""
+    into the fields remembered for it. A set of plain strings (a Node's `podCIDRs`) owns its values (`v:"..."`):
+    they are taken out alike, each replaced by a placeholder that sorts as its value among the set's."""
     shaped, uid = _owner_uid_out(new)
-    key = (types_key, api_version, _shape(shaped, types))
+    sets: list[list[str]] = []
+    key = (types_key, api_version, _shape(shaped, types, sets=sets))
     fields = _CREATED_FIELDS.get(key)
     if fields is None:
+        if sets:
+            shaped = _with_set_placeholders(shaped, types, (), iter(range(len(sets))))
         entries = update_managed_fields(None, shaped, manager=manager, api_version=api_version, now=now,
                                         subresource=None, types=types, operation_is_create=True)
         fields = kept(orjson.dumps(entries[0]["fieldsV1"])) if entries else b""
-        if uid is not None and fields.count(_OWNER_UID_PLACEHOLDER) != 1:  # the placeholder is in the object too
+        placeholders = [_set_placeholder(j, r) for j, values in enumerate(sets) for r in range(len(values))]
+        if (uid is not None and fields.count(_OWNER_UID_PLACEHOLDER) != 1) or any(
+                fields.count(p) != 1 for p in placeholders):  # a placeholder is in the object too
             return update_managed_fields(None, new, manager=manager, api_version=api_version, now=now,
                                          subresource=None, types=types, operation_is_create=True)
         if len(_CREATED_FIELDS) >= _CREATED_FIELDS_MAX:
@@ -322,6 +328,9 @@ def created_managed_fields(new: dict[str, Any], *, manager: str, api_version: st
         return []
     if uid is not None:
         fields = fields.replace(_OWNER_UID_PLACEHOLDER, uid.encode())
+    for j, values in enumerate(sets):
+        for rank, value in enumerate(sorted(values)):
+            fields = fields.replace(_set_placeholder(j, rank), value.encode())
     return [{"manager": manager, "operation": UPDATE, "apiVersion": api_version, "time": now,
              "fieldsType": "FieldsV1", "fieldsV1": orjson.loads(fields)}]
 
@@ -345,12 +354,13 @@ def _owner_uid_out(new: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     return {**new, "metadata": {**meta, "ownerReferences": [ref]}}, uid
 
 
-def _shape(value: Any, types: FieldTypes, tpath: tuple[str, ...] = ()) -> Any:
+def _shape(value: Any, types: FieldTypes, tpath: tuple[str, ...] = (), sets: list[list[str]] | None = None) -> Any:
     """What of a value decides the fields it holds: maps' keys (nested), null apart from scalars, and lists whole,
     but for an atomic list only that it is one (it is owned whole, whatever it holds: a PlacementDecision's
-    decisions, most custom resources' lists)."""
+    decisions, most custom resources' lists). Given `sets`, a set of distinct plain strings counts by its length,
+    its values appended to `sets` (in the order of the walk, which `_with_set_placeholders` follows)."""
     if isinstance(value, dict):
-        return tuple((key, _shape(child, types, (*tpath, key)) if isinstance(child, dict | list) else
+        return tuple((key, _shape(child, types, (*tpath, key), sets) if isinstance(child, dict | list) else
                       None if child is None else 0) for key, child in value.items())
     if isinstance(value, list):
         ft = lookup(types, tpath)
@@ -360,14 +370,44 @@ def _shape(value: Any, types: FieldTypes, tpath: tuple[str, ...] = ()) -> Any:
         if kind == "assoc" and ft is not None:
             # a keyed list's items are named by their keys alone: the rest of an item counts by its shape (the
             # conditions of a Node, a Pod's containers: their times and images own no field of their own)
-            return (_ASSOC_LIST, tuple((item_element(item, ft, i, (), strict=False), _shape(item, types, tpath))
+            return (_ASSOC_LIST, tuple((item_element(item, ft, i, (), strict=False), _shape(item, types, tpath, sets))
                                        for i, item in enumerate(value)))
+        if kind == "set" and sets is not None and _plain_set(value):
+            sets.append(value)
+            return (_SET_LIST, len(value))
         return kept(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
     return None if value is None else 0
 
 
+def _plain_set(value: list[Any]) -> bool:
+    return len(set(value)) == len(value) and all(isinstance(v, str) and _PLAIN_VALUE.fullmatch(v) for v in value)
+
+
+def _with_set_placeholders(value: Any, types: FieldTypes, tpath: tuple[str, ...], numbers: Iterator[int]) -> Any:
+    """`value` with the sets `_shape` took out replaced by placeholders (the same walk, the same sets)."""
+    if isinstance(value, dict):
+        return {key: _with_set_placeholders(child, types, (*tpath, key), numbers) if isinstance(child, dict | list)
+                else child for key, child in value.items()}
+    if isinstance(value, list):
+        ft = lookup(types, tpath)
+        kind = node_kind(value, ft)
+        if kind == "assoc" and ft is not None:
+            return [_with_set_placeholders(item, types, tpath, numbers) for item in value]
+        if kind == "set" and _plain_set(value):
+            j, ranks = next(numbers), {v: r for r, v in enumerate(sorted(value))}
+            return [_set_placeholder(j, ranks[v]).decode() for v in value]
+    return value
+
+
+def _set_placeholder(number: int, rank: int) -> bytes:
+    """The `rank`th value of the `number`th set: placeholders of one set sort as their ranks do."""
+    return b"5et-value-placeh0lder-%04d-%04d" % (number, rank)
+
+
 _ATOMIC_LIST = "atomic list"
 _ASSOC_LIST = "keyed list"
+_SET_LIST = "set"
+_PLAIN_VALUE = re.compile(r"[0-9A-Za-z.:/_-]{1,253}")  # written into JSON as it is, twice quoted in a FieldsV1 key
 
 
 # --------------------------------------------------------------------------- Apply

@@ -220,7 +220,7 @@ def _pod(name: str, containers: list[str], image: str) -> dict[str, Any]:
                   for i, cidrs in enumerate((["10.128.0.0/24"], ["10.128.32.0/24"], ["10.1.0.0/24", "fd00::/64"],
                                              ["fd00:1::/64", "10.2.0.0/24"], ["10.3.0.0/24", "fd00:2::/64"],
                                              ['q"uote'], ["10.4.0.0/24", "10.4.0.0/24"],
-                                             ["5et-value-placeh0lder-0000-0000"]))]),
+                                             ["5et-value-placeh0lder-0000-0000"], [{"not": "a string"}]))]),
 ])
 def test_created_fields_remembered_by_shape_equal_the_full_computation(
         group: str, kind: str, objects: list[dict[str, Any]]) -> None:

@@ -380,7 +380,7 @@ def _shape(value: Any, types: FieldTypes, tpath: tuple[str, ...] = (), sets: lis
 
 
 def _plain_set(value: list[Any]) -> bool:
-    return len(set(value)) == len(value) and all(isinstance(v, str) and _PLAIN_VALUE.fullmatch(v) for v in value)
+    return all(isinstance(v, str) and _PLAIN_VALUE.fullmatch(v) for v in value) and len(set(value)) == len(value)
 
 
 def _with_set_placeholders(value: Any, types: FieldTypes, tpath: tuple[str, ...], numbers: Iterator[int]) -> Any:

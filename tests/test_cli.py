@@ -159,7 +159,8 @@ def test_settled_heap_is_out_of_the_collectors_reach_and_later_cycles_are_still_
     """`clusterset up`, `hub` and `apiserver` settle the heap once started (in a child: it changes the process)."""
     script = """
 import gc, weakref
-from clusterset.cli.common import YOUNG_COLLECTION_THRESHOLD, settle_heap
+from clusterset.cli.common import (MIDDLE_COLLECTION_THRESHOLD, OLDEST_COLLECTION_THRESHOLD,
+                                   YOUNG_COLLECTION_THRESHOLD, settle_heap)
 
 class Node:
     pass
@@ -169,7 +170,9 @@ started = Node()
 started.me = started
 settle_heap()
 assert gc.get_freeze_count() > before, "start-up's objects are frozen"
-assert gc.get_threshold()[0] == YOUNG_COLLECTION_THRESHOLD
+assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, MIDDLE_COLLECTION_THRESHOLD, OLDEST_COLLECTION_THRESHOLD)
+# full collections as often as with CPython's (700, 10, 10) per young collection: only the middle ones are smaller
+assert MIDDLE_COLLECTION_THRESHOLD * OLDEST_COLLECTION_THRESHOLD == 10 * 10
 assert gc.is_tracked(started) and gc.isenabled()
 later = Node()
 later.me = later

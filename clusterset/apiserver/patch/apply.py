@@ -13,7 +13,7 @@ import copy
 import dataclasses
 import json
 import re
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -311,11 +311,13 @@ def created_managed_fields(new: dict[str, Any], *, manager: str, api_version: st
     key = (types_key, api_version, _shape(shaped, types, sets=sets))
     fields = _CREATED_FIELDS.get(key)
     if fields is None:
-        if sets:
-            shaped = _with_set_placeholders(shaped, types, (), iter(range(len(sets))))
         entries = update_managed_fields(None, shaped, manager=manager, api_version=api_version, now=now,
                                         subresource=None, types=types, operation_is_create=True)
-        fields = kept(orjson.dumps(entries[0]["fieldsV1"])) if entries else b""
+        fields = orjson.dumps(entries[0]["fieldsV1"]) if entries else b""
+        for j, values in enumerate(sets):  # the fields list a set's values in their order: placeholders by rank
+            for rank, value in enumerate(sorted(values)):
+                fields = fields.replace(_value_key(value.encode()), _value_key(_set_placeholder(j, rank)))
+        fields = kept(fields)
         placeholders = [_set_placeholder(j, r) for j, values in enumerate(sets) for r in range(len(values))]
         if (uid is not None and fields.count(_OWNER_UID_PLACEHOLDER) != 1) or any(
                 fields.count(p) != 1 for p in placeholders):  # a placeholder is in the object too
@@ -358,7 +360,7 @@ def _shape(value: Any, types: FieldTypes, tpath: tuple[str, ...] = (), sets: lis
     """What of a value decides the fields it holds: maps' keys (nested), null apart from scalars, and lists whole,
     but for an atomic list only that it is one (it is owned whole, whatever it holds: a PlacementDecision's
     decisions, most custom resources' lists). Given `sets`, a set of distinct plain strings counts by its length,
-    its values appended to `sets` (in the order of the walk, which `_with_set_placeholders` follows)."""
+    its values appended to `sets` (in the order of the walk)."""
     if isinstance(value, dict):
         return tuple((key, _shape(child, types, (*tpath, key), sets) if isinstance(child, dict | list) else
                       None if child is None else 0) for key, child in value.items())
@@ -383,20 +385,9 @@ def _plain_set(value: list[Any]) -> bool:
     return all(isinstance(v, str) and _PLAIN_VALUE.fullmatch(v) for v in value) and len(set(value)) == len(value)
 
 
-def _with_set_placeholders(value: Any, types: FieldTypes, tpath: tuple[str, ...], numbers: Iterator[int]) -> Any:
-    """`value` with the sets `_shape` took out replaced by placeholders (the same walk, the same sets)."""
-    if isinstance(value, dict):
-        return {key: _with_set_placeholders(child, types, (*tpath, key), numbers) if isinstance(child, dict | list)
-                else child for key, child in value.items()}
-    if isinstance(value, list):
-        ft = lookup(types, tpath)
-        kind = node_kind(value, ft)
-        if kind == "assoc" and ft is not None:
-            return [_with_set_placeholders(item, types, tpath, numbers) for item in value]
-        if kind == "set" and _plain_set(value):
-            j, ranks = next(numbers), {v: r for r, v in enumerate(sorted(value))}
-            return [_set_placeholder(j, ranks[v]).decode() for v in value]
-    return value
+def _value_key(value: bytes) -> bytes:
+    """A set member's FieldsV1 key (`v:"<value>"`) as it reads in JSON, for a value that needs no escaping."""
+    return b'v:\\"' + value + b'\\"'
 
 
 def _set_placeholder(number: int, rank: int) -> bytes:

@@ -12,7 +12,7 @@ does not reschedule this one (Steady keeps choices; each Placement sees the othe
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from clusterset.api import objects
@@ -31,6 +31,7 @@ from clusterset.api.resources import CLUSTER_PROFILES, NAMESPACES
 from clusterset.api.times import now_rfc3339
 from clusterset.placement import decisions
 from clusterset.placement.scheduler import (
+    ChoiceLoad,
     Cluster,
     Decision,
     Misconfigured,
@@ -93,6 +94,17 @@ class PlacementScheduler:
         self._inventory: tuple[str, list[Cluster]] = ("", [])  # the profiles cache's resourceVersion, its clusters
         self._qualified: dict[tuple[Any, ...], Qualified] = {}  # for the current inventory, per bound sets and filters
         self.counts = ChoiceCounts()
+        self._writing: dict[ObjectKey, frozenset[Ref]] = {}  # slices being written, with the clusters they name
+
+    def slice_event(self, event: Event) -> bool:
+        """The decisions watch's predicate: counts every event, and drops the one that shows a slice this scheduler
+        has just written as it wrote it (that reconcile decided it; deciding again only finds the same). A slice
+        someone else changed or deleted reconciles its Placement."""
+        self.counts.observe(event)
+        if event.type == "DELETED" or not self._writing:
+            return True
+        written = self._writing.pop(key_of(event.obj), None)
+        return written is None or written != decisions.chosen_in([event.obj])
 
     def qualified(self, hub: Engaged, policy: Policy, bound: frozenset[str]) -> Qualified:
         """The clusters that pass the policy's filters. The ClusterProfiles are parsed again only after their cache
@@ -164,7 +176,13 @@ class PlacementScheduler:
         for obj in want:
             stored = slice_cache.get(key_of(obj))
             if stored is None or not decisions.same_slice(stored, obj):
-                await create_or_update(hub.client, PLACEMENT_DECISIONS, slice_cache, stored, obj)
+                key = key_of(obj)
+                self._writing[key] = decisions.chosen_in([obj])
+                try:
+                    await create_or_update(hub.client, PLACEMENT_DECISIONS, slice_cache, stored, obj)
+                except BaseException:
+                    self._writing.pop(key, None)
+                    raise
         if chosen is not None:
             wanted = {o["metadata"]["name"] for o in want}
             for obj in have:
@@ -205,7 +223,7 @@ class ChoiceCounts:
 
     def __init__(self) -> None:
         self._by_slice: dict[ObjectKey, frozenset[Ref]] = {}
-        self._counts: dict[Ref, int] = {}
+        self._load = ChoiceLoad()
 
     def observe(self, event: Event) -> bool:
         """The decisions watch's predicate: counts, and lets every event through."""
@@ -223,22 +241,18 @@ class ChoiceCounts:
         else:
             self._by_slice[key] = refs
         for ref in old - refs:
-            left = self._counts[ref] - 1
-            if left:
-                self._counts[ref] = left
-            else:
-                del self._counts[ref]
+            self._load.add(ref, -1)
         for ref in refs - old:
-            self._counts[ref] = self._counts.get(ref, 0) + 1
+            self._load.add(ref, 1)
 
-    def of(self, cache: Cache) -> Mapping[Ref, int]:
+    def of(self, cache: Cache) -> ChoiceLoad:
         """The counts, rebuilt first if they missed events of `cache` (the decisions watch's)."""
         if len(self._by_slice) != len(cache):
             self._by_slice.clear()
-            self._counts.clear()
+            self._load = ChoiceLoad()
             for obj in cache.list():
                 self._set(key_of(obj), decisions.chosen_in([obj]))
-        return self._counts
+        return self._load
 
 
 def _decision_key(cluster: str, obj: Obj) -> list[tuple[str, ObjectKey]]:
@@ -267,7 +281,7 @@ def placement_controller(hub: str = "hub", workers: int = 4) -> Controller:
         [
             Watch(PLACEMENTS, predicate=_placement_changed),
             Watch(PLACEMENT_DECISIONS, label_selector=DECISION_KEY_LABEL, map_to=_decision_key,
-                  predicate=scheduler.counts.observe),
+                  predicate=scheduler.slice_event),
             Watch(CLUSTER_PROFILES, map_to=_every_placement, predicate=_profile_matters),
             Watch(CLUSTERSET_BINDINGS, map_to=_every_placement),
             Watch(NAMESPACES, label_selector=CLUSTERSET_NAMESPACE_LABEL, map_to=_every_placement),

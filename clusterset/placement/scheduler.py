@@ -14,10 +14,11 @@ so an unchanged inventory rewrites nothing.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from itertools import repeat
-from operator import add
+from itertools import compress, count, islice, repeat
+from operator import add, itemgetter
 from typing import Any
 
 from clusterset.api.inventory import CONTROL_PLANE_HEALTHY
@@ -212,6 +213,46 @@ class Outcome:
         return f"{head}: {why}" if why else head
 
 
+class ChoiceLoad:
+    """How many Placements choose each cluster, Balance's input: a slot per cluster in one list, so that the counts
+    of a Placement's candidates are read in one C call (a dict lookup per candidate, 500 of them per scheduling,
+    was most of a scheduling's CPU in the hub)."""
+
+    def __init__(self) -> None:
+        self._slots: dict[Ref, int] = {}
+        self._values: list[int] = []
+        self._readers: dict[int, tuple[tuple[Ref, ...], Callable[[list[int]], Any]]] = {}  # by id() of the refs
+
+    def add(self, ref: Ref, delta: int) -> None:
+        self._values[self._slot(ref)] += delta
+
+    def get(self, ref: Ref, default: int = 0) -> int:
+        slot = self._slots.get(ref)
+        return default if slot is None else self._values[slot]
+
+    def counts(self, refs: tuple[Ref, ...]) -> list[int]:
+        """The counts of `refs`, in their order. The slots are looked up once per tuple of refs (a `Qualified`'s,
+        kept while the inventory does not change)."""
+        found = self._readers.get(id(refs))
+        if found is None or found[0] is not refs:
+            if len(self._readers) >= READERS_KEPT:
+                self._readers.clear()
+            slots = [self._slot(ref) for ref in refs]
+            reader = itemgetter(*slots) if len(slots) > 1 else (lambda values: [values[i] for i in slots])
+            found = self._readers[id(refs)] = (refs, reader)
+        return list(found[1](self._values))
+
+    def _slot(self, ref: Ref) -> int:
+        slot = self._slots.get(ref)
+        if slot is None:
+            slot = self._slots[ref] = len(self._values)
+            self._values.append(0)
+        return slot
+
+
+READERS_KEPT = 64
+
+
 def _untolerated(taints: Iterable[Taint], effect: str, tolerations: tuple[Toleration, ...]) -> Taint | None:
     for taint in taints:
         if taint.effect == effect and not any(t.tolerates(taint) for t in tolerations):
@@ -219,7 +260,8 @@ def _untolerated(taints: Iterable[Taint], effect: str, tolerations: tuple[Tolera
     return None
 
 
-def _scores(policy: Policy, qualified: Qualified, current: frozenset[Ref], load: Mapping[Ref, int]) -> list[int]:
+def _scores(policy: Policy, qualified: Qualified, current: frozenset[Ref],
+            load: Mapping[Ref, int] | ChoiceLoad) -> list[int]:
     """Every candidate's score, in the candidates' order. This runs for every scheduling over every candidate, so
     each prioritizer is a few passes in C over the candidates: Balance reads the load by the candidates' refs and
     scores each count once, Steady adds to the current choice by position."""
@@ -232,7 +274,7 @@ def _scores(policy: Policy, qualified: Qualified, current: frozenset[Ref], load:
             steady += 100 * weight
             continue
         if kind == BALANCE:  # the other Placements choosing each cluster: fewer scores higher
-            counts = list(map(load.get, refs, repeat(0)))
+            counts = load.counts(refs) if isinstance(load, ChoiceLoad) else list(map(load.get, refs, repeat(0)))
             for i in chosen_now:
                 counts[i] -= 1
             most = max(counts, default=0)
@@ -252,14 +294,23 @@ def _scores(policy: Policy, qualified: Qualified, current: frozenset[Ref], load:
     return totals
 
 
-def _best(scores: list[int], refs: tuple[Ref, ...], limit: int) -> list[int]:
+def _best(scores: list[int], limit: int) -> list[int]:
     """The positions of the `limit` best candidates (highest score, then namespace/name), when no taint or spread
-    constraint orders them: only the candidates at or above the limit-th best score are compared as pairs."""
+    constraint orders them. Candidates are in namespace/name order, so of the candidates at the cut's score the
+    first positions win; each pass over the candidates is in C."""
+    if limit >= len(scores):
+        return list(range(len(scores)))
     if limit <= 0:
         return []
-    cutoff = heapq.nlargest(limit, scores)[-1]
-    near = [i for i, s in enumerate(scores) if s >= cutoff]
-    return heapq.nsmallest(limit, near, key=lambda i: (-scores[i], refs[i])) if len(near) > limit else near
+    tally = Counter(scores)
+    above = 0
+    for cutoff in sorted(tally, reverse=True):
+        if above + tally[cutoff] >= limit:
+            break
+        above += tally[cutoff]
+    higher = compress(count(), map(cutoff.__lt__, scores))
+    at_the_cut = islice(compress(count(), map(cutoff.__eq__, scores)), limit - above)
+    return [*higher, *at_the_cut]
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -273,7 +324,7 @@ def _int_or_none(value: str | None) -> int | None:
 
 @dataclass(frozen=True)
 class Qualified:
-    """The clusters that passed every filter (in the inventory's order), why each qualified, and how many clusters
+    """The clusters that passed every filter (in namespace/name order), why each qualified, and how many clusters
     each rule filtered out. A function of the inventory, the bound sets and `Policy.filter_key` only, so a caller
     may keep it for Placements that filter alike."""
 
@@ -329,14 +380,19 @@ def qualify(policy: Policy, clusters: Iterable[Cluster], bound: frozenset[str]) 
             out(f"without the spread's {missing}")
             continue
         candidates.append(c)
+    candidates.sort(key=_ref_of)  # a cache lists in this order already: a pass that finds it sorted
     return Qualified(tuple(candidates), reasons, dict(sorted(filtered.items(), key=lambda item: _rank(item[0]))))
+
+
+def _ref_of(cluster: Cluster) -> Ref:
+    return cluster.ref
 
 
 _PREDICATE_REASONS = tuple(f"predicate {i}" for i in range(16))
 
 
 def choose(policy: Policy, qualified: Qualified, current: frozenset[Ref] = frozenset(),
-           load: Mapping[Ref, int] | None = None) -> Outcome:
+           load: Mapping[Ref, int] | ChoiceLoad | None = None) -> Outcome:
     """Scores the qualified clusters and takes the best. `current`: what the Placement has chosen now (Steady);
     `load`: how many Placements choose each cluster now, this one included (Balance counts the others)."""
     candidates = qualified.candidates
@@ -344,7 +400,7 @@ def choose(policy: Policy, qualified: Qualified, current: frozenset[Ref] = froze
     limit = len(candidates) if policy.number is None else min(policy.number, len(candidates))
     filtered = dict(qualified.filtered)
     if not policy.spread and not qualified.tainted:
-        best = _best(scores, qualified.refs, limit)
+        best = _best(scores, limit)
     else:
         tolerations = policy.tolerations
         # best first: clusters with an untolerated PreferNoSelect taint last, then by score, then by namespace/name
@@ -364,7 +420,7 @@ def choose(policy: Policy, qualified: Qualified, current: frozenset[Ref] = froze
 
 
 def schedule(policy: Policy, clusters: Iterable[Cluster], bound: frozenset[str], current: frozenset[Ref] = frozenset(),
-             load: Mapping[Ref, int] | None = None) -> Outcome:
+             load: Mapping[Ref, int] | ChoiceLoad | None = None) -> Outcome:
     """Chooses clusters: `qualify`, then `choose`."""
     return choose(policy, qualify(policy, clusters, bound), current, load)
 

@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from clusterset.placement.scheduler import Cluster, Misconfigured, Outcome, cluster_of, compile_policy, schedule
+from clusterset.placement.scheduler import (
+    ChoiceLoad,
+    Cluster,
+    Misconfigured,
+    Outcome,
+    cluster_of,
+    compile_policy,
+    schedule,
+)
 from clusterset.placement.taints import (
     Taint,
     TaintError,
@@ -208,14 +216,18 @@ def test_the_best_clusters_are_the_highest_scores_then_names_whatever_the_ties()
         clusters = [Cluster(SET, f"c{rng.randrange(10_000):05d}-{i}", {}, {"gpus": str(rng.randrange(4))})
                     for i in range(rng.randrange(0, 40))]
         load = {c.ref: rng.randrange(3 if trial % 2 else 30) for c in clusters if rng.random() < 0.8}
+        kept = ChoiceLoad()  # the controller's form of the same counts, every other trial
+        for ref, n in load.items():
+            kept.add(ref, n)
         current = frozenset(c.ref for c in rng.sample(clusters, min(len(clusters), rng.randrange(4))))
         number = rng.randrange(0, 8)
         spec: dict[str, Any] = {"numberOfClusters": number}
         if trial % 3 == 0:
             spec["prioritizers"] = [{"type": "Balance", "weight": 2}, {"type": "Property", "property": "gpus"},
                                     {"type": "Steady", "weight": 3}]
-        outcome = run(spec, clusters, current=current, load=load)
-        everyone = run({**spec, "numberOfClusters": None}, clusters, current=current, load=load)
+        given = kept if trial % 4 < 2 else load
+        outcome = run(spec, clusters, current=current, load=given)
+        everyone = run({**spec, "numberOfClusters": None}, clusters, current=current, load=given)
         assert {d.ref: d.score for d in everyone.chosen} == _reference_scores(spec, clusters, current, load)
         ranked = sorted(everyone.chosen, key=lambda d: (-d.score, d.ref))
         assert outcome.chosen == sorted(ranked[:number], key=lambda d: d.ref), (trial, spec)
@@ -240,3 +252,15 @@ def _reference_scores(spec: dict[str, Any], clusters: list[Cluster], current: fr
             scores = {ref: 0 if high == low else (200 * (v - low)) // (high - low) - 100 for ref, v in values.items()}
         totals = {ref: totals[ref] + weight * scores[ref] for ref in totals}
     return totals
+
+
+def test_choice_load_reads_counts_by_refs_in_their_order() -> None:
+    load = ChoiceLoad()
+    a, b, c = (SET, "a"), (SET, "b"), (SET, "c")
+    load.add(b, 2)
+    load.add(a, 1)
+    load.add(b, -1)
+    refs = (a, b, c)
+    assert load.counts(refs) == [1, 1, 0] and load.counts((c,)) == [0] and load.counts(()) == []
+    load.add(c, 5)  # a tuple's slots are kept; its counts are read afresh
+    assert load.counts(refs) == [1, 1, 5] and load.get(c) == 5 and load.get((SET, "d")) == 0

@@ -108,6 +108,28 @@ def test_a_restarted_scheduler_rewrites_nothing(hub: Hub, fleet: FleetThread) ->
         assert names <= {"after-restart", "after-restart-decision-0"}, names
 
 
+def test_a_placement_is_decided_in_one_reconcile_and_a_changed_slice_is_put_back(hub: Hub,
+                                                                                   fleet: FleetThread) -> None:
+    """The scheduler's own slice write reconciles nothing more; someone else's change to the slice does."""
+    def reconciles() -> float:
+        registry = fleet.fleet.hub_manager.metrics.registry
+        return registry.get_sample_value("controller_runtime_reconcile_total", {
+            "controller": "placement-scheduler", "cluster": "hub", "result": "success"}) or 0.0
+
+    before = reconciles()
+    hub.place("default", "once", {"numberOfClusters": 2, "prioritizers": [{"type": "Steady"}]})
+    hub.wait_decided("default", "once", [profile_name(0), profile_name(1)])
+    hub.wait_reason("default", "once", "AllDecided")  # written after the slice's event was seen
+    assert reconciles() - before == 1
+
+    (only,) = hub.slices("default", "once")
+    emptied = hub.api.patch_namespaced_custom_object(*UPSTREAM, "default", "placementdecisions",
+                                                     only["metadata"]["name"], {"decisions": []})
+    assert emptied["decisions"] == []
+    hub.wait_decided("default", "once", [profile_name(0), profile_name(1)])
+    wait_until(lambda: reconciles() - before == 2, message="the Placement reconciled once more")
+
+
 def test_a_placement_another_scheduler_decides_is_left_alone(hub: Hub) -> None:
     hub.place("default", "outside", {"numberOfClusters": 1, "prioritizers": [{"type": "Steady"}]})
     hub.wait_decided("default", "outside", [profile_name(0)])

@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 IMPORTED_SLICES = {MANAGED_BY_LABEL: MCS_CONTROLLER}  # the member's EndpointSlices this controller owns
-DATA_PLANE_FIRST = 0.001  # seconds: a pass that wrote the data plane looks again behind the keys queued already
 IMPORT_FIELDS = ("sessionAffinity", "sessionAffinityConfig", "internalTrafficPolicy", "trafficDistribution")
 
 
@@ -189,9 +188,9 @@ class ImportReconciler:
                                defaulted=("endpoints", "ports"))
         if wrote or service_import is not have_import:
             # What makes the import usable (its IPs, its slices) first, in every member: the status waits for a
-            # pass that writes neither, queued behind the other members' keys (a derived Service's IPs are the
-            # import's, so a new one rewrote the import)
-            return Result(requeue_after=DATA_PLANE_FIRST)
+            # pass that writes neither, once no member's data-plane work is queued (a derived Service's IPs are
+            # the import's, so a new one rewrote the import)
+            return Result(later=True)
         await update_status(member.client, SERVICE_IMPORTS, imports, service_import,
                             import_status(merged, service_import, problem))
         return None

@@ -59,10 +59,13 @@ class Request:
 @dataclass(frozen=True)
 class Result:
     """How a reconcile ended. `requeue_after`: look again after that many seconds (its backoff is reset);
-    `requeue`: look again after the key's backoff. Raising an exception also retries with backoff."""
+    `requeue`: look again after the key's backoff; `later`: look again once no other key waits at normal priority
+    (work that can wait for the rest, such as a status once every data-plane write is done; events of this
+    reconcile's own writes wait with it). Raising an exception also retries with backoff."""
 
     requeue_after: float | None = None
     requeue: bool = False
+    later: bool = False
 
     @classmethod
     def done(cls) -> Result:
@@ -332,6 +335,10 @@ class Controller:
             outcome = "requeue_after"
             queue.forget(item)
             queue.add_after(item, result.requeue_after)
+        elif result is not None and result.later:
+            outcome = "requeue"
+            queue.forget(item)
+            queue.add_later(item)
         elif result is not None and result.requeue:
             outcome = "requeue"
             queue.add_rate_limited(item)

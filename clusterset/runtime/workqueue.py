@@ -7,6 +7,9 @@ Why these rules: reconcilers are level-based, so an item only says "look at this
 - Failures are retried with a per-key exponential backoff (capped) combined with an overall token
   bucket, so one broken object backs off alone while a mass failure cannot hammer the API server;
   `forget()` resets a key's backoff after a success.
+- A key added with `add_later()` waits until no key added with `add()` is queued (controller-runtime's priority
+  queue, with two priorities): work that can wait, such as a status after the data plane, never delays work that
+  cannot. `add()` of a key waiting there moves it up.
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ class WorkQueue(Generic[T]):
         self.rate_limiter = rate_limiter or RateLimiter()
         self._metrics = metrics
         self._queue: deque[T] = deque()
+        self._later: deque[T] = deque()  # the low lane; an entry counts only while its item is in `_low`
+        self._low: set[T] = set()  # queued items whose place is the low lane
         self._dirty: set[T] = set()
         self._processing: set[T] = set()
         self._added_at: dict[T, float] = {}
@@ -93,8 +98,14 @@ class WorkQueue(Generic[T]):
 
     # ------------------------------------------------------------------ adding
     def add(self, item: T) -> None:
-        """Marks `item` as needing processing (a no-op if it already is)."""
-        if self._shutting_down or item in self._dirty:
+        """Marks `item` as needing processing (a no-op if it already is, but for moving it out of the low lane)."""
+        if self._shutting_down:
+            return
+        if item in self._dirty:
+            if item in self._low:
+                self._low.discard(item)
+                if item not in self._processing:
+                    self._push(item)
             return
         self._dirty.add(item)
         if self._metrics is not None:
@@ -103,12 +114,29 @@ class WorkQueue(Generic[T]):
             return  # requeued by done()
         self._push(item)
 
+    def add_later(self, item: T) -> None:
+        """Marks `item` as needing processing once no item added with `add()` is queued. Called by the holder of
+        `item` (a reconcile asking to look again later), it also moves there an add that came while it held it:
+        that reconcile has seen those changes (its own writes, most of the time)."""
+        if self._shutting_down:
+            return
+        if item in self._dirty:
+            if item in self._processing:
+                self._low.add(item)
+            return
+        self._dirty.add(item)
+        self._low.add(item)
+        if self._metrics is not None:
+            self._metrics.added()
+        if item not in self._processing:
+            self._push(item)
+
     def _push(self, item: T) -> None:
-        self._queue.append(item)
-        self._added_at[item] = time.monotonic()
+        (self._later if item in self._low else self._queue).append(item)
+        self._added_at.setdefault(item, time.monotonic())
         self._ready.set()
         if self._metrics is not None:
-            self._metrics.depth(len(self._queue))
+            self._metrics.depth(len(self))
 
     def add_after(self, item: T, delay: float) -> None:
         """Adds `item` after `delay` seconds; of several pending delays for one item the earliest wins."""
@@ -146,17 +174,25 @@ class WorkQueue(Generic[T]):
     # ------------------------------------------------------------------ taking
     async def get(self) -> T:
         """The next item; the caller owns it until `done(item)`. Raises ShutDown once shut down and empty."""
-        while not self._queue:
+        while True:
+            if self._queue:
+                item = self._queue.popleft()
+                break
+            if self._later:
+                item = self._later.popleft()
+                if item in self._low and item not in self._processing:
+                    self._low.discard(item)
+                    break
+                continue  # moved up to the first lane since, or held: not this entry's turn
             if self._shutting_down:
                 raise ShutDown
             self._ready.clear()
             await self._ready.wait()
-        item = self._queue.popleft()
         self._processing.add(item)
         self._dirty.discard(item)
         added = self._added_at.pop(item, None)
         if self._metrics is not None:
-            self._metrics.depth(len(self._queue))
+            self._metrics.depth(len(self))
             if added is not None:
                 self._metrics.waited(time.monotonic() - added)
         return item
@@ -175,6 +211,8 @@ class WorkQueue(Generic[T]):
             handle.cancel()
         self._delayed.clear()
         self._queue.clear()
+        self._later.clear()
+        self._low.clear()
         self._dirty.clear()
         self._added_at.clear()
         self._ready.set()
@@ -186,11 +224,12 @@ class WorkQueue(Generic[T]):
         return self._shutting_down
 
     def __len__(self) -> int:
-        return len(self._queue)
+        """Items queued (in either lane)."""
+        return len(self._queue) + len(self._low) - sum(1 for item in self._processing if item in self._low)
 
     def pending(self) -> int:
         """Items queued, being processed, or waiting on a delay."""
-        return len(self._queue) + len(self._processing) + len(self._delayed)
+        return len(self) + len(self._processing) + len(self._delayed)
 
     def discard(self, predicate: Callable[[T], bool]) -> int:
         """Drops queued and delayed items for which `predicate(item)` is true (e.g. a removed cluster's keys)."""
@@ -198,6 +237,8 @@ class WorkQueue(Generic[T]):
         if dropped:
             gone = set(dropped)
             self._queue = deque(i for i in self._queue if i not in gone)
+            self._later = deque(i for i in self._later if i not in gone)
+            self._low -= gone
             self._dirty -= gone
             for item in gone:
                 self._added_at.pop(item, None)
@@ -207,5 +248,5 @@ class WorkQueue(Generic[T]):
         for item in dropped:
             self.rate_limiter.forget(item)
         if self._metrics is not None:
-            self._metrics.depth(len(self._queue))
+            self._metrics.depth(len(self))
         return len(dropped)

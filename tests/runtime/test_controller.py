@@ -238,6 +238,35 @@ async def test_requeue_after_periodic_resync_and_direct_enqueue(cluster: Cluster
         await eventually(lambda: "direct" in times and ObjectKey("default", "tuple-key") in times)
 
 
+async def test_a_key_asking_for_later_waits_for_the_keys_queued_meanwhile() -> None:
+    """`Result(later=True)`: the key is looked at again, once no key waits at normal priority (one worker)."""
+    order: list[str] = []
+    finished = asyncio.Event()
+
+    async def reconcile(req: Request) -> Result | None:
+        order.append(f"{req.key}#{order.count(f'{req.key}#1') + 1}" if req.key == "status" else str(req.key))
+        if req.key == "status" and len(order) == 1:
+            for key in ("a", "b"):
+                controller.enqueue("c", key)
+            controller.enqueue("c", "status")  # as its own write's event would, while it runs
+            return Result(later=True)
+        if req.key == "a":
+            controller.enqueue("c", "c")  # queued after "status" was: still ahead of it
+        if len(order) == 5:
+            finished.set()
+        return None
+
+    controller = Controller("lanes", reconcile, workers=1)
+    manager = Manager()
+    manager.add(controller)
+    async with manager, ClusterClient.from_config(ClientConfig(server="http://127.0.0.1:1")) as unused:
+        await manager.add_cluster("c", unused, owned=False)
+        controller.enqueue("c", "status")
+        await asyncio.wait_for(finished.wait(), 10)
+        assert order == ["status#1", "a", "b", "c", "status#2"]
+        await manager.remove_cluster("c")
+
+
 async def test_a_reconcile_returning_something_else_is_an_error_and_the_worker_survives() -> None:
     answers: list[object] = [{"not": "a Result"}, None]
     done = asyncio.Event()

@@ -91,3 +91,55 @@ async def test_discard_drops_queued_and_delayed_items() -> None:
     assert await queue.get() == ("c2", "a")
     assert queue.pending() == 1  # only the one being processed
     queue.shut_down()
+
+
+async def test_later_items_wait_for_every_normal_one_and_an_add_moves_them_up() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add_later("status-1")
+    queue.add("data-1")
+    queue.add_later("status-2")
+    queue.add("data-2")
+    queue.add_later("data-2")  # queued at normal priority by someone else: it keeps its place
+    assert len(queue) == 4
+    assert [await queue.get() for _ in range(2)] == ["data-1", "data-2"]
+    queue.add("status-2")  # an event for it: it moves up, ahead of status-1
+    queue.add("data-3")
+    assert [await queue.get() for _ in range(3)] == ["status-2", "data-3", "status-1"]
+    for item in ("data-1", "data-2", "status-2", "data-3", "status-1"):
+        queue.done(item)
+    assert queue.pending() == 0 and len(queue) == 0
+
+
+async def test_a_holder_asking_for_later_takes_the_adds_made_while_it_held_the_item_along() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add("import")
+    held = await queue.get()
+    queue.add("import")  # the event of its own write, while it holds the item
+    queue.add_later("import")  # the reconcile's result: look again once the rest is done
+    queue.add("other")
+    queue.done(held)
+    assert len(queue) == 2
+    assert [await queue.get() for _ in range(2)] == ["other", "import"]
+    queue.done("other")
+    # and an add after the holder let go moves it up again
+    queue.add_later("import")
+    queue.add("next")
+    queue.done("import")
+    queue.add("import")
+    assert [await queue.get() for _ in range(2)] == ["next", "import"]
+    queue.done("next")
+    queue.done("import")
+    assert queue.pending() == 0
+
+
+async def test_discard_and_shutdown_drop_later_items_too() -> None:
+    queue: WorkQueue[tuple[str, str]] = WorkQueue()
+    queue.add_later(("c1", "a"))
+    queue.add_later(("c2", "a"))
+    assert queue.discard(lambda item: item[0] == "c1") == 1
+    assert len(queue) == 1
+    assert await queue.get() == ("c2", "a")
+    queue.add_later(("c2", "b"))
+    queue.shut_down()
+    with pytest.raises(ShutDown):
+        await queue.get()

@@ -21,13 +21,14 @@ from clusterset.api.mcs import (
     SERVICE_IMPORTS,
     SERVICE_NAME_LABEL,
     SERVICE_NAMESPACE_LABEL,
+    derived_service_name,
 )
 from clusterset.api.resources import ENDPOINT_SLICES, NAMESPACES, SERVICES
 from clusterset.mcs.exports import ExportReconciler
 from clusterset.mcs.imports import IMPORTED_SLICES, ImportReconciler, namespace_services
 from clusterset.mcs.leases import LEASE_KEY, LeaseRenewer
 from clusterset.mcs.records import SOURCE_SLICES, is_source_slice
-from clusterset.runtime import Controller, Request, Result, Watch
+from clusterset.runtime import Controller, Event, Request, Result, Watch
 from clusterset.runtime.hubview import NO_VIEW_RETRY, HubViews, member_of, ready_view
 
 Obj = dict[str, Any]
@@ -45,6 +46,14 @@ def _by_label(label: str) -> Callable[[str, Obj], Keys]:
         name = objects.labels(obj).get(label)
         return [(cluster, (str(objects.meta(obj).get("namespace") or ""), name))] if name else []
     return keys
+
+
+def _not_derived(event: Event) -> bool:
+    """A derived Service (an import's, made by this agent in every member) is never exported: its events, one or
+    two per member and export, concern no ServiceExport."""
+    meta = objects.meta(event.obj)
+    imported = objects.labels(event.obj).get(SERVICE_NAME_LABEL)
+    return imported is None or meta.get("name") != derived_service_name(str(meta.get("namespace") or ""), imported)
 
 
 def _source_slice(cluster: str, obj: Obj) -> Keys:
@@ -75,7 +84,7 @@ def member_controllers(views: HubViews, members: Callable[[str], bool], clusters
         exports.reconcile,
         [
             Watch(SERVICE_EXPORTS, map_to=_own),
-            Watch(SERVICES, map_to=_own),
+            Watch(SERVICES, map_to=_own, predicate=_not_derived),
             Watch(ENDPOINT_SLICES, label_selector=SOURCE_SLICES, map_to=_source_slice),
             Watch(EXPORTED_SERVICES, namespace=own_namespace, map_to=_to_member, clusters=is_view),
             Watch(EXPORTED_ENDPOINTS, namespace=own_namespace, map_to=_to_member, clusters=is_view),

@@ -91,6 +91,10 @@ def test_an_aggregated_apiservice_is_stored_but_unavailable_with_the_reason(clus
     assert (failing["status"], failing["reason"]) == ("False", "FailedDiscoveryCheck")
     assert failing["message"].startswith(
         "failing or missing response from https://metrics-server.kube-system.svc:443/apis/metrics.k8s.io/v1beta1: ")
+    status, _ = raw("DELETE", "/api/v1/namespaces/kube-system/services/metrics-server", None)
+    assert status == 200
+    wait_until(lambda: (c := available(raw, "v1beta1.metrics.k8s.io")) and c["reason"] == "ServiceNotFound",
+               message="ServiceNotFound again once its Service is gone")
 
 
 def test_validation_as_upstream(cluster: ClusterInfo) -> None:

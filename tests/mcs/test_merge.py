@@ -15,9 +15,11 @@ from clusterset.api.mcs import (
     record_name,
     split_record_name,
 )
+from clusterset.mcs.controllers import _not_derived
 from clusterset.mcs.imports import derived_service, desired_import, desired_slices
 from clusterset.mcs.merge import Export, merge, ordered, route_ports, union_ports
 from clusterset.mcs.records import exported_endpoints, exported_service, is_source_slice, service_ports, validity
+from clusterset.runtime import Event
 
 Obj = dict[str, Any]
 T0, T1, T2 = "2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z", "2026-01-01T00:00:02Z"
@@ -237,3 +239,16 @@ def test_desired_slices_one_per_record_labelled_for_mcs() -> None:
     assert slice_["metadata"]["ownerReferences"][0]["uid"] == "u1"
     (headless,) = desired_slices(merged_spec(type="Headless"), service_import, [record])
     assert "kubernetes.io/service-name" not in headless["metadata"]["labels"]
+
+
+def test_the_export_side_ignores_derived_services_only() -> None:
+    """Its Service watch drops the events of the Services this agent derives for imports (one or two per member
+    and export), and no other Service's: a user's, or one that only carries the label."""
+    def service(name: str, **labels: str) -> Event:
+        return Event("ADDED", {"metadata": {"name": name, "namespace": "ns", "labels": labels}})
+
+    assert not _not_derived(service(derived_service_name("ns", "web"), **{"multicluster.kubernetes.io/service-name":
+                                                                            "web"}))
+    assert _not_derived(service("web"))
+    assert _not_derived(service("web", **{"multicluster.kubernetes.io/service-name": "web"}))
+    assert _not_derived(service(derived_service_name("ns", "web")))

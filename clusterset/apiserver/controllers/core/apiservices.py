@@ -30,6 +30,7 @@ from clusterset.apiserver.kinds.builtins import builtin_resources
 from clusterset.apiserver.patch.apply import update_managed_fields
 from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.registry.context import field_types
+from clusterset.apiserver.registry.strategy import ClusterView
 from clusterset.apiserver.storage.store import Entry, Event, Obj
 
 MANAGER = "kube-apiserver"
@@ -120,6 +121,28 @@ def _stored_as(entry: Entry | None, desired: Obj | None) -> bool:
     return available is not None and available.get("reason") == "Local" and available.get("status") == "True"
 
 
+class BackedAPIServices:
+    """A cluster's APIServices by the Service backing them (a cluster part): every Service event asks, and there
+    are a dozen Local APIServices per cluster to look through for none. Made again after an APIService changes."""
+
+    def __init__(self, cluster: ClusterView) -> None:
+        self._store = cluster.store
+        self._by_service: dict[tuple[str, str], list[str]] | None = None
+
+    def changed(self) -> None:
+        self._by_service = None
+
+    def backed_by(self, service: tuple[str, str]) -> list[str]:
+        if self._by_service is None:
+            self._by_service = {}
+            for entry in self._store.entries(APISERVICE_RESOURCE):
+                backing = spec(entry.obj).get("service")
+                if isinstance(backing, dict):
+                    where = (str(backing.get("namespace") or ""), str(backing.get("name") or ""))
+                    self._by_service.setdefault(where, []).append(str(meta(entry.obj)["name"]))
+        return self._by_service.get(service, [])
+
+
 class APIServiceRegistration:
     """Local APIServices for what the cluster serves, and every APIService's availability."""
 
@@ -135,6 +158,7 @@ class APIServiceRegistration:
     def keys_for(self, cluster: Cluster, event: Event) -> Iterable[Key]:
         obj = event.entry.obj
         if event.resource == APISERVICE_RESOURCE:
+            cluster.part(BackedAPIServices).changed()
             # a deleted built-in one comes back on the next start only, as upstream's "onstart" ones; one stored
             # as wanted needs no look (a relist of 1,000 clusters would queue 13,000 keys)
             name = str(meta(obj)["name"])
@@ -150,11 +174,8 @@ class APIServiceRegistration:
                       if spec(e.obj).get("group") == group and labels(e.obj).get(AUTOMANAGED) == "true"}
             yield from (("", name) for name in sorted(names))
         else:
-            where = (meta(obj).get("namespace"), meta(obj).get("name"))
-            for entry in cluster.store.entries(APISERVICE_RESOURCE):
-                service = spec(entry.obj).get("service")
-                if isinstance(service, dict) and (service.get("namespace"), service.get("name")) == where:
-                    yield ("", str(meta(entry.obj)["name"]))
+            where = (str(meta(obj).get("namespace") or ""), str(meta(obj).get("name") or ""))
+            yield from (("", name) for name in cluster.part(BackedAPIServices).backed_by(where))
 
     async def reconcile(self, api: ClusterAPI, key: Key) -> float | None:
         api = api.as_manager(MANAGER)

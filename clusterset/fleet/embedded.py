@@ -47,6 +47,8 @@ EMBEDDED_PROVIDER = "clusterset-embedded"
 KEEPALIVE = 2.0
 # a member's readers select its Services and EndpointSlices three ways: one watch of all of them serves every view
 WIDENED = (SERVICES, ENDPOINT_SLICES)
+# every member's reports share one controller here; idle workers cost nothing
+EMBEDDED_REPORT_WORKERS = 32
 
 
 @dataclass
@@ -91,7 +93,8 @@ class EmbeddedFleet:
         self.agent_manager = Manager(name="agents")
         self.members = Members(self.agent_manager,
                                MemberOptions(heartbeat=options.heartbeat, probe_timeout=options.probe_timeout,
-                                             clusterset=options.clusterset, endpoint_lease=options.endpoint_lease))
+                                             clusterset=options.clusterset, endpoint_lease=options.endpoint_lease,
+                                             report_workers=EMBEDDED_REPORT_WORKERS))
         self.member_ids: list[str] = []
         self.not_joined: dict[str, str] = {}  # member → why its join failed
         self.removed: set[str] = set()  # members removed while a fleet ran here: a restart does not make them again

@@ -32,6 +32,9 @@ class MemberOptions:
     probe_timeout: float = 5.0  # how long a probe of the member's API server may take
     clusterset: str = "clusterset"  # the ClusterSet's namespace on the hub, where the merged services are
     endpoint_lease: int = 40  # seconds a member's endpoints stay imported after its agent last vouched for them
+    # reports at a time, over every member: each waits on its member's probe, so the embedded fleet's 1,000 members
+    # with 4 at a time had their first reports 10 s after their profiles (which said AgentNotConnected meanwhile)
+    report_workers: int = 4
 
 
 class Members:
@@ -47,7 +50,7 @@ class Members:
         self.options = options or MemberOptions()
         self.on_gone = on_gone
         self.agents: dict[str, MemberAgent] = {}
-        self._reports = manager.add(agent_controller(self.agents, self._stop_gone))
+        self._reports = manager.add(agent_controller(self.agents, self._stop_gone, workers=self.options.report_workers))
         opts = self.options
         self._mcs = member_controllers(
             self._hub_view, lambda name: name in self.agents, opts.clusterset, self._own_namespace,

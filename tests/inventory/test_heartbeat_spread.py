@@ -18,7 +18,7 @@ from kubernetes import client, watch
 
 from clusterset.api.mcs import ENDPOINT_LEASE
 from clusterset.client import ClusterClient
-from clusterset.fleet.embedded import FleetOptions
+from clusterset.fleet.embedded import EMBEDDED_REPORT_WORKERS, FleetOptions
 from clusterset.mcs.leases import LeaseRenewer
 from clusterset.testing import FleetThread
 from tests.helpers import custom, wait_until
@@ -69,6 +69,8 @@ def test_members_reports_are_spread_over_the_heartbeat(fleet: FleetThread) -> No
     # synchronized agents would share one moment (an arc of a few ms); 10 random phases fall within a fifth of the
     # interval with a probability of about 1e-5
     assert occupied > 0.2 * HEARTBEAT, f"the reports' phases fill only {occupied:.3f} s of the {HEARTBEAT} s heartbeat"
+    # every member's reports share one controller in this process: one waiting on its probe does not hold the others
+    assert fleet.fleet.members.options.report_workers == EMBEDDED_REPORT_WORKERS > MEMBERS
 
 
 def test_a_lease_renewer_spreads_only_its_first_interval() -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 from clusterset.api.resources import CONFIG_MAPS, NAMESPACES
@@ -24,6 +26,17 @@ from clusterset.runtime import (
 from clusterset.runtime.informer import MODIFIED, Event
 from clusterset.testing import ClusterInfo, ServerThread
 from tests.runtime.util import MINE, client_of, cm, eventually
+
+
+@contextlib.asynccontextmanager
+async def on_unreachable_cluster(controller: Controller) -> AsyncIterator[Manager]:
+    """`controller` running in a Manager with one engaged cluster, `c`, whose API is never asked (keys are enqueued
+    by hand)."""
+    manager = Manager()
+    manager.add(controller)
+    async with manager, ClusterClient.from_config(ClientConfig(server="http://127.0.0.1:1")) as unused:
+        await manager.add_cluster("c", unused, owned=False)
+        yield manager
 
 MY_CONFIGMAPS = Watch(CONFIG_MAPS, namespace="default", label_selector=MINE)
 
@@ -257,10 +270,7 @@ async def test_a_key_asking_for_later_waits_for_the_keys_queued_meanwhile() -> N
         return None
 
     controller = Controller("lanes", reconcile, workers=1)
-    manager = Manager()
-    manager.add(controller)
-    async with manager, ClusterClient.from_config(ClientConfig(server="http://127.0.0.1:1")) as unused:
-        await manager.add_cluster("c", unused, owned=False)
+    async with on_unreachable_cluster(controller) as manager:
         controller.enqueue("c", "status")
         await asyncio.wait_for(finished.wait(), 10)
         assert order == ["status#1", "a", "b", "c", "status#2"]
@@ -278,10 +288,7 @@ async def test_a_reconcile_returning_something_else_is_an_error_and_the_worker_s
         return answer
 
     controller = Controller("odd", reconcile, rate_limiter=RateLimiter(base_delay=0.01, qps=0))
-    manager = Manager()
-    manager.add(controller)
-    async with manager, ClusterClient.from_config(ClientConfig(server="http://127.0.0.1:1")) as unused:
-        await manager.add_cluster("c", unused, owned=False)
+    async with on_unreachable_cluster(controller) as manager:
         controller.enqueue("c", "k")
         await asyncio.wait_for(done.wait(), 10)  # retried after the bad answer: the one worker is alive
         assert manager.metrics.registry.get_sample_value(
@@ -298,10 +305,7 @@ async def test_a_non_graceful_stop_cancels_what_a_graceful_stop_waits_for() -> N
         await asyncio.sleep(3600)
 
     controller = Controller("slow", reconcile, graceful_timeout=600)
-    manager = Manager()
-    manager.add(controller)
-    async with manager, ClusterClient.from_config(ClientConfig(server="http://127.0.0.1:1")) as unused:
-        await manager.add_cluster("c", unused, owned=False)
+    async with on_unreachable_cluster(controller) as manager:
         controller.enqueue("c", "k")
         await asyncio.wait_for(started.wait(), 10)
         graceful = asyncio.create_task(controller.stop())

@@ -468,7 +468,7 @@ class Settings:
     flips: int = 20
     floor_single: int = 50
     floor_parallel: int = 10
-    idle: float = 10.0  # one heartbeat: every member reports and renews its Lease once
+    idle: float = 10.0  # one heartbeat: every member's agent probes it and renews its Lease once
     restart_members: int = 10
     restart_services: int = 10
     restart_endpoints: int = 1000
@@ -528,7 +528,7 @@ async def size_run(n: int, s: Settings) -> dict[str, Any]:
                 await asyncio.sleep(GAP)
             out["floor_single"], out["floor_parallel"] = single, parallel
 
-            # ---- the background: heartbeats, reports, endpoint Leases (writes counted from resourceVersions)
+            # ---- the background: heartbeats (Lease renewals) and reports (writes counted from resourceVersions)
             PHASE[0] = "idle"
             start = mark(fleet, collector)
             await asyncio.sleep(s.idle)

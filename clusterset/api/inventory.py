@@ -35,9 +35,19 @@ CLUSTER_REPORTS = Resource("clusterset.io", "v1alpha1", "clusterreports", "Clust
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
+MEMBER_NAMESPACE_PREFIX = "clusterset-"
+
+
 def member_namespace(cluster_id: str) -> str:
     """The hub namespace a member's agent may write: all of its hub state lives there."""
-    return f"clusterset-{cluster_id}"
+    return MEMBER_NAMESPACE_PREFIX + cluster_id
+
+
+def member_of_namespace(namespace: str) -> str | None:
+    """The member whose hub namespace this is, by its name (None: not a member's)."""
+    if not namespace.startswith(MEMBER_NAMESPACE_PREFIX):
+        return None
+    return namespace.removeprefix(MEMBER_NAMESPACE_PREFIX) or None
 
 
 def cluster_id_problem(value: Any) -> str | None:

@@ -41,7 +41,9 @@ EXPORTED_ENDPOINTS = Resource("clusterset.io", "v1alpha1", "exportedendpoints", 
 CLUSTERSET_SERVICES = Resource("clusterset.io", "v1alpha1", "clustersetservices", "ClusterSetService")
 CLUSTERSET_ENDPOINTS = Resource("clusterset.io", "v1alpha1", "clustersetendpoints", "ClusterSetEndpoints")
 SERVICE_NAMESPACE_LABEL = "clusterset.io/service-namespace"  # with SERVICE_NAME_LABEL on every record
-ENDPOINT_LEASE = "clusterset-endpoints"  # the Lease in a member's hub namespace that keeps its endpoints alive
+ENDPOINT_LEASE = "clusterset-endpoints"  # a member's agent's Lease in its hub namespace: its heartbeat, and what keeps
+# its endpoints imported (the agent renews it while its member answers)
+ENDPOINT_LEASE_SELECTOR = f"metadata.name={ENDPOINT_LEASE}"
 FIELD_MANAGER = "clusterset-mcs"
 
 

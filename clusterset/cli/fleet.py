@@ -76,9 +76,12 @@ def add_parsers(sub: Any) -> None:
     up.add_argument("--clusters", type=count, default=2,
                     help="number of member clusters made on the first start (default 2)")
     up.add_argument("--clusterset", default=DEFAULT_CLUSTERSET, help="ClusterSet name (default clusterset)")
-    up.add_argument("--heartbeat", type=seconds, default=10.0, help="seconds between agent reports (default 10)")
+    up.add_argument("--heartbeat", type=seconds, default=10.0,
+                    help="seconds between agent heartbeats: a probe of the member and a renewal of its Lease "
+                         "(default 10; at most a third of --endpoint-lease)")
     up.add_argument("--grace", type=seconds, default=40.0,
-                    help="seconds without a report before a member's health is Unknown (default 40)")
+                    help="seconds without a report or Lease renewal before a member's health is Unknown "
+                         "(default 40)")
     endpoint_lease_flag(up)
     up.add_argument("--metrics-port", type=port_number, default=0,
                     help="serve the hub's /metrics on this port (0: off)")
@@ -95,7 +98,9 @@ def add_parsers(sub: Any) -> None:
     kube_flags(agent)
     agent.add_argument("--hub-kubeconfig", help="the agent's hub kubeconfig (default: the member's Secret "
                        f"{SYSTEM_NAMESPACE}/{HUB_KUBECONFIG_SECRET} written by `clusterset join`)")
-    agent.add_argument("--heartbeat", type=seconds, default=10.0, help="seconds between reports (default 10)")
+    agent.add_argument("--heartbeat", type=seconds, default=10.0,
+                       help="seconds between heartbeats: a probe of the member and a renewal of its Lease "
+                            "(default 10; at most a third of --endpoint-lease)")
     endpoint_lease_flag(agent)
     metrics_flags(agent)
     agent.set_defaults(run=async_command(_agent))
@@ -111,7 +116,8 @@ def add_parsers(sub: Any) -> None:
     kube_flags(hub)
     hub.add_argument("--clusterset", default=DEFAULT_CLUSTERSET, help="ClusterSet name (default clusterset)")
     hub.add_argument("--grace", type=seconds, default=40.0,
-                     help="seconds without a report before a member's health is Unknown (default 40)")
+                     help="seconds without a report or Lease renewal before a member's health is Unknown "
+                         "(default 40)")
     metrics_flags(hub)
     hub.add_argument("--no-leader-elect", dest="leader_elect", action="store_false",
                      help="act without holding the Lease <clusterset>/clusterset-hub (only one replica may run)")

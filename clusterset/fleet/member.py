@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from clusterset.client import ClusterClient
-from clusterset.inventory.agent import MemberAgent
+from clusterset.inventory.agent import REPORT_REFRESH_SECONDS, MemberAgent
 from clusterset.inventory.controllers import REPORT_KEY, agent_controller
 from clusterset.mcs.controllers import member_controllers
 from clusterset.mcs.exports import withdraw_exports
@@ -28,10 +28,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class MemberOptions:
-    heartbeat: float = 10.0  # seconds between agent reports
+    heartbeat: float = 10.0  # seconds between agent heartbeats: a probe of the member and a renewal of its Lease
     probe_timeout: float = 5.0  # how long a probe of the member's API server may take
     clusterset: str = "clusterset"  # the ClusterSet's namespace on the hub, where the merged services are
     endpoint_lease: int = 40  # seconds a member's endpoints stay imported after its agent last vouched for them
+    report_refresh: float = REPORT_REFRESH_SECONDS  # seconds between reports that say nothing new
     # reports at a time, over every member: each waits on its member's probe, so the embedded fleet's 1,000 members
     # with 4 at a time had their first reports 10 s after their profiles (which said AgentNotConnected meanwhile)
     report_workers: int = 4
@@ -52,11 +53,9 @@ class Members:
         self.agents: dict[str, MemberAgent] = {}
         self._reports = manager.add(agent_controller(self.agents, self._stop_gone, workers=self.options.report_workers))
         opts = self.options
-        self._mcs = member_controllers(
-            self._hub_view, lambda name: name in self.agents, opts.clusterset, self._own_namespace,
-            lease_seconds=opts.endpoint_lease, renew_seconds=min(opts.heartbeat, opts.endpoint_lease / 3),
-            answered=self._answered)
-        for controller in self._mcs.all():
+        mcs = member_controllers(self._hub_view, lambda name: name in self.agents, opts.clusterset,
+                                 self._own_namespace)
+        for controller in mcs.all():
             manager.add(controller)
         manager.add(work_controller(self._hub_view, lambda name: name in self.agents, self._own_namespace))
         self._stopping: set[asyncio.Task[None]] = set()
@@ -73,13 +72,13 @@ class Members:
         old = self.agents.get(cluster_id)
         self.agents[cluster_id] = MemberAgent(
             cluster_id, member, hub, hub_namespace, heartbeat=self.options.heartbeat,
-            probe_timeout=self.options.probe_timeout, session=session)
+            probe_timeout=self.options.probe_timeout, session=session, lease_seconds=self.options.endpoint_lease,
+            report_refresh=self.options.report_refresh)
         if old is not None:
             await _close(old)
         await self.manager.add_cluster(view_name(cluster_id), hub, owned=False, informers=hub_informers)
         await self.manager.add_cluster(cluster_id, member, owned=False, informers=member_informers)
         self._reports.enqueue(cluster_id, REPORT_KEY)
-        self._mcs.engaged(cluster_id)
 
     def _hub_view(self, cluster_id: str) -> HubView | None:
         agent = self.agents.get(cluster_id)
@@ -87,10 +86,6 @@ class Members:
         if agent is None or hub is None:
             return None
         return HubView(hub, agent.hub_namespace, self.options.clusterset)
-
-    def _answered(self, cluster_id: str) -> float | None:
-        agent = self.agents.get(cluster_id)
-        return agent.answered_at if agent is not None else None
 
     def _own_namespace(self, view: str) -> str | None:
         agent = self.agents.get(member_of(view) or "")

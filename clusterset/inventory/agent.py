@@ -1,12 +1,15 @@
 """The member agent: looks at its member and reports to its own hub namespace (pull model).
 
 The hub never calls members; an agent needs only outbound access to the hub, with a token that can
-write nothing but `clusterset-<id>` there. Each heartbeat (and whenever a ClusterProperty changes) it
-probes `/readyz` (and `/version` once a minute), reads the ClusterProperties from its watch cache, and applies a
-ClusterReport. It renews its own hub token at 80% of its lifetime, as the kubelet rotates projected
-ServiceAccount tokens, and takes a newer one from the member's Secret (a `clusterset join` after a
-`leave`). A member that refuses it for good (its cluster was removed) gets one last report, then the
-agent stops.
+write nothing but `clusterset-<id>` there. Each heartbeat it probes `/readyz` (and `/version` once a minute) and,
+while its member answers, renews its Lease there (`clusterset-endpoints`), as a kubelet renews its node Lease: the
+hub reads the agent's liveness from it, and keeps the member's exported endpoints while it is renewed. It writes
+its ClusterReport (the ClusterProperties from its watch cache, the health it saw) when what the report says changes,
+every heartbeat while its member does not answer (no Lease renewal then), and otherwise every `report_refresh`
+seconds, as a kubelet writes its Node's status every five minutes when nothing changed. It renews its own hub token
+at 80% of its lifetime, as the kubelet rotates projected ServiceAccount tokens, and takes a newer one from the
+member's Secret (a `clusterset join` after a `leave`). A member that refuses it for good (its cluster was removed)
+gets one last report, then the agent stops.
 """
 
 from __future__ import annotations
@@ -25,18 +28,30 @@ from typing import Any
 import aiohttp
 import orjson
 
+from clusterset.api import objects
 from clusterset.api.inventory import (
     AGENT_SERVICE_ACCOUNT,
     CLUSTER_REPORTS,
+    CONTROL_PLANE_HEALTHY,
     FIELD_MANAGER,
     HUB_KUBECONFIG_SECRET,
     SYSTEM_NAMESPACE,
 )
-from clusterset.api.resources import SECRETS
-from clusterset.api.times import rfc3339
+from clusterset.api.mcs import ENDPOINT_LEASE
+from clusterset.api.objects import condition
+from clusterset.api.resources import LEASES, SECRETS, Resource
+from clusterset.api.times import parse_time, rfc3339, rfc3339_micro
 from clusterset.client import ClusterClient
 from clusterset.client.config import RetryPolicy
-from clusterset.client.errors import ApiError, ConnectionFailed, CredentialError, NotFound, Unauthorized
+from clusterset.client.errors import (
+    AlreadyExists,
+    ApiError,
+    Conflict,
+    ConnectionFailed,
+    CredentialError,
+    NotFound,
+    Unauthorized,
+)
 from clusterset.inventory.endpoint import endpoint_of
 from clusterset.inventory.profile_status import report_age, without_observation_times
 from clusterset.inventory.registration import hub_kubeconfig_of, request_token, store_hub_kubeconfig
@@ -56,6 +71,10 @@ REFUSAL_RECHECK_SECONDS = 0.5
 # how often `/version` is asked while `/readyz` keeps answering: a version changes with an upgrade, which a
 # heartbeat's probe need not find at once (one probe fewer per heartbeat, of three with the endpoint Lease's)
 VERSION_SECONDS = 60.0
+# how often a report that says nothing new is written while the member answers (the Lease, renewed every heartbeat,
+# shows the agent alive meanwhile): kubelet's default `nodeStatusReportFrequency`. It keeps the observation times
+# (`lastObservedTime` of the properties, and so of the profile's) at most this old
+REPORT_REFRESH_SECONDS = 300.0
 
 
 def jwt_lifetime(token: str) -> tuple[float, float] | None:
@@ -81,22 +100,30 @@ class MemberAgent:
         heartbeat: float = 10.0,
         probe_timeout: float = 5.0,
         session: aiohttp.ClientSession | None = None,
+        lease_seconds: int = 40,
+        report_refresh: float = REPORT_REFRESH_SECONDS,
     ) -> None:
         self.cluster_id = cluster_id
         self.hub = hub
         self.hub_namespace = hub_namespace
-        self.heartbeat = heartbeat
+        # the Lease must be renewed at least three times within its duration (as a kubelet's node Lease)
+        self.heartbeat = min(heartbeat, lease_seconds / 3)
+        self.lease_seconds = lease_seconds
+        self.report_refresh = max(report_refresh, self.heartbeat)
         # probes must fail fast: no retries, a short timeout (the next heartbeat is the retry)
         probe_config = dataclasses.replace(member.config, retry=RetryPolicy(attempts=1), timeout=probe_timeout)
         self.probe = ClusterClient(probe_config, session)
         self.endpoint = endpoint_of(member)
-        self._last: dict[str, Any] | None = None
-        self._last_written = 0.0
+        self._last: dict[str, Any] | None = None  # the report as last written (or found at start)
+        self._lease: dict[str, Any] | None = None  # the Lease as last written (or found at start)
+        self._started = False  # whether the report and Lease written before a (re)start have been read
+        # loop times: this agent's last heartbeat (its rhythm), last report write, last Lease renewal
+        self._beat_at = 0.0
+        self._last_written = float("-inf")
+        self._renewed_at = float("-inf")
         self.renew_at = TOKEN_RENEW_AT
         self.refusals = 0  # probes in a row the member refused
-        # loop time of the last `/readyz` the member answered (None: its last probe failed): the endpoint Lease is
-        # renewed on it rather than on a probe of its own (`mcs/leases.py`)
-        self.answered_at: float | None = None
+        self.answered_at: float | None = None  # loop time of the last `/readyz` the member answered
         self._version: str | None = None
         self._version_at = 0.0  # loop time `_version` was asked
         self.gone: str | None = None  # why the member is gone for good: the agent reports it once more, then stops
@@ -108,23 +135,25 @@ class MemberAgent:
     async def close(self) -> None:
         await self.probe.close()
 
-    async def observe(self, properties: Cache) -> Observation:
-        """`properties`: the member's ClusterProperties as its watch keeps them (no list per heartbeat)."""
+    async def observe(self, properties: Cache, probe: bool = True) -> Observation:
+        """`properties`: the member's ClusterProperties as its watch keeps them (no list per heartbeat). Without
+        `probe`, the member's last answer (less than a heartbeat old) stands for `/readyz`."""
         seen = Observation()
         step = "/readyz"
         loop = asyncio.get_running_loop()
         try:
-            try:
-                await self.probe.request("GET", "/readyz")
-            except (Unauthorized, NotFound) as exc:
-                self.refusals += 1
-                if self.refusals >= GONE_AFTER_REFUSALS:
-                    self.member_gone(f"the member's API server at {self.probe.server} answered {step} with "
-                                     f"{exc.status} {exc.reason} {self.refusals} times in a row: it is gone")
-                raise
-            self.refusals = 0
-            self.answered_at = loop.time()
-            if self._version is None or loop.time() - self._version_at >= VERSION_SECONDS:
+            if probe:
+                try:
+                    await self.probe.request("GET", "/readyz")
+                except (Unauthorized, NotFound) as exc:
+                    self.refusals += 1
+                    if self.refusals >= GONE_AFTER_REFUSALS:
+                        self.member_gone(f"the member's API server at {self.probe.server} answered {step} with "
+                                         f"{exc.status} {exc.reason} {self.refusals} times in a row: it is gone")
+                    raise
+                self.refusals = 0
+                self.answered_at = loop.time()
+            if probe and (self._version is None or loop.time() - self._version_at >= VERSION_SECONDS):
                 step = "/version"
                 version = await self.probe.request("GET", "/version")
                 self._version = str((version if isinstance(version, dict) else {}).get("gitVersion") or "") or None
@@ -142,17 +171,41 @@ class MemberAgent:
                 seen.properties[item["metadata"]["name"]] = value
         return seen
 
-    def _resumed_at(self, report: dict[str, Any] | None, now: float) -> float:
-        """The loop time this agent wrote `report` at before it restarted, when that is less than a heartbeat ago
-        (else 0): a restarted fleet keeps its agents' rhythm instead of rewriting every report, and then every
-        profile, at once; a report that changed is still written at once."""
-        age = report_age(report, datetime.now(UTC))
-        return now - age if age is not None and 0 <= age < self.heartbeat * 0.9 else 0.0
+    async def _resume(self, now: float) -> None:
+        """Reads the report and Lease this agent wrote before it (re)started. A Lease it renewed less than a heartbeat
+        ago sets its rhythm (the member answered then, which stands for a first probe), and a report written less than
+        its interval ago is written again only when what it says changes: a restarted fleet neither probes every
+        member, renews every Lease nor rewrites every report (and then every profile) at once. Agents that start
+        together without one (every member of a new embedded fleet) spread their heartbeats over the interval."""
+        self._last = await self._read(CLUSTER_REPORTS, self.cluster_id)
+        self._lease = await self._read(LEASES, ENDPOINT_LEASE)
+        self._started = True
+        wall = datetime.now(UTC)
+        renewed = self._own_lease_age(wall)
+        if renewed is not None and 0 <= renewed < self.heartbeat * 0.9:
+            self._beat_at = self._renewed_at = now - renewed
+            self.answered_at = self._beat_at
+        else:
+            self._beat_at = now - random.uniform(0, 0.9) * self.heartbeat
+        age = report_age(self._last, wall)
+        if age is not None and 0 <= age < self._report_interval(_says_healthy(self._last)) * 0.9:
+            self._last_written = now - age
 
-    async def _previous_report(self) -> dict[str, Any] | None:
-        """The report this agent wrote before it (re)started: what it knew survives a restart."""
+    def _own_lease_age(self, wall: datetime) -> float | None:
+        spec = objects.spec(self._lease or {})
+        renewed = parse_time(spec.get("renewTime"))
+        if renewed is None or spec.get("holderIdentity") != self.cluster_id \
+                or spec.get("leaseDurationSeconds") != self.lease_seconds:
+            return None
+        return (wall - renewed).total_seconds()
+
+    def _report_interval(self, healthy: bool) -> float:
+        """While the member does not answer, its Lease is not renewed: the report shows the agent alive."""
+        return self.report_refresh if healthy else self.heartbeat
+
+    async def _read(self, resource: Resource, name: str) -> dict[str, Any] | None:
         try:
-            return await self.hub.get(CLUSTER_REPORTS, self.cluster_id, self.hub_namespace)
+            return await self.hub.get(resource, name, self.hub_namespace)
         except NotFound:
             return None
 
@@ -196,39 +249,72 @@ class MemberAgent:
         if new is not None and old is not None and new[0] <= old[0]:
             return False
         self.hub.set_token(token)
+        # a new join: the hub namespace may be new too, without the report and Lease this agent last wrote there
+        self._last, self._lease = None, None
         log.info("hub token taken from the member's Secret %s/%s cluster=%s", SYSTEM_NAMESPACE,
                  HUB_KUBECONFIG_SECRET, self.cluster_id)
         return True
 
     async def report(self, properties: Cache) -> float:
-        """Observe and write the report if it changed or a heartbeat is due; returns seconds to the next one."""
+        """A heartbeat, or a trigger between two (a ClusterProperty changed): observe, renew the Lease and write the
+        report when due; returns seconds to the next heartbeat."""
         await self.renew_token()
-        wait = await self._write(await self.observe(properties))
+        loop = asyncio.get_running_loop()
+        if not self._started:
+            await self._resume(loop.time())
+        now = loop.time()
+        if now - self._beat_at >= self.heartbeat * 0.9:
+            self._beat_at = now
+        fresh = self.answered_at is not None and 0 <= now - self.answered_at < self.heartbeat * 0.9
+        seen = await self.observe(properties, probe=self._beat_at == now or not fresh)
+        if seen.readyz_error is None and self._beat_at - self._renewed_at >= self.heartbeat * 0.9:
+            await self._renew_lease()
+        await self._write(seen)
+        wait = max(0.05, self.heartbeat - (loop.time() - self._beat_at))
         return min(wait, REFUSAL_RECHECK_SECONDS) if self.refusals else wait
 
     async def report_gone(self) -> None:
         """The last report of a member that is gone (`member_gone`): its control plane is no more."""
         await self._write(Observation(readyz_error=self.gone))
 
-    async def _write(self, seen: Observation) -> float:
-        loop = asyncio.get_running_loop()
-        if self._last is None:
-            self._last = await self._previous_report()
-            self._last_written = self._resumed_at(self._last, loop.time())
-        now = loop.time()
+    async def _renew_lease(self) -> None:
+        """Renews the Lease as last written (a 409 or 404: someone else wrote or deleted it, read it again)."""
+        for attempt in range(2):
+            now = rfc3339_micro()
+            spec = {"holderIdentity": self.cluster_id, "leaseDurationSeconds": self.lease_seconds, "renewTime": now,
+                    "acquireTime": objects.spec(self._lease or {}).get("acquireTime") or now}
+            try:
+                if self._lease is None:
+                    self._lease = await self.hub.create(LEASES, {
+                        "apiVersion": LEASES.api_version, "kind": LEASES.kind,
+                        "metadata": {"name": ENDPOINT_LEASE, "namespace": self.hub_namespace}, "spec": spec,
+                    }, field_manager=FIELD_MANAGER)
+                else:
+                    self._lease = await self.hub.update(LEASES, {**self._lease, "spec": spec},
+                                                        field_manager=FIELD_MANAGER)
+                break
+            except (Conflict, AlreadyExists, NotFound) as exc:
+                if attempt:
+                    raise
+                if isinstance(exc, NotFound):  # deleted, or its namespace made again: the report is gone too
+                    self._last = None
+                self._lease = await self._read(LEASES, ENDPOINT_LEASE)
+        self._renewed_at = self._beat_at
+
+    async def _write(self, seen: Observation) -> None:
         want = desired_report(self.cluster_id, self.hub_namespace, seen, self.endpoint, self._last,
                               rfc3339(datetime.now(UTC)))
         last_status = (self._last or {}).get("status")
         changed = last_status is None or without_observation_times(want["status"]) != without_observation_times(
             last_status
         )
-        due = now - self._last_written >= self.heartbeat * 0.9
-        if changed or due:
-            first = self._last_written == 0.0
+        if changed or self._beat_at - self._last_written >= self._report_interval(seen.readyz_error is None) * 0.9:
             self._last = await self.hub.apply(CLUSTER_REPORTS, want, FIELD_MANAGER)
-            # the first heartbeat after a start comes after a random part of the interval: agents started together
-            # (every member of an embedded fleet) then spread their reports over it instead of all writing at once
-            self._last_written = now - (random.uniform(0, 0.9) * self.heartbeat if first else 0.0)
+            self._last_written = self._beat_at
             if changed:
                 log.info("report cluster=%s healthy=%s", self.cluster_id, seen.readyz_error is None)
-        return max(0.05, self.heartbeat - (loop.time() - self._last_written))
+
+
+def _says_healthy(report: dict[str, Any] | None) -> bool:
+    health = condition(((report or {}).get("status") or {}).get("conditions"), CONTROL_PLANE_HEALTHY)
+    return health is not None and health.get("status") == "True"

@@ -12,8 +12,10 @@ from clusterset.api.inventory import (
     MEMBER_LABEL,
     SYSTEM_NAMESPACE,
     member_namespace,
+    member_of_namespace,
 )
-from clusterset.api.resources import CLUSTER_PROFILES, CLUSTER_PROPERTIES, NAMESPACES, SECRETS
+from clusterset.api.mcs import ENDPOINT_LEASE, ENDPOINT_LEASE_SELECTOR
+from clusterset.api.resources import CLUSTER_PROFILES, CLUSTER_PROPERTIES, LEASES, NAMESPACES, SECRETS
 from clusterset.client.errors import Forbidden, NotFound, Unauthorized
 from clusterset.inventory.agent import MemberAgent
 from clusterset.inventory.profiles import ProfileManager
@@ -39,16 +41,22 @@ def _member_by_name(_cluster: str, obj: Mapping[str, Any]) -> Iterable[tuple[str
     return [(_cluster, obj["metadata"]["name"])]
 
 
+def _member_of_lease(_cluster: str, obj: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+    cid = member_of_namespace(str(obj.get("metadata", {}).get("namespace") or ""))
+    return [(_cluster, cid)] if cid else []
+
+
 def profile_controller(manager: ProfileManager, hub: str = "hub", workers: int = 4) -> Controller:
-    """Hub: one key per member id; triggered by its hub namespace, its report and its profile."""
+    """Hub: one key per member id; triggered by its hub namespace, its report, its agent's Lease and its profile."""
 
     async def reconcile(req: Request) -> Result | None:
         cid = req.name
         ns_name = member_namespace(cid)
         member_ns = req.cluster.cache(NAMESPACES, label_selector=MEMBER_LABEL).get(ns_name)
         report = req.cluster.cache(CLUSTER_REPORTS).get((ns_name, cid))
+        lease = req.cluster.cache(LEASES, field_selector=ENDPOINT_LEASE_SELECTOR).get((ns_name, ENDPOINT_LEASE))
         profile = req.cluster.cache(CLUSTER_PROFILES, namespace=manager.namespace).get((manager.namespace, cid))
-        wait = await manager.reconcile(cid, member_ns, report, profile)
+        wait = await manager.reconcile(cid, member_ns, report, profile, lease)
         return Result(requeue_after=wait) if wait is not None else None
 
     return Controller(
@@ -57,6 +65,7 @@ def profile_controller(manager: ProfileManager, hub: str = "hub", workers: int =
         [
             Watch(NAMESPACES, label_selector=MEMBER_LABEL, map_to=_member_of_namespace),
             Watch(CLUSTER_REPORTS, map_to=_member_by_name),
+            Watch(LEASES, field_selector=ENDPOINT_LEASE_SELECTOR, map_to=_member_of_lease),
             Watch(CLUSTER_PROFILES, namespace=manager.namespace, map_to=_member_by_name),
         ],
         clusters=hub,

@@ -1,9 +1,10 @@
 """What a member's ClusterProfile should say, as a pure function of what its agent reported.
 
 The hub never talks to members (pull model): the agent writes a ClusterReport into the member's hub
-namespace, refreshing `status.observedTime` every heartbeat. The profile copies version, properties
-and the agent's `ControlPlaneHealthy` observation; when the report goes stale (the agent or its
-connection died) health becomes Unknown, as the node lifecycle controller does for a silent kubelet.
+namespace when what it says changes (and renews its Lease there every heartbeat, as a kubelet its node Lease).
+The profile copies version, properties and the agent's `ControlPlaneHealthy` observation; when neither the report
+nor the Lease shows the agent alive within the grace period (the agent or its connection died) health becomes
+Unknown, as the node lifecycle controller does for a silent kubelet.
 """
 
 from __future__ import annotations
@@ -68,11 +69,13 @@ def desired_status(
     grace_seconds: float,
     providers: tuple[AccessProvider, ...] = (),
     age: float | None = None,
+    lease_renewed: str | None = None,
 ) -> dict[str, Any]:
     """The profile's status. `current` is the profile's present status (keeps transition times).
 
-    `age`: seconds since the report last changed, by the hub's clock (ProfileManager measures it, so a
-    member whose clock is off does not look silent); by default, from `observedTime` and `now`."""
+    `age`: seconds since the agent's last sign of life (its report or its Lease changed), by the hub's clock
+    (ProfileManager measures it, so a member whose clock is off does not look silent); by default, from the
+    report's `observedTime` and `now`. `lease_renewed`: the agent's Lease's `renewTime`, for the message."""
     stamp = rfc3339(now)
     reported = (report or {}).get("status") or {}
     current = current or {}
@@ -91,7 +94,8 @@ def desired_status(
         if age > grace_seconds:
             healthy = {"type": CONTROL_PLANE_HEALTHY, "status": "Unknown", "reason": "AgentStoppedReporting",
                        "message": f"the agent has not reported since {reported.get('observedTime')} "
-                                  f"(grace period {grace_seconds:g}s); the member's health is unknown"}
+                                  + (f"nor renewed its Lease since {lease_renewed} " if lease_renewed else "")
+                                  + f"(grace period {grace_seconds:g}s); the member's health is unknown"}
         elif observed is None:
             healthy = {"type": CONTROL_PLANE_HEALTHY, "status": "Unknown", "reason": "NotReported",
                        "message": "the agent's report has no ControlPlaneHealthy condition"}

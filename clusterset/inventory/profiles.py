@@ -2,10 +2,11 @@
 
 A member is registered while its hub namespace (`clusterset-<id>`, labelled with the id) exists; the
 profile is created then, and deleted when the namespace goes (`clusterset leave`). Status follows the
-agent's ClusterReport. KEP-4322 allows at most one status write per 30 s per profile, with a burst of
-10: a real change is written as soon as the budget allows (at once, unless the member flaps), a change
-of observation times only is written at most every `min_write_interval`. A profile this manager creates waits
-`first_status_wait` for the agent's first report before its first status says `AgentNotConnected`.
+agent's ClusterReport; the agent is alive while its report or its Lease changes. KEP-4322 allows at most one
+status write per 30 s per profile, with a burst of 10: a real change is written as soon as the budget allows (at
+once, unless the member flaps), a change of observation times only is written at most every `min_write_interval`.
+A profile this manager creates waits `first_status_wait` for the agent's first report before its first status
+says `AgentNotConnected`.
 
 Profiles of another cluster manager in the same namespace are never touched, even when their name is
 one of our member ids: the manager of a profile is immutable, and so is whose profile it is.
@@ -83,6 +84,7 @@ class ProfileManager:
     _applied: dict[str, tuple[str | None, dict[str, Any]]] = field(default_factory=dict)
     _foreign: set[str] = field(default_factory=set)
     _seen: dict[str, tuple[str, float]] = field(default_factory=dict)  # observedTime, hub loop time first seen
+    _renewals: dict[str, tuple[str, float]] = field(default_factory=dict)  # Lease renewTime, hub loop time first seen
     _created: dict[str, float] = field(default_factory=dict)  # hub loop time this manager created the profile
 
     async def reconcile(
@@ -91,8 +93,10 @@ class ProfileManager:
         member_ns: dict[str, Any] | None,
         report: dict[str, Any] | None,
         profile: dict[str, Any] | None,
+        lease: dict[str, Any] | None = None,
     ) -> float | None:
-        """Make the profile match; returns when to look again (staleness and rate limits are timed)."""
+        """Make the profile match; returns when to look again (staleness and rate limits are timed). `lease`: the
+        agent's Lease in the member's hub namespace."""
         if profile is not None and not is_ours(profile):
             self._not_ours(cluster_id, profile, member_ns is not None)
             return None
@@ -101,6 +105,7 @@ class ProfileManager:
             self._budgets.pop(cluster_id, None)
             self._applied.pop(cluster_id, None)
             self._seen.pop(cluster_id, None)
+            self._renewals.pop(cluster_id, None)
             self._created.pop(cluster_id, None)
             if profile is not None:
                 try:
@@ -135,8 +140,10 @@ class ProfileManager:
             if report is None and not current and loop_now - created < self.first_status_wait:
                 return self.first_status_wait - (loop_now - created)  # the report will wake us sooner
             del self._created[cluster_id]
-        age = self._report_age(cluster_id, report, loop_now)
-        want = desired_status(cluster_id, report, current, now, self.grace_seconds, self.providers, age)
+        age = self._silence(cluster_id, report, lease, loop_now)
+        renewed = self._renewals.get(cluster_id)
+        want = desired_status(cluster_id, report, current, now, self.grace_seconds, self.providers, age,
+                              renewed[0] if renewed else None)
         pending: float | None = None
         if want != current:
             budget = self._budgets.get(cluster_id)
@@ -156,8 +163,10 @@ class ProfileManager:
         nexts = [t for t in (stale_in, pending) if t is not None]
         return max(0.05, min(nexts)) if nexts else None
 
-    def _report_age(self, cluster_id: str, report: dict[str, Any] | None, now: float) -> float | None:
-        """Seconds since this hub saw the report's `observedTime` change, by the hub's own clock.
+    def _silence(self, cluster_id: str, report: dict[str, Any] | None, lease: dict[str, Any] | None,
+                 now: float) -> float | None:
+        """Seconds since this hub saw the agent's report's `observedTime` or its Lease's `renewTime` change (the
+        later), by the hub's own clock; None before the agent's first report.
 
         As the node lifecycle controller times kubelet heartbeats: comparing the agent's timestamps with
         the hub's clock would make a member whose clock is behind look silent. After a hub restart a
@@ -166,10 +175,13 @@ class ProfileManager:
         if not observed:
             self._seen.pop(cluster_id, None)
             return None
-        seen = self._seen.get(cluster_id)
-        if seen is None or seen[0] != observed:
-            seen = self._seen[cluster_id] = (str(observed), now)
-        return now - seen[1]
+        age = now - _first_seen(self._seen, cluster_id, str(observed), now)
+        spec = (lease or {}).get("spec") or {}
+        renewed = spec.get("renewTime")
+        if not renewed or spec.get("holderIdentity") != cluster_id:
+            self._renewals.pop(cluster_id, None)
+            return age
+        return min(age, now - _first_seen(self._renewals, cluster_id, str(renewed), now))
 
     def _not_ours(self, cluster_id: str, profile: dict[str, Any], member: bool) -> None:
         if member and cluster_id not in self._foreign:
@@ -180,3 +192,11 @@ class ProfileManager:
             self._foreign.add(cluster_id)
         self._budgets.pop(cluster_id, None)
         self._applied.pop(cluster_id, None)
+
+
+def _first_seen(seen: dict[str, tuple[str, float]], cluster_id: str, value: str, now: float) -> float:
+    """When this hub first saw `value` (a timestamp the agent writes) for the member, by the hub's clock."""
+    was = seen.get(cluster_id)
+    if was is None or was[0] != value:
+        was = seen[cluster_id] = (value, now)
+    return was[1]

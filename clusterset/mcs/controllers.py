@@ -26,7 +26,6 @@ from clusterset.api.mcs import (
 from clusterset.api.resources import ENDPOINT_SLICES, NAMESPACES, SERVICES
 from clusterset.mcs.exports import ExportReconciler
 from clusterset.mcs.imports import IMPORTED_SLICES, ImportReconciler, namespace_services
-from clusterset.mcs.leases import LEASE_KEY, LeaseRenewer
 from clusterset.mcs.records import SOURCE_SLICES, is_source_slice
 from clusterset.runtime import Controller, Event, Request, Result, Watch
 from clusterset.runtime.hubview import NO_VIEW_RETRY, HubViews, member_of, ready_view
@@ -68,11 +67,10 @@ def _to_member(cluster: str, obj: Obj) -> Keys:
 
 
 def member_controllers(views: HubViews, members: Callable[[str], bool], clusterset: str, own_namespace:
-                       Callable[[str], str | None], *, lease_seconds: int, renew_seconds: float,
-                       answered: Callable[[str], float | None] | None = None, workers: int = 4) -> MemberControllers:
-    """The export, import and endpoint-lease controllers of every member `members(name)` accepts; `views(id)` is
-    a member's hub, engaged as `<id>@hub`; `own_namespace(view)` the member's namespace there; `answered(id)` when
-    the member last answered its agent's `/readyz` (see `LeaseRenewer`)."""
+                       Callable[[str], str | None], *, workers: int = 4) -> MemberControllers:
+    """The export and import controllers of every member `members(name)` accepts; `views(id)` is a member's hub,
+    engaged as `<id>@hub`; `own_namespace(view)` the member's namespace there. The Lease that keeps a member's
+    endpoints imported is its agent's (`inventory/agent.py`)."""
 
     def is_view(name: str) -> bool:
         member = member_of(name)
@@ -124,22 +122,13 @@ def member_controllers(views: HubViews, members: Callable[[str], bool], clusters
         clusters=members,
         workers=workers,
     )
-
-    # no watch: its own renewals would trigger it. `MemberControllers.engaged` queues its one key per member
-    renewer = LeaseRenewer(views, lease_seconds, renew_seconds, answered)
-    lease_controller = Controller("mcs-endpoint-lease", renewer.reconcile, clusters=members)
-    return MemberControllers(export_controller, import_controller, lease_controller)
+    return MemberControllers(export_controller, import_controller)
 
 
 @dataclass(frozen=True)
 class MemberControllers:
     exports: Controller
     imports: Controller
-    leases: Controller
 
     def all(self) -> list[Controller]:
-        return [self.exports, self.imports, self.leases]
-
-    def engaged(self, cluster_id: str) -> None:
-        """A member (and its view of the hub) was engaged: its endpoint Lease is renewed from now on."""
-        self.leases.enqueue(cluster_id, LEASE_KEY)
+        return [self.exports, self.imports]

@@ -21,6 +21,7 @@ from clusterset.api.mcs import (
     CLUSTERSET_ENDPOINTS,
     CLUSTERSET_SERVICES,
     ENDPOINT_LEASE,
+    ENDPOINT_LEASE_SELECTOR,
     EXPORTED_ENDPOINTS,
     EXPORTED_SERVICES,
     SERVICE_NAME_LABEL,
@@ -42,7 +43,6 @@ from clusterset.runtime.writes import delete
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-LEASE_SELECTOR = f"metadata.name={ENDPOINT_LEASE}"
 AVAILABLE, WITHDRAWN = "Available", "Withdrawn"
 
 
@@ -150,7 +150,7 @@ class ServiceMerger:
             return None
 
         now = datetime.now(UTC)
-        leases = hub.cache(LEASES, field_selector=LEASE_SELECTOR)
+        leases = hub.cache(LEASES, field_selector=ENDPOINT_LEASE_SELECTOR)
         expiries = {e.cluster: self.leases.expiry(leases.get((namespace_of[e.cluster], ENDPOINT_LEASE)), now)
                     for e in exports}
         live = {c: t is not None and t > now for c, t in expiries.items()}
@@ -201,7 +201,7 @@ def merge_controller(clusterset: str, hub: str = "hub", workers: int = 4) -> Con
         [
             Watch(EXPORTED_SERVICES, map_to=_service_key),
             Watch(EXPORTED_ENDPOINTS, map_to=_service_key),
-            Watch(LEASES, field_selector=LEASE_SELECTOR, map_to=_member_namespace_key),
+            Watch(LEASES, field_selector=ENDPOINT_LEASE_SELECTOR, map_to=_member_namespace_key),
             Watch(NAMESPACES, label_selector=MEMBER_LABEL, map_to=_member_namespace_key),
             Watch(CLUSTERSET_SERVICES, namespace=clusterset, map_to=_service_key),
             Watch(CLUSTERSET_ENDPOINTS, namespace=clusterset, map_to=_service_key),

@@ -17,7 +17,7 @@ from kubernetes.client.rest import ApiException
 
 from clusterset.api import crds
 from clusterset.api.inventory import CLUSTER_ID_PROPERTY, CLUSTER_REPORTS, CLUSTERSET_PROPERTY
-from clusterset.api.mcs import CLUSTERSET_SERVICES, EXPORTED_SERVICES
+from clusterset.api.mcs import CLUSTERSET_SERVICES, ENDPOINT_LEASE, EXPORTED_SERVICES
 from clusterset.api.objects import condition
 from clusterset.api.placement import WORKS
 from clusterset.api.resources import CLUSTER_PROFILES, NAMESPACES, SECRETS, SERVICE_ACCOUNTS
@@ -335,20 +335,21 @@ def test_a_consumer_reaches_a_member_from_its_profile_and_a_provider_file(fleet:
     assert "no-such-plugin" in str(exc.value)
 
 
-def test_heartbeats_do_not_rewrite_profiles_more_than_every_30_seconds(fleet: FleetThread) -> None:
+def test_heartbeats_do_not_rewrite_profiles(fleet: FleetThread) -> None:
+    """A heartbeat renews the agent's Lease; the profile's status changes with what the agent says (and freshness
+    alone at most every 30 s: `test_profile_status`)."""
     wait_until(lambda: {n: health(p) for n, p in profiles(fleet).items()} ==
                {"member-1": "True", "member-2": "True", "member-3": "True"}, timeout=30)
     hub = custom(fleet.info("hub"))
+    leases = client.CoordinationV1Api(fleet.info("hub").api_client())
     start = hub.list_namespaced_custom_object(*CP, "clusterset", "clusterprofiles")["metadata"]["resourceVersion"]
-    report_versions = set()
+    renewals = set()
 
     def heartbeats_seen() -> bool:
-        report = hub.get_namespaced_custom_object("clusterset.io", "v1alpha1", "clusterset-member-1",
-                                                  "clusterreports", "member-1")
-        report_versions.add(report["metadata"]["resourceVersion"])
-        return len(report_versions) >= 6
+        renewals.add(leases.read_namespaced_lease(ENDPOINT_LEASE, "clusterset-member-1").spec.renew_time)
+        return len(renewals) >= 6
 
-    wait_until(heartbeats_seen, timeout=20, interval=0.1)  # the agent reported ~6 times meanwhile
+    wait_until(heartbeats_seen, timeout=20, interval=0.1)  # the agent's heartbeat came ~6 times meanwhile
     events = list(watch.Watch().stream(hub.list_namespaced_custom_object, *CP, "clusterset", "clusterprofiles",
                                        resource_version=start, timeout_seconds=1))
     assert events == [], [(e["type"], e["object"]["metadata"]["name"]) for e in events]
@@ -397,27 +398,26 @@ def test_an_agent_renews_its_own_hub_token(fleet: FleetThread) -> None:
     assert first is not None
     issued, expires = jwt_lifetime(first) or (0.0, 0.0)
     assert expires - issued >= 364 * 24 * 3600  # a year, as join asks
-    hub = custom(fleet.info("hub"))
+    leases = client.CoordinationV1Api(fleet.info("hub").api_client())
 
-    def report_version() -> str:
-        return str(hub.get_namespaced_custom_object("clusterset.io", "v1alpha1", "clusterset-member-1",
-                                                    "clusterreports", "member-1")["metadata"]["resourceVersion"])
+    def lease_version() -> str:
+        return str(leases.read_namespaced_lease(ENDPOINT_LEASE, "clusterset-member-1").metadata.resource_version)
 
-    def next_report() -> None:
-        seen = report_version()
-        wait_until(lambda: report_version() != seen, timeout=15)
+    def next_heartbeat() -> None:  # its Lease renewed with the agent's hub token
+        seen = lease_version()
+        wait_until(lambda: lease_version() != seen, timeout=15)
 
-    agent.renew_at = 0.0  # due at once: the next report renews it
+    agent.renew_at = 0.0  # due at once: the next heartbeat renews it
     wait_until(lambda: agent.hub.config.token != first, timeout=15)
     agent.renew_at = 0.8
-    next_report()  # a renewal in flight when renew_at changed back has finished by now
+    next_heartbeat()  # a renewal in flight when renew_at changed back has finished by now
     renewed = agent.hub.config.token
     assert renewed is not None and jwt_lifetime(renewed) is not None
     # the member's copy follows, so a restarted `clusterset agent` starts from the new token
     wait_until(lambda: agent_api(fleet, "member-1").configuration.api_key["authorization"] == f"Bearer {renewed}",
                timeout=15)
-    # it keeps reporting with the new token, which is not renewed again before it is due
-    next_report()
+    # it keeps writing with the new token, which is not renewed again before it is due
+    next_heartbeat()
     assert agent.hub.config.token == renewed
 
 

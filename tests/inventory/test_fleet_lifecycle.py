@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import client
 
-from tests.helpers import custom, wait_until
+from tests.helpers import wait_until
 from tests.inventory.test_cli_fleet import run, wait_status
 from tests.test_cli import _clusterset, _free_port, _member, _wait_for
 
@@ -106,17 +107,15 @@ def test_an_agent_whose_cluster_is_removed_says_so_once_and_stops(fleet: Fleet) 
     assert removed.returncode == 0, removed.stderr
     rows = wait_status(fleet.state, lambda rows: rows["member-2"][1] == "False")
     assert rows["member-2"][5] == "ReadyzFailed"
-    # quiet from then on: let member-4 report twice more (heartbeat 1 s), then read the log
-    reports = custom(_member(fleet.state, "hub"))
+    # quiet from then on: let member-4's agent beat twice more (heartbeat 1 s), then read the log
+    leases = client.CoordinationV1Api(_member(fleet.state, "hub").api_client())
     seen: set[str] = set()
 
-    def reported_twice() -> bool:
-        report = reports.get_namespaced_custom_object("clusterset.io", "v1alpha1", "clusterset-member-4",
-                                                      "clusterreports", "member-4")
-        seen.add(report["status"]["observedTime"])
+    def beat_twice() -> bool:
+        seen.add(leases.read_namespaced_lease("clusterset-endpoints", "clusterset-member-4").spec.renew_time)
         return len(seen) >= 3
 
-    wait_until(reported_twice, timeout=20, interval=0.5)
+    wait_until(beat_twice, timeout=20, interval=0.5)
     lines = [line for line in fleet.log.read_text().splitlines() if "member-2" in line]
     assert len([line for line in lines if "agent stopped" in line]) == 1, lines
     assert not [line for line in lines if re.search(r"\b401\b", line) or "Unauthorized" in line], lines  # not a port

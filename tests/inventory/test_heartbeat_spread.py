@@ -1,6 +1,6 @@
 """Agents started together (every member of an embedded fleet) spread their heartbeats over the interval instead of
-reporting in the same moment: a synchronized fleet makes one burst of writes per interval that every other request
-waits behind."""
+renewing their Leases in the same moment: a synchronized fleet makes one burst of writes per interval that every
+other request waits behind. An idle agent's heartbeat is its Lease alone."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from kubernetes import client, watch
 from clusterset.api.mcs import ENDPOINT_LEASE
 from clusterset.client import ClusterClient
 from clusterset.fleet.embedded import EMBEDDED_REPORT_WORKERS, FleetOptions
-from clusterset.mcs.leases import LeaseRenewer
 from clusterset.testing import FleetThread
 from tests.helpers import custom, wait_until
 
@@ -42,63 +41,88 @@ def _largest_gap_on_circle(phases: list[float], period: float) -> float:
     return max(gaps)
 
 
-def test_members_reports_are_spread_over_the_heartbeat(fleet: FleetThread) -> None:
-    api = custom(fleet.info("hub"))
+def _renewed(fleet: FleetThread) -> dict[str, datetime]:
+    items = client.CoordinationV1Api(fleet.info("hub").api_client()).list_lease_for_all_namespaces(
+        field_selector=f"metadata.name={ENDPOINT_LEASE}").items
+    return {i.metadata.namespace: i.spec.renew_time for i in items}
+
+
+def test_members_heartbeats_are_spread_over_the_interval(fleet: FleetThread) -> None:
+    leases = client.CoordinationV1Api(fleet.info("hub").api_client())
     last_seen: dict[str, float] = {}
     stop = threading.Event()
 
     def follow() -> None:
         stream = watch.Watch()
-        for event in stream.stream(api.list_cluster_custom_object, "clusterset.io", "v1alpha1", "clusterreports",
-                                   timeout_seconds=30):
-            last_seen[event["object"]["metadata"]["namespace"]] = time.monotonic()
+        for event in stream.stream(leases.list_lease_for_all_namespaces,
+                                   field_selector=f"metadata.name={ENDPOINT_LEASE}", timeout_seconds=30):
+            last_seen[event["object"].metadata.namespace] = time.monotonic()
             if stop.is_set():
                 stream.stop()
 
     follower = threading.Thread(target=follow, daemon=True)
     follower.start()
     deadline = time.monotonic() + 30
-    while len(last_seen) < MEMBERS:  # every member reported
-        assert time.monotonic() < deadline, f"reports seen from {sorted(last_seen)} only"
+    while len(last_seen) < MEMBERS:  # every member's agent renewed its Lease
+        assert time.monotonic() < deadline, f"renewals seen from {sorted(last_seen)} only"
         time.sleep(0.05)
-    time.sleep(3 * HEARTBEAT)  # past the first heartbeat: each member now reports once per interval, in its phase
+    time.sleep(3 * HEARTBEAT)  # past the first heartbeat: each agent now renews once per interval, in its phase
     phases = dict(last_seen)
     stop.set()
     assert len(phases) == MEMBERS
     occupied = HEARTBEAT - _largest_gap_on_circle(list(phases.values()), HEARTBEAT)
     # synchronized agents would share one moment (an arc of a few ms); 10 random phases fall within a fifth of the
     # interval with a probability of about 1e-5
-    assert occupied > 0.2 * HEARTBEAT, f"the reports' phases fill only {occupied:.3f} s of the {HEARTBEAT} s heartbeat"
+    assert occupied > 0.2 * HEARTBEAT, f"the heartbeats fill only {occupied:.3f} s of the {HEARTBEAT} s interval"
     # every member's reports share one controller in this process: one waiting on its probe does not hold the others
     assert fleet.fleet.members.options.report_workers == EMBEDDED_REPORT_WORKERS > MEMBERS
 
 
-def test_a_lease_renewer_spreads_only_its_first_interval() -> None:
-    renewer = LeaseRenewer(lambda _name: None, duration=40, renew=10.0)
-    first = [renewer._next(f"member-{i}").requeue_after for i in range(50)]
-    assert all(f is not None and 1.0 <= f <= 10.0 for f in first)
-    assert max(f for f in first if f is not None) - min(f for f in first if f is not None) > 4.0
-    assert {renewer._next(f"member-{i}").requeue_after for i in range(50)} == {10.0}
+def _report_version(fleet: FleetThread, member: str) -> str:
+    report = custom(fleet.info("hub")).get_namespaced_custom_object(
+        "clusterset.io", "v1alpha1", f"clusterset-{member}", "clusterreports", member)
+    return str(report["metadata"]["resourceVersion"])
 
 
-def test_a_lease_renewal_follows_the_agents_probe() -> None:
-    """A fresh answer to the agent's probe stands for the renewal's own; the next renewal comes just after the
-    agent's next probe, never later than an interval."""
-    renewer = LeaseRenewer(lambda _name: None, duration=40, renew=10.0)
-    renewer._next("m")  # the first, spread
-    assert renewer._fresh(100.0, now=104.0) and not renewer._fresh(100.0, now=106.0)
-    assert not renewer._fresh(None, now=100.0)
-    assert renewer._next("m", answered=100.0, now=100.25).requeue_after == 10.0  # in step: an interval
-    assert renewer._next("m", answered=100.0, now=102.0).requeue_after == pytest.approx(8.25)  # 0.25 s after it
-    assert renewer._next("m", answered=94.0, now=102.0).requeue_after == pytest.approx(2.25)  # out of step: into it
-    assert renewer._next("m", answered=80.0, now=102.0).requeue_after == 10.0  # the agent is late: an interval
-    assert renewer._next("m", answered=None, now=102.0).requeue_after == 10.0  # no answer: an interval
+def _health(fleet: FleetThread, member: str) -> tuple[str, str]:
+    profile = custom(fleet.info("hub")).get_namespaced_custom_object(
+        "multicluster.x-k8s.io", "v1alpha1", "clusterset", "clusterprofiles", member)
+    found = [c for c in (profile.get("status") or {}).get("conditions") or [] if c["type"] == "ControlPlaneHealthy"]
+    return (found[0]["status"], found[0]["message"]) if found else ("", "")
+
+
+def test_an_idle_agent_renews_its_lease_and_leaves_its_report_alone(tmp_path: Path) -> None:
+    """The agent's heartbeat is its Lease, as a kubelet's is its node Lease: an idle member's report is not written
+    again every heartbeat, and its profile stays healthy past the grace period on the Lease's renewals alone. An
+    agent that stops renews nothing more: its profile turns Unknown, saying since when it has been silent."""
+    heartbeat, grace = 0.5, 2.0
+    thread = FleetThread(FleetOptions(tmp_path / "fleet", members=2, heartbeat=heartbeat, grace=grace))
+    try:
+        wait_until(lambda: _health(thread, "member-1")[0] == "True", timeout=30)
+        time.sleep(2 * heartbeat)  # past the first, spread heartbeat
+        report = _report_version(thread, "member-1")
+        renewals, health = set(), set()
+        window = time.monotonic() + 2 * grace
+        while time.monotonic() < window:
+            renewals.add(_renewed(thread)["clusterset-member-1"])
+            health.add(_health(thread, "member-1")[0])
+            time.sleep(0.1)
+        assert len(renewals) >= 2 * grace / heartbeat - 2, renewals  # renewed every heartbeat
+        assert _report_version(thread, "member-1") == report  # nothing new to say: not written
+        assert health == {"True"}
+        thread.call(thread.fleet.agent_manager.remove_cluster("member-1"))  # the agent stops working
+        _status, message = wait_until(lambda: h if (h := _health(thread, "member-1"))[0] == "Unknown" else None,
+                                     timeout=4 * grace)
+        assert "nor renewed its Lease since" in message, message
+        assert _health(thread, "member-2")[0] == "True"
+    finally:
+        thread.stop()
 
 
 def test_an_idle_fleet_asks_readyz_once_per_member_and_heartbeat(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """The agent's heartbeat probe serves its member's endpoint Lease too (it asked twice before), and `/version`
-    is asked once a minute, not every heartbeat; the Leases are renewed all the same."""
+    """The agent asks `/readyz` once a heartbeat, and renews its Lease on that answer (the Lease's renewer asked
+    again before), and `/version` once a minute, not every heartbeat; the Leases are renewed all the same."""
     asked: Counter[str] = Counter()
     request = ClusterClient.request
 
@@ -110,20 +134,14 @@ def test_an_idle_fleet_asks_readyz_once_per_member_and_heartbeat(tmp_path: Path,
     members = 4
     thread = FleetThread(FleetOptions(tmp_path / "fleet", members=members, heartbeat=HEARTBEAT, grace=10.0))
     try:
-        leases = client.CoordinationV1Api(thread.info("hub").api_client())
-
-        def renewed() -> dict[str, datetime]:
-            items = leases.list_lease_for_all_namespaces(field_selector=f"metadata.name={ENDPOINT_LEASE}").items
-            return {i.metadata.namespace: i.spec.renew_time for i in items}
-
-        before = wait_until(lambda: r if len(r := renewed()) == members else None, timeout=30)
-        time.sleep(2 * HEARTBEAT)  # past every agent's and renewer's first, spread interval
+        before = wait_until(lambda: r if len(r := _renewed(thread)) == members else None, timeout=30)
+        time.sleep(2 * HEARTBEAT)  # past every agent's first, spread interval
         asked.clear()
         started = time.monotonic()
         time.sleep(5 * HEARTBEAT)  # a window of heartbeats, counted
         beats = (time.monotonic() - started) / HEARTBEAT * members
         readyz, version = asked["/readyz"], asked["/version"]
-        after = renewed()
+        after = _renewed(thread)
     finally:
         thread.stop()
     assert readyz <= 1.4 * beats, f"/readyz asked {readyz} times in {beats:.0f} member heartbeats"
@@ -132,9 +150,9 @@ def test_an_idle_fleet_asks_readyz_once_per_member_and_heartbeat(tmp_path: Path,
 
 
 def test_a_restarted_fleet_keeps_its_reports_and_leases_until_their_heartbeat(tmp_path: Path) -> None:
-    """A report written less than a heartbeat before a restart is not written again at start (nor, then, its
-    profile), and an endpoint Lease renewed less than an interval before is not renewed at start: a restarted fleet
-    of N members would otherwise write 3 N objects at once. A report that changed is written at once."""
+    """A report written less than its interval before a restart is not written again at start (nor, then, its
+    profile), and a Lease renewed less than a heartbeat before is not renewed at start: a restarted fleet of N
+    members would otherwise write 3 N objects at once. A report that changed is written at once."""
     options = FleetOptions(tmp_path / "fleet", members=3, heartbeat=60.0, grace=120.0)  # Leases renewed every 13 s
 
     def reports(fleet: FleetThread) -> dict[str, str]:

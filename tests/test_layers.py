@@ -35,7 +35,7 @@ APISERVER_LAYERS: list[set[str]] = [
     {"registry"},
     {"kinds", "auth", "admission"},
     {"controllers", "http"},
-    {"inprocess"},
+    {"inprocess", "born"},
     {"server"},
     {"__init__"},
 ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import gc
-import ipaddress
 import logging
 import secrets
 import socket
@@ -30,6 +29,7 @@ from clusterset.apiserver.auth.authn import Authenticator
 from clusterset.apiserver.auth.escalation import RbacEscalation
 from clusterset.apiserver.auth.tokens import TokenIssuer
 from clusterset.apiserver.auth.users import LOOPBACK
+from clusterset.apiserver.born import SYSTEM_NAMESPACES, BornObjects, kubernetes_service_ip
 from clusterset.apiserver.controllers import cluster_controllers as default_cluster_controllers
 from clusterset.apiserver.controllers.core import apiservices, core_controllers
 from clusterset.apiserver.controllers.core.crds import ClusterCRDs
@@ -54,7 +54,6 @@ from clusterset.apiserver.storage.store import DEFAULT_HISTORY, ClusterStore
 
 log = logging.getLogger(__name__)
 
-SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
 class CannotListen(Exception):
@@ -120,6 +119,7 @@ class Apiserver:
         self._listener: asyncio.Server | None = None
         self._services: Services | None = None  # what HTTP and in-process requests are served from, once started
         self._next_index = 0
+        self._born = BornObjects()  # what new clusters are born with, learnt from the first
         self._running = False
         self._kubeconfig_flush: asyncio.Future[None] | None = None
         self._kubeconfig_current: str | None = None
@@ -222,23 +222,25 @@ class Apiserver:
         if crds is not None:
             crds.install(cluster, now)
             apiservices.install_crd_apiservices(cluster, crds.served_versions(), now)
+        if self._born.install(cluster, now):
+            return
         ns_ctx = self.ctx(cluster, "", "v1", "namespaces", None, manager="kube-apiserver")
         await asyncio.gather(*(self._rest.create(ns_ctx, {"metadata": {"name": ns}}) for ns in SYSTEM_NAMESPACES))
         svc_ctx = self.ctx(cluster, "", "v1", "services", "default", manager="kube-apiserver")
-        first_ip = str(ipaddress.ip_network(cluster.settings["serviceCIDR"]).network_address + 1)
         await self._rest.create(
             svc_ctx,
             {
                 "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
                 "spec": {
                     "type": "ClusterIP",
-                    "clusterIP": first_ip,
+                    "clusterIP": kubernetes_service_ip(cluster),
                     "sessionAffinity": "None",
                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
                 },
             },
         )
         await self._controllers.wait_idle(cluster.name)  # its namespaces have their ServiceAccount and CA
+        self._born.learn(cluster)
 
     async def remove_cluster(self, name: str) -> None:
         cluster = self._clusters.pop(name, None)

@@ -120,6 +120,8 @@ def test_a_placement_is_decided_in_one_reconcile_and_a_changed_slice_is_put_back
     hub.place("default", "once", {"numberOfClusters": 2, "prioritizers": [{"type": "Steady"}]})
     hub.wait_decided("default", "once", [profile_name(0), profile_name(1)])
     hub.wait_reason("default", "once", "AllDecided")  # written after the slice's event was seen
+    # counted once the reconcile has returned, which may be just after its status write is seen
+    wait_until(lambda: reconciles() - before >= 1, message="the Placement's reconcile counted")
     assert reconciles() - before == 1
 
     (only,) = hub.slices("default", "once")

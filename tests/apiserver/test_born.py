@@ -1,0 +1,117 @@
+"""A new cluster's system namespaces, their `default` ServiceAccount and `kube-root-ca.crt`, and `default/kubernetes`:
+the first cluster of each shape gets them through the API, the next ones a copy of what that wrote (`born.py`),
+which must be the same objects, each cluster's own, and as normal as any other."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from clusterset.api.resources import CONFIG_MAPS, NAMESPACES, SERVICE_ACCOUNTS, SERVICES
+from clusterset.apiserver import Apiserver
+from clusterset.client import ClientConfig, ClusterClient, Invalid, NotFound
+from tests.inventory.test_member_crds import normalized
+
+SYSTEM = ["default", "kube-node-lease", "kube-public", "kube-system"]
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def client_of(server: Apiserver, name: str, session: aiohttp.ClientSession) -> ClusterClient:
+    return ClusterClient(ClientConfig(server=server.cluster_url(name), name=name, ca_data=server.ca_pem.encode(),
+                                      token=server.cluster_token(name)), session)
+
+
+async def born(client: ClusterClient) -> list[dict[str, Any]]:
+    objects = (await client.list(NAMESPACES))["items"]
+    for ns in SYSTEM:
+        objects += [await client.get(SERVICE_ACCOUNTS, "default", ns),
+                    await client.get(CONFIG_MAPS, "kube-root-ca.crt", ns)]
+    return [*objects, await client.get(SERVICES, "kubernetes", "default")]
+
+
+def first_service_ip(server: Apiserver, name: str) -> str:
+    return str(ipaddress.ip_network(server.cluster_settings(name)["serviceCIDR"]).network_address + 1)
+
+
+async def test_copied_clusters_are_born_with_what_the_api_made_in_the_first(tmp_path: Path,
+                                                                           session: aiohttp.ClientSession) -> None:
+    server = Apiserver(tmp_path / "state")
+    try:
+        for name in ("first", "copy", "copy2"):
+            await server.add_cluster(name)
+        await server.add_cluster("dual", dual_stack=True)  # another shape: through the API, then its own template
+        await server.add_cluster("dual2", dual_stack=True)
+        await server.start()
+        clients = {n: client_of(server, n, session) for n in ("first", "copy", "copy2", "dual", "dual2")}
+        objects = {n: await born(c) for n, c in clients.items()}
+        assert [o["metadata"]["name"] for o in objects["copy"][:4]] == SYSTEM
+        assert all(o["status"]["phase"] == "Active" for o in objects["copy"][:4])
+
+        def without_addresses(items: list[dict[str, Any]]) -> Any:
+            service = items[-1]["spec"]
+            service.pop("clusterIP"), service.pop("clusterIPs")
+            return normalized(items)
+
+        for name in ("copy", "copy2", "dual", "dual2"):
+            service = objects[name][-1]["spec"]
+            assert service["clusterIP"] == first_service_ip(server, name) and service["clusterIPs"] == [
+                service["clusterIP"]]
+        uids = {n: {o["metadata"]["uid"] for o in items} for n, items in objects.items()}
+        assert all(len(u) == 13 for u in uids.values())
+        assert not set.intersection(*uids.values())  # each cluster's own (kube-system's uid is a cluster's identity)
+        assert without_addresses(objects["copy"]) == without_addresses(objects["first"])
+        assert without_addresses(objects["dual2"]) == without_addresses(objects["dual"])
+
+        # the copy's Service address is taken, as one made through the API
+        with pytest.raises(Invalid, match="already allocated"):
+            await clients["copy"].create(SERVICES, {"metadata": {"name": "squat", "namespace": "default"}, "spec": {
+                "clusterIP": first_service_ip(server, "copy"), "ports": [{"port": 80}]}})
+        # and its namespaces are normal ones: one goes with what is in it, then is made again with its defaults
+        copy = clients["copy"]
+        listed = await copy.list(NAMESPACES)
+        seen: list[dict[str, Any]] = []
+
+        async def follow() -> None:
+            async for event in copy.watch(NAMESPACES, resource_version=listed["metadata"]["resourceVersion"]):
+                seen.append(event)
+                if event["type"] == "DELETED":
+                    return
+
+        watching = asyncio.create_task(follow())
+        await copy.delete(NAMESPACES, "kube-node-lease")
+        await asyncio.wait_for(watching, 15)
+        assert seen[-1]["object"]["metadata"]["name"] == "kube-node-lease"
+        with pytest.raises(NotFound):
+            await copy.get(CONFIG_MAPS, "kube-root-ca.crt", "kube-node-lease")
+        await copy.create(NAMESPACES, {"metadata": {"name": "kube-node-lease"}})
+
+        async def defaults() -> None:
+            while True:
+                try:
+                    await copy.get(SERVICE_ACCOUNTS, "default", "kube-node-lease")
+                    return
+                except NotFound:
+                    await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(defaults(), 10)
+    finally:
+        await server.stop()
+    # and they are stored: a restart has them, with the same uids
+    again = Apiserver(tmp_path / "state")
+    try:
+        await again.start()
+        copy = client_of(again, "copy2", session)
+        assert {o["metadata"]["uid"] for o in await born(copy)} == uids["copy2"]
+    finally:
+        await again.stop()

@@ -267,7 +267,7 @@ class MemberAgent:
             self._beat_at = now
         fresh = self.answered_at is not None and 0 <= now - self.answered_at < self.heartbeat * 0.9
         seen = await self.observe(properties, probe=self._beat_at == now or not fresh)
-        if seen.readyz_error is None and self._beat_at - self._renewed_at >= self.heartbeat * 0.9:
+        if seen.readyz_error is None and self._beat_at - self._renewed_at >= self.heartbeat * 0.9:  # or deleted
             await self._renew_lease()
         await self._write(seen)
         wait = max(0.05, self.heartbeat - (loop.time() - self._beat_at))
@@ -276,6 +276,14 @@ class MemberAgent:
     async def report_gone(self) -> None:
         """The last report of a member that is gone (`member_gone`): its control plane is no more."""
         await self._write(Observation(readyz_error=self.gone))
+
+    def deleted(self, resource: Resource, name: str) -> None:
+        """Its report or Lease was deleted on the hub (by someone else): written again at the next look, not after
+        `report_refresh`, so that its profile does not say AgentNotConnected or Unknown meanwhile."""
+        if resource == CLUSTER_REPORTS and name == self.cluster_id:
+            self._last = None
+        elif resource == LEASES and name == ENDPOINT_LEASE:
+            self._lease, self._renewed_at = None, float("-inf")
 
     async def _renew_lease(self) -> None:
         """Renews the Lease as last written (a 409 or 404: someone else wrote or deleted it, read it again)."""

@@ -15,11 +15,12 @@ from clusterset.api.inventory import (
     member_of_namespace,
 )
 from clusterset.api.mcs import ENDPOINT_LEASE, ENDPOINT_LEASE_SELECTOR
-from clusterset.api.resources import CLUSTER_PROFILES, CLUSTER_PROPERTIES, LEASES, NAMESPACES, SECRETS
+from clusterset.api.resources import CLUSTER_PROFILES, CLUSTER_PROPERTIES, LEASES, NAMESPACES, SECRETS, Resource
 from clusterset.client.errors import Forbidden, NotFound, Unauthorized
 from clusterset.inventory.agent import MemberAgent
 from clusterset.inventory.profiles import ProfileManager
-from clusterset.runtime import Controller, RateLimiter, Request, Result, Watch
+from clusterset.runtime import Controller, Event, RateLimiter, Request, Result, Watch
+from clusterset.runtime.hubview import member_of
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +110,34 @@ def agent_controller(agents: Mapping[str, MemberAgent], stop: Callable[[MemberAg
     def report_key(cluster: str, _obj: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
         return [(cluster, REPORT_KEY)]
 
+    def own_namespace(view: str) -> str | None:
+        agent = agents.get(member_of(view) or "")
+        return agent.hub_namespace if agent is not None else None
+
+    def is_view(name: str) -> bool:
+        return own_namespace(name) is not None
+
+    def deleted(resource: Resource) -> Callable[[str, Mapping[str, Any]], Iterable[tuple[str, str]]]:
+        """Its report or Lease deleted on the hub: the agent writes it again at once."""
+        def keys(view: str, obj: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+            member = member_of(view) or ""
+            agent = agents.get(member)
+            if agent is None:
+                return []
+            agent.deleted(resource, str(obj.get("metadata", {}).get("name")))
+            return [(member, REPORT_KEY)]
+        return keys
+
+    def is_deleted(event: Event) -> bool:
+        return event.type == "DELETED"
+
     return Controller(
         "inventory-agent",
         reconcile,
         [Watch(CLUSTER_PROPERTIES, map_to=report_key),
-         Watch(SECRETS, namespace=SYSTEM_NAMESPACE, field_selector=HUB_SECRET_SELECTOR, map_to=report_key)],
+         Watch(SECRETS, namespace=SYSTEM_NAMESPACE, field_selector=HUB_SECRET_SELECTOR, map_to=report_key),
+         *(Watch(resource, namespace=own_namespace, clusters=is_view, predicate=is_deleted, map_to=deleted(resource))
+           for resource in (CLUSTER_REPORTS, LEASES))],
         clusters=lambda name: name in agents,
         workers=workers,
         rate_limiter=RateLimiter(max_delay=REPORT_RETRY_MAX_SECONDS),

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client, watch
+from kubernetes.client.rest import ApiException
 
 from clusterset.api.mcs import ENDPOINT_LEASE
 from clusterset.client import ClusterClient
@@ -78,9 +79,14 @@ def test_members_heartbeats_are_spread_over_the_interval(fleet: FleetThread) -> 
     assert fleet.fleet.members.options.report_workers == EMBEDDED_REPORT_WORKERS > MEMBERS
 
 
-def _report_version(fleet: FleetThread, member: str) -> str:
-    report = custom(fleet.info("hub")).get_namespaced_custom_object(
-        "clusterset.io", "v1alpha1", f"clusterset-{member}", "clusterreports", member)
+def _report_version(fleet: FleetThread, member: str) -> str | None:
+    try:
+        report = custom(fleet.info("hub")).get_namespaced_custom_object(
+            "clusterset.io", "v1alpha1", f"clusterset-{member}", "clusterreports", member)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
     return str(report["metadata"]["resourceVersion"])
 
 
@@ -110,6 +116,14 @@ def test_an_idle_agent_renews_its_lease_and_leaves_its_report_alone(tmp_path: Pa
         assert len(renewals) >= 2 * grace / heartbeat - 2, renewals  # renewed every heartbeat
         assert _report_version(thread, "member-1") == report  # nothing new to say: not written
         assert health == {"True"}
+        # someone deletes the report, then the Lease: the agent writes each again at once, not at its next refresh
+        custom(thread.info("hub")).delete_namespaced_custom_object(
+            "clusterset.io", "v1alpha1", "clusterset-member-1", "clusterreports", "member-1")
+        wait_until(lambda: _report_version(thread, "member-1") not in (None, report), timeout=5 * heartbeat)
+        client.CoordinationV1Api(thread.info("hub").api_client()).delete_namespaced_lease(
+            ENDPOINT_LEASE, "clusterset-member-1")
+        wait_until(lambda: "clusterset-member-1" in _renewed(thread), timeout=5 * heartbeat)
+        wait_until(lambda: _health(thread, "member-1")[0] == "True", timeout=5 * heartbeat)
         thread.call(thread.fleet.agent_manager.remove_cluster("member-1"))  # the agent stops working
         _status, message = wait_until(lambda: h if (h := _health(thread, "member-1"))[0] == "Unknown" else None,
                                      timeout=4 * grace)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from clusterset.api import crds
@@ -20,6 +21,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     running = ServerThread(tmp_path_factory.mktemp("apiserver"), bookmark_interval=1.0)
     yield running
     running.stop()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A connection pool for a test's own clients of a server it runs in its event loop."""
+    async with aiohttp.ClientSession() as s:
+        yield s
 
 
 @pytest.fixture

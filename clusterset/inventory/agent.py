@@ -69,7 +69,7 @@ MIN_TOKEN_SECONDS = 600  # TokenRequest's minimum
 GONE_AFTER_REFUSALS = 3
 REFUSAL_RECHECK_SECONDS = 0.5
 # how often `/version` is asked while `/readyz` keeps answering: a version changes with an upgrade, which a
-# heartbeat's probe need not find at once (one probe fewer per heartbeat, of three with the endpoint Lease's)
+# heartbeat's probe need not find at once (one probe per heartbeat, not two)
 VERSION_SECONDS = 60.0
 # how often a report that says nothing new is written while the member answers (the Lease, renewed every heartbeat,
 # shows the agent alive meanwhile): kubelet's default `nodeStatusReportFrequency`. It keeps the observation times

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,21 +14,10 @@ import pytest
 
 from clusterset.api.resources import CONFIG_MAPS, NAMESPACES, SERVICE_ACCOUNTS, SERVICES
 from clusterset.apiserver import Apiserver
-from clusterset.client import ClientConfig, ClusterClient, Invalid, NotFound
-from tests.inventory.test_member_crds import normalized
+from clusterset.client import ClusterClient, Invalid, NotFound
+from tests.inventory.test_member_crds import client_of, normalized
 
 SYSTEM = ["default", "kube-node-lease", "kube-public", "kube-system"]
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-def client_of(server: Apiserver, name: str, session: aiohttp.ClientSession) -> ClusterClient:
-    return ClusterClient(ClientConfig(server=server.cluster_url(name), name=name, ca_data=server.ca_pem.encode(),
-                                      token=server.cluster_token(name)), session)
 
 
 async def born(client: ClusterClient) -> list[dict[str, Any]]:

@@ -37,12 +37,6 @@ async def server() -> AsyncIterator[Apiserver]:
         await apiserver.stop()
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
 def client_of(server: Apiserver, name: str, session: aiohttp.ClientSession) -> ClusterClient:
     return ClusterClient(ClientConfig(server=server.cluster_url(name), name=name, ca_data=server.ca_pem.encode(),
                                       token=server.cluster_token(name)), session, in_process=server.in_process(name))

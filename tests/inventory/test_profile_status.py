@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -212,3 +213,40 @@ async def test_a_member_whose_clock_is_behind_is_not_taken_for_silent() -> None:
     await manager.reconcile("m1", MEMBER_NS, report(healthy_seen(), skewed + timedelta(seconds=10), first),
                             hub.objects["m1"])
     assert condition(hub.objects["m1"]["status"]["conditions"], "ControlPlaneHealthy")["status"] == "True"
+
+
+def agent_lease(holder: str, renewed: str) -> dict[str, Any]:
+    return {"metadata": {"name": "clusterset-endpoints", "namespace": "clusterset-m1"},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 40, "renewTime": renewed}}
+
+
+async def test_the_agents_lease_keeps_its_profile_healthy_between_reports() -> None:
+    """The agent writes its report when it changes; its Lease's renewals show it alive meanwhile (by the hub's
+    clock), and only its own Lease's."""
+    hub = FakeHub()
+    grace = 0.3
+    manager = ProfileManager(hub, "clusterset", grace_seconds=grace)  # type: ignore[arg-type]
+    first = report(healthy_seen(), datetime.now(UTC))
+
+    def health() -> dict[str, Any]:
+        return condition(hub.objects["m1"]["status"]["conditions"], "ControlPlaneHealthy") or {}
+
+    await manager.reconcile("m1", MEMBER_NS, first, None, agent_lease("m1", "2026-01-01T00:00:00.000000Z"))
+    for i in range(1, 4):  # the report ages past the grace period; the Lease is renewed within it each time
+        await asyncio.sleep(grace * 2 / 3)
+        renewed = f"2026-01-01T00:00:0{i}.000000Z"
+        again = await manager.reconcile("m1", MEMBER_NS, first, hub.objects["m1"], agent_lease("m1", renewed))
+        assert health()["status"] == "True"
+        assert again is not None and again <= grace + 0.05  # looked at again when the renewal would go stale
+    await asyncio.sleep(grace * 2 / 3)
+    # another holder's renewal is no sign of this agent's life: silent for longer than the grace period now
+    await manager.reconcile("m1", MEMBER_NS, first, hub.objects["m1"], agent_lease("someone", "2026-01-01T00:01:00Z"))
+    assert health()["status"] == "Unknown" and health()["reason"] == "AgentStoppedReporting"
+    # its own Lease again (first seen now, as after a hub restart: alive), then silent: the message names both
+    await manager.reconcile("m1", MEMBER_NS, first, hub.objects["m1"], agent_lease("m1", renewed))
+    assert health()["status"] == "True"
+    await asyncio.sleep(grace * 1.2)
+    await manager.reconcile("m1", MEMBER_NS, first, hub.objects["m1"], agent_lease("m1", renewed))
+    assert health()["status"] == "Unknown"
+    assert f"has not reported since {first['status']['observedTime']} nor renewed its Lease since {renewed}" in \
+        health()["message"], health()

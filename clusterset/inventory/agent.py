@@ -173,10 +173,12 @@ class MemberAgent:
 
     async def _resume(self, now: float) -> None:
         """Reads the report and Lease this agent wrote before it (re)started. A Lease it renewed less than a heartbeat
-        ago sets its rhythm (the member answered then, which stands for a first probe), and a report written less than
-        its interval ago is written again only when what it says changes: a restarted fleet neither probes every
-        member, renews every Lease nor rewrites every report (and then every profile) at once. Agents that start
-        together without one (every member of a new embedded fleet) spread their heartbeats over the interval."""
+        ago sets its rhythm (the member answered then, which stands for a first probe); one that holds for two more
+        heartbeats has the first come after one (its member healthy by its report), spread over the next; a report
+        written less than its interval ago is written again only when what it says changes: a restarted fleet neither
+        probes every member, renews every Lease nor rewrites every report (and then every profile) at once. Agents
+        that start together without one (every member of a new embedded fleet) spread their heartbeats over the
+        interval."""
         self._last = await self._read(CLUSTER_REPORTS, self.cluster_id)
         self._lease = await self._read(LEASES, ENDPOINT_LEASE)
         self._started = True
@@ -185,6 +187,12 @@ class MemberAgent:
         if renewed is not None and 0 <= renewed < self.heartbeat * 0.9:
             self._beat_at = self._renewed_at = now - renewed
             self.answered_at = self._beat_at
+        elif renewed is not None and 0 <= renewed < self.lease_seconds - 2 * self.heartbeat \
+                and _says_healthy(self._last):
+            # late, but the Lease holds for two more heartbeats: the first comes after one, spread over the next
+            # (a restart of many agents is over before they all probe and renew)
+            self._beat_at = self._renewed_at = now + random.uniform(0, 0.9) * self.heartbeat
+            self.answered_at = now
         else:
             self._beat_at = now - random.uniform(0, 0.9) * self.heartbeat
         age = report_age(self._last, wall)

@@ -206,3 +206,42 @@ def test_a_restarted_fleet_keeps_its_reports_and_leases_until_their_heartbeat(tm
         assert leases(second) == leased
     finally:
         second.stop()
+
+
+def test_a_fleet_restarted_late_in_its_leases_spreads_its_first_heartbeats(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leases renewed more than a heartbeat before a restart, but holding for two more: the agents neither probe nor
+    renew at start (a thousand of them would, in the restart's own seconds); their first heartbeats come after
+    one interval, spread over the next, and the profiles stay healthy."""
+    heartbeat = 4.0
+    options = FleetOptions(tmp_path / "fleet", members=3, heartbeat=heartbeat, grace=40.0)
+    first = FleetThread(options)
+    try:
+        leased = wait_until(lambda: r if len(r := _renewed(first)) == 3 else None, timeout=30)
+        wait_until(lambda: _renewed(first) != leased, timeout=3 * heartbeat)  # in their rhythm
+        port = first.server.port
+    finally:
+        first.stop()
+    stopped = time.monotonic()
+    asked: Counter[str] = Counter()
+    request = ClusterClient.request
+
+    async def counted(self: ClusterClient, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        asked[path] += 1
+        return await request(self, method, path, *args, **kwargs)
+
+    monkeypatch.setattr(ClusterClient, "request", counted)
+    wait_until(lambda: time.monotonic() - stopped > heartbeat, timeout=2 * heartbeat)  # every Lease a beat late
+    options.port = port
+    second = FleetThread(options)
+    try:
+        renewed = _renewed(second)
+        agents = second.fleet.members.agents
+        wait_until(lambda: len(agents) == 3 and all(a._started for a in agents.values()), timeout=heartbeat / 2)
+        assert asked["/readyz"] == 0 and _renewed(second) == renewed  # nothing at once
+        wait_until(lambda: all(_renewed(second)[ns] != renewed[ns] for ns in renewed), timeout=3 * heartbeat)
+        assert asked["/readyz"] >= 3
+        assert {m: _health(second, m)[0] for m in ("member-1", "member-2", "member-3")} == {
+            "member-1": "True", "member-2": "True", "member-3": "True"}
+    finally:
+        second.stop()

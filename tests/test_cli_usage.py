@@ -8,11 +8,12 @@ import shutil
 import socket
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from clusterset.api.times import rfc3339, rfc3339_micro
 from clusterset.cli.fleet import status_table
 from tests.test_cli import _clusterset, _free_port, _wait_for
 
@@ -85,6 +86,18 @@ def test_status_sorts_members_as_people_count() -> None:
     profiles = [{"metadata": {"name": f"member-{i}"}} for i in (10, 2, 1, 11)]
     lines = status_table(profiles, {}, datetime.now(UTC)).splitlines()
     assert [line.split()[0] for line in lines[1:]] == ["member-1", "member-2", "member-10", "member-11"]
+
+
+def test_status_shows_the_agents_last_heartbeat() -> None:
+    """An idle agent renews its Lease every heartbeat and writes its report only when it changes: the newer counts."""
+    now = datetime.now(UTC)
+    profiles = [{"metadata": {"name": "member-1"}}]
+    reports = {"member-1": {"status": {"observedTime": rfc3339(now - timedelta(minutes=4))}}}
+    leases = {"member-1": {"spec": {"renewTime": rfc3339_micro(now - timedelta(seconds=3))}}}
+    header, row = status_table(profiles, reports, now, leases).splitlines()
+    assert header.split()[4] == "HEARTBEAT" and row.split()[4] == "3s"
+    assert status_table(profiles, reports, now).splitlines()[1].split()[4] == "4m"
+    assert status_table(profiles, {}, now).splitlines()[1].split()[4] == "never"
 
 
 def test_the_state_directory_is_not_committed(tmp_path: Path) -> None:

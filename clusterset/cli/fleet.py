@@ -26,13 +26,14 @@ from clusterset.api.inventory import (
 from clusterset.api.mcs import (
     CLUSTERSET_ENDPOINTS,
     CLUSTERSET_SERVICES,
+    ENDPOINT_LEASE_SELECTOR,
     SERVICE_NAME_LABEL,
     SERVICE_NAMESPACE_LABEL,
     SOURCE_CLUSTER_LABEL,
 )
 from clusterset.api.objects import condition
 from clusterset.api.placement import PLACEMENTS, WORK_SETS
-from clusterset.api.resources import CLUSTER_PROFILES, SECRETS, Resource
+from clusterset.api.resources import CLUSTER_PROFILES, LEASES, SECRETS, Resource
 from clusterset.api.times import parse_time
 from clusterset.cli.common import (
     DEFAULT_CLUSTERSET,
@@ -299,13 +300,18 @@ async def _status(args: argparse.Namespace) -> int:
         # a member's report is the one in its own hub namespace (an agent may write any name there)
         reports = {r["metadata"]["name"]: r for r in (await hub.list(CLUSTER_REPORTS)).get("items") or []
                    if r["metadata"].get("namespace") == member_namespace(r["metadata"]["name"])}
+        # and its agent's Lease there, renewed every heartbeat (the report is written when it changes)
+        leases = {str(holder): lease for lease in (await hub.list(LEASES, field_selector=ENDPOINT_LEASE_SELECTOR)
+                                                   ).get("items") or []
+                  if (holder := (lease.get("spec") or {}).get("holderIdentity"))
+                  and lease["metadata"].get("namespace") == member_namespace(str(holder))}
         services = await _items(hub, CLUSTERSET_SERVICES, args.clusterset)
         endpoints = await _items(hub, CLUSTERSET_ENDPOINTS, args.clusterset)
         placements = await _items(hub, PLACEMENTS, None)
         worksets = await _items(hub, WORK_SETS, None)
     finally:
         await hub.close()
-    print(status_table(profiles, reports, datetime.now(UTC)))
+    print(status_table(profiles, reports, datetime.now(UTC), leases))
     if services:
         print()
         print(services_table(services, endpoints))
@@ -349,18 +355,23 @@ def services_table(services: list[dict[str, Any]], endpoints: list[dict[str, Any
     return table(rows)
 
 
-def status_table(profiles: list[dict[str, Any]], reports: dict[str, dict[str, Any]], now: datetime) -> str:
-    rows: list[tuple[str, ...]] = [("CLUSTER", "HEALTHY", "JOINED", "VERSION", "REPORTED", "REASON", "TAINTS",
+def status_table(profiles: list[dict[str, Any]], reports: dict[str, dict[str, Any]], now: datetime,
+                 leases: dict[str, dict[str, Any]] | None = None) -> str:
+    """HEARTBEAT: how long ago the member's agent last showed itself alive (renewed its Lease, or reported)."""
+    rows: list[tuple[str, ...]] = [("CLUSTER", "HEALTHY", "JOINED", "VERSION", "HEARTBEAT", "REASON", "TAINTS",
                                     "PROPERTIES")]
     for p in sorted(profiles, key=lambda p: natural_key(str(p["metadata"]["name"]))):
         status = p.get("status") or {}
         healthy = condition(status.get("conditions"), CONTROL_PLANE_HEALTHY) or {}
         joined = condition(status.get("conditions"), JOINED) or {}
-        observed = ((reports.get(p["metadata"]["name"]) or {}).get("status") or {}).get("observedTime")
+        name = p["metadata"]["name"]
+        seen = [parse_time(((reports.get(name) or {}).get("status") or {}).get("observedTime")),
+                parse_time((((leases or {}).get(name) or {}).get("spec") or {}).get("renewTime"))]
+        last = max((t for t in seen if t is not None), default=None)
         props = ",".join(f"{x['name']}={x['value']}" for x in status.get("properties") or [])
         problem = next((c.get("reason") for c in (healthy, joined) if c and c.get("status") != "True"), None)
         rows.append((p["metadata"]["name"], healthy.get("status", "Unknown"), joined.get("status", "Unknown"),
-                     (status.get("version") or {}).get("kubernetes", "-"), _ago(observed, now), problem or "-",
+                     (status.get("version") or {}).get("kubernetes", "-"), _ago(last, now), problem or "-",
                      taints_of(p), props or "-"))
     if len(rows) == 1:
         return "no clusters have joined (clusterset join, or clusterset up)"
@@ -382,9 +393,8 @@ def worksets_table(worksets: list[dict[str, Any]]) -> str:
     return table(rows)
 
 
-def _ago(stamp: str | None, now: datetime) -> str:
+def _ago(when: datetime | None, now: datetime) -> str:
     """Like kubectl's ages: 5s, 3m, 2h."""
-    when = parse_time(stamp)
     if when is None:
         return "never"
     seconds = max(0, int((now - when).total_seconds()))

@@ -55,7 +55,6 @@ from clusterset.apiserver.storage.store import DEFAULT_HISTORY, ClusterStore
 log = logging.getLogger(__name__)
 
 
-
 class CannotListen(Exception):
     """The server's address cannot be bound (in use, not permitted); the message names it."""
 

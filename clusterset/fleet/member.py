@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from clusterset.api.resources import Resource
 from clusterset.client import ClusterClient
 from clusterset.inventory.agent import REPORT_REFRESH_SECONDS, MemberAgent
 from clusterset.inventory.controllers import REPORT_KEY, agent_controller
 from clusterset.mcs.controllers import member_controllers
 from clusterset.mcs.exports import withdraw_exports
-from clusterset.runtime import Manager
+from clusterset.runtime import Cache, Manager
 from clusterset.runtime.hubview import HubView, member_of, view_name
 from clusterset.runtime.shared import InformerSource
 from clusterset.work.controllers import work_controller
@@ -51,7 +52,8 @@ class Members:
         self.options = options or MemberOptions()
         self.on_gone = on_gone
         self.agents: dict[str, MemberAgent] = {}
-        self._reports = manager.add(agent_controller(self.agents, self._stop_gone, workers=self.options.report_workers))
+        self._reports = manager.add(agent_controller(self.agents, self._stop_gone, self._own_namespace,
+                                                     workers=self.options.report_workers))
         opts = self.options
         mcs = member_controllers(self._hub_view, lambda name: name in self.agents, opts.clusterset,
                                  self._own_namespace)
@@ -73,7 +75,8 @@ class Members:
         self.agents[cluster_id] = MemberAgent(
             cluster_id, member, hub, hub_namespace, heartbeat=self.options.heartbeat,
             probe_timeout=self.options.probe_timeout, session=session, lease_seconds=self.options.endpoint_lease,
-            report_refresh=self.options.report_refresh)
+            report_refresh=self.options.report_refresh,
+            hub_cache=lambda resource: self._own_cache(cluster_id, resource))
         if old is not None:
             await _close(old)
         await self.manager.add_cluster(view_name(cluster_id), hub, owned=False, informers=hub_informers)
@@ -86,6 +89,12 @@ class Members:
         if agent is None or hub is None:
             return None
         return HubView(hub, agent.hub_namespace, self.options.clusterset)
+
+    def _own_cache(self, cluster_id: str, resource: Resource) -> Cache | None:
+        """The agent's watch cache of `resource` in its own hub namespace (its controller watches its report and
+        Lease there)."""
+        view = self._hub_view(cluster_id)
+        return view.cluster.cache(resource, view.namespace) if view is not None else None
 
     def _own_namespace(self, view: str) -> str | None:
         agent = self.agents.get(member_of(view) or "")

@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import dataclasses
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,7 +103,10 @@ class MemberAgent:
         session: aiohttp.ClientSession | None = None,
         lease_seconds: int = 40,
         report_refresh: float = REPORT_REFRESH_SECONDS,
+        hub_cache: Callable[[Resource], Cache | None] | None = None,
     ) -> None:
+        """`hub_cache(resource)`: a watch cache of `resource` in the agent's hub namespace, if it has one (its report
+        and Lease are read from there at start rather than asked for)."""
         self.cluster_id = cluster_id
         self.hub = hub
         self.hub_namespace = hub_namespace
@@ -110,6 +114,7 @@ class MemberAgent:
         self.heartbeat = min(heartbeat, lease_seconds / 3)
         self.lease_seconds = lease_seconds
         self.report_refresh = max(report_refresh, self.heartbeat)
+        self.hub_cache = hub_cache
         # probes must fail fast: no retries, a short timeout (the next heartbeat is the retry)
         probe_config = dataclasses.replace(member.config, retry=RetryPolicy(attempts=1), timeout=probe_timeout)
         self.probe = ClusterClient(probe_config, session)
@@ -179,8 +184,8 @@ class MemberAgent:
         probes every member, renews every Lease nor rewrites every report (and then every profile) at once. Agents
         that start together without one (every member of a new embedded fleet) spread their heartbeats over the
         interval."""
-        self._last = await self._read(CLUSTER_REPORTS, self.cluster_id)
-        self._lease = await self._read(LEASES, ENDPOINT_LEASE)
+        self._last = await self._read(CLUSTER_REPORTS, self.cluster_id, cached=True)
+        self._lease = await self._read(LEASES, ENDPOINT_LEASE, cached=True)
         self._started = True
         wall = datetime.now(UTC)
         renewed = self._own_lease_age(wall)
@@ -211,7 +216,13 @@ class MemberAgent:
         """While the member does not answer, its Lease is not renewed: the report shows the agent alive."""
         return self.report_refresh if healthy else self.heartbeat
 
-    async def _read(self, resource: Resource, name: str) -> dict[str, Any] | None:
+    async def _read(self, resource: Resource, name: str, cached: bool = False) -> dict[str, Any] | None:
+        """`cached`: from the watch cache when there is one (not after a 409: it may be behind our own write)."""
+        cache = self.hub_cache(resource) if cached and self.hub_cache is not None else None
+        if cache is not None:
+            with contextlib.suppress(TimeoutError):
+                await cache.wait_synced(self.probe.config.timeout)
+                return cache.get((self.hub_namespace, name))
         try:
             return await self.hub.get(resource, name, self.hub_namespace)
         except NotFound:

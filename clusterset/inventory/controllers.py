@@ -75,9 +75,10 @@ def profile_controller(manager: ProfileManager, hub: str = "hub", workers: int =
 
 
 def agent_controller(agents: Mapping[str, MemberAgent], stop: Callable[[MemberAgent], None],
-                     workers: int = 4) -> Controller:
+                     own_namespace: Callable[[str], str | None], workers: int = 4) -> Controller:
     """Members: one key per member; a ClusterProperty change reports at once, else every heartbeat; a change of
-    the member's hub credentials at once too. After the last report of a member that is gone, `stop(agent)`."""
+    the member's hub credentials, or its report or Lease deleted on the hub (`own_namespace(view)`: the member's
+    namespace there), at once too. After the last report of a member that is gone, `stop(agent)`."""
     refused: set[str] = set()
 
     async def reconcile(req: Request) -> Result | None:
@@ -109,10 +110,6 @@ def agent_controller(agents: Mapping[str, MemberAgent], stop: Callable[[MemberAg
 
     def report_key(cluster: str, _obj: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
         return [(cluster, REPORT_KEY)]
-
-    def own_namespace(view: str) -> str | None:
-        agent = agents.get(member_of(view) or "")
-        return agent.hub_namespace if agent is not None else None
 
     def is_view(name: str) -> bool:
         return own_namespace(name) is not None

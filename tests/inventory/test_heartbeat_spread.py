@@ -18,6 +18,7 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from clusterset.api.mcs import ENDPOINT_LEASE
+from clusterset.api.objects import condition
 from clusterset.client import ClusterClient
 from clusterset.fleet.embedded import EMBEDDED_REPORT_WORKERS, FleetOptions
 from clusterset.testing import FleetThread
@@ -93,8 +94,21 @@ def _report_version(fleet: FleetThread, member: str) -> str | None:
 def _health(fleet: FleetThread, member: str) -> tuple[str, str]:
     profile = custom(fleet.info("hub")).get_namespaced_custom_object(
         "multicluster.x-k8s.io", "v1alpha1", "clusterset", "clusterprofiles", member)
-    found = [c for c in (profile.get("status") or {}).get("conditions") or [] if c["type"] == "ControlPlaneHealthy"]
-    return (found[0]["status"], found[0]["message"]) if found else ("", "")
+    found = condition((profile.get("status") or {}).get("conditions"), "ControlPlaneHealthy") or {}
+    return str(found.get("status", "")), str(found.get("message", ""))
+
+
+def _count_requests(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """The paths of every `ClusterClient.request` from now on (the agents' probes)."""
+    asked: Counter[str] = Counter()
+    request = ClusterClient.request
+
+    async def counted(self: ClusterClient, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        asked[path] += 1
+        return await request(self, method, path, *args, **kwargs)
+
+    monkeypatch.setattr(ClusterClient, "request", counted)
+    return asked
 
 
 def test_an_idle_agent_renews_its_lease_and_leaves_its_report_alone(tmp_path: Path) -> None:
@@ -137,14 +151,7 @@ def test_an_idle_fleet_asks_readyz_once_per_member_and_heartbeat(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The agent asks `/readyz` once a heartbeat, and renews its Lease on that answer (the Lease's renewer asked
     again before), and `/version` once a minute, not every heartbeat; the Leases are renewed all the same."""
-    asked: Counter[str] = Counter()
-    request = ClusterClient.request
-
-    async def counted(self: ClusterClient, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
-        asked[path] += 1
-        return await request(self, method, path, *args, **kwargs)
-
-    monkeypatch.setattr(ClusterClient, "request", counted)
+    asked = _count_requests(monkeypatch)
     members = 4
     thread = FleetThread(FleetOptions(tmp_path / "fleet", members=members, heartbeat=HEARTBEAT, grace=10.0))
     try:
@@ -223,14 +230,7 @@ def test_a_fleet_restarted_late_in_its_leases_spreads_its_first_heartbeats(tmp_p
     finally:
         first.stop()
     stopped = time.monotonic()
-    asked: Counter[str] = Counter()
-    request = ClusterClient.request
-
-    async def counted(self: ClusterClient, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
-        asked[path] += 1
-        return await request(self, method, path, *args, **kwargs)
-
-    monkeypatch.setattr(ClusterClient, "request", counted)
+    asked = _count_requests(monkeypatch)
     wait_until(lambda: time.monotonic() - stopped > heartbeat, timeout=2 * heartbeat)  # every Lease a beat late
     options.port = port
     second = FleetThread(options)

@@ -29,7 +29,7 @@ from clusterset.apiserver.auth.authn import Authenticator
 from clusterset.apiserver.auth.escalation import RbacEscalation
 from clusterset.apiserver.auth.tokens import TokenIssuer
 from clusterset.apiserver.auth.users import LOOPBACK
-from clusterset.apiserver.born import SYSTEM_NAMESPACES, BornObjects, kubernetes_service_ip
+from clusterset.apiserver.born import SYSTEM_NAMESPACES, BornNodes, BornObjects, kubernetes_service_ip
 from clusterset.apiserver.controllers import cluster_controllers as default_cluster_controllers
 from clusterset.apiserver.controllers.core import apiservices, core_controllers
 from clusterset.apiserver.controllers.core.crds import ClusterCRDs
@@ -119,6 +119,7 @@ class Apiserver:
         self._services: Services | None = None  # what HTTP and in-process requests are served from, once started
         self._next_index = 0
         self._born = BornObjects()  # what new clusters are born with, learnt from the first
+        self._born_nodes = BornNodes()
         self._running = False
         self._kubeconfig_flush: asyncio.Future[None] | None = None
         self._kubeconfig_current: str | None = None
@@ -221,8 +222,13 @@ class Apiserver:
         if crds is not None:
             crds.install(cluster, now)
             apiservices.install_crd_apiservices(cluster, crds.served_versions(), now)
-        if self._born.install(cluster, now):
-            return
+        if not self._born.install(cluster, now):
+            await self._born_through_api(cluster)
+        await self._born_nodes.install(self._rest, cluster, now)
+
+    async def _born_through_api(self, cluster: Cluster) -> None:
+        """The first cluster of a shape: its system namespaces and `default/kubernetes` made through the API, as
+        kube-apiserver makes them, and what that wrote learnt as the shape's template."""
         ns_ctx = self.ctx(cluster, "", "v1", "namespaces", None, manager="kube-apiserver")
         await asyncio.gather(*(self._rest.create(ns_ctx, {"metadata": {"name": ns}}) for ns in SYSTEM_NAMESPACES))
         svc_ctx = self.ctx(cluster, "", "v1", "services", "default", manager="kube-apiserver")

@@ -1,18 +1,22 @@
 """A new cluster's system namespaces, their `default` ServiceAccount and `kube-root-ca.crt`, and `default/kubernetes`:
 the first cluster of each shape gets them through the API, the next ones a copy of what that wrote (`born.py`),
-which must be the same objects, each cluster's own, and as normal as any other."""
+which must be the same objects, each cluster's own, and as normal as any other. Its simulated Nodes and their Leases
+are the node controller's creates, laid over one dry run per shape: what the controller makes of them through the API
+when they are deleted must be the same."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import json
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from clusterset.api.resources import CONFIG_MAPS, NAMESPACES, SERVICE_ACCOUNTS, SERVICES
+from clusterset.api.resources import CONFIG_MAPS, LEASES, NAMESPACES, NODES, SERVICE_ACCOUNTS, SERVICES
 from clusterset.apiserver import Apiserver
 from clusterset.client import ClusterClient, Invalid, NotFound
 from tests.inventory.test_member_crds import client_of, normalized
@@ -103,3 +107,55 @@ async def test_copied_clusters_are_born_with_what_the_api_made_in_the_first(tmp_
         assert {o["metadata"]["uid"] for o in await born(copy)} == uids["copy2"]
     finally:
         await again.stop()
+
+
+async def remade(client: ClusterClient, node: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The node and its Lease once the node controller has made them again (a new uid)."""
+    name = node["metadata"]["name"]
+    while True:
+        with contextlib.suppress(NotFound):
+            again = await client.get(NODES, name)
+            if again["metadata"]["uid"] != node["metadata"]["uid"]:
+                return again, await client.get(LEASES, name, "kube-node-lease")
+        await asyncio.sleep(0.02)
+
+
+def owned(lease: dict[str, Any], node: dict[str, Any]) -> Any:
+    return json.loads(json.dumps(lease).replace(node["metadata"]["uid"], "<owner>"))
+
+
+async def test_born_nodes_and_leases_are_what_the_node_controller_makes_through_the_api(
+        tmp_path: Path, session: aiohttp.ClientSession) -> None:
+    server = Apiserver(tmp_path / "state")
+    shapes = {"single": {}, "single2": {}, "dual": {"dual_stack": True}, "two": {"nodes": 2}}
+    try:
+        for name, settings in shapes.items():
+            await server.add_cluster(name, **settings)
+        await server.add_cluster("bare", controllers=False)  # no node controller: no nodes
+        await server.start()
+        clients = {n: client_of(server, n, session) for n in shapes}
+        born_uids = set()
+        for name, client in clients.items():
+            nodes = (await client.list(NODES))["items"]
+            leases = (await client.list(LEASES, "kube-node-lease"))["items"]
+            assert [n["metadata"]["name"] for n in nodes] == [f"{name}-node-{i}" for i in
+                                                             range(1, 3 if name == "two" else 4)]
+            assert [le["metadata"]["ownerReferences"][0]["uid"] for le in leases] == [
+                n["metadata"]["uid"] for n in nodes]
+            born_uids |= {o["metadata"]["uid"] for o in [*nodes, *leases]}
+            # its first node, made again by the node controller through the API (its Lease first, which it then
+            # makes with the Node)
+            node, lease = nodes[0], leases[0]
+            await client.delete(LEASES, lease["metadata"]["name"], "kube-node-lease")
+            await client.delete(NODES, node["metadata"]["name"])
+
+            again, again_lease = await asyncio.wait_for(remade(client, node), 15)
+            assert again["spec"]["podCIDRs"] == node["spec"]["podCIDRs"]
+            assert again["status"]["addresses"] == node["status"]["addresses"]
+            assert normalized(again) == normalized(node)
+            # the owner's uid is also a key of its managedFields (`k:{"uid":...}`)
+            assert normalized(owned(again_lease, again)) == normalized(owned(lease, node))
+        assert len(born_uids) == 2 * (3 + 3 + 3 + 2)  # each cluster's own
+        assert (await client_of(server, "bare", session).list(NODES))["items"] == []
+    finally:
+        await server.stop()

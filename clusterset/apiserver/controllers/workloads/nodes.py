@@ -48,6 +48,7 @@ from clusterset.apiserver.storage.store import Event, Obj
 ALL_NODES: Key = ("", "")
 DEFAULT_ZONES = ("zone-a", "zone-b", "zone-c")
 LEASE_NAMESPACE = "kube-node-lease"
+KUBELET = "kubelet"  # the field manager of what a kubelet registers
 CAPACITY = {"cpu": "8", "ephemeral-storage": "100Gi", "hugepages-2Mi": "0", "memory": "32Gi", "pods": "110"}
 
 
@@ -195,6 +196,21 @@ def desired_status(cluster: Cluster, node: Obj, i: int) -> dict[str, Any]:
     }
 
 
+def desired_lease(node: Obj) -> Obj:
+    """The Lease a node's kubelet registers in `kube-node-lease`, owned by its Node."""
+    name = meta(node)["name"]
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": name,
+            "namespace": LEASE_NAMESPACE,
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": meta(node)["uid"]}],
+        },
+        "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": rfc3339_micro()},
+    }
+
+
 def is_simulated(node: Obj | None) -> bool:
     return node is not None and annotations_of(node).get(SIMULATED_NODE) == "true"
 
@@ -222,7 +238,7 @@ class NodeController:
             return
         yield ALL_NODES
 
-    @guarded("kubelet")
+    @guarded(KUBELET)
     async def reconcile(self, api: ClusterAPI, key: Key) -> float | None:
         cluster = api.cluster
         count = node_count(cluster)
@@ -257,13 +273,4 @@ class NodeController:
             return
         if api.get(NAMESPACES, "", LEASE_NAMESPACE) is None:
             return
-        await api.create(LEASES, {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {
-                "name": name,
-                "namespace": LEASE_NAMESPACE,
-                "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": meta(node)["uid"]}],
-            },
-            "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": rfc3339_micro()},
-        })
+        await api.create(LEASES, desired_lease(node))

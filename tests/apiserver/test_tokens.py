@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import urllib3
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -103,7 +105,8 @@ def test_token_request_returns_an_upstream_shaped_jwt(cluster: ClusterInfo) -> N
     assert result.metadata.name == "robot" and result.metadata.namespace == "default"
     assert result.spec.expiration_seconds == 3600 and result.spec.audiences == [ISSUER]
     header, claims = jwt(result.status.token)
-    assert header["alg"] == "RS256" and header["kid"]
+    assert header["alg"] == "ES256" and header["kid"]
+    assert len(base64.urlsafe_b64decode(result.status.token.split(".")[2] + "==")) == 64  # JWS: r || s
     assert claims["iss"] == ISSUER
     assert claims["sub"] == "system:serviceaccount:default:robot"
     assert claims["aud"] == [ISSUER]
@@ -290,6 +293,25 @@ def test_tokens_survive_a_restart(tmp_path: Path) -> None:
         assert jwt(token_for(info))[0]["kid"] == jwt(token)[0]["kid"]  # the same signing key
     finally:
         second.stop()
+
+
+def test_an_rsa_key_made_before_keeps_signing_rs256_and_its_tokens_hold(tmp_path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "pki").mkdir()
+    (tmp_path / "pki" / "sa.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    server = ServerThread(tmp_path)
+    try:
+        info = server.add_cluster("older", controllers=False)
+        token = token_for(info)
+        assert jwt(token)[0]["alg"] == "RS256"
+        assert whoami(info, token)[0] == 201
+        _, claims, signature = token.split(".")
+        forged = ".".join([base64.urlsafe_b64encode(json.dumps({**jwt(token)[0], "alg": "ES256"}).encode())
+                           .rstrip(b"=").decode(), claims, signature])
+        assert whoami(info, forged)[0] == 401  # only the key's own algorithm
+    finally:
+        server.stop()
 
 
 def test_in_memory_servers_sign_with_their_own_key(server: ServerThread, cluster: ClusterInfo) -> None:

@@ -1,13 +1,17 @@
 """ServiceAccount tokens: the signing key, JWT signing and verification, and TokenRequest.
 
 Tokens are what kube-apiserver issues for `POST .../serviceaccounts/<sa>/token` (`kubectl create
-token`): RS256 JWTs with `iss`, `sub` = `system:serviceaccount:<ns>:<sa>`, `aud`, `exp`, `iat`, `nbf`,
-`jti` and the private `kubernetes.io` claim (`namespace`, `serviceaccount{name,uid}`, and the bound
-`pod`/`secret`/`node`). One more private claim, `clusterset.io/cluster`, binds a token to the logical
-cluster that minted it (each logical cluster is its own API server; they share the key).
+token`): ES256 JWTs (RS256 with a key made before) with `iss`, `sub` = `system:serviceaccount:<ns>:<sa>`,
+`aud`, `exp`, `iat`, `nbf`, `jti` and the private `kubernetes.io` claim (`namespace`,
+`serviceaccount{name,uid}`, and the bound `pod`/`secret`/`node`). One more private claim,
+`clusterset.io/cluster`, binds a token to the logical cluster that minted it (each logical cluster is
+its own API server; they share the key).
 
-The RSA key is `<state-dir>/pki/sa.key` (the temporary PKI directory of an in-memory server), made
-on first use, so tokens survive restarts and a server that never mints one never pays for the key.
+The key is `<state-dir>/pki/sa.key` (the temporary PKI directory of an in-memory server), made on
+first use, so tokens survive restarts and a server that never mints one never pays for the key. A new
+key is ECDSA P-256 (ES256, which kube-apiserver signs with when given such a key): signing takes a
+tenth of RSA-2048's time, and an embedded fleet signs a token for every member it joins. An RSA key
+made by an earlier version is kept, and its tokens stay RS256, so that tokens survive an upgrade.
 Checking a token against the objects it names (the ServiceAccount and its uid, the bound object,
 expiry) is the authenticator's job (`authn.py`); this module only proves the token is ours.
 """
@@ -28,7 +32,8 @@ from typing import Any
 import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from clusterset.api.times import rfc3339
 from clusterset.apiserver.meta import errors
@@ -66,6 +71,10 @@ def service_account_username(namespace: str, name: str) -> str:
     return f"system:serviceaccount:{namespace}:{name}"
 
 
+SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+_ES256_HALF = 32  # bytes of each of r and s in an ES256 signature (JWS: their concatenation, not DER)
+
+
 class TokenIssuer:
     """Signs and verifies the tokens of every logical cluster of one server.
 
@@ -75,26 +84,27 @@ class TokenIssuer:
     def __init__(self, key_path: Path | None) -> None:
         self.key_path = key_path
         self.clock: Callable[[], float] = time.time
-        self._key: rsa.RSAPrivateKey | None = None
-        self._public: rsa.RSAPublicKey | None = None
+        self._key: SigningKey | None = None
         self._kid = ""
+        self._alg = ""
         self._header = ""
         self._verified: dict[str, dict[str, Any]] = {}  # token → claims whose signature checked out
 
     # ---------------------------------------------------------------- the key
-    def _load(self) -> rsa.RSAPrivateKey:
+    def _load(self) -> SigningKey:
         if self._key is not None:
             return self._key
-        key: rsa.RSAPrivateKey | None = None
+        key: SigningKey | None = None
         path = self.key_path
         if path is not None and path.exists():
             loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            if isinstance(loaded, rsa.RSAPrivateKey):
+            if isinstance(loaded, rsa.RSAPrivateKey) or (
+                    isinstance(loaded, ec.EllipticCurvePrivateKey) and isinstance(loaded.curve, ec.SECP256R1)):
                 key = loaded
             else:  # pragma: no cover - someone replaced the file
-                log.warning("%s is not an RSA key; making a new one", path)
+                log.warning("%s is neither an RSA nor a P-256 key; making a new one", path)
         if key is None:
-            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            key = ec.generate_private_key(ec.SECP256R1())
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp")
@@ -105,10 +115,11 @@ class TokenIssuer:
                                                 serialization.NoEncryption()))
                 tmp.replace(path)
         self._key = key
-        self._public = key.public_key()
-        der = self._public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self._alg = "RS256" if isinstance(key, rsa.RSAPrivateKey) else "ES256"
+        der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo)
         self._kid = _b64(hashlib.sha256(der).digest())  # upstream's key id: sha256 of the PKIX public key
-        self._header = _b64(orjson.dumps({"alg": "RS256", "kid": self._kid}))
+        self._header = _b64(orjson.dumps({"alg": self._alg, "kid": self._kid}))
         return key
 
     @property
@@ -120,7 +131,11 @@ class TokenIssuer:
     def sign(self, claims: dict[str, Any]) -> str:
         key = self._load()
         signing_input = f"{self._header}.{_b64(orjson.dumps(claims))}"
-        signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        if isinstance(key, rsa.RSAPrivateKey):
+            signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        else:
+            r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+            signature = r.to_bytes(_ES256_HALF, "big") + s.to_bytes(_ES256_HALF, "big")
         return f"{signing_input}.{_b64(signature)}"
 
     def verify(self, token: str) -> dict[str, Any] | None:
@@ -133,14 +148,20 @@ class TokenIssuer:
             return None
         try:
             header = orjson.loads(_unb64(parts[0]))
-            if not isinstance(header, dict) or header.get("alg") != "RS256":
+            key = self._load()
+            if not isinstance(header, dict) or header.get("alg") != self._alg:
                 return None
-            self._load()
             if header.get("kid", self._kid) != self._kid:
                 return None
-            assert self._public is not None
-            self._public.verify(_unb64(parts[2]), f"{parts[0]}.{parts[1]}".encode(), padding.PKCS1v15(),
-                                hashes.SHA256())
+            signature, signed = _unb64(parts[2]), f"{parts[0]}.{parts[1]}".encode()
+            if isinstance(key, rsa.RSAPrivateKey):
+                key.public_key().verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
+            elif len(signature) != 2 * _ES256_HALF:
+                return None
+            else:
+                der = encode_dss_signature(int.from_bytes(signature[:_ES256_HALF], "big"),
+                                           int.from_bytes(signature[_ES256_HALF:], "big"))
+                key.public_key().verify(der, signed, ec.ECDSA(hashes.SHA256()))
             claims = orjson.loads(_unb64(parts[1]))
         except (ValueError, InvalidSignature, orjson.JSONDecodeError):
             return None

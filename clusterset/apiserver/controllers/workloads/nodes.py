@@ -9,7 +9,8 @@ a podCIDR carved from the cluster's pod range (a /24 each, or smaller with many 
 for 110 pods (`settings["maxPods"]`), so a default cluster fits 330 pods, as a real one would.
 
 The node set is reconciled as one key, triggered by the `kube-node-lease` namespace (which exists
-as soon as the cluster does, so attaching a cluster creates its nodes) and by node events: missing
+as soon as the cluster does, so attaching a cluster creates its nodes, unless it was born with them:
+`born.py`, from this module's `desired_node`/`desired_status`/`desired_lease`) and by node events: missing
 nodes are created (a deleted node re-registers, as a live kubelet's would), nodes above the count
 that we created are deleted, and each node's status is kept as a kubelet reports it. Heartbeats are
 not renewed, so an idle cluster costs nothing.

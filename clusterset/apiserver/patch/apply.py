@@ -454,14 +454,15 @@ def server_side_apply(
         _Pruner(previous.fields, owned, types).prune_map(merged, (), (), frozenset())
 
     final = _without_managed_fields(finalize(merged))
-    diff = compare_objects(live_obj, final, types).filtered(lambda p: _tracked(p, subresource))
-    changed = diff.changed()
-    conflicts = [(e, e.fields & changed) for e in others if e.fields & changed]
-    if conflicts and not force:
-        raise _conflict_error(conflicts)
-    for entry in others:
-        entry.fields -= changed
-        entry.fields -= diff.removed
+    if others:  # what changed matters only to the other managers (a create, a lone manager's apply: none)
+        diff = compare_objects(live_obj, final, types).filtered(lambda p: _tracked(p, subresource))
+        changed = diff.changed()
+        conflicts = [(e, e.fields & changed) for e in others if e.fields & changed]
+        if conflicts and not force:
+            raise _conflict_error(conflicts)
+        for entry in others:
+            entry.fields -= changed
+            entry.fields -= diff.removed
     object_changed = live is None or not json_equal(live_obj, final)
     if not object_changed and previous is not None:
         mine.time = previous.time

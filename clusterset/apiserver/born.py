@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 import uuid
 from typing import Any
 
@@ -36,9 +37,12 @@ from clusterset.apiserver.controllers.workloads.nodes import (
     node_count,
 )
 from clusterset.apiserver.controllers.workloads.util import LEASES, NODES
+from clusterset.apiserver.meta.errors import StatusError
 from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.registry.rest import Rest
 from clusterset.apiserver.storage.store import Obj
+
+log = logging.getLogger(__name__)
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -121,10 +125,17 @@ class BornNodes:
         for i in range(1, node_count(cluster) + 1):
             fresh = desired_node(cluster, i)
             fresh["status"] = desired_status(cluster, fresh, i)
-            node = self._node(await self._node_template(api, fresh), fresh, now)
+            try:
+                node_template = await self._node_template(api, fresh)
+                node = self._node(node_template, fresh, now)
+                lease_template = await self._lease_template(api, node)
+            except StatusError as err:  # the node controller makes it through the API, and logs why it cannot
+                log.warning("cluster=%s is born without node %s: %s", cluster.name, fresh["metadata"]["name"],
+                            err.message)
+                return
             node["metadata"]["resourceVersion"] = str(store.next_rv())
             store.put(NODES, node, "ADDED", history=False)
-            lease = self._leased(desired_lease(node), await self._lease_template(api, node), now)
+            lease = self._leased(desired_lease(node), lease_template, now)
             lease["metadata"]["resourceVersion"] = str(store.next_rv())
             store.put(LEASES, lease, "ADDED", history=False)
 

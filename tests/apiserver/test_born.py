@@ -18,6 +18,8 @@ import pytest
 
 from clusterset.api.resources import CONFIG_MAPS, LEASES, NAMESPACES, NODES, SERVICE_ACCOUNTS, SERVICES
 from clusterset.apiserver import Apiserver
+from clusterset.apiserver import born as born_module
+from clusterset.apiserver.controllers.workloads import nodes
 from clusterset.client import ClusterClient, Invalid, NotFound
 from tests.inventory.test_member_crds import client_of, normalized
 
@@ -157,5 +159,31 @@ async def test_born_nodes_and_leases_are_what_the_node_controller_makes_through_
             assert normalized(owned(again_lease, again)) == normalized(owned(lease, node))
         assert len(born_uids) == 2 * (3 + 3 + 3 + 2)  # each cluster's own
         assert (await client_of(server, "bare", session).list(NODES))["items"] == []
+    finally:
+        await server.stop()
+
+
+async def test_a_node_the_pipeline_refuses_is_left_to_the_node_controller(
+        tmp_path: Path, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(cluster: Any, i: int) -> dict[str, Any]:
+        node = nodes.desired_node(cluster, i)
+        node["metadata"]["labels"]["bad"] = "not a label value!"
+        return node
+
+    monkeypatch.setattr(born_module, "desired_node", refused)
+    server = Apiserver(tmp_path / "state")
+    try:
+        await server.add_cluster("refused")  # born all the same, without nodes
+        assert server.resource_version("refused") > 0
+        await server.start()
+        client = client_of(server, "refused", session)
+
+        async def registered() -> list[dict[str, Any]]:
+            while len(listed := (await client.list(NODES))["items"]) < 3:
+                await asyncio.sleep(0.02)
+            return listed
+
+        listed = await asyncio.wait_for(registered(), 15)  # made by the node controller, through the API
+        assert all("bad" not in n["metadata"]["labels"] for n in listed)
     finally:
         await server.stop()

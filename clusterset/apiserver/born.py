@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import logging
-import uuid
 from typing import Any
 
 import orjson
@@ -38,6 +37,7 @@ from clusterset.apiserver.controllers.workloads.nodes import (
 )
 from clusterset.apiserver.controllers.workloads.util import LEASES, NODES
 from clusterset.apiserver.meta.errors import StatusError
+from clusterset.apiserver.meta.names import new_uid
 from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.registry.rest import Rest
 from clusterset.apiserver.storage.store import Obj
@@ -85,7 +85,7 @@ class BornObjects:
         for resource, raw in templates:
             obj = orjson.loads(raw)
             meta = obj["metadata"]
-            meta["uid"] = str(uuid.uuid4())
+            meta["uid"] = new_uid()
             meta["creationTimestamp"] = now
             for entry in meta.get("managedFields") or ():
                 entry["time"] = now
@@ -163,7 +163,7 @@ class BornNodes:
         for old, new in zip(node["spec"].get("podCIDRs") or (), fresh["spec"].get("podCIDRs") or (), strict=True):
             fields = fields.replace(_value_key(old), _value_key(new))  # the same ranks: the same order
         meta.update(name=fresh_meta["name"], labels=fresh_meta["labels"], annotations=fresh_meta["annotations"],
-                    uid=str(uuid.uuid4()), creationTimestamp=now)
+                    uid=new_uid(), creationTimestamp=now)
         _stamp(meta, fields, now)
         node["spec"].update(fresh["spec"])
         node["status"].update(fresh["status"])
@@ -176,7 +176,7 @@ class BornNodes:
         meta, fresh_meta = lease["metadata"], fresh["metadata"]
         owner = fresh_meta["ownerReferences"][0]["uid"]
         fields = orjson.dumps(meta.get("managedFields") or []).replace(owner_uid.encode(), owner.encode())
-        meta.update(name=fresh_meta["name"], ownerReferences=fresh_meta["ownerReferences"], uid=str(uuid.uuid4()),
+        meta.update(name=fresh_meta["name"], ownerReferences=fresh_meta["ownerReferences"], uid=new_uid(),
                     creationTimestamp=now)
         _stamp(meta, fields, now)
         lease["spec"].update(fresh["spec"])

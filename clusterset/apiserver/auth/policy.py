@@ -19,13 +19,13 @@ controller itself: `controllers/core/clusterroles.py`).
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import orjson
 
 from clusterset.apiserver.auth.rbac import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, GROUP
 from clusterset.apiserver.meta.errors import StatusError
+from clusterset.apiserver.meta.names import new_uid
 from clusterset.apiserver.meta.selectors import label_selector_from_object
 from clusterset.apiserver.patch.apply import update_managed_fields
 from clusterset.apiserver.patch.typeinfo import builtin_field_types
@@ -190,7 +190,7 @@ def _instance(template: Obj, now: str) -> Obj:
     obj = dict(template)
     obj["metadata"] = {
         "name": meta["name"],
-        "uid": str(uuid.uuid4()),
+        "uid": new_uid(),
         "resourceVersion": "",
         "creationTimestamp": now,
         "labels": meta["labels"],

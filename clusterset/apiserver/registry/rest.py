@@ -10,7 +10,6 @@ plugins (`admission/`); what happens after a write is the controllers' (`control
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +19,7 @@ import orjson
 from clusterset.api.times import now_rfc3339, rfc3339
 from clusterset.apiserver.meta import errors
 from clusterset.apiserver.meta.errors import StatusError, field_forbidden, field_invalid
-from clusterset.apiserver.meta.names import generate_suffix
+from clusterset.apiserver.meta.names import generate_suffix, new_uid
 from clusterset.apiserver.meta.offload import off_loop
 from clusterset.apiserver.patch.apply import created_managed_fields, update_managed_fields
 from clusterset.apiserver.registry.admission import Admission
@@ -69,7 +68,7 @@ class Rest:
             meta["name"] = str(meta["generateName"])[:58] + generate_suffix()
         for key in _NEVER_SET_BY_CLIENT:
             meta.pop(key, None)
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = new_uid()
         meta["creationTimestamp"] = now_rfc3339()
         strategy = ctx.served.strategy
         if strategy.has_generation:

@@ -9,7 +9,6 @@ The embedded server proxies to no aggregated API server, so an APIService backed
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,6 +26,7 @@ from clusterset.apiserver.kinds.apiregistration import (
     local_available,
 )
 from clusterset.apiserver.kinds.builtins import builtin_resources
+from clusterset.apiserver.meta.names import new_uid
 from clusterset.apiserver.patch.apply import update_managed_fields
 from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.registry.context import field_types
@@ -71,7 +71,7 @@ def _install(cluster: Cluster, apiservices: Iterable[Obj], now: str) -> None:
     available = {"conditions": [local_available()]}
     managed_fields: list[dict[str, Any]] | None = None
     for desired in apiservices:
-        obj: Obj = {**desired, "metadata": {**desired["metadata"], "uid": str(uuid.uuid4()), "creationTimestamp": now}}
+        obj: Obj = {**desired, "metadata": {**desired["metadata"], "uid": new_uid(), "creationTimestamp": now}}
         if managed_fields is None:  # the same fields for every one of them
             managed_fields = update_managed_fields(
                 None, obj, manager=MANAGER, api_version=served.rt.group_version, now=now, subresource=None,

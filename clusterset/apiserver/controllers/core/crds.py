@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +21,7 @@ from clusterset.apiserver.kinds.apiextensions import (
     terminating_condition,
 )
 from clusterset.apiserver.meta.errors import StatusError
+from clusterset.apiserver.meta.names import new_uid
 from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.registry.context import Ctx
 from clusterset.apiserver.registry.registry import Served
@@ -177,7 +177,7 @@ class ClusterCRDs:
         for raw, served in self._prepared:
             obj: Obj = orjson.loads(raw)
             meta = obj["metadata"]
-            meta["uid"] = str(uuid.uuid4())
+            meta["uid"] = new_uid()
             meta["creationTimestamp"] = now
             for entry in meta.get("managedFields") or ():
                 entry["time"] = now

@@ -118,7 +118,17 @@ async def remade(client: ClusterClient, node: dict[str, Any]) -> tuple[dict[str,
         with contextlib.suppress(NotFound):
             again = await client.get(NODES, name)
             if again["metadata"]["uid"] != node["metadata"]["uid"]:
-                return again, await client.get(LEASES, name, "kube-node-lease")
+                return again, await lease_of(client, again)
+        await asyncio.sleep(0.02)
+
+
+async def lease_of(client: ClusterClient, node: dict[str, Any]) -> dict[str, Any]:
+    """The node's Lease, once there is one that it owns."""
+    while True:
+        with contextlib.suppress(NotFound):
+            lease = await client.get(LEASES, node["metadata"]["name"], "kube-node-lease")
+            if lease["metadata"]["ownerReferences"][0]["uid"] == node["metadata"]["uid"]:
+                return lease
         await asyncio.sleep(0.02)
 
 
@@ -145,10 +155,9 @@ async def test_born_nodes_and_leases_are_what_the_node_controller_makes_through_
             assert [le["metadata"]["ownerReferences"][0]["uid"] for le in leases] == [
                 n["metadata"]["uid"] for n in nodes]
             born_uids |= {o["metadata"]["uid"] for o in [*nodes, *leases]}
-            # its first node, made again by the node controller through the API (its Lease first, which it then
-            # makes with the Node)
+            # its first node, made again by the node controller through the API, and its Lease (the collector deletes
+            # the old one with the node)
             node, lease = nodes[0], leases[0]
-            await client.delete(LEASES, lease["metadata"]["name"], "kube-node-lease")
             await client.delete(NODES, node["metadata"]["name"])
 
             again, again_lease = await asyncio.wait_for(remade(client, node), 15)
@@ -157,6 +166,10 @@ async def test_born_nodes_and_leases_are_what_the_node_controller_makes_through_
             assert normalized(again) == normalized(node)
             # the owner's uid is also a key of its managedFields (`k:{"uid":...}`)
             assert normalized(owned(again_lease, again)) == normalized(owned(lease, node))
+            # a node Lease deleted alone is registered again for its node, as a kubelet would
+            await client.delete(LEASES, again_lease["metadata"]["name"], "kube-node-lease")
+            back = await asyncio.wait_for(lease_of(client, again), 15)
+            assert back["metadata"]["uid"] != again_lease["metadata"]["uid"]
         assert len(born_uids) == 2 * (3 + 3 + 3 + 2)  # each cluster's own
         assert (await client_of(server, "bare", session).list(NODES))["items"] == []
     finally:

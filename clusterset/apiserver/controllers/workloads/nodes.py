@@ -10,10 +10,10 @@ for 110 pods (`settings["maxPods"]`), so a default cluster fits 330 pods, as a r
 
 The node set is reconciled as one key, triggered by the `kube-node-lease` namespace (which exists
 as soon as the cluster does, so attaching a cluster creates its nodes, unless it was born with them:
-`born.py`, from this module's `desired_node`/`desired_status`/`desired_lease`) and by node events: missing
-nodes are created (a deleted node re-registers, as a live kubelet's would), nodes above the count
-that we created are deleted, and each node's status is kept as a kubelet reports it. Heartbeats are
-not renewed, so an idle cluster costs nothing.
+`born.py`, from this module's `desired_node`/`desired_status`/`desired_lease`), by node events and by the
+deletion of a node Lease: missing nodes and Leases are created (a deleted node re-registers, as a live
+kubelet's would), nodes above the count that we created are deleted, and each node's status is kept as
+a kubelet reports it. Heartbeats are not renewed, so an idle cluster costs nothing.
 
 Test hook: annotating a node `clusterset.io/simulate-ready: "false"` makes it report Ready=False;
 the scheduler then avoids it and the kubelet reports its pods not ready (what the node lifecycle
@@ -229,12 +229,16 @@ class NodeController:
     """Registers the simulated nodes of a cluster and reports their status."""
 
     name = "nodes"
-    watches: tuple[str, ...] = (NODES, NAMESPACES)
+    watches: tuple[str, ...] = (NODES, NAMESPACES, LEASES)
 
     @safe_keys
     def keys_for(self, cluster: Cluster, event: Event) -> Iterable[Key]:
         if event.resource == NAMESPACES:
             if meta(event.entry.obj).get("name") == LEASE_NAMESPACE and event.type != "DELETED":
+                yield ALL_NODES
+            return
+        if event.resource == LEASES:  # a node's Lease deleted: its kubelet makes it again
+            if event.type == "DELETED" and meta(event.entry.obj).get("namespace") == LEASE_NAMESPACE:
                 yield ALL_NODES
             return
         yield ALL_NODES

@@ -6,7 +6,8 @@ agent's ClusterReport; the agent is alive while its report or its Lease changes.
 status write per 30 s per profile, with a burst of 10: a real change is written as soon as the budget allows (at
 once, unless the member flaps), a change of observation times only is written at most every `min_write_interval`.
 A profile this manager creates waits `first_status_wait` for the agent's first report before its first status
-says `AgentNotConnected`.
+says `AgentNotConnected`; a joined member's report that goes missing while its agent renews its Lease is waited for,
+up to a grace period, before its profile says so (the agent writes it again at once).
 
 Profiles of another cluster manager in the same namespace are never touched, even when their name is
 one of our member ids: the manager of a profile is immutable, and so is whose profile it is.
@@ -20,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from clusterset.api.inventory import FIELD_MANAGER, MANAGER_NAME
+from clusterset.api.inventory import FIELD_MANAGER, JOINED, MANAGER_NAME
+from clusterset.api.objects import condition
 from clusterset.api.resources import CLUSTER_PROFILES
 from clusterset.client import ClusterClient
 from clusterset.client.errors import AlreadyExists, NotFound
@@ -86,6 +88,7 @@ class ProfileManager:
     _seen: dict[str, tuple[str, float]] = field(default_factory=dict)  # observedTime, hub loop time first seen
     _renewals: dict[str, tuple[str, float]] = field(default_factory=dict)  # Lease renewTime, hub loop time first seen
     _created: dict[str, float] = field(default_factory=dict)  # hub loop time this manager created the profile
+    _report_gone: dict[str, float] = field(default_factory=dict)  # hub loop time a joined member's report was missed
 
     async def reconcile(
         self,
@@ -107,6 +110,7 @@ class ProfileManager:
             self._seen.pop(cluster_id, None)
             self._renewals.pop(cluster_id, None)
             self._created.pop(cluster_id, None)
+            self._report_gone.pop(cluster_id, None)
             if profile is not None:
                 try:
                     await self.hub.delete(CLUSTER_PROFILES, cluster_id, self.namespace,
@@ -140,6 +144,16 @@ class ProfileManager:
             if report is None and not current and loop_now - created < self.first_status_wait:
                 return self.first_status_wait - (loop_now - created)  # the report will wake us sooner
             del self._created[cluster_id]
+        if report is None and _joined(current):
+            # its report deleted (by hand, or by a restore): an agent that still renews its Lease writes the report
+            # again at once, so the profile waits for it, up to a grace period, rather than flip to
+            # AgentNotConnected and back
+            gone = self._report_gone.setdefault(cluster_id, loop_now)
+            lease_age = self._lease_age(cluster_id, lease, loop_now)
+            if lease_age is not None and max(lease_age, loop_now - gone) <= self.grace_seconds:
+                return self.grace_seconds - max(lease_age, loop_now - gone) + 0.05
+        else:
+            self._report_gone.pop(cluster_id, None)
         age = self._silence(cluster_id, report, lease, loop_now)
         renewed = self._renewals.get(cluster_id)
         want = desired_status(cluster_id, report, current, now, self.grace_seconds, self.providers, age,
@@ -176,12 +190,18 @@ class ProfileManager:
             self._seen.pop(cluster_id, None)
             return None
         age = now - _first_seen(self._seen, cluster_id, str(observed), now)
+        lease_age = self._lease_age(cluster_id, lease, now)
+        return age if lease_age is None else min(age, lease_age)
+
+    def _lease_age(self, cluster_id: str, lease: dict[str, Any] | None, now: float) -> float | None:
+        """Seconds since this hub saw the agent's Lease renewed, by its own clock; None without a Lease of the
+        agent's."""
         spec = (lease or {}).get("spec") or {}
         renewed = spec.get("renewTime")
         if not renewed or spec.get("holderIdentity") != cluster_id:
             self._renewals.pop(cluster_id, None)
-            return age
-        return min(age, now - _first_seen(self._renewals, cluster_id, str(renewed), now))
+            return None
+        return now - _first_seen(self._renewals, cluster_id, str(renewed), now)
 
     def _not_ours(self, cluster_id: str, profile: dict[str, Any], member: bool) -> None:
         if member and cluster_id not in self._foreign:
@@ -192,6 +212,11 @@ class ProfileManager:
             self._foreign.add(cluster_id)
         self._budgets.pop(cluster_id, None)
         self._applied.pop(cluster_id, None)
+
+
+def _joined(status: dict[str, Any]) -> bool:
+    found = condition(status.get("conditions"), JOINED)
+    return found is not None and found.get("status") == "True"
 
 
 def _first_seen(seen: dict[str, tuple[str, float]], cluster_id: str, value: str, now: float) -> float:

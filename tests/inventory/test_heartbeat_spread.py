@@ -98,6 +98,15 @@ def _health(fleet: FleetThread, member: str) -> tuple[str, str]:
     return str(found.get("status", "")), str(found.get("message", ""))
 
 
+def _joined_since(fleet: FleetThread, member: str) -> str:
+    """When the profile's Joined condition last changed status (a flip to AgentNotConnected and back moves it)."""
+    profile = custom(fleet.info("hub")).get_namespaced_custom_object(
+        "multicluster.x-k8s.io", "v1alpha1", "clusterset", "clusterprofiles", member)
+    found = condition((profile.get("status") or {}).get("conditions"), "Joined") or {}
+    assert found.get("status") == "True", found
+    return str(found["lastTransitionTime"])
+
+
 def _count_requests(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """The paths of every `ClusterClient.request` from now on (the agents' probes)."""
     asked: Counter[str] = Counter()
@@ -130,10 +139,14 @@ def test_an_idle_agent_renews_its_lease_and_leaves_its_report_alone(tmp_path: Pa
         assert len(renewals) >= 2 * grace / heartbeat - 2, renewals  # renewed every heartbeat
         assert _report_version(thread, "member-1") == report  # nothing new to say: not written
         assert health == {"True"}
-        # someone deletes the report, then the Lease: the agent writes each again at once, not at its next refresh
+        # someone deletes the report, then the Lease: the agent writes each again at once, not at its next refresh,
+        # and the profile waits for the report (its Lease renewed) rather than flip to AgentNotConnected and back
+        joined_since = _joined_since(thread, "member-1")
         custom(thread.info("hub")).delete_namespaced_custom_object(
             "clusterset.io", "v1alpha1", "clusterset-member-1", "clusterreports", "member-1")
         wait_until(lambda: _report_version(thread, "member-1") not in (None, report), timeout=5 * heartbeat)
+        time.sleep(2 * heartbeat)  # what the profile manager makes of it
+        assert _joined_since(thread, "member-1") == joined_since
         client.CoordinationV1Api(thread.info("hub").api_client()).delete_namespaced_lease(
             ENDPOINT_LEASE, "clusterset-member-1")
         wait_until(lambda: "clusterset-member-1" in _renewed(thread), timeout=5 * heartbeat)

@@ -42,6 +42,12 @@ def condition(conditions: list[dict[str, Any]] | None, type_: str) -> dict[str, 
     return None
 
 
+def condition_true(conditions: list[dict[str, Any]] | None, type_: str) -> bool:
+    """Whether the condition of `type_` says `True`."""
+    found = condition(conditions, type_)
+    return found is not None and found.get("status") == "True"
+
+
 def contains(have: Any, want: Any) -> bool:
     """`want` is in `have`: objects by their keys (the server may have defaulted more), lists item by item, values
     equal. What a controller would write is already there when it is contained in what is stored."""

@@ -38,6 +38,7 @@ from clusterset.apiserver.controllers.workloads.nodes import (
 from clusterset.apiserver.controllers.workloads.util import LEASES, NODES
 from clusterset.apiserver.meta.errors import StatusError
 from clusterset.apiserver.meta.names import new_uid
+from clusterset.apiserver.patch.apply import set_value_key
 from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.registry.rest import Rest
 from clusterset.apiserver.storage.store import Obj
@@ -97,11 +98,6 @@ class BornObjects:
         return True
 
 
-def _value_key(value: str) -> bytes:
-    """A set member's FieldsV1 key (`v:"<value>"`) as it reads in JSON (a pod range needs no escaping)."""
-    return b'v:\\"' + value.encode() + b'\\"'
-
-
 def _node_shape(node: Obj) -> tuple[Any, ...]:
     """What the create pipeline's result depends on beyond the values laid over it: the keys, and the size of the
     pod range set (whose values are fields of its managedFields)."""
@@ -143,8 +139,7 @@ class BornNodes:
         shape = _node_shape(fresh)
         template = self._nodes.get(shape)
         if template is None:
-            made = await api.rest.create(dataclasses.replace(api.ctx(NODES, None), dry_run=True),
-                                         orjson.loads(orjson.dumps(fresh)))
+            made = await api.rest.create(dataclasses.replace(api.ctx(NODES, None), dry_run=True), fresh)
             template = self._nodes[shape] = orjson.dumps(made)
         return template
 
@@ -160,8 +155,9 @@ class BornNodes:
         node: Obj = orjson.loads(template)
         meta, fresh_meta = node["metadata"], fresh["metadata"]
         fields = orjson.dumps(meta.get("managedFields") or [])
+        # the pod ranges are keys of the managedFields too (the shape holds their ranks: the keys keep their order)
         for old, new in zip(node["spec"].get("podCIDRs") or (), fresh["spec"].get("podCIDRs") or (), strict=True):
-            fields = fields.replace(_value_key(old), _value_key(new))  # the same ranks: the same order
+            fields = fields.replace(set_value_key(old.encode()), set_value_key(new.encode()))
         meta.update(name=fresh_meta["name"], labels=fresh_meta["labels"], annotations=fresh_meta["annotations"],
                     uid=new_uid(), creationTimestamp=now)
         _stamp(meta, fields, now)

@@ -39,7 +39,7 @@ from clusterset.api.inventory import (
     SYSTEM_NAMESPACE,
 )
 from clusterset.api.mcs import ENDPOINT_LEASE
-from clusterset.api.objects import condition
+from clusterset.api.objects import condition_true
 from clusterset.api.resources import LEASES, SECRETS, Resource
 from clusterset.api.times import parse_time, rfc3339, rfc3339_micro
 from clusterset.client import ClusterClient
@@ -343,5 +343,4 @@ class MemberAgent:
 
 
 def _says_healthy(report: dict[str, Any] | None) -> bool:
-    health = condition(((report or {}).get("status") or {}).get("conditions"), CONTROL_PLANE_HEALTHY)
-    return health is not None and health.get("status") == "True"
+    return condition_true(objects.status(report or {}).get("conditions"), CONTROL_PLANE_HEALTHY)

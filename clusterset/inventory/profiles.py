@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from clusterset.api.inventory import FIELD_MANAGER, JOINED, MANAGER_NAME
-from clusterset.api.objects import condition
+from clusterset.api.objects import condition_true
 from clusterset.api.resources import CLUSTER_PROFILES
 from clusterset.client import ClusterClient
 from clusterset.client.errors import AlreadyExists, NotFound
@@ -144,7 +144,7 @@ class ProfileManager:
             if report is None and not current and loop_now - created < self.first_status_wait:
                 return self.first_status_wait - (loop_now - created)  # the report will wake us sooner
             del self._created[cluster_id]
-        if report is None and _joined(current):
+        if report is None and condition_true(current.get("conditions"), JOINED):
             # its report deleted (by hand, or by a restore): an agent that still renews its Lease writes the report
             # again at once, so the profile waits for it, up to a grace period, rather than flip to
             # AgentNotConnected and back
@@ -212,11 +212,6 @@ class ProfileManager:
             self._foreign.add(cluster_id)
         self._budgets.pop(cluster_id, None)
         self._applied.pop(cluster_id, None)
-
-
-def _joined(status: dict[str, Any]) -> bool:
-    found = condition(status.get("conditions"), JOINED)
-    return found is not None and found.get("status") == "True"
 
 
 def _first_seen(seen: dict[str, tuple[str, float]], cluster_id: str, value: str, now: float) -> float:

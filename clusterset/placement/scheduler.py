@@ -23,7 +23,7 @@ from typing import Any
 
 from clusterset.api.inventory import CONTROL_PLANE_HEALTHY
 from clusterset.api.labels import Requirement, Selector, SelectorError, from_object
-from clusterset.api.objects import annotations_of, condition, labels, meta, status
+from clusterset.api.objects import annotations_of, condition_true, labels, meta, status
 from clusterset.api.placement import NO_SELECT, PREFER_NO_SELECT, TAINTS_ANNOTATION
 from clusterset.placement.taints import Taint, TaintError, parse_annotation
 
@@ -58,7 +58,7 @@ class Cluster:
 def cluster_of(profile: dict[str, Any]) -> Cluster:
     """A ClusterProfile as the scheduler sees it."""
     m, st = meta(profile), status(profile)
-    healthy = (condition(st.get("conditions"), CONTROL_PLANE_HEALTHY) or {}).get("status") == "True"
+    healthy = condition_true(st.get("conditions"), CONTROL_PLANE_HEALTHY)
     properties = {str(p["name"]): str(p.get("value", "")) for p in st.get("properties") or []
                   if isinstance(p, dict) and isinstance(p.get("name"), str)}
     try:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from clusterset.api.inventory import CONTROL_PLANE_HEALTHY
-from clusterset.api.objects import condition
+from clusterset.api.objects import condition_true
 from clusterset.api.resources import CLUSTER_PROFILES
 from clusterset.client import ClientConfig, ClusterClient, load_kubeconfig
 from clusterset.client.kubeconfig import parse_kubeconfig
@@ -244,8 +244,7 @@ def healthy(profile: Obj) -> bool:
     """Engage only live profiles whose control plane is reported healthy (what consumers gate on)."""
     if (profile.get("metadata") or {}).get("deletionTimestamp"):
         return False
-    cond = condition((profile.get("status") or {}).get("conditions"), CONTROL_PLANE_HEALTHY)
-    return cond is not None and cond.get("status") == "True"
+    return condition_true((profile.get("status") or {}).get("conditions"), CONTROL_PLANE_HEALTHY)
 
 
 def access_fingerprint(profile: Obj) -> str:

@@ -316,7 +316,7 @@ def created_managed_fields(new: dict[str, Any], *, manager: str, api_version: st
         fields = orjson.dumps(entries[0]["fieldsV1"]) if entries else b""
         for j, values in enumerate(sets):  # the fields list a set's values in their order: placeholders by rank
             for rank, value in enumerate(sorted(values)):
-                fields = fields.replace(_value_key(value.encode()), _value_key(_set_placeholder(j, rank)))
+                fields = fields.replace(set_value_key(value.encode()), set_value_key(_set_placeholder(j, rank)))
         fields = kept(fields)
         placeholders = [_set_placeholder(j, r) for j, values in enumerate(sets) for r in range(len(values))]
         if (uid is not None and fields.count(_OWNER_UID_PLACEHOLDER) != 1) or any(
@@ -385,7 +385,7 @@ def _plain_set(value: list[Any]) -> bool:
     return all(isinstance(v, str) and _PLAIN_VALUE.fullmatch(v) for v in value) and len(set(value)) == len(value)
 
 
-def _value_key(value: bytes) -> bytes:
+def set_value_key(value: bytes) -> bytes:
     """A set member's FieldsV1 key (`v:"<value>"`) as it reads in JSON, for a value that needs no escaping."""
     return b'v:\\"' + value + b'\\"'
 

@@ -41,7 +41,7 @@ from clusterset.apiserver.meta.names import new_uid
 from clusterset.apiserver.patch.apply import set_value_key
 from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.registry.rest import Rest
-from clusterset.apiserver.storage.store import Obj
+from clusterset.apiserver.storage.store import Born, Obj
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class BornObjects:
 
     def __init__(self) -> None:
         self._templates: dict[bool, list[tuple[str, bytes]]] = {}
+        self._born: dict[bool, tuple[str, list[Born]]] = {}  # each shape's copies for the last second they were born
 
     @staticmethod
     def _shape(cluster: Cluster) -> bool:
@@ -79,23 +80,37 @@ class BornObjects:
 
     def install(self, cluster: Cluster, now: str) -> bool:
         """Copies the shape's template into a new cluster; False if there is none yet (born through the API then)."""
-        templates = self._templates.get(self._shape(cluster))
+        shape = self._shape(cluster)
+        templates = self._templates.get(shape)
         if templates is None:
             return False
-        store, address = cluster.store, kubernetes_service_ip(cluster)
+        store = cluster.store
+        born = self._born.get(shape)
+        if born is None or born[0] != now:
+            born = self._born[shape] = now, [Born(resource, _at(raw, now)) for resource, raw in templates
+                                             if resource != SERVICES]
+        for copy in born[1]:
+            store.put_born(copy, new_uid())
         for resource, raw in templates:
-            obj = orjson.loads(raw)
-            meta = obj["metadata"]
-            meta["uid"] = new_uid()
-            meta["creationTimestamp"] = now
-            for entry in meta.get("managedFields") or ():
-                entry["time"] = now
-            meta["resourceVersion"] = str(store.next_rv())
-            if resource == SERVICES:
+            if resource == SERVICES:  # its address is the cluster's own
+                obj = _at(raw, now)
+                address = kubernetes_service_ip(cluster)
                 obj["spec"]["clusterIP"] = address
                 obj["spec"]["clusterIPs"] = [address]
-            store.put(resource, obj, "ADDED", history=False)
+                obj["metadata"]["uid"] = new_uid()
+                obj["metadata"]["resourceVersion"] = str(store.next_rv())
+                store.put(resource, obj, "ADDED", history=False)
         return True
+
+
+def _at(raw: bytes, now: str) -> Obj:
+    """A template's object as created at `now`."""
+    obj: Obj = orjson.loads(raw)
+    meta = obj["metadata"]
+    meta["creationTimestamp"] = now
+    for entry in meta.get("managedFields") or ():
+        entry["time"] = now
+    return obj
 
 
 def _node_shape(node: Obj) -> tuple[Any, ...]:

@@ -50,7 +50,7 @@ from clusterset.apiserver.registry.registry import Registry
 from clusterset.apiserver.registry.rest import Rest
 from clusterset.apiserver.storage.sqlite import Database
 from clusterset.apiserver.storage.statelock import StateDirLock
-from clusterset.apiserver.storage.store import DEFAULT_HISTORY, ClusterStore
+from clusterset.apiserver.storage.store import DEFAULT_HISTORY, Born, ClusterStore
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +155,11 @@ class Apiserver:
                 gc.enable()
 
     def _load_clusters(self) -> None:
+        templates = {id_: Born.decode(resource, data) for id_, resource, data in self._db.born_templates()}
         for name, rv, data in self._db.clusters():
             settings = orjson.loads(data)
             cluster = self._make_cluster(name, settings)
-            cluster.store.load(rv)
+            cluster.store.load(rv, templates)
             for served in stored_crds_served(cluster.store):
                 cluster.registry.add(served)
             self._next_index = max(self._next_index, int(settings["index"]) + 1)

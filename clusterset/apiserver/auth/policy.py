@@ -19,6 +19,7 @@ controller itself: `controllers/core/clusterroles.py`).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
@@ -29,7 +30,7 @@ from clusterset.apiserver.meta.names import new_uid
 from clusterset.apiserver.meta.selectors import label_selector_from_object
 from clusterset.apiserver.patch.apply import update_managed_fields
 from clusterset.apiserver.patch.typeinfo import builtin_field_types
-from clusterset.apiserver.storage.store import ClusterStore, Obj
+from clusterset.apiserver.storage.store import Born, ClusterStore, Obj
 
 API_VERSION = f"{GROUP}/v1"
 BOOTSTRAP_LABEL = {"kubernetes.io/bootstrapping": "rbac-defaults"}
@@ -184,6 +185,12 @@ BOOTSTRAP_CLUSTER_ROLES = [obj["metadata"]["name"] for res, obj in _TEMPLATES if
 BOOTSTRAP_CLUSTER_ROLE_BINDINGS = [obj["metadata"]["name"] for res, obj in _TEMPLATES if res == CLUSTER_ROLE_BINDINGS]
 
 
+@functools.lru_cache(maxsize=1)
+def _born(now: str) -> list[Born]:
+    """The policy of the clusters born at `now`."""
+    return [Born(resource, _instance(template, now)) for resource, template in _TEMPLATES]
+
+
 def _instance(template: Obj, now: str) -> Obj:
     """A new object from a template; the template's nested values are shared (stored dicts are never mutated)."""
     meta = template["metadata"]
@@ -203,14 +210,18 @@ def _instance(template: Obj, now: str) -> Obj:
 def install(store: ClusterStore, now: str, *, new: bool = False) -> int:
     """Writes the bootstrap objects the cluster lacks (all of them for a new cluster); returns how many.
 
-    A `new` cluster's objects predate its first event (no history rows: half the writes of a new cluster).
+    A `new` cluster's objects predate its first event (no history rows: half the writes of a new cluster), and are
+    stored as copies of the policy of every cluster born in the same second (`Born`).
     """
     written = 0
-    for resource, template in _TEMPLATES:
+    for i, (resource, template) in enumerate(_TEMPLATES):
         if store.get(resource, "", template["metadata"]["name"]) is not None:
             continue
-        obj = _instance(template, now)
-        obj["metadata"]["resourceVersion"] = str(store.next_rv())
-        store.put(resource, obj, "ADDED", history=not new)
+        if new:
+            store.put_born(_born(now)[i], new_uid())
+        else:
+            obj = _instance(template, now)
+            obj["metadata"]["resourceVersion"] = str(store.next_rv())
+            store.put(resource, obj, "ADDED")
         written += 1
     return written

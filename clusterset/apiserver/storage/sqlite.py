@@ -31,6 +31,7 @@ import logging
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -54,8 +55,14 @@ CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY, cluster TEXT NOT NULL, rv INTEGER NOT NULL, type TEXT NOT NULL, resource TEXT NOT NULL,
   data BLOB NOT NULL);
 CREATE UNIQUE INDEX IF NOT EXISTS events_key ON events (cluster, rv);
+CREATE TABLE IF NOT EXISTS born_templates (id INTEGER PRIMARY KEY, resource TEXT NOT NULL, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS born (
+  id INTEGER PRIMARY KEY, cluster TEXT NOT NULL, resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+  template INTEGER NOT NULL, uid TEXT NOT NULL, rv INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS born_key ON born (cluster, resource, namespace, name);
 """
 PUT_OBJECT = "INSERT OR REPLACE INTO objects (cluster, resource, namespace, name, data) VALUES (?,?,?,?,?)"
+PUT_BORN = "INSERT OR REPLACE INTO born (cluster, resource, namespace, name, template, uid, rv) VALUES (?,?,?,?,?,?,?)"
 PUT_EVENT = "INSERT OR REPLACE INTO events (cluster, rv, type, resource, data) VALUES (?,?,?,?,?)"
 
 
@@ -142,6 +149,7 @@ class Database:
                 self._syncer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-fsync")
         self._in_txn = False
         self._cluster_rvs: dict[str, int] = {}
+        self._template_ids: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()  # template → row
         # (position, tiebreak, future) waiting until `durable` reaches the position; a heap by position
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._tiebreak = itertools.count()
@@ -180,10 +188,10 @@ class Database:
             self._commit_scheduled = True
             loop.call_soon(self._scheduled_commit)
 
-    def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
+    def _execute(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
         self._begin()
         try:
-            self._conn.execute(sql, params)
+            return self._conn.execute(sql, params)
         except sqlite3.Error as exc:  # disk full, I/O error: memory already holds the change
             self._fail(exc)
             raise StorageFailed(exc) from exc
@@ -193,6 +201,21 @@ class Database:
 
     def delete_object(self, cluster: str, resource: str, namespace: str, name: str) -> None:
         self._execute("DELETE FROM objects WHERE cluster=? AND resource=? AND namespace=? AND name=?",
+                      (cluster, resource, namespace, name))
+
+    def put_born(self, cluster: str, template: object, resource: str, raw: bytes, namespace: str, name: str, uid: str,
+                 rv: int) -> None:
+        """An object a cluster is born with, as a reference to its template (`raw`, written once) with its uid and
+        resourceVersion."""
+        row = self._template_ids.get(template)
+        if row is None:
+            added = self._execute("INSERT INTO born_templates (resource, data) VALUES (?,?)", (resource, raw))
+            row = self._template_ids[template] = int(added.lastrowid or 0)
+        self._execute(PUT_BORN, (cluster, resource, namespace, name, row, uid, rv))
+
+    def delete_born(self, cluster: str, resource: str, namespace: str, name: str) -> None:
+        """Forgets a born object's reference (it is stored in full from its first change on, or deleted)."""
+        self._execute("DELETE FROM born WHERE cluster=? AND resource=? AND namespace=? AND name=?",
                       (cluster, resource, namespace, name))
 
     def put_event(self, cluster: str, rv: int, type_: str, resource: str, data: bytes) -> None:
@@ -211,7 +234,7 @@ class Database:
 
     def delete_cluster(self, name: str) -> None:
         self._cluster_rvs.pop(name, None)
-        for table in ("objects", "events"):
+        for table in ("objects", "events", "born"):
             self._execute(f"DELETE FROM {table} WHERE cluster=?", (name,))
         self._execute("DELETE FROM clusters WHERE name=?", (name,))
 
@@ -319,6 +342,15 @@ class Database:
 
     def objects(self, cluster: str) -> Iterator[tuple[str, bytes]]:
         yield from self._conn.execute("SELECT resource, data FROM objects WHERE cluster=?", (cluster,))
+
+    def born_templates(self) -> Iterator[tuple[int, str, bytes]]:
+        """(id, resource, data) of every template a stored born object refers to (the others are dropped)."""
+        self._conn.execute("DELETE FROM born_templates WHERE id NOT IN (SELECT DISTINCT template FROM born)")
+        yield from self._conn.execute("SELECT id, resource, data FROM born_templates")
+
+    def born(self, cluster: str) -> Iterator[tuple[int, str, int]]:
+        """(template id, uid, rv) of each object the cluster was born with and has not changed since."""
+        yield from self._conn.execute("SELECT template, uid, rv FROM born WHERE cluster=?", (cluster,))
 
     def events(self, cluster: str) -> Iterator[tuple[int, str, str, bytes]]:
         yield from self._conn.execute(

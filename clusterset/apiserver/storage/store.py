@@ -52,6 +52,59 @@ class Entry:
         return result
 
 
+class BornEntry(Entry):
+    """An object stored as a reference to its `Born` template, until it changes; encoded from the template's bytes."""
+
+    __slots__ = ("born",)
+
+    def __init__(self, born: Born, uid: str, rv: int) -> None:
+        super().__init__(born.copy_for(uid, rv))
+        self.born = born
+
+    @property
+    def raw(self) -> bytes:
+        if self._raw is None:
+            meta = self.obj["metadata"]
+            self._raw = self.born.raw_for(meta["uid"], meta["resourceVersion"])
+        return self._raw
+
+
+class Born:
+    """An object every cluster born in the same second gets alike but for its uid and resourceVersion (its RBAC
+    policy, APIServices, CRDs, system namespaces): the template is stored once, each cluster's copy as a reference
+    with its uid and resourceVersion, and a restart loads every copy as a new envelope and metadata around the
+    template's decoded values, shared (stored dicts are never mutated). Built-in kinds only (stored in Go order).
+
+    A 1,000-member fleet is born with about 60 of them per member, most of its stored bytes: encoded, written and
+    loaded once each, they were a third of its birth and half of its restart's load."""
+
+    __slots__ = ("__weakref__", "obj", "raw", "resource")
+
+    def __init__(self, resource: str, obj: Obj) -> None:
+        self.resource = resource
+        self.obj = in_go_order({**obj, "metadata": {**obj["metadata"], "uid": "", "resourceVersion": ""}})
+        self.raw = kept(go_json(self.obj))
+
+    @classmethod
+    def decode(cls, resource: str, raw: bytes) -> Born:
+        born = cls.__new__(cls)
+        born.resource, born.obj, born.raw = resource, orjson.loads(raw), raw
+        return born
+
+    def copy_for(self, uid: str, rv: int) -> Obj:
+        """A cluster's object: its own envelope and metadata, the template's values."""
+        obj = dict(self.obj)
+        obj["metadata"] = {**self.obj["metadata"], "uid": uid, "resourceVersion": str(rv)}
+        return obj
+
+    def raw_for(self, uid: str, rv: str) -> bytes:
+        """A copy's encoding: the template's, its uid and resourceVersion filled in. ObjectMeta's first fields
+        (`name`, `generateName`, `namespace`, `selfLink`) are strings, where a quote is escaped: the first empty
+        `uid` and `resourceVersion` are the object's own."""
+        return (self.raw.replace(b'"uid":""', b'"uid":"' + uid.encode() + b'"', 1)
+                .replace(b'"resourceVersion":""', b'"resourceVersion":"' + rv.encode() + b'"', 1))
+
+
 @dataclass
 class Event:
     rv: int
@@ -124,8 +177,16 @@ class ClusterStore:
         self._listeners: dict[str, list[Listener]] = {}
 
     # loading -----------------------------------------------------------------
-    def load(self, rv: int) -> None:
+    def load(self, rv: int, templates: dict[int, Born]) -> None:
+        """Loads the cluster's state (`templates`: the born objects' templates, by id)."""
         self.rv = rv
+        for template, uid, born_rv in self.db.born(self.name):
+            born = templates[template]
+            copy = BornEntry(born, uid, born_rv)
+            meta = copy.obj["metadata"]
+            key = (meta.get("namespace", ""), meta["name"])
+            self._objects.setdefault(born.resource, {})[key] = copy
+            self._index(born.resource, key, None, copy.obj)
         # an object's last event holds the object as it is: both share one Entry, as before the restart
         current: dict[bytes, Entry] = {}
         for resource, data in self.db.objects(self.name):
@@ -202,20 +263,42 @@ class ClusterStore:
         meta = obj["metadata"]
         key = (meta.get("namespace", ""), meta["name"])
         entry = self._entry(resource, obj)
+        self._replace(resource, key, entry)
+        rv = int(meta["resourceVersion"])
+        self.db.put_object(self.name, resource, key[0], key[1], entry.raw)
+        if history:
+            self._record(Event(rv, event_type, resource, entry))
+        else:
+            self._unrecorded(rv)
+        return entry
+
+    def put_born(self, born: Born, uid: str) -> Entry:
+        """Stores a new cluster's copy of `born` with its own uid and the next resourceVersion (no history, as
+        `put(history=False)`)."""
+        if born.resource not in self.typed:
+            raise ValueError(f"{born.resource} is not a built-in resource")
+        rv = self.next_rv()
+        entry = BornEntry(born, uid, rv)
+        meta = entry.obj["metadata"]
+        key = (meta.get("namespace", ""), meta["name"])
+        self._replace(born.resource, key, entry)
+        self.db.put_born(self.name, born, born.resource, born.raw, key[0], key[1], uid, rv)
+        self._unrecorded(rv)
+        return entry
+
+    def _replace(self, resource: str, key: ObjKey, entry: Entry) -> None:
         objects = self._objects.setdefault(resource, {})
         previous = objects.get(key)
         objects[key] = entry
         if previous is None and resource in self._sorted:
             bisect.insort(self._sorted[resource], key)
         self._index(resource, key, previous.obj if previous else None, entry.obj)
-        rv = int(meta["resourceVersion"])
-        self.db.put_object(self.name, resource, key[0], key[1], entry.raw)
-        if history:
-            self._record(Event(rv, event_type, resource, entry))
-        else:
-            self.compacted_rv = max(self.compacted_rv, rv)
-            self.db.set_cluster_rv(self.name, self.rv)
-        return entry
+        if isinstance(previous, BornEntry):
+            self.db.delete_born(self.name, resource, key[0], key[1])
+
+    def _unrecorded(self, rv: int) -> None:
+        self.compacted_rv = max(self.compacted_rv, rv)
+        self.db.set_cluster_rv(self.name, self.rv)
 
     def remove(self, resource: str, obj: Obj) -> Entry:
         """Deletes the object; `obj` is its final state, carrying the deletion's resourceVersion."""
@@ -227,9 +310,15 @@ class ClusterStore:
         if previous is not None and keys is not None:
             del keys[bisect.bisect_left(keys, key)]
         entry = self._entry(resource, obj)
-        self.db.delete_object(self.name, resource, key[0], key[1])
+        self._forget(resource, key, previous)
         self._record(Event(int(meta["resourceVersion"]), "DELETED", resource, entry))
         return entry
+
+    def _forget(self, resource: str, key: ObjKey, entry: Entry | None) -> None:
+        if isinstance(entry, BornEntry):
+            self.db.delete_born(self.name, resource, key[0], key[1])
+        else:
+            self.db.delete_object(self.name, resource, key[0], key[1])
 
     def _entry(self, resource: str, obj: Obj) -> Entry:
         """The entry that stores `obj`, in the field order kube-apiserver writes it in (once per write)."""
@@ -239,9 +328,9 @@ class ClusterStore:
 
     def drop_resource(self, resource: str) -> None:
         """Forgets every object of a resource without events (a CRD's objects are gone)."""
-        for (ns, name), entry in list(self._objects.get(resource, {}).items()):
-            self.db.delete_object(self.name, resource, ns, name)
-            self._index(resource, (ns, name), entry.obj, None)
+        for key, entry in list(self._objects.get(resource, {}).items()):
+            self._forget(resource, key, entry)
+            self._index(resource, key, entry.obj, None)
         self._objects.pop(resource, None)
         self._sorted.pop(resource, None)
 

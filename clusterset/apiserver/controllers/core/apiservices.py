@@ -30,8 +30,9 @@ from clusterset.apiserver.meta.names import new_uid
 from clusterset.apiserver.patch.apply import update_managed_fields
 from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.registry.context import field_types
+from clusterset.apiserver.registry.registry import Served
 from clusterset.apiserver.registry.strategy import ClusterView
-from clusterset.apiserver.storage.store import Entry, Event, Obj
+from clusterset.apiserver.storage.store import Born, Entry, Event, Obj
 
 MANAGER = "kube-apiserver"
 SERVICES = "/services"
@@ -68,18 +69,28 @@ def _install(cluster: Cluster, apiservices: Iterable[Obj], now: str) -> None:
     served = cluster.registry.get("apiregistration.k8s.io", "v1", "apiservices")
     if served is None:
         return
-    available = {"conditions": [local_available()]}
-    managed_fields: list[dict[str, Any]] | None = None
+    born = _born(now)
     for desired in apiservices:
-        obj: Obj = {**desired, "metadata": {**desired["metadata"], "uid": new_uid(), "creationTimestamp": now}}
-        if managed_fields is None:  # the same fields for every one of them
-            managed_fields = update_managed_fields(
-                None, obj, manager=MANAGER, api_version=served.rt.group_version, now=now, subresource=None,
-                types=field_types(served), operation_is_create=True)
-        obj["metadata"]["managedFields"] = managed_fields
-        obj["status"] = available
-        obj["metadata"]["resourceVersion"] = str(cluster.store.next_rv())
-        cluster.store.put(APISERVICE_RESOURCE, obj, "ADDED", history=False)
+        template = born.get(desired["metadata"]["name"])
+        if template is None:
+            template = born[desired["metadata"]["name"]] = Born(APISERVICE_RESOURCE, _created(desired, served, now))
+        cluster.store.put_born(template, new_uid())
+
+
+@functools.lru_cache(maxsize=1)
+def _born(now: str) -> dict[str, Born]:
+    """The APIServices of the clusters born at `now`, by name (filled as they are needed)."""
+    return {}
+
+
+def _created(desired: Obj, served: Served, now: str) -> Obj:
+    """An APIService as kube-apiserver creates it at `now`, Available."""
+    obj: Obj = {**desired, "metadata": {**desired["metadata"], "uid": "", "creationTimestamp": now}}
+    obj["metadata"]["managedFields"] = update_managed_fields(
+        None, obj, manager=MANAGER, api_version=served.rt.group_version, now=now, subresource=None,
+        types=field_types(served), operation_is_create=True)
+    obj["status"] = {"conditions": [local_available()]}
+    return obj
 
 
 def crd_apiservice(cluster: Cluster, name: str) -> Obj | None:

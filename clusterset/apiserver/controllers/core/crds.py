@@ -27,7 +27,7 @@ from clusterset.apiserver.registry.context import Ctx
 from clusterset.apiserver.registry.registry import Served
 from clusterset.apiserver.registry.rest import Rest
 from clusterset.apiserver.storage.encoding import kept
-from clusterset.apiserver.storage.store import ANY_RESOURCE, Entry, Event, Obj
+from clusterset.apiserver.storage.store import ANY_RESOURCE, Born, Entry, Event, Obj
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,7 @@ class ClusterCRDs:
     manifests: Sequence[Obj]
     field_manager: str
     _prepared: list[tuple[bytes, list[Served]]] | None = field(default=None, init=False, repr=False)
+    _born_at: tuple[str, list[Born]] | None = field(default=None, init=False, repr=False)
 
     @property
     def prepared(self) -> bool:
@@ -173,20 +174,27 @@ class ClusterCRDs:
         """Stores the prepared CRDs in a new cluster (no history rows: nobody watches it yet) and serves their
         versions: what this controller would have done, so it has nothing to reconcile."""
         assert self._prepared is not None, "prepare() first"
-        store = cluster.store
-        for raw, served in self._prepared:
-            obj: Obj = orjson.loads(raw)
-            meta = obj["metadata"]
-            meta["uid"] = new_uid()
-            meta["creationTimestamp"] = now
-            for entry in meta.get("managedFields") or ():
-                entry["time"] = now
-            for cond in obj["status"]["conditions"]:
-                cond["lastTransitionTime"] = now
-            meta["resourceVersion"] = str(store.next_rv())
-            store.put(CRD_RESOURCE, obj, "ADDED", history=False)
+        for born, (_, served) in zip(self._born(now), self._prepared, strict=True):
+            cluster.store.put_born(born, new_uid())
             for version in served:
                 cluster.registry.add(version)
+
+    def _born(self, now: str) -> list[Born]:
+        """The CRDs of the clusters born at `now` (those of the last such second are kept)."""
+        assert self._prepared is not None
+        if self._born_at is None or self._born_at[0] != now:
+            born = []
+            for raw, _ in self._prepared:
+                obj: Obj = orjson.loads(raw)
+                meta = obj["metadata"]
+                meta["creationTimestamp"] = now
+                for entry in meta.get("managedFields") or ():
+                    entry["time"] = now
+                for cond in obj["status"]["conditions"]:
+                    cond["lastTransitionTime"] = now
+                born.append(Born(CRD_RESOURCE, obj))
+            self._born_at = now, born
+        return self._born_at[1]
 
     def served_versions(self) -> list[tuple[str, str]]:
         """(group, version) of every version the CRDs serve."""

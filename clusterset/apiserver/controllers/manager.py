@@ -174,6 +174,15 @@ class ControllerManager:
         attached = self._attached.get(cluster.name, frozenset())
         wanted = self._every if switchable or attached == self._every else self._core
         self._attached[cluster.name] = wanted
+        added: dict[str, list[Event]] = {}  # what exists, as the ADDED events every controller's relist reads
+
+        def existing(resource: str) -> list[Event]:
+            events = added.get(resource)
+            if events is None:
+                events = added[resource] = [Event(int(entry.obj["metadata"]["resourceVersion"]), "ADDED", resource,
+                                                  entry) for entry in cluster.store.entries(resource)]
+            return events
+
         for q in [q for name, q in self._queues.items() if name in wanted and name not in attached]:
             for resource in q.controller.watches:
                 cluster.store.subscribe(resource, q.listener)
@@ -182,8 +191,7 @@ class ControllerManager:
                 self._enqueue(q, cluster.name, key)
             for resource in q.controller.watches:
                 for key_resource in cluster.store.resources() if resource == ANY_RESOURCE else [resource]:
-                    for entry in cluster.store.entries(key_resource):
-                        event = Event(int(entry.obj["metadata"]["resourceVersion"]), "ADDED", key_resource, entry)
+                    for event in existing(key_resource):
                         for key in q.controller.keys_for(cluster, event):
                             self._enqueue(q, cluster.name, key)
 

@@ -69,9 +69,27 @@ class CRStrategy(Strategy):
         return errors
 
 
+# the last specs served, by identity (each held, so that no id is reused): the clusters born in the same second share
+# their CRDs' specs (`storage.store.Born`), and a restart serves every cluster's, as does the establishing controller
+_SERVED: dict[int, tuple[Obj, list[Served]]] = {}
+REMEMBERED_SPECS = 256
+
+
 def crd_served(crd: Obj) -> list[Served]:
-    """One Served per served version of the CRD, storage-agnostic (conversion None)."""
+    """One Served per served version of the CRD, storage-agnostic (conversion None); one set for a stored spec (stored
+    values are never changed)."""
     spec = crd.get("spec") or {}
+    known = _SERVED.get(id(spec))
+    if known is not None and known[0] is spec:
+        return list(known[1])
+    out = _served(spec)
+    if len(_SERVED) >= REMEMBERED_SPECS:
+        _SERVED.clear()
+    _SERVED[id(spec)] = (spec, out)
+    return list(out)
+
+
+def _served(spec: Obj) -> list[Served]:
     names = spec.get("names") or {}
     out = []
     versions = sorted(spec.get("versions") or [], key=lambda v: _version_priority(v.get("name", "")))

@@ -320,6 +320,8 @@ class Database:
     async def durable_through(self, mark: int) -> None:
         """Waits until every write up to position `mark` is durable: by the group commit (and sync) already
         scheduled for them, so an answer waits at most a loop turn (or a sync) and a read splits no group."""
+        if self.failure is None and self.durable >= mark:
+            return  # as awaiting a done future: no suspension (and no future made for every read)
         await self._durable_future(mark)
 
     def committed(self) -> asyncio.Future[None]:

@@ -65,8 +65,7 @@ async def test_born_copies_come_back_from_a_restart_as_they_were_left(
 
         b = client_of(server, "b", session)
         view = await b.patch(CLUSTER_ROLES, "view", {"metadata": {"labels": {"changed": "yes"}}})
-        crd = next(iter(json.loads(o) for o in before["b"].values() if json.loads(o)["kind"] ==
-                        "CustomResourceDefinition"))
+        crd = next(o for o in map(json.loads, before["b"].values()) if o["kind"] == "CustomResourceDefinition")
         await b.delete(CRDS, crd["metadata"]["name"])
         await server.remove_cluster("first")
     finally:

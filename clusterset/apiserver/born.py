@@ -41,7 +41,7 @@ from clusterset.apiserver.meta.names import new_uid
 from clusterset.apiserver.patch.apply import set_value_key
 from clusterset.apiserver.registry.cluster import Cluster
 from clusterset.apiserver.registry.rest import Rest
-from clusterset.apiserver.storage.store import Born, Obj
+from clusterset.apiserver.storage.store import Born, Obj, created_at
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ class BornObjects:
     """The templates of one server's new clusters, learnt from the first cluster of each shape."""
 
     def __init__(self) -> None:
-        self._templates: dict[bool, list[tuple[str, bytes]]] = {}
+        # each shape's objects alike in every cluster, and its `default/kubernetes` Service (whose address differs)
+        self._templates: dict[bool, tuple[list[tuple[str, bytes]], bytes]] = {}
         self._born: dict[bool, tuple[str, list[Born]]] = {}  # each shape's copies for the last second they were born
 
     @staticmethod
@@ -76,7 +77,8 @@ class BornObjects:
         """Keeps what a cluster just born through the API holds as its shape's template (if it holds all of it)."""
         found = [(resource, cluster.store.get(resource, ns, name)) for resource, ns, name in _born_keys()]
         if all(entry is not None for _, entry in found):
-            self._templates[self._shape(cluster)] = [(resource, entry.raw) for resource, entry in found if entry]
+            raws = [(resource, entry.raw) for resource, entry in found if entry]
+            self._templates[self._shape(cluster)] = raws[:-1], raws[-1][1]  # the Service is the last key
 
     def install(self, cluster: Cluster, now: str) -> bool:
         """Copies the shape's template into a new cluster; False if there is none yet (born through the API then)."""
@@ -84,33 +86,21 @@ class BornObjects:
         templates = self._templates.get(shape)
         if templates is None:
             return False
+        alike, service = templates
         store = cluster.store
         born = self._born.get(shape)
         if born is None or born[0] != now:
-            born = self._born[shape] = now, [Born(resource, _at(raw, now)) for resource, raw in templates
-                                             if resource != SERVICES]
+            born = self._born[shape] = now, [Born(resource, created_at(raw, now)) for resource, raw in alike]
         for copy in born[1]:
             store.put_born(copy, new_uid())
-        for resource, raw in templates:
-            if resource == SERVICES:  # its address is the cluster's own
-                obj = _at(raw, now)
-                address = kubernetes_service_ip(cluster)
-                obj["spec"]["clusterIP"] = address
-                obj["spec"]["clusterIPs"] = [address]
-                obj["metadata"]["uid"] = new_uid()
-                obj["metadata"]["resourceVersion"] = str(store.next_rv())
-                store.put(resource, obj, "ADDED", history=False)
+        obj = created_at(service, now)
+        address = kubernetes_service_ip(cluster)
+        obj["spec"]["clusterIP"] = address
+        obj["spec"]["clusterIPs"] = [address]
+        obj["metadata"]["uid"] = new_uid()
+        obj["metadata"]["resourceVersion"] = str(store.next_rv())
+        store.put(SERVICES, obj, "ADDED", history=False)
         return True
-
-
-def _at(raw: bytes, now: str) -> Obj:
-    """A template's object as created at `now`."""
-    obj: Obj = orjson.loads(raw)
-    meta = obj["metadata"]
-    meta["creationTimestamp"] = now
-    for entry in meta.get("managedFields") or ():
-        entry["time"] = now
-    return obj
 
 
 def _node_shape(node: Obj) -> tuple[Any, ...]:

@@ -105,6 +105,17 @@ class Born:
                 .replace(b'"resourceVersion":""', b'"resourceVersion":"' + rv.encode() + b'"', 1))
 
 
+def created_at(raw: bytes, now: str) -> Obj:
+    """An object (encoded) as created at `now`: its creation time and its managedFields' times (a new cluster's
+    objects from their templates)."""
+    obj: Obj = orjson.loads(raw)
+    meta = obj["metadata"]
+    meta["creationTimestamp"] = now
+    for entry in meta.get("managedFields") or ():
+        entry["time"] = now
+    return obj
+
+
 @dataclass
 class Event:
     rv: int

@@ -27,7 +27,7 @@ from clusterset.apiserver.registry.context import Ctx
 from clusterset.apiserver.registry.registry import Served
 from clusterset.apiserver.registry.rest import Rest
 from clusterset.apiserver.storage.encoding import kept
-from clusterset.apiserver.storage.store import ANY_RESOURCE, Born, Entry, Event, Obj
+from clusterset.apiserver.storage.store import ANY_RESOURCE, Born, Entry, Event, Obj, created_at
 
 log = logging.getLogger(__name__)
 
@@ -185,11 +185,7 @@ class ClusterCRDs:
         if self._born_at is None or self._born_at[0] != now:
             born = []
             for raw, _ in self._prepared:
-                obj: Obj = orjson.loads(raw)
-                meta = obj["metadata"]
-                meta["creationTimestamp"] = now
-                for entry in meta.get("managedFields") or ():
-                    entry["time"] = now
+                obj = created_at(raw, now)
                 for cond in obj["status"]["conditions"]:
                     cond["lastTransitionTime"] = now
                 born.append(Born(CRD_RESOURCE, obj))

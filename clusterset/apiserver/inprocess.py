@@ -23,8 +23,8 @@ from clusterset.apiserver.auth import reviews, tokens
 from clusterset.apiserver.auth.attributes import request_attributes, watch_requested
 from clusterset.apiserver.auth.authz import authorize, forbidden
 from clusterset.apiserver.http import discovery
-from clusterset.apiserver.http.codecs import ENCODED, answer_bytes, decode
-from clusterset.apiserver.http.reads import list_body, listed
+from clusterset.apiserver.http.codecs import ENCODED, answer_as, answer_bytes, decode
+from clusterset.apiserver.http.reads import list_bytes, listed, object_bytes
 from clusterset.apiserver.http.routing import Target, list_options_invalid, make_ctx, parse_target, query_list_options
 from clusterset.apiserver.http.services import Services
 from clusterset.apiserver.http.watch import watch_events, watch_spec
@@ -32,7 +32,6 @@ from clusterset.apiserver.http.writes import decode_object, patch_raw
 from clusterset.apiserver.meta import errors
 from clusterset.apiserver.meta.errors import StatusError
 from clusterset.apiserver.registry.context import Ctx
-from clusterset.apiserver.registry.lists import raw_as
 from clusterset.apiserver.storage.encoding import go_json
 from clusterset.apiserver.storage.sqlite import StorageFailed
 
@@ -56,9 +55,11 @@ class InProcess:
         self.cluster = cluster
 
     async def request(self, token: str | None, method: str, path: str, query: Mapping[str, str], body: bytes | None,
-                      content_type: str | None, user_agent: str = "unknown") -> Answer | None:
+                      content_type: str | None, user_agent: str = "unknown", accept: str | None = None
+                      ) -> Answer | None:
         """The answer to `method path?query` (path under `/clusters/<cluster>`) as the holder of `token`, or None
-        when it is not a request served here (then the client sends it over HTTP)."""
+        when it is not a request served here (then the client sends it over HTTP). `accept`: the Accept header (a
+        GET's answer as a Table or as metadata only)."""
         target = _resource_path(path)
         listing = _resource_list_path(path) if target is None and method == "GET" else None
         if (target is None and listing is None) or method not in ("GET", "POST", "PUT", "PATCH"):
@@ -88,7 +89,7 @@ class InProcess:
                                                                                       "attach", "portforward"):
                 return None
             ctx = make_ctx(cluster, parsed, user, q, user_agent)
-            answer = await self._serve(ctx, parsed, method, path, q, body or b"", content_type or "")
+            answer = await self._serve(ctx, parsed, method, path, q, body or b"", content_type or "", accept or "")
         except StatusError as err:
             answer = Answer(err.code, go_json(err.to_status(), ENCODED))
         except StorageFailed as exc:
@@ -101,7 +102,7 @@ class InProcess:
         return answer
 
     async def _serve(self, ctx: Ctx, target: Target, method: str, path: str, q: MultiDictProxy[str], raw: bytes,
-                     content_type: str) -> Answer | None:
+                     content_type: str, accept: str) -> Answer | None:
         services = self.services
         rest = services.rest
         name, sub = target.name, target.subresource
@@ -109,15 +110,16 @@ class InProcess:
             if method == "GET":
                 watching = watch_requested(q)
                 opts = await query_list_options(q, watching)
+                want = answer_as(accept)
                 if watching:
-                    stream = watch_events(ctx, opts, watch_spec(q, opts), services.bookmark_interval)
+                    stream = watch_events(ctx, opts, watch_spec(q, opts, want), services.bookmark_interval)
                     await anext(stream)  # registered with the store, as before an HTTP watch's headers go out
                     return Answer(200, b"", stream)
                 if q.get("sendInitialEvents"):
                     raise list_options_invalid("sendInitialEvents",
                                                "Forbidden: sendInitialEvents is forbidden for list")
                 entries, meta = await listed(ctx, opts)
-                return Answer(200, list_body(ctx, meta, [raw_as(e, ctx.rt.group_version) for e in entries]))
+                return Answer(200, list_bytes(ctx, entries, meta, want, q.get("includeObject", "Metadata")))
             if method == "POST":
                 obj = await rest.create(ctx, await decode_object(services, ctx, raw, content_type))
                 return Answer(201, answer_bytes(ctx, obj))
@@ -133,7 +135,8 @@ class InProcess:
         if method == "GET":
             if sub == "finalize":
                 raise errors.method_not_allowed()
-            return Answer(200, raw_as(rest.get(ctx, name), ctx.rt.group_version) + b"\n")
+            want = answer_as(accept)
+            return Answer(200, object_bytes(ctx, rest.get(ctx, name), want, q.get("includeObject", "Metadata")))
         if method == "PUT":
             obj = await rest.update(ctx, name, await decode_object(services, ctx, raw, content_type), sub)
             return Answer(200, answer_bytes(ctx, obj))

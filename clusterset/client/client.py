@@ -43,6 +43,7 @@ PATCH_TYPES = {
     "apply": "application/apply-patch+yaml",
 }
 JSON = "application/json"
+METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 _IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
 
 
@@ -118,6 +119,12 @@ class ClusterClient:
                   ) -> dict[str, Any]:
         _need_namespace(res, namespace, "get")
         return await self._json("GET", res.path(namespace, name, subresource))
+
+    async def get_metadata(self, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
+        """The object's metadata only (a PartialObjectMetadata): what a check of its labels, annotations or owners
+        needs, without the object (a CRD's schema) sent and decoded."""
+        _need_namespace(res, namespace, "get")
+        return await self._json("GET", res.path(namespace, name), accept=METADATA)
 
     async def list(self, res: Resource, namespace: str | None = None, label_selector: str | None = None,
                    field_selector: str | None = None, limit: int | None = None, continue_: str | None = None,
@@ -247,12 +254,13 @@ class ClusterClient:
 
     # ------------------------------------------------------------------ transport
     async def _json(self, method: str, path: str, query: dict[str, str] | None = None, body: Any = None,
-                    content_type: str | None = None) -> dict[str, Any]:
-        local = await self._local(method, path, query or {}, body, content_type)
+                    content_type: str | None = None, accept: str = JSON) -> dict[str, Any]:
+        local = await self._local(method, path, query or {}, body, content_type, accept)
         if local is not None:
             status, data = local.status, local.body
         else:
-            resp, data = await self._exchange(method, path, query=query or {}, body=body, content_type=content_type)
+            resp, data = await self._exchange(method, path, query=query or {}, body=body, content_type=content_type,
+                                              accept=accept)
             status = resp.status
         if status >= 300:
             raise _api_error(status, data, method, path)
@@ -262,7 +270,7 @@ class ClusterClient:
         return out
 
     async def _local(self, method: str, path: str, query: dict[str, str], body: Any,
-                     content_type: str | None = None) -> InProcessAnswer | None:
+                     content_type: str | None = None, accept: str = JSON) -> InProcessAnswer | None:
         """The in-process server's answer, if it answers this request (with the bearer token, if any: a client
         certificate authenticates only over TLS)."""
         if self.in_process is None:
@@ -273,14 +281,16 @@ class ClusterClient:
         if cred.client_cert:
             return None
         return await self.in_process.request(cred.token, method, path, query, _encoded(body),
-                                              content_type or (JSON if body is not None else None), self._user_agent)
+                                              content_type or (JSON if body is not None else None), self._user_agent,
+                                              accept)
 
     async def _exchange(self, method: str, path: str, *, query: dict[str, str], body: Any = None,
                         content_type: str | None = None, stream: bool = False,
-                        timeout: aiohttp.ClientTimeout | None = None) -> tuple[aiohttp.ClientResponse, bytes]:
+                        timeout: aiohttp.ClientTimeout | None = None, accept: str = JSON
+                        ) -> tuple[aiohttp.ClientResponse, bytes]:
         """Sends with retries; returns the final response and its body (unread when `stream`)."""
         data = _encoded(body)
-        headers = {"User-Agent": self._user_agent, "Accept": JSON}
+        headers = {"User-Agent": self._user_agent, "Accept": accept}
         if data is not None:
             headers["Content-Type"] = content_type or JSON
         idempotent = method in _IDEMPOTENT or (method == "PATCH" and content_type != PATCH_TYPES["json"])

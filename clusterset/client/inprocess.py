@@ -21,6 +21,7 @@ class InProcessAnswer(Protocol):
 
 class InProcessServer(Protocol):
     async def request(self, token: str | None, method: str, path: str, query: Mapping[str, str], body: bytes | None,
-                      content_type: str | None, user_agent: str = ...) -> InProcessAnswer | None:
+                      content_type: str | None, user_agent: str = ..., accept: str | None = ...
+                      ) -> InProcessAnswer | None:
         """The answer to a request to `path` (under the client's server URL) as the holder of `token`, or None: not
-        served in process, send it over HTTP."""
+        served in process, send it over HTTP. `accept`: the Accept header (JSON when None)."""

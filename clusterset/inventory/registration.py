@@ -86,8 +86,9 @@ def with_digest(crd: dict[str, Any]) -> dict[str, Any]:
 
 
 async def ensure_crds(client: ClusterClient, manifests: list[dict[str, Any]]) -> None:
-    """Install or update CRDs: a GET of each first (applying a large CRD is costly, and joins repeat it; a list
-    would read every CRD of a real cluster), then only what is missing (created) or changed (applied), at once."""
+    """Install or update CRDs: a GET of each one's metadata first (applying a large CRD is costly, and joins repeat
+    it; a list would read every CRD of a real cluster), then only what is missing (created) or changed (applied), at
+    once."""
     await _ensure_digested(client, [with_digest(crd) for crd in manifests])
 
 
@@ -106,7 +107,7 @@ def member_crd_manifests() -> list[dict[str, Any]]:
 
 
 async def _ensure_digested(client: ClusterClient, wanted: list[dict[str, Any]]) -> None:
-    have = await asyncio.gather(*(get_or_none(client, CRDS, crd["metadata"]["name"]) for crd in wanted))
+    have = await asyncio.gather(*(_metadata_or_none(client, CRDS, crd["metadata"]["name"]) for crd in wanted))
     writes = []
     for crd, current in zip(wanted, have, strict=True):
         digest = crd["metadata"]["annotations"][MANIFEST_ANNOTATION]
@@ -153,6 +154,14 @@ async def get_or_none(client: ClusterClient, res: Resource, name: str,
         return None
 
 
+async def _metadata_or_none(client: ClusterClient, res: Resource, name: str) -> dict[str, Any] | None:
+    """Its metadata only: a CRD's digest annotation is all a join compares, and its schema is most of its size."""
+    try:
+        return await client.get_metadata(res, name)
+    except NotFound:
+        return None
+
+
 async def _create(client: ClusterClient, res: Resource, obj: dict[str, Any]) -> None:
     with contextlib.suppress(AlreadyExists):
         await client.create(res, obj, field_manager=FIELD_MANAGER)
@@ -174,7 +183,12 @@ async def clusterset_of(member: ClusterClient) -> str | None:
 
 async def _property_value(member: ClusterClient, name: str) -> str | None:
     prop = await get_or_none(member, CLUSTER_PROPERTIES, name)
-    value = ((prop or {}).get("spec") or {}).get("value")
+    return property_value(prop) if prop is not None else None
+
+
+def property_value(prop: Mapping[str, Any]) -> str | None:
+    """A ClusterProperty's value (None: not a string)."""
+    value = (prop.get("spec") or {}).get("value")
     return value if isinstance(value, str) else None
 
 
@@ -184,11 +198,7 @@ async def properties(member: ClusterClient) -> dict[str, str | None]:
         items = (await member.list(CLUSTER_PROPERTIES)).get("items") or []
     except NotFound:  # the CRD is not served (yet)
         return {}
-    out: dict[str, str | None] = {}
-    for prop in items:
-        value = (prop.get("spec") or {}).get("value")
-        out[str(prop["metadata"]["name"])] = value if isinstance(value, str) else None
-    return out
+    return {str(prop["metadata"]["name"]): property_value(prop) for prop in items}
 
 
 async def cluster_uid(member: ClusterClient) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -71,9 +72,40 @@ def answer_bytes(ctx: Ctx, body: Any) -> bytes:
     return go_json(body, ENCODED)
 
 
-def wants_table(request: web.Request) -> bool:
-    accept = request.headers.get("Accept", "")
-    return any("as=Table" in part and "g=meta.k8s.io" in part for part in accept.split(","))
+TABLE = "Table"
+METADATA = "PartialObjectMetadata"
+METADATA_LIST = "PartialObjectMetadataList"
+_META_VERSIONS = ("v1", "v1beta1")
+
+
+@dataclass(frozen=True)
+class AnswerAs:
+    """An answer transformed as the Accept header asked (`application/json;as=<kind>;g=meta.k8s.io;v=<version>`):
+    a Table (kubectl), or only the objects' metadata (PartialObjectMetadata, a metadata-only informer's)."""
+
+    kind: str
+    api_version: str
+
+
+def answer_as(accept: str) -> AnswerAs | None:
+    """The first clause of `accept` that can be served, as kube-apiserver negotiates: a transform (`as=` with
+    `g=meta.k8s.io` and `v=v1` or `v1beta1`), or the object itself for a clause without `as=` (always JSON here, as
+    before: a protobuf client falls back on the answer's Content-Type). Only clauses asking for what cannot be
+    served: 406 NotAcceptable."""
+    if "as=" not in accept:
+        return None
+    for clause in accept.split(","):
+        media, *parts = (p.strip() for p in clause.split(";"))
+        params = dict(p.partition("=")[::2] for p in parts)
+        kind = params.get("as")
+        if kind is None:
+            return None
+        version = params.get("v")
+        if params.get("g") != "meta.k8s.io" or version not in _META_VERSIONS:
+            continue
+        if kind in (METADATA, METADATA_LIST) or (kind == TABLE and media in (JSON, YAML, "application/*", "*/*")):
+            return AnswerAs(kind, f"meta.k8s.io/{version}")
+    raise errors.not_acceptable("only the following media types are accepted: " + ", ".join(BODY_MEDIA_TYPES))
 
 
 def truthy(value: str | None) -> bool:

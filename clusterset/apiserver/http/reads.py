@@ -1,4 +1,4 @@
-"""GET of one object (JSON or a Table) and LIST (JSON, pages, resourceVersion semantics, or a Table)."""
+"""GET of one object and LIST (pages, resourceVersion semantics): JSON, a Table, or only metadata."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from clusterset.apiserver.http.codecs import JSON, respond, wants_table, warning_headers
+from clusterset.apiserver.http.codecs import ENCODED, JSON, TABLE, AnswerAs, answer_as, warning_headers
+from clusterset.apiserver.http.partial import check_list, check_one, partial_list, partial_object
 from clusterset.apiserver.http.routing import parse_rv
 from clusterset.apiserver.http.tables import to_table
 from clusterset.apiserver.meta import errors
@@ -20,30 +21,43 @@ from clusterset.apiserver.storage.store import Entry
 
 
 def get_object(rest: Rest, request: web.Request, ctx: Ctx, name: str) -> web.Response:
-    entry = rest.get(ctx, name)
-    if wants_table(request):
-        return respond(ctx, to_table(ctx.rt, [entry.obj], include_object=request.query.get("includeObject", "Metadata"),
-                                     resource_version=entry.obj["metadata"]["resourceVersion"]))
-    body = raw_as(entry, ctx.rt.group_version) + b"\n"  # json.Encoder's newline (one copy of one object)
+    want = answer_as(request.headers.get("Accept", ""))
+    body = object_bytes(ctx, rest.get(ctx, name), want, request.query.get("includeObject", "Metadata"))
     return web.Response(body=body, headers={"Content-Type": JSON, **warning_headers(ctx)})
 
 
 async def list_objects(request: web.Request, ctx: Ctx, opts: ListOptions) -> web.Response:
     """A list at the resourceVersion asked for (waiting a little for one not reached yet; 410 for one compacted)."""
+    want = answer_as(request.headers.get("Accept", ""))
     entries, meta = await listed(ctx, opts)
-    if wants_table(request):
-        table = to_table(
-            ctx.rt,
-            [e.obj for e in entries],
-            include_object=request.query.get("includeObject", "Metadata"),
-            resource_version=meta["resourceVersion"],
-            continue_token=meta.get("continue", ""),
-        )
+    body = list_bytes(ctx, entries, meta, want, request.query.get("includeObject", "Metadata"))
+    return web.Response(body=body, headers={"Content-Type": JSON, **warning_headers(ctx)})
+
+
+def object_bytes(ctx: Ctx, entry: Entry, want: AnswerAs | None, include_object: str = "Metadata") -> bytes:
+    """One object as asked: itself (its stored encoding, with json.Encoder's newline), a Table, or its metadata."""
+    if want is None:
+        return raw_as(entry, ctx.rt.group_version) + b"\n"
+    check_one(want, ctx)
+    if want.kind == TABLE:
+        return go_json(to_table(ctx.rt, [entry.obj], include_object=include_object,
+                                resource_version=entry.obj["metadata"]["resourceVersion"]), ENCODED)
+    return go_json(partial_object(entry.obj, want), ENCODED)
+
+
+def list_bytes(ctx: Ctx, entries: list[Entry], meta: dict[str, Any], want: AnswerAs | None,
+               include_object: str = "Metadata") -> bytes:
+    """A list as asked: the objects, a Table, or their metadata."""
+    if want is None:
+        return list_body(ctx, meta, [raw_as(e, ctx.rt.group_version) for e in entries])
+    check_list(want, ctx)
+    if want.kind == TABLE:
+        table = to_table(ctx.rt, [e.obj for e in entries], include_object=include_object,
+                         resource_version=meta["resourceVersion"], continue_token=meta.get("continue", ""))
         if "remainingItemCount" in meta:
             table["metadata"]["remainingItemCount"] = meta["remainingItemCount"]
-        return respond(ctx, table)
-    body = list_body(ctx, meta, [raw_as(e, ctx.rt.group_version) for e in entries])
-    return web.Response(body=body, headers={"Content-Type": JSON, **warning_headers(ctx)})
+        return go_json(table, ENCODED)
+    return go_json(partial_list([e.obj for e in entries], meta, want), ENCODED)
 
 
 async def listed(ctx: Ctx, opts: ListOptions) -> tuple[list[Entry], dict[str, Any]]:

@@ -10,7 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from clusterset.apiserver.http.codecs import ENCODED, JSON, truthy, wants_table
+from clusterset.apiserver.http.codecs import ENCODED, JSON, METADATA, TABLE, AnswerAs, answer_as, truthy
+from clusterset.apiserver.http.partial import partial_object
 from clusterset.apiserver.http.routing import list_options_invalid, parse_rv
 from clusterset.apiserver.http.tables import to_table
 from clusterset.apiserver.meta import errors
@@ -28,10 +29,10 @@ class WatchSpec:
 
     send_initial: str | None
     bookmarks: bool
-    table: bool = False
+    answer: AnswerAs | None = None  # events' objects as a Table or as their metadata
 
 
-def watch_spec(q: Mapping[str, str], opts: ListOptions, table: bool = False) -> WatchSpec:
+def watch_spec(q: Mapping[str, str], opts: ListOptions, answer: AnswerAs | None = None) -> WatchSpec:
     """The watch options of a query, validated with kube-apiserver's messages (a 400 before any event)."""
     send_initial = q.get("sendInitialEvents")
     bookmarks = truthy(q.get("allowWatchBookmarks"))
@@ -52,11 +53,11 @@ def watch_spec(q: Mapping[str, str], opts: ListOptions, table: bool = False) -> 
             "resourceVersionMatch",
             "Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
         )
-    return WatchSpec(send_initial, bookmarks, table)
+    return WatchSpec(send_initial, bookmarks, answer)
 
 
 async def watch(request: web.Request, ctx: Ctx, opts: ListOptions, bookmark_interval: float) -> web.StreamResponse:
-    spec = watch_spec(request.query, opts, wants_table(request))
+    spec = watch_spec(request.query, opts, answer_as(request.headers.get("Accept", "")))
     response = web.StreamResponse(
         status=200,
         headers={"Content-Type": JSON, "Transfer-Encoding": "chunked", "Cache-Control": "no-cache, private"},
@@ -87,7 +88,7 @@ async def watch_events(ctx: Ctx, opts: ListOptions, spec: WatchSpec, bookmark_in
     rv_text = opts.resource_version
     initial: list[Event] = []
     initial_snapshot = spec.send_initial is not None and truthy(spec.send_initial)
-    bookmarks, table = spec.bookmarks, spec.table
+    bookmarks, answer = spec.bookmarks, spec.answer
     after: int | None
     after = None if initial_snapshot or rv_text in ("", "0") else parse_rv(rv_text)
     try:
@@ -119,10 +120,10 @@ async def watch_events(ctx: Ctx, opts: ListOptions, spec: WatchSpec, bookmark_in
         yield b""
         last_rv = snapshot_rv
         for ev in initial:
-            yield await _committed(store, _event_bytes(ctx, ev, table))
+            yield await _committed(store, _event_bytes(ctx, ev, answer))
         if initial_snapshot:
             yield await _committed(store,
-                _bookmark(ctx, store.rv if not initial else max(snapshot_rv, store.rv), initial_end=True)
+                _bookmark(ctx, store.rv if not initial else max(snapshot_rv, store.rv), answer, initial_end=True)
             )
         deadline = loop.time() + timeout
         next_bookmark = loop.time() + bookmark_interval
@@ -132,7 +133,7 @@ async def watch_events(ctx: Ctx, opts: ListOptions, spec: WatchSpec, bookmark_in
                 break
             due = bookmarks and now >= next_bookmark
             if due and watcher.queue.empty():  # a bookmark never gets ahead of an event still queued
-                yield await _committed(store, _bookmark(ctx, max(last_rv, store.rv)))
+                yield await _committed(store, _bookmark(ctx, max(last_rv, store.rv), answer))
                 next_bookmark = loop.time() + bookmark_interval
                 continue
             at = min(deadline, next_bookmark) if bookmarks and not due else deadline
@@ -146,7 +147,7 @@ async def watch_events(ctx: Ctx, opts: ListOptions, spec: WatchSpec, bookmark_in
             if got is None:
                 break
             assert isinstance(got, Event)
-            chunks = [_event_bytes(ctx, got, table)]
+            chunks = [_event_bytes(ctx, got, answer)]
             last_rv = got.rv
             while not watcher.queue.empty():
                 nxt = watcher.queue.get_nowait()
@@ -154,7 +155,7 @@ async def watch_events(ctx: Ctx, opts: ListOptions, spec: WatchSpec, bookmark_in
                     watcher.closed = True
                     break
                 if isinstance(nxt, Event):
-                    chunks.append(_event_bytes(ctx, nxt, table))
+                    chunks.append(_event_bytes(ctx, nxt, answer))
                     last_rv = nxt.rv
             yield await _committed(store, b"".join(chunks))
             if watcher.closed:
@@ -171,17 +172,23 @@ async def _committed(store: ClusterStore, data: bytes) -> bytes:
     return data
 
 
-def _event_bytes(ctx: Ctx, ev: Event, table: bool) -> bytes:
-    if table:
+def _event_bytes(ctx: Ctx, ev: Event, answer: AnswerAs | None) -> bytes:
+    """An event's object as asked (a watch asking for a PartialObjectMetadataList gets the objects, as upstream's
+    watch encoder falls back to them when a transform fails)."""
+    if answer is not None and answer.kind == TABLE:
         obj = to_table(ctx.rt, [ev.entry.obj], resource_version=str(ev.rv))
         return go_json({"type": ev.type, "object": obj}, ENCODED)
+    if answer is not None and answer.kind == METADATA:
+        return go_json({"type": ev.type, "object": partial_object(ev.entry.obj, answer)}, ENCODED)
     raw = raw_as(ev.entry, ctx.rt.group_version)
     return b'{"type":"' + ev.type.encode() + b'","object":' + raw + b"}\n"
 
 
-def _bookmark(ctx: Ctx, rv: int, initial_end: bool = False) -> bytes:
+def _bookmark(ctx: Ctx, rv: int, answer: AnswerAs | None, initial_end: bool = False) -> bytes:
     meta: dict[str, Any] = {"resourceVersion": str(rv), "creationTimestamp": None}
     if initial_end:
         meta["annotations"] = {"k8s.io/initial-events-end": "true"}
     obj = {"kind": ctx.rt.kind, "apiVersion": ctx.rt.group_version, "metadata": meta}
+    if answer is not None and answer.kind == METADATA:
+        obj = {"kind": METADATA, "apiVersion": answer.api_version, "metadata": meta}
     return go_json({"type": "BOOKMARK", "object": obj}, ENCODED)

@@ -206,6 +206,10 @@ def unsupported_media_type(accepted: list[str]) -> StatusError:
     )
 
 
+def not_acceptable(message: str) -> StatusError:
+    return StatusError(406, "NotAcceptable", message, {})
+
+
 def too_large(limit: int) -> StatusError:
     return StatusError(
         413, "RequestEntityTooLarge", f"Request entity too large: limit is {limit}", {}

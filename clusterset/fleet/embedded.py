@@ -233,9 +233,15 @@ class EmbeddedFleet:
         a restart) a member whose join is complete resumes its membership without writing."""
         opts = self.options
         hub, member = self.local_client(HUB), self.local_client(name)
+        reads = self.member_reads.get(name)
+        if reads is None or reads.client is not member:  # new, or added again (a new token: a new client)
+            if reads is not None:  # the old token's: its agent and DNS view are replaced below
+                await reads.stop()
+            reads = self.member_reads[name] = Cluster(name, member)
         membership = None
         if hub_members is not None:
-            membership = await resume(hub_members, hub, member, clusterset=opts.clusterset, cluster_id=name)
+            membership = await resume(hub_members, hub, member, clusterset=opts.clusterset, cluster_id=name,
+                                      reads=reads)
         if membership is None:
             membership = await join(hub, member, clusterset=opts.clusterset, cluster_id=name, hub_prepared=True)
         token = membership.agent_kubeconfig["users"][0]["user"]["token"]
@@ -246,11 +252,6 @@ class EmbeddedFleet:
         ), self.session, in_process=self.server.in_process(HUB))
         if name not in self.member_ids:
             self.member_ids.append(name)
-        reads = self.member_reads.get(name)
-        stale = None
-        if reads is None or reads.client is not member:  # new, or added again (a new token: a new client)
-            stale, reads = reads, Cluster(name, member)
-            self.member_reads[name] = reads
         await self.members.add(name, member, hub_as_agent, membership.hub_namespace, session=self.session,
                                hub_informers=self.hub_reads.source(agent_watches(membership.hub_namespace,
                                                                                  opts.clusterset)),
@@ -262,8 +263,6 @@ class EmbeddedFleet:
             self._dns_views[name] = view
             if old_view is not None:
                 await old_view.stop()
-        if stale is not None:
-            await stale.stop()
 
     async def stop(self) -> None:
         for hook, callback in ((self.server.cluster_added, self._cluster_added),

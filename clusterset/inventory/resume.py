@@ -30,9 +30,10 @@ from clusterset.api.inventory import (
     SYSTEM_NAMESPACE,
     member_namespace,
 )
-from clusterset.api.resources import NAMESPACES, ROLE_BINDINGS, ROLES, SECRETS, SERVICE_ACCOUNTS
+from clusterset.api.resources import CLUSTER_PROPERTIES, NAMESPACES, ROLE_BINDINGS, ROLES, SECRETS, SERVICE_ACCOUNTS
 from clusterset.client import ClusterClient
 from clusterset.inventory.agent import TOKEN_RENEW_AT
+from clusterset.inventory.controllers import HUB_SECRET_SELECTOR
 from clusterset.inventory.registration import (
     Membership,
     agent_kubeconfig,
@@ -44,7 +45,9 @@ from clusterset.inventory.registration import (
     hub_kubeconfig_of,
     merged_reader_binding,
     properties,
+    property_value,
 )
+from clusterset.runtime import Cluster
 
 Obj = dict[str, Any]
 
@@ -94,11 +97,14 @@ class HubMembers:
 
 
 async def resume(hub_members: HubMembers, hub: ClusterClient, member: ClusterClient, *, clusterset: str,
-                 cluster_id: str, hub_server: str | None = None) -> Membership | None:
-    """The member's membership as its complete join left it, or None (then `join`). Writes only CRD upgrades."""
+                 cluster_id: str, hub_server: str | None = None, reads: Cluster | None = None) -> Membership | None:
+    """The member's membership as its complete join left it, or None (then `join`). Writes only CRD upgrades.
+    `reads`: the member's informers, which its agent reads anyway; the member's side is read from their caches."""
     await ensure_member_crds(member)
-    props, uid, secret = await asyncio.gather(properties(member), cluster_uid(member),
-                                              get_or_none(member, SECRETS, HUB_KUBECONFIG_SECRET, SYSTEM_NAMESPACE))
+    side = await (_member_side(member) if reads is None else _cached_member_side(reads, member.config.timeout))
+    if side is None:
+        return None
+    props, uid, secret = side
     if props.get(CLUSTER_ID_PROPERTY) != cluster_id or props.get(CLUSTERSET_PROPERTY) != clusterset:
         return None
     account_uid = hub_members.agent_uid(cluster_id, uid, clusterset)
@@ -114,6 +120,32 @@ async def resume(hub_members: HubMembers, hub: ClusterClient, member: ClusterCli
             or not _fresh(token, account_uid):
         return None
     return Membership(cluster_id, clusterset, namespace, kubeconfig)
+
+
+MemberSide = tuple[Mapping[str, str | None], str, Obj | None]  # properties, kube-system's uid, the hub Secret
+
+
+async def _member_side(member: ClusterClient) -> MemberSide:
+    props, uid, secret = await asyncio.gather(properties(member), cluster_uid(member),
+                                              get_or_none(member, SECRETS, HUB_KUBECONFIG_SECRET, SYSTEM_NAMESPACE))
+    return props, uid, secret
+
+
+async def _cached_member_side(reads: Cluster, timeout: float) -> MemberSide | None:
+    """The member's side from the views its agent watches (the same keys, so the same informers); None when they do
+    not load in `timeout` (then `join`, which asks)."""
+    props = reads.cache(CLUSTER_PROPERTIES)
+    namespaces = reads.cache(NAMESPACES)
+    secrets = reads.cache(SECRETS, SYSTEM_NAMESPACE, field_selector=HUB_SECRET_SELECTOR)
+    try:
+        await asyncio.wait_for(asyncio.gather(*(c.synced.wait() for c in (props, namespaces, secrets))), timeout)
+    except TimeoutError:
+        return None
+    kube_system = namespaces.get("kube-system")
+    if kube_system is None:
+        return None
+    values = {str(p["metadata"]["name"]): property_value(p) for p in props.list()}
+    return values, str(kube_system["metadata"]["uid"]), secrets.get((SYSTEM_NAMESPACE, HUB_KUBECONFIG_SECRET))
 
 
 def _fresh(token: str, account_uid: str) -> bool:

@@ -1,8 +1,9 @@
 """The embedded fleet: `clusterset up` to ready and healthy, memory per member, health-change detection.
 
-    .venv/bin/python -m bench.fleet_bench [--sizes 10,100,1000] [--quick]
+    .venv/bin/python -m bench.fleet_bench [--sizes 10,100,1000] [--quick] [--asyncio]
 
-What is timed (one process, as `clusterset up` runs; the fleet's own clock):
+What is timed (one process on the event loop `clusterset up` runs on: uvloop when installed, or asyncio's with
+`--asyncio`, as the figures before 2026-12-06 were measured; the fleet's own clock):
 - **up → ready**: `EmbeddedFleet.start()` from an empty state directory: the server and its
   1 + N logical clusters, the inventory CRDs, N joins (ServiceAccount, Role, RoleBinding, TokenRequest,
   member Secret and ClusterProperties each; the fleet's requests are answered in the server's process, as
@@ -32,13 +33,16 @@ import asyncio
 import statistics
 import tempfile
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 from bench.apiserver_bench import table
 from bench.machine import machine_info
 from clusterset.api.inventory import CONTROL_PLANE_HEALTHY
 from clusterset.api.objects import condition
 from clusterset.api.resources import CLUSTER_PROFILES
+from clusterset.cli.common import fast_loop
 from clusterset.fleet.embedded import EmbeddedFleet, FleetOptions
 from clusterset.fleet.hub import HUB
 
@@ -61,6 +65,7 @@ def versions(fleet: EmbeddedFleet) -> int:
     return sum(fleet.server.resource_version(name) for name in fleet.server.cluster_names())
 
 
+T = TypeVar("T")
 SETTLE_SECONDS = 2.0  # after all healthy, before the writes are counted: what a start sets off lands in them
 
 
@@ -133,13 +138,21 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--quick", action="store_true", help="sizes 10,100 and 2 detection runs")
+    parser.add_argument("--asyncio", action="store_true", help="asyncio's event loop, not `clusterset up`'s")
     args = parser.parse_args()
     sizes = [10, 100] if args.quick else [int(x) for x in args.sizes.split(",")]
+    loop = None if args.asyncio else fast_loop()
     info = machine_info()
-    print(f"machine: {info['cpu']}, {info['cores']}, {info['memory']}, {info['python']}", flush=True)
+    print(f"machine: {info['cpu']}, {info['cores']}, {info['memory']}, {info['python']}; "
+          f"event loop: {'asyncio' if loop is None else loop.__module__.split('.')[0]}", flush=True)
+
+    def run(coro: Coroutine[Any, Any, T]) -> T:
+        with asyncio.Runner(loop_factory=loop) as runner:
+            return runner.run(coro)
+
     rows = []
     for n in sizes:
-        r = asyncio.run(size_run(n))
+        r = run(size_run(n))
         print(f"  N={n}: ready {r['ready']:.1f}s, healthy {r['healthy']:.1f}s, restart {r['restart']:.1f}s, "
               f"process CPU {r['cpu']:.1f}s", flush=True)
         rows.append([f"{n:,}", f"{r['ready']:.1f}", f"{r['healthy']:.1f}", f"{r['healthy'] / n * 1000:.0f}",
@@ -149,7 +162,7 @@ def main() -> int:
     print(table(["members", "up → ready (s)", "up → all healthy (s)", "per member (ms)", "restart → healthy (s)",
                  "process CPU (s)", "RSS per member (MiB)", "hub objects per member (KiB)",
                  "resourceVersions per member (cold)", "writes per member (restart)"], rows))
-    det = asyncio.run(detection_run(2 if args.quick else 5))
+    det = run(detection_run(2 if args.quick else 5))
     drows = []
     for key, label, bound in (("removed", "member API gone → False", 1.0), ("silent", "agent silent → Unknown", 3.0)):
         values = det[key]

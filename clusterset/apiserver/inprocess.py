@@ -106,11 +106,11 @@ class InProcess:
         services = self.services
         rest = services.rest
         name, sub = target.name, target.subresource
+        want = answer_as(accept) if method == "GET" else None  # a Table or metadata only, as HTTP negotiates it
         if name is None:
             if method == "GET":
                 watching = watch_requested(q)
                 opts = await query_list_options(q, watching)
-                want = answer_as(accept)
                 if watching:
                     stream = watch_events(ctx, opts, watch_spec(q, opts, want), services.bookmark_interval)
                     await anext(stream)  # registered with the store, as before an HTTP watch's headers go out
@@ -135,7 +135,6 @@ class InProcess:
         if method == "GET":
             if sub == "finalize":
                 raise errors.method_not_allowed()
-            want = answer_as(accept)
             return Answer(200, object_bytes(ctx, rest.get(ctx, name), want, q.get("includeObject", "Metadata")))
         if method == "PUT":
             obj = await rest.update(ctx, name, await decode_object(services, ctx, raw, content_type), sub)

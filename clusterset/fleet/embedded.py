@@ -240,8 +240,7 @@ class EmbeddedFleet:
             reads = self.member_reads[name] = Cluster(name, member)
         membership = None
         if hub_members is not None:
-            membership = await resume(hub_members, hub, member, clusterset=opts.clusterset, cluster_id=name,
-                                      reads=reads)
+            membership = await resume(hub_members, hub, member, reads, clusterset=opts.clusterset, cluster_id=name)
         if membership is None:
             membership = await join(hub, member, clusterset=opts.clusterset, cluster_id=name, hub_prepared=True)
         token = membership.agent_kubeconfig["users"][0]["user"]["token"]

@@ -107,7 +107,9 @@ def member_crd_manifests() -> list[dict[str, Any]]:
 
 
 async def _ensure_digested(client: ClusterClient, wanted: list[dict[str, Any]]) -> None:
-    have = await asyncio.gather(*(_metadata_or_none(client, CRDS, crd["metadata"]["name"]) for crd in wanted))
+    # their metadata only: the digest annotation is all that is compared, and a CRD's schema is most of its size
+    have = await asyncio.gather(*(get_or_none(client, CRDS, crd["metadata"]["name"], metadata_only=True)
+                                  for crd in wanted))
     writes = []
     for crd, current in zip(wanted, have, strict=True):
         digest = crd["metadata"]["annotations"][MANIFEST_ANNOTATION]
@@ -146,18 +148,13 @@ async def prepare_hub(hub: ClusterClient, clusterset: str) -> None:
     await ensure_role(hub, ROLES, merged_reader_role(clusterset), FIELD_MANAGER)
 
 
-async def get_or_none(client: ClusterClient, res: Resource, name: str,
-                      namespace: str | None = None) -> dict[str, Any] | None:
+async def get_or_none(client: ClusterClient, res: Resource, name: str, namespace: str | None = None, *,
+                      metadata_only: bool = False) -> dict[str, Any] | None:
+    """The object (`metadata_only`: only its metadata, a PartialObjectMetadata), or None if there is none."""
     try:
+        if metadata_only:
+            return await client.get_metadata(res, name, namespace)
         return await client.get(res, name, namespace)
-    except NotFound:
-        return None
-
-
-async def _metadata_or_none(client: ClusterClient, res: Resource, name: str) -> dict[str, Any] | None:
-    """Its metadata only: a CRD's digest annotation is all a join compares, and its schema is most of its size."""
-    try:
-        return await client.get_metadata(res, name)
     except NotFound:
         return None
 

@@ -2,7 +2,8 @@
 
 `join` is idempotent but pays for it: a dozen requests per member, a new agent token and a rewritten Secret each
 time. A fleet that starts again on its state directory finds its joins done, so it reads the hub's side of every
-member at once (`HubMembers.read`: four lists) and each member's side in four reads, and takes the agent token
+member at once (`HubMembers.read`: four lists) and each member's side from the caches of the member informers its
+agent reads anyway, and its CRDs' metadata, and takes the agent token
 the member already holds while it is the same ServiceAccount's and has most of its life ahead. Anything missing or
 different (a CRD upgrade excepted, which `ensure_crds` applies) makes `resume` answer None: then `join`.
 """
@@ -39,12 +40,9 @@ from clusterset.inventory.registration import (
     agent_kubeconfig,
     agent_role,
     agent_role_binding,
-    cluster_uid,
     ensure_member_crds,
-    get_or_none,
     hub_kubeconfig_of,
     merged_reader_binding,
-    properties,
     property_value,
 )
 from clusterset.runtime import Cluster
@@ -96,12 +94,12 @@ class HubMembers:
         return str(account["metadata"]["uid"]) if account is not None else None
 
 
-async def resume(hub_members: HubMembers, hub: ClusterClient, member: ClusterClient, *, clusterset: str,
-                 cluster_id: str, hub_server: str | None = None, reads: Cluster | None = None) -> Membership | None:
+async def resume(hub_members: HubMembers, hub: ClusterClient, member: ClusterClient, reads: Cluster, *,
+                 clusterset: str, cluster_id: str, hub_server: str | None = None) -> Membership | None:
     """The member's membership as its complete join left it, or None (then `join`). Writes only CRD upgrades.
     `reads`: the member's informers, which its agent reads anyway; the member's side is read from their caches."""
     await ensure_member_crds(member)
-    side = await (_member_side(member) if reads is None else _cached_member_side(reads, member.config.timeout))
+    side = await _member_side(reads, member.config.timeout)
     if side is None:
         return None
     props, uid, secret = side
@@ -125,13 +123,7 @@ async def resume(hub_members: HubMembers, hub: ClusterClient, member: ClusterCli
 MemberSide = tuple[Mapping[str, str | None], str, Obj | None]  # properties, kube-system's uid, the hub Secret
 
 
-async def _member_side(member: ClusterClient) -> MemberSide:
-    props, uid, secret = await asyncio.gather(properties(member), cluster_uid(member),
-                                              get_or_none(member, SECRETS, HUB_KUBECONFIG_SECRET, SYSTEM_NAMESPACE))
-    return props, uid, secret
-
-
-async def _cached_member_side(reads: Cluster, timeout: float) -> MemberSide | None:
+async def _member_side(reads: Cluster, timeout: float) -> MemberSide | None:
     """The member's side from the views its agent watches (the same keys, so the same informers); None when they do
     not load in `timeout` (then `join`, which asks)."""
     props = reads.cache(CLUSTER_PROPERTIES)

@@ -188,7 +188,8 @@ def _bookmark(ctx: Ctx, rv: int, answer: AnswerAs | None, initial_end: bool = Fa
     meta: dict[str, Any] = {"resourceVersion": str(rv), "creationTimestamp": None}
     if initial_end:
         meta["annotations"] = {"k8s.io/initial-events-end": "true"}
-    obj = {"kind": ctx.rt.kind, "apiVersion": ctx.rt.group_version, "metadata": meta}
     if answer is not None and answer.kind == METADATA:
         obj = {"kind": METADATA, "apiVersion": answer.api_version, "metadata": meta}
+    else:
+        obj = {"kind": ctx.rt.kind, "apiVersion": ctx.rt.group_version, "metadata": meta}
     return go_json({"type": "BOOKMARK", "object": obj}, ENCODED)

@@ -95,7 +95,17 @@ def member_controllers(views: HubViews, members: Callable[[str], bool], clusters
     imports = ImportReconciler(views)
 
     def namespace_key(cluster: str, obj: Obj) -> Keys:
-        return [(cluster, FAN_OUT + str(objects.meta(obj).get("name")))]
+        """A member namespace's merged services, read here when the member's view of the hub has them loaded (a
+        member's engage lists every namespace it has, mostly with none); else a fan-out key that waits for them."""
+        namespace = str(objects.meta(obj).get("name"))
+        view = views(cluster)
+        try:
+            if view is not None and view.cluster.cache(CLUSTERSET_SERVICES, view.clusterset).synced.is_set():
+                return [(cluster, (namespace, name))
+                        for name in namespace_services(view.cluster, view.clusterset, namespace)]
+        except RuntimeError:  # the view is being disengaged: the fan-out waits for the next one
+            pass
+        return [(cluster, FAN_OUT + namespace)]
 
     async def reconcile_import(req: Request) -> Result | None:
         if not req.name.startswith(FAN_OUT):

@@ -33,6 +33,8 @@ class Cluster:
         self._metrics = metrics
         self._informers: dict[InformerKey, Informer] = {}
         self._on_demand: set[InformerKey] = set()
+        # `informer()`'s own arguments → the awaited informer they name: a reconciler asks for its caches every time
+        self._asked: dict[tuple[Resource, str | None, str | None, str | None], Informer] = {}
         # every awaited informer has loaded; a cache never unloads, so this changes only when one is added
         self._all_synced = False
         self._stopped = False
@@ -47,6 +49,11 @@ class Cluster:
         it), so one that cannot load (its resource no longer served) holds up no other reader of the cluster."""
         if self._stopped:
             raise RuntimeError(f"cluster {self.name!r} was disengaged; its caches are gone")
+        asked = (resource, namespace, label_selector, field_selector) \
+            if not on_demand and (label_selector is None or isinstance(label_selector, str)) else None
+        known = self._asked.get(asked) if asked is not None else None
+        if known is not None:
+            return known
         if not resource.namespaced:
             namespace = None
         selector = labels.to_string(label_selector)
@@ -73,6 +80,8 @@ class Cluster:
             )
             self._informers[key] = informer
             informer.start()
+        if asked is not None:
+            self._asked[asked] = informer
         return informer
 
     def cache(self, resource: Resource, namespace: str | None = None,
@@ -107,6 +116,7 @@ class Cluster:
         which they must not list again before a stop could run."""
         self._stopped = True
         informers, self._informers = list(self._informers.values()), {}
+        self._asked.clear()
         self._on_demand.clear()
         return [task for informer in informers for task in informer.cancel()]
 

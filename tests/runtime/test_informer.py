@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from clusterset.api.resources import CONFIG_MAPS, Resource
+import pytest
+
+from clusterset.api.resources import CONFIG_MAPS, NAMESPACES, Resource
 from clusterset.client import ClusterClient
 from clusterset.runtime.cluster import Cluster
 from clusterset.runtime.informer import ADDED, DELETED, MODIFIED, Event, Informer
@@ -198,3 +200,22 @@ async def test_a_synced_cluster_waits_again_for_each_cache_added(cluster: Cluste
         assert engaged.synced
     finally:
         await engaged.stop()
+
+
+async def test_one_view_asked_for_in_several_spellings_is_one_informer(cluster: ClusterInfo,
+                                                                       client: ClusterClient) -> None:
+    """A reconciler asks for its caches on every reconcile (answered from a memo of its arguments): a selector as a
+    mapping or a string, a namespace given for a cluster-scoped kind, all name the same view."""
+    engaged = Cluster("c", client)
+    try:
+        by_string = engaged.informer(CONFIG_MAPS, "default", "app=web")
+        assert engaged.informer(CONFIG_MAPS, "default", {"app": "web"}) is by_string
+        assert engaged.informer(CONFIG_MAPS, "default", "app=web") is by_string
+        assert engaged.informer(CONFIG_MAPS, "default", "app=api") is not by_string
+        namespaces = engaged.informer(NAMESPACES)
+        assert engaged.informer(NAMESPACES, "default") is namespaces
+        assert len(engaged.informers()) == 3
+    finally:
+        await engaged.stop()
+    with pytest.raises(RuntimeError, match="disengaged"):
+        engaged.informer(CONFIG_MAPS, "default", "app=web")  # remembered views go with the rest

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import socket
+from collections.abc import Iterable
 from typing import Any, cast
 
 from clusterset.api.mcs import CLUSTERSET_ZONE
 from clusterset.client import ClusterClient
 from clusterset.dns import wire
+from clusterset.dns.ports import LastingPorts
 from clusterset.dns.source import ClusterSource
 from clusterset.dns.zone import Zone
 from clusterset.runtime import Cluster
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 RECEIVE_BUFFER = 4 << 20  # a burst of queries waits in the kernel instead of being dropped (limits.md §A)
 MAX_TCP_MESSAGE = 65535
 _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00\x00\x00"  # QDCOUNT 1, no other section: the hot path's queries
+_LASTING = LastingPorts()  # one cursor per process: a fleet's servers get neighbouring ports
+LASTING_TRIES = 64  # taken ones in a row before any free port will do
 
 
 def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -39,10 +44,10 @@ def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]
 
 
 class DnsServer:
-    """Serves `zone` for one member from its objects; `await start(host, port)` (port 0: any free port, the
-    same for UDP and TCP), `await stop()`. Until its caches have loaded, names it would answer from objects
-    get SERVFAIL (never NXDOMAIN). Names outside the zone are forwarded to `upstream` (host, port), else
-    REFUSED."""
+    """Serves `zone` for one member from its objects; `await start(host, port)` (port 0: a free port, the same
+    for UDP and TCP, below the ephemeral range when one is free there: `ports.py`), `await stop()`. Until its
+    caches have loaded, names it would answer from objects get SERVFAIL (never NXDOMAIN). Names outside the zone
+    are forwarded to `upstream` (host, port), else REFUSED."""
 
     def __init__(self, source: ClusterClient | Cluster, zone: str = CLUSTERSET_ZONE,
                  upstream: tuple[str, int] | None = None, *, tcp_idle_timeout: float = 10.0,
@@ -226,14 +231,16 @@ class _Udp(asyncio.DatagramProtocol):
 
 
 def _bind(host: str, port: int) -> tuple[socket.socket, socket.socket]:
-    """A UDP and a TCP socket bound to the same port (port 0: the first free port both can have)."""
+    """A UDP and a TCP socket bound to the same port (port 0: a port both can have, below the ephemeral range if
+    one is free there, so that it is still free when a restart asks for it again)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _ in range(1 if port else 50):
+    tries: Iterable[int] = [port] if port else itertools.chain(_LASTING.candidates(LASTING_TRIES), [0] * 50)
+    for candidate in tries:
         udp = socket.socket(family, socket.SOCK_DGRAM)
         tcp = socket.socket(family, socket.SOCK_STREAM)
         try:
             _receive_buffer(udp)
-            udp.bind((host, port))
+            udp.bind((host, candidate))
             tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             tcp.bind((host, udp.getsockname()[1]))
         except OSError:

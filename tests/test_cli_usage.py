@@ -40,6 +40,11 @@ def test_help_describes_the_command(command: list[str], says: str) -> None:
     (["--port", "99999"], "argument --port: '99999' is not a port number (0 to 65535)"),
     (["--clusters", "-1"], "argument --clusters: '-1' is not a number of 0 or more"),
     (["--heartbeat", "0"], "argument --heartbeat: '0' is not a number of seconds above 0"),
+    (["--heartbeat", "20"], "--heartbeat 20 is more than a third of --endpoint-lease 40: give --heartbeat at most "
+                            "13.3, or --endpoint-lease at least 60"),
+    (["--heartbeat", "30", "--endpoint-lease", "90", "--grace", "30"],
+     "--heartbeat 30 is not shorter than --grace 30: every member would turn Unknown between two heartbeats; give "
+     "--grace more than 30 (e.g. 120)"),
 ])
 def test_bad_flags_are_refused_in_one_line(flags: list[str], error: str, tmp_path: Path) -> None:
     result = run("up", "--state-dir", str(tmp_path / "state"), *flags)
@@ -47,6 +52,14 @@ def test_bad_flags_are_refused_in_one_line(flags: list[str], error: str, tmp_pat
     assert result.stderr.splitlines()[-1] == f"clusterset up: error: {error}"
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "state").exists()
+
+
+def test_an_agent_whose_heartbeat_would_let_its_lease_lapse_is_refused() -> None:
+    result = run("agent", "--context", "nowhere", "--heartbeat", "5", "--endpoint-lease", "12")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == ("clusterset agent: error: --heartbeat 5 is more than a third of "
+                                              "--endpoint-lease 12: give --heartbeat at most 4, or --endpoint-lease "
+                                              "at least 15")
 
 
 def test_a_port_in_use_is_named_and_leaves_no_state_behind(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import math
 import sys
 import tempfile
 import time
@@ -86,7 +87,7 @@ def add_parsers(sub: Any) -> None:
     endpoint_lease_flag(up)
     up.add_argument("--metrics-port", type=port_number, default=0,
                     help="serve the hub's /metrics on this port (0: off)")
-    up.set_defaults(run=async_command(_up, loop_factory=fast_loop()))
+    up.set_defaults(run=async_command(_up, loop_factory=fast_loop()), check=heartbeat_problem, parser=up)
 
     agent = sub.add_parser(
         "agent", help="run a member's agent (reports the member, exports and imports its services, applies its Works)",
@@ -104,7 +105,7 @@ def add_parsers(sub: Any) -> None:
                             "(default 10; at most a third of --endpoint-lease)")
     endpoint_lease_flag(agent)
     metrics_flags(agent)
-    agent.set_defaults(run=async_command(_agent))
+    agent.set_defaults(run=async_command(_agent), check=heartbeat_problem, parser=agent)
 
     hub = sub.add_parser(
         "hub", help="run the hub's controllers (ClusterProfiles, the services' merge, placement, work sets)",
@@ -164,6 +165,23 @@ def endpoint_lease_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint-lease", type=whole_seconds, default=40, metavar="SECONDS",
                         help="seconds a member's exported endpoints stay imported everywhere after its agent last "
                              "saw the member answer (default 40)")
+
+
+def heartbeat_problem(args: argparse.Namespace) -> str | None:
+    """The agent renews its Lease every heartbeat: three renewals must fit in the Lease (as a kubelet's node Lease,
+    40 s renewed every 10 s), or one late renewal lets the member's endpoints go. The hub (`up`'s) calls a member
+    Unknown after `--grace` without one: a heartbeat as long would make every member flap."""
+    most = args.endpoint_lease / 3
+    if args.heartbeat > most:
+        return (f"--heartbeat {args.heartbeat:g} is more than a third of --endpoint-lease {args.endpoint_lease}: "
+                f"give --heartbeat at most {math.floor(most * 10) / 10:g}, or --endpoint-lease at least "
+                f"{math.ceil(args.heartbeat * 3)}")
+    grace = getattr(args, "grace", None)
+    if grace is not None and args.heartbeat >= grace:
+        return (f"--heartbeat {args.heartbeat:g} is not shorter than --grace {grace:g}: every member would turn "
+                f"Unknown between two heartbeats; give --grace more than {args.heartbeat:g} (e.g. "
+                f"{args.heartbeat * 4:g})")
+    return None
 
 
 # ---------------------------------------------------------------------- up

@@ -1,7 +1,8 @@
 """`clusterset` command line: the parser, each command module's subcommands, and dispatch.
 
 A command module (one per feature or concern) adds its subcommands with `add_parsers(sub)`, each with
-`set_defaults(run=...)`: a function from the parsed arguments to the exit code.
+`set_defaults(run=...)`: a function from the parsed arguments to the exit code; with `check=...` and `parser=...`,
+a function that names what is wrong with flags that are valid one by one but not together (None: nothing).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
         module.add_parsers(sub)
 
     args = parser.parse_args(argv)
+    problem = args.check(args) if getattr(args, "check", None) is not None else None
+    if problem is not None:  # flags fine one by one but not together: a usage error, as argparse's own
+        args.parser.error(problem)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run: Command = args.run

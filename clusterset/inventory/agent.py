@@ -110,7 +110,8 @@ class MemberAgent:
         self.cluster_id = cluster_id
         self.hub = hub
         self.hub_namespace = hub_namespace
-        # the Lease must be renewed at least three times within its duration (as a kubelet's node Lease)
+        # the Lease must be renewed at least three times within its duration (as a kubelet's node Lease); the commands
+        # refuse a longer heartbeat (`cli/fleet.py heartbeat_problem`)
         self.heartbeat = min(heartbeat, lease_seconds / 3)
         self.lease_seconds = lease_seconds
         self.report_refresh = max(report_refresh, self.heartbeat)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from kubernetes.client.rest import ApiException
 
 from clusterset.testing import ClusterInfo
+from tests.apiserver.test_gc_crd_discovery import AGGREGATED, _get
 from tests.helpers import custom, table, wait_until
 
 if TYPE_CHECKING:
@@ -144,6 +145,49 @@ def test_crd_is_established_and_served(kubectl: Kubectl) -> None:
     rows = table(resources)
     assert rows[1] == ["widgets", "wd", "stable.example.com/v1", "true", "Widget"]
     assert "stable.example.com/v1" in names(kubectl("api-versions"))
+
+
+def _crd(plural: str, kind: str, versions: list[str], storage: str) -> str:
+    listed = "".join(f"""
+  - name: {v}
+    served: true
+    storage: {str(v == storage).lower()}
+    schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}""" for v in versions)
+    return f"""\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: {plural}.order.example.com}}
+spec:
+  group: order.example.com
+  scope: Namespaced
+  names: {{plural: {plural}, singular: {kind.lower()}, kind: {kind}}}
+  versions:{listed}
+"""
+
+
+def test_a_crd_groups_preferred_version_is_its_highest_whatever_came_first(kubectl: Kubectl) -> None:
+    """Upstream sorts a CRD group's versions kube-aware (GA, beta, alpha; higher first), the first preferred:
+    a CRD serving only v1alpha1 established first does not make v1alpha1 the group's preferred version."""
+    for crd in (_crd("gadgets", "Gadget", ["v1alpha1"], "v1alpha1"),
+                _crd("sprockets", "Sprocket", ["v1alpha1", "v1", "v1beta1"], "v1")):
+        kubectl("apply", "-f", "-", input=crd)
+    kubectl("wait", "--for=condition=Established", "crd/gadgets.order.example.com", "crd/sprockets.order.example.com",
+            "--timeout=20s")
+    status, _, group = _get(kubectl.info, "/apis/order.example.com")
+    assert status == 200 and [v["version"] for v in group["versions"]] == ["v1", "v1beta1", "v1alpha1"], group
+    assert group["preferredVersion"] == {"groupVersion": "order.example.com/v1", "version": "v1"}
+    _, _, groups = _get(kubectl.info, "/apis")
+    listed = next(g for g in groups["groups"] if g["name"] == "order.example.com")
+    assert (listed["versions"], listed["preferredVersion"]) == (group["versions"], group["preferredVersion"])
+    _, _, aggregated = _get(kubectl.info, "/apis", AGGREGATED)
+    item = next(i for i in aggregated["items"] if i["metadata"]["name"] == "order.example.com")
+    assert [v["version"] for v in item["versions"]] == ["v1", "v1beta1", "v1alpha1"]
+    # kubectl takes each resource from the first version that has it
+    rows = table(kubectl("api-resources", "--api-group=order.example.com"))
+    assert [(r[0], r[-3]) for r in rows[1:]] == [("gadgets", "order.example.com/v1alpha1"),
+                                                  ("sprockets", "order.example.com/v1")], rows
+    kubectl("apply", "-f", "-", input="apiVersion: order.example.com/v1alpha1\nkind: Sprocket\nmetadata: {name: s}\n")
+    assert json.loads(kubectl("get", "sprocket", "s", "-o", "json"))["apiVersion"] == "order.example.com/v1"
 
 
 def test_get_crd_shows_created_at(kubectl: Kubectl) -> None:

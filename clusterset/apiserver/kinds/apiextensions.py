@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from clusterset.api.times import now_rfc3339
 from clusterset.apiserver.meta.errors import FieldError
 from clusterset.apiserver.registry.registry import Served
-from clusterset.apiserver.registry.resources import ResourceType
+from clusterset.apiserver.registry.resources import ResourceType, version_priority
 from clusterset.apiserver.registry.schemas import compiled_schema
 from clusterset.apiserver.registry.strategy import ClusterView, Strategy
 from clusterset.apiserver.schema.crd_validation import default_crd, validate_crd
@@ -92,7 +91,7 @@ def crd_served(crd: Obj) -> list[Served]:
 def _served(spec: Obj) -> list[Served]:
     names = spec.get("names") or {}
     out = []
-    versions = sorted(spec.get("versions") or [], key=lambda v: _version_priority(v.get("name", "")))
+    versions = sorted(spec.get("versions") or [], key=lambda v: version_priority(v.get("name", "")))
     for version in versions:
         if not version.get("served", True):
             continue
@@ -118,17 +117,6 @@ def _served(spec: Obj) -> list[Served]:
         )
         out.append(Served(rt, CRStrategy(rt)))
     return out
-
-
-def _version_priority(name: str) -> tuple[int, int, int, str]:
-    """Kubernetes version ordering: GA > beta > alpha, higher numbers first, others last."""
-    m = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", name)
-    if not m:
-        return (3, 0, 0, name)
-    major = int(m.group(1))
-    stage = {"": 0, None: 0, "beta": 1, "alpha": 2}[m.group(2)]
-    minor = int(m.group(3) or 0)
-    return (stage, -major, -minor, name)
 
 
 def established_status(crd: Obj) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clusterset.apiserver.registry.resources import ResourceType
+from clusterset.apiserver.registry.resources import ResourceType, version_priority
 from clusterset.apiserver.registry.strategy import Strategy
 
 
@@ -58,12 +58,19 @@ class Registry:
         return list(self._by_gvr.values())
 
     def group_versions(self) -> dict[str, list[str]]:
-        """group → versions, in insertion order (built-ins first, preferred first)."""
+        """group → versions, preferred first: a built-in group's as registered, a group only CRDs serve in
+        kube-aware version order (upstream sorts a CRD group's versions so: v1beta1 is preferred over v1alpha1 even
+        when the CRD serving it was established after one serving only v1alpha1)."""
         out: dict[str, list[str]] = {}
-        for g, v, _ in self._by_gvr:
+        custom: dict[str, bool] = {}
+        for (g, v, _), served in self._by_gvr.items():
             versions = out.setdefault(g, [])
             if v not in versions:
                 versions.append(v)
+            custom[g] = custom.get(g, True) and served.rt.is_crd
+        for g, versions in out.items():
+            if custom[g]:
+                versions.sort(key=version_priority)
         return out
 
     def in_group_version(self, group: str, version: str) -> list[Served]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,3 +53,15 @@ class ResourceType:
     @property
     def has_status(self) -> bool:
         return "status" in self.subresources
+
+
+def version_priority(name: str) -> tuple[int, int, int, str]:
+    """A sort key in upstream's kube-aware version order (`CompareKubeAwareVersionStrings`): GA > beta > alpha,
+    higher numbers first, then any other name, in lexical order."""
+    m = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", name)
+    if not m:
+        return (3, 0, 0, name)
+    major = int(m.group(1))
+    stage = {"": 0, None: 0, "beta": 1, "alpha": 2}[m.group(2)]
+    minor = int(m.group(3) or 0)
+    return (stage, -major, -minor, name)

@@ -23,6 +23,7 @@ from clusterset.apiserver.auth import reviews, tokens
 from clusterset.apiserver.auth.attributes import request_attributes, watch_requested
 from clusterset.apiserver.auth.authz import authorize, forbidden
 from clusterset.apiserver.http import discovery
+from clusterset.apiserver.http.app import HEALTH_PATHS, health
 from clusterset.apiserver.http.codecs import ENCODED, answer_as, answer_bytes, decode
 from clusterset.apiserver.http.reads import list_bytes, listed, object_bytes
 from clusterset.apiserver.http.routing import Target, list_options_invalid, make_ctx, parse_target, query_list_options
@@ -45,6 +46,7 @@ class Answer:
     status: int
     body: bytes
     stream: AsyncGenerator[bytes, None] | None = None
+    content_type: str = "application/json"
 
 
 class InProcess:
@@ -60,6 +62,8 @@ class InProcess:
         """The answer to `method path?query` (path under `/clusters/<cluster>`) as the holder of `token`, or None
         when it is not a request served here (then the client sends it over HTTP). `accept`: the Accept header (a
         GET's answer as a Table or as metadata only)."""
+        if path in HEALTH_PATHS and method == "GET":  # an agent's probe of its member, as over HTTP: no credentials
+            return self._health(path)
         target = _resource_path(path)
         listing = _resource_list_path(path) if target is None and method == "GET" else None
         if (target is None and listing is None) or method not in ("GET", "POST", "PUT", "PATCH"):
@@ -100,6 +104,12 @@ class InProcess:
         # as the HTTP handler: a write's answer shows its own write, any other answer what memory holds
         await db.durable_through(ctx.stored_at if ctx is not None and ctx.stored_at is not None else db.written)
         return answer
+
+    def _health(self, path: str) -> Answer:
+        if self.cluster not in self.services.clusters:  # removed: its URL is gone
+            return Answer(404, go_json(errors.path_not_found().to_status(), ENCODED))
+        status, body, content_type = health(path, self.services.db.failure)
+        return Answer(status, body, content_type=content_type)
 
     async def _serve(self, ctx: Ctx, target: Target, method: str, path: str, q: MultiDictProxy[str], raw: bytes,
                      content_type: str, accept: str) -> Answer | None:

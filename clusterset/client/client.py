@@ -241,7 +241,9 @@ class ClusterClient:
         if local is not None:
             if local.status >= 300:
                 raise _api_error(local.status, local.body, method.upper(), path)
-            return orjson.loads(local.body) if local.body else None
+            if not local.body:
+                return None
+            return orjson.loads(local.body) if "json" in local.content_type else local.body.decode(errors="replace")
         resp, data = await self._exchange(method.upper(), path, query=_query(**(query or {})), body=body,
                                           content_type=content_type)
         if resp.status >= 300:

@@ -15,6 +15,10 @@ class InProcessAnswer(Protocol):
     def body(self) -> bytes: ...
 
     @property
+    def content_type(self) -> str:
+        """JSON, but for `/readyz` and the like (text)."""
+
+    @property
     def stream(self) -> AsyncGenerator[bytes, None] | None:
         """A watch's events, newline-ended, however chunked."""
 

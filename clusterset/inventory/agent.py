@@ -116,9 +116,10 @@ class MemberAgent:
         self.lease_seconds = lease_seconds
         self.report_refresh = max(report_refresh, self.heartbeat)
         self.hub_cache = hub_cache
-        # probes must fail fast: no retries, a short timeout (the next heartbeat is the retry)
+        # probes must fail fast: no retries, a short timeout (the next heartbeat is the retry); a member in this
+        # process (the embedded fleet's) answers them in process too, as it answers the agent's reads
         probe_config = dataclasses.replace(member.config, retry=RetryPolicy(attempts=1), timeout=probe_timeout)
-        self.probe = ClusterClient(probe_config, session)
+        self.probe = ClusterClient(probe_config, session, in_process=member.in_process)
         self.endpoint = endpoint_of(member)
         self._last: dict[str, Any] | None = None  # the report as last written (or found at start)
         self._lease: dict[str, Any] | None = None  # the Lease as last written (or found at start)

@@ -138,6 +138,30 @@ async def test_a_token_gets_what_its_identity_may_and_no_more(server: Apiserver)
         await admin.close()
 
 
+async def test_health_and_version_answer_as_over_https_without_credentials(server: Apiserver) -> None:
+    """What an agent's probe of its member asks (the embedded fleet answers it in process); a removed cluster's
+    paths are gone (404), which an agent counts as its member refusing it."""
+    for token in (None, server.cluster_token("two")):
+        local, https = client(server, "two", token, True), client(server, "two", token, False)
+        try:
+            for path in ("/readyz", "/livez", "/healthz"):
+                assert await local.request("GET", path) == await https.request("GET", path) == "ok"
+            version = await local.request("GET", "/version")
+            assert version == await https.request("GET", "/version") and version["gitVersion"].startswith("v1.")
+        finally:
+            await local.close()
+            await https.close()
+    local, https = client(server, "two", None, True), client(server, "two", None, False)
+    try:
+        await server.remove_cluster("two")
+        for probe in (local, https):
+            with pytest.raises(NotFound):
+                await probe.request("GET", "/readyz")
+    finally:
+        await local.close()
+        await https.close()
+
+
 async def events(watcher: ClusterClient, rv: str, count: int) -> list[tuple[str, str, str]]:
     """(type, name, resourceVersion) of the first `count` events after `rv`, bookmarks left out."""
     out: list[tuple[str, str, str]] = []

@@ -17,7 +17,7 @@ from aiohttp.web_protocol import RequestHandler
 from clusterset.apiserver.auth.users import UserInfo
 from clusterset.apiserver.http import documents
 from clusterset.apiserver.http.admin import admin_request
-from clusterset.apiserver.http.codecs import INDENTED, json_response, status_response
+from clusterset.apiserver.http.codecs import INDENTED, JSON, json_response, status_response
 from clusterset.apiserver.http.filters import admit, authenticate_admin, bearer
 from clusterset.apiserver.http.resources import resource_request
 from clusterset.apiserver.http.routing import CTX_KEY, parse_target
@@ -26,6 +26,7 @@ from clusterset.apiserver.meta import errors
 from clusterset.apiserver.meta.errors import StatusError
 from clusterset.apiserver.meta.version import VERSION_INFO
 from clusterset.apiserver.registry.cluster import Cluster
+from clusterset.apiserver.storage.encoding import go_json
 from clusterset.apiserver.storage.sqlite import StorageFailed
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 _Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 HEALTH_PATHS = ("/healthz", "/livez", "/readyz", "/version", "/version/")
+TEXT = "text/plain; charset=utf-8"
 
 
 def make_server(services: Services) -> web.Server:
@@ -127,8 +129,14 @@ class Handler:
 
 
 def _health(path: str, failure: BaseException | None) -> web.Response:
+    status, body, content_type = health(path, failure)
+    return web.Response(status=status, body=body, headers={"Content-Type": content_type})
+
+
+def health(path: str, failure: BaseException | None) -> tuple[int, bytes, str]:
+    """A health path's answer (status, body, content type), over HTTP and in process."""
     if path.startswith("/version"):
-        return json_response(VERSION_INFO, form=INDENTED)
+        return 200, go_json(VERSION_INFO, INDENTED), JSON
     if failure is not None:  # a supervisor (kubelet, systemd) restarts a server whose storage failed
-        return web.Response(status=500, text=f"storage failed: {failure}", content_type="text/plain")
-    return web.Response(text="ok", content_type="text/plain")
+        return 500, f"storage failed: {failure}".encode(), TEXT
+    return 200, b"ok", TEXT

@@ -110,3 +110,27 @@ def test_a_copy_is_encoded_as_the_object_it_is() -> None:
         assert entry.obj["metadata"]["uid"] == uid
         assert entry.raw == go_json(entry.obj)
     assert born.obj["metadata"]["uid"] == ""  # the template is not changed by its copies
+
+
+def test_born_references_written_together_keep_their_order_with_the_changes_after_them() -> None:
+    """A cluster's born references go to SQLite in one statement, before the next statement or commit: a copy
+    changed in the same commit group is stored in full and its reference is gone, as when they were written one by
+    one."""
+    db = Database(None)
+    store = ClusterStore("c", db, typed={"/configmaps"})
+    born = [Born("/configmaps", {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {
+        "name": name, "namespace": "default", "creationTimestamp": "2026-01-02T03:04:05Z"}, "data": {"k": name}})
+        for name in ("kept", "changed")]
+    entries = [store.put_born(b, f"5e1f0c3a-0000-4000-8000-00000000000{i}") for i, b in enumerate(born)]
+    changed = entries[1].copy()
+    changed["data"]["k"] = "new"
+    changed["metadata"]["resourceVersion"] = str(store.next_rv())
+    store.put("/configmaps", changed, "MODIFIED")
+    db.commit_now()
+    assert db.execute("SELECT name FROM born") == [("kept",)]
+    assert [json.loads(data)["data"] for (data,) in db.execute("SELECT data FROM objects")] == [{"k": "new"}]
+    third = Born("/configmaps", {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {
+        "name": "third", "namespace": "default", "creationTimestamp": "2026-01-02T03:04:05Z"}})
+    store.put_born(third, "5e1f0c3a-0000-4000-8000-000000000009")
+    assert db.execute("SELECT count(*) FROM born") == [(2,)]  # a read sees what was handed over, committed or not
+    db.close()

@@ -24,7 +24,7 @@ from clusterset.apiserver.auth.attributes import request_attributes, watch_reque
 from clusterset.apiserver.auth.authz import authorize, forbidden
 from clusterset.apiserver.http import discovery
 from clusterset.apiserver.http.app import HEALTH_PATHS, health
-from clusterset.apiserver.http.codecs import ENCODED, answer_as, answer_bytes, decode
+from clusterset.apiserver.http.codecs import ENCODED, JSON, answer_as, answer_bytes, decode
 from clusterset.apiserver.http.reads import list_bytes, listed, object_bytes
 from clusterset.apiserver.http.routing import Target, list_options_invalid, make_ctx, parse_target, query_list_options
 from clusterset.apiserver.http.services import Services
@@ -46,7 +46,7 @@ class Answer:
     status: int
     body: bytes
     stream: AsyncGenerator[bytes, None] | None = None
-    content_type: str = "application/json"
+    content_type: str = JSON
 
 
 class InProcess:

@@ -9,7 +9,6 @@ Unknown, as the node lifecycle controller does for a silent kubelet.
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -148,11 +147,12 @@ def _access_provider(provider: AccessProvider, endpoint: dict[str, Any], cluster
 
 
 def without_observation_times(status: dict[str, Any]) -> dict[str, Any]:
-    """Status minus what changes on every heartbeat: two statuses equal here differ only in freshness."""
-    trimmed = copy.deepcopy(status)
-    trimmed.pop("observedTime", None)
-    for prop in trimmed.get("properties") or []:
-        prop.pop("lastObservedTime", None)
-    for cond in trimmed.get("conditions") or []:
-        cond.pop("lastTransitionTime", None)
+    """Status minus what changes on every heartbeat: two statuses equal here differ only in freshness. Made to be
+    compared: what it does not trim is `status`'s own (not copied: every agent's and profile's heartbeat asks)."""
+    trimmed = {k: v for k, v in status.items() if k != "observedTime"}
+    for key, time_field in (("properties", "lastObservedTime"), ("conditions", "lastTransitionTime")):
+        items = trimmed.get(key)
+        if isinstance(items, list):
+            trimmed[key] = [{k: v for k, v in item.items() if k != time_field} if isinstance(item, dict) else item
+                            for item in items]
     return trimmed

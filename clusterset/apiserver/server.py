@@ -201,7 +201,7 @@ class Apiserver:
         }
         self._db.put_cluster(name, 0, orjson.dumps(settings))
         cluster = self._make_cluster(name, settings)
-        self._controllers.attach(cluster, switchable=False)
+        self._controllers.attach(cluster, switchable=False, born=True)
         await self._bootstrap(cluster, crds)
         if controllers and self._running:  # after the wait: the add does not wait for nodes and the like
             self._controllers.attach(cluster, switchable=True)

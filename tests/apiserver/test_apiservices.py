@@ -3,18 +3,29 @@ versions), aggregated ones stored but reported unavailable with the reason, upst
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from clusterset.api.resources import Resource
+from clusterset.apiserver import Apiserver
+from clusterset.client import NotFound
+from clusterset.fleet.embedded import member_crds
 from clusterset.testing import ClusterInfo
 from tests.apiserver.test_bad_input import CRD_BODY, Raw
 from tests.conftest import Kubectl
 from tests.helpers import wait_until
+from tests.inventory.test_member_crds import client_of
 
 APISERVICES = "/apis/apiregistration.k8s.io/v1/apiservices"
+APISERVICE_RES = Resource("apiregistration.k8s.io", "v1", "apiservices", "APIService", namespaced=False)
 METRICS = {
     "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "v1beta1.metrics.k8s.io"},
     "spec": {"group": "metrics.k8s.io", "version": "v1beta1", "groupPriorityMinimum": 100, "versionPriority": 100,
@@ -132,3 +143,56 @@ def test_kubectl_get_apiservices(kubectl: Kubectl) -> None:
     assert rows["v1."][:2] == ["Local", "True"]
     assert rows["v1.apps"][:2] == ["Local", "True"]
     assert rows["v1beta1.metrics.k8s.io"][:3] == ["kube-system/metrics-server", "False", "(ServiceNotFound)"]
+
+
+async def test_apiservices_as_wanted_are_left_alone_and_the_rest_put_right_across_a_restart(
+        tmp_path: Path, session: aiohttp.ClientSession) -> None:
+    """A new cluster is born with its Local APIServices (its CRDs' versions' too); one changed by hand is put back at
+    once, a built-in one deleted comes back at the next start (upstream's "onstart"), and a restart looks at none of
+    the ones stored as wanted."""
+    state = tmp_path / "state"
+    server = Apiserver(state)
+    try:
+        await server.add_cluster("m", crds=member_crds())
+        await server.start()
+        m = client_of(server, "m", session)
+        crd_made = await m.get(APISERVICE_RES, "v1beta1.multicluster.x-k8s.io")
+        assert crd_made["metadata"]["labels"] == {"kube-aggregator.kubernetes.io/automanaged": "true"}
+        assert server.reconcile_count("apiservices") == 0  # born as wanted: nothing to look at
+        await m.patch(APISERVICE_RES, "v1beta1.multicluster.x-k8s.io", {"spec": {"versionPriority": 7}})
+
+        async def put_back() -> bool:
+            found = await m.get(APISERVICE_RES, "v1beta1.multicluster.x-k8s.io")
+            return bool(found["spec"]["versionPriority"] == crd_made["spec"]["versionPriority"])
+
+        await wait_for(put_back, "the changed APIService put back")
+        await m.delete(APISERVICE_RES, "v1.apps")
+        await asyncio.wait_for(server.wait_idle(), 10)  # an "onstart" one is not made again while the server runs
+        with pytest.raises(NotFound):
+            await m.get(APISERVICE_RES, "v1.apps")
+    finally:
+        await server.stop()
+    again = Apiserver(state)
+    try:
+        await again.start()
+        m = client_of(again, "m", session)
+
+        async def back() -> bool:
+            try:
+                return bool(await m.get(APISERVICE_RES, "v1.apps"))
+            except NotFound:
+                return False
+
+        await wait_for(back, "v1.apps back after the restart")
+        await asyncio.wait_for(again.wait_idle(), 10)
+        assert again.reconcile_count("apiservices") == 1  # that one only
+    finally:
+        await again.stop()
+
+
+async def wait_for(predicate: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)

@@ -167,9 +167,11 @@ class ControllerManager:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
-    def attach(self, cluster: Cluster, *, switchable: bool) -> None:
+    def attach(self, cluster: Cluster, *, switchable: bool, born: bool = False) -> None:
         """Starts controlling a cluster: the core controllers, and the switchable ones when asked. Each
-        controller subscribes to the cluster's events and reconciles what exists (a relist)."""
+        controller subscribes to the cluster's events and reconciles what exists (a relist). `born`: a cluster about
+        to be bootstrapped, which writes what a controller's start-up seeds would ask for (the built-in
+        APIServices): no seeds (they were 13 reconciles per new cluster, each finding its APIService written)."""
         self.start()
         attached = self._attached.get(cluster.name, frozenset())
         wanted = self._every if switchable or attached == self._every else self._core
@@ -187,7 +189,7 @@ class ControllerManager:
             for resource in q.controller.watches:
                 cluster.store.subscribe(resource, q.listener)
             seeds = getattr(q.controller, "keys_on_attach", None)
-            for key in seeds(cluster) if seeds is not None else ():
+            for key in seeds(cluster) if seeds is not None and not born else ():
                 self._enqueue(q, cluster.name, key)
             for resource in q.controller.watches:
                 for key_resource in cluster.store.resources() if resource == ANY_RESOURCE else [resource]:

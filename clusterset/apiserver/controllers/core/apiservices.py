@@ -94,13 +94,19 @@ def _created(desired: Obj, served: Served, now: str) -> Obj:
 
 
 def crd_apiservice(cluster: Cluster, name: str) -> Obj | None:
-    """The Local APIService of a group version some CRD serves, if one does."""
+    """The Local APIService of a group version some CRD serves, if one does. Its name is `<version>.<group>` (a
+    version has no dot), and a CRD's `<plural>.<group>`: only the CRDs of that group are read."""
+    version, _, group = name.partition(".")
+    suffix = "." + group
     for entry in cluster.store.entries(CRD_RESOURCE):
+        if not str(entry.obj["metadata"]["name"]).endswith(suffix):
+            continue
         crd_spec = spec(entry.obj)
-        group = str(crd_spec.get("group", ""))
-        for version in crd_spec.get("versions") or []:
-            if version.get("served", True) and apiservice_name(group, str(version.get("name"))) == name:
-                return local_apiservice(group, str(version["name"]), CRD_PRIORITY, "true")
+        if crd_spec.get("group") != group:
+            continue
+        for served in crd_spec.get("versions") or []:
+            if served.get("served", True) and served.get("name") == version:
+                return local_apiservice(group, version, CRD_PRIORITY, "true")
     return None
 
 

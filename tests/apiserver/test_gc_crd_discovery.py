@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from typing import Any
 
@@ -203,3 +205,32 @@ def test_openapi_index_points_into_the_cluster(cluster: ClusterInfo) -> None:
 def test_version_and_health(cluster: ClusterInfo) -> None:
     status, _, version = _get(cluster, "/version")
     assert status == 200 and version["major"] == "1" and version["gitVersion"].startswith("v1.")
+
+
+def _hashes(info: ClusterInfo, path: str) -> dict[str, str | None]:
+    _, _, body = _get(info, path)
+    return {r["name"]: r.get("storageVersionHash") for r in body["resources"]}
+
+
+def test_discovery_names_each_stored_resource_by_its_storage_version_hash(cluster: ClusterInfo) -> None:
+    """kube-apiserver's values for the built-ins (base64 of sha256(group/version/kind)[:8]); none for what is never
+    stored (reviews) nor for subresources; every served version of a CRD names its storage version."""
+    core_v1 = _hashes(cluster, "/api/v1")
+    assert core_v1["configmaps"] == "qFsyl6wFWjQ=" and core_v1["pods"] == "xPOwRZ+Yhw8="
+    assert core_v1["namespaces"] == "Q3oi5N2YM8M=" and core_v1["pods/status"] is None
+    assert _hashes(cluster, "/apis/apps/v1")["deployments"] == "8aSe+NMegvE="
+    assert _hashes(cluster, "/apis/authorization.k8s.io/v1")["selfsubjectaccessreviews"] is None
+    ext = client.ApiextensionsV1Api(cluster.api_client())
+    versions = [{"name": v, "served": True, "storage": v == "v1beta1",
+                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}
+                for v in ("v1alpha1", "v1beta1")]
+    ext.create_custom_resource_definition({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gizmos.hash.example.com"},
+        "spec": {"group": "hash.example.com", "scope": "Namespaced", "versions": versions,
+                 "names": {"plural": "gizmos", "singular": "gizmo", "kind": "Gizmo"}}})
+    stored_beta = "hash.example.com/v1beta1/Gizmo"
+    expected = base64.b64encode(hashlib.sha256(stored_beta.encode()).digest()[:8]).decode()
+    wait_until(lambda: _get(cluster, "/apis/hash.example.com/v1alpha1")[0] == 200, message="the CRD served")
+    assert _hashes(cluster, "/apis/hash.example.com/v1alpha1")["gizmos"] == expected
+    assert _hashes(cluster, "/apis/hash.example.com/v1beta1")["gizmos"] == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clusterset.apiserver.auth.reviews import is_review
 from clusterset.apiserver.registry.registry import Registry, Served
 
 SUBRESOURCE_VERBS = {
@@ -67,6 +68,8 @@ def api_resource_list(registry: Registry, group: str, version: str) -> dict[str,
             entry["shortNames"] = list(rt.short_names)
         if rt.categories:
             entry["categories"] = list(rt.categories)
+        if not is_review(rt.group, rt.plural):  # stored: its storage version named (a review is never stored)
+            entry["storageVersionHash"] = rt.storage_version_hash
         resources.append(entry)
         for sub in rt.subresources:
             sub_entry: dict[str, Any] = {

@@ -92,6 +92,7 @@ def _served(spec: Obj) -> list[Served]:
     names = spec.get("names") or {}
     out = []
     versions = sorted(spec.get("versions") or [], key=lambda v: version_priority(v.get("name", "")))
+    storage = next((str(v.get("name", "")) for v in versions if v.get("storage")), None)
     for version in versions:
         if not version.get("served", True):
             continue
@@ -112,6 +113,7 @@ def _served(spec: Obj) -> list[Served]:
             printer_columns=list(version.get("additionalPrinterColumns") or []),
             scale_paths=dict(scale) if isinstance(scale, dict) else None,
             is_crd=True,
+            storage_version=storage,
             deprecated=bool(version.get("deprecated")),
             deprecation_warning=version.get("deprecationWarning"),
         )

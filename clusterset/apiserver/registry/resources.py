@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +35,7 @@ class ResourceType:
     # CRD `scale` subresource paths (specReplicasPath, statusReplicasPath, labelSelectorPath)
     scale_paths: dict[str, str] | None = None
     is_crd: bool = False
+    storage_version: str | None = None  # the version its objects are stored in (a CRD's); None: its own
     deprecated: bool = False
     deprecation_warning: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # caches derived from the fields above
@@ -53,6 +56,13 @@ class ResourceType:
     @property
     def has_status(self) -> bool:
         return "status" in self.subresources
+
+    @property
+    def storage_version_hash(self) -> str:
+        """What discovery names its storage version by, as kube-apiserver does (`discovery.StorageVersionHash`):
+        base64 of the first 8 bytes of sha256(`group/version/kind`) of the version it is stored in."""
+        gvk = f"{self.group}/{self.storage_version or self.version}/{self.kind}"
+        return base64.b64encode(hashlib.sha256(gvk.encode()).digest()[:8]).decode()
 
 
 def version_priority(name: str) -> tuple[int, int, int, str]:

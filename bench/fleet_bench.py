@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.fleet_bench [--sizes 10,100,1000] [--quick] [--asyncio]
 
 What is timed (one process on the event loop `clusterset up` runs on: uvloop when installed, or asyncio's with
-`--asyncio`, as the figures before 2026-12-06 were measured; the fleet's own clock):
+`--asyncio`, as the figures before the fourth session of 2026-12-05 were measured; the fleet's own clock):
 - **up → ready**: `EmbeddedFleet.start()` from an empty state directory: the server and its
   1 + N logical clusters, the inventory CRDs, N joins (ServiceAccount, Role, RoleBinding, TokenRequest,
   member Secret and ClusterProperties each; the fleet's requests are answered in the server's process, as

@@ -15,7 +15,7 @@ import contextlib
 import functools
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,7 +195,12 @@ async def properties(member: ClusterClient) -> dict[str, str | None]:
         items = (await member.list(CLUSTER_PROPERTIES)).get("items") or []
     except NotFound:  # the CRD is not served (yet)
         return {}
-    return {str(prop["metadata"]["name"]): property_value(prop) for prop in items}
+    return property_values(items)
+
+
+def property_values(props: Iterable[Mapping[str, Any]]) -> dict[str, str | None]:
+    """ClusterProperties by name → value (None: not a string)."""
+    return {str(prop["metadata"]["name"]): property_value(prop) for prop in props}
 
 
 async def cluster_uid(member: ClusterClient) -> str:

@@ -43,7 +43,7 @@ from clusterset.inventory.registration import (
     ensure_member_crds,
     hub_kubeconfig_of,
     merged_reader_binding,
-    property_value,
+    property_values,
 )
 from clusterset.runtime import Cluster
 
@@ -136,8 +136,8 @@ async def _member_side(reads: Cluster, timeout: float) -> MemberSide | None:
     kube_system = namespaces.get("kube-system")
     if kube_system is None:
         return None
-    values = {str(p["metadata"]["name"]): property_value(p) for p in props.list()}
-    return values, str(kube_system["metadata"]["uid"]), secrets.get((SYSTEM_NAMESPACE, HUB_KUBECONFIG_SECRET))
+    return (property_values(props.list()), str(kube_system["metadata"]["uid"]),
+            secrets.get((SYSTEM_NAMESPACE, HUB_KUBECONFIG_SECRET)))
 
 
 def _fresh(token: str, account_uid: str) -> bool:

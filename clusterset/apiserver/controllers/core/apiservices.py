@@ -130,18 +130,15 @@ def availability(cluster: Cluster, apiservice: Obj) -> dict[str, Any]:
     return {**status(apiservice), "conditions": [*others, available]}
 
 
-def _stored_as(entry: Entry | None, desired: Obj | None) -> bool:
-    """Whether a built-in Local APIService is stored as wanted (spec, and Available for being Local)."""
+def _as_wanted(cluster: Cluster, name: str, entry: Entry | None) -> bool:
+    """Whether a Local APIService (built-in, or of a CRD's version) is stored as wanted, its spec and `Available`
+    for being Local: it needs no look (a relist of 1,000 clusters would queue 13,000 keys, and a restart 4 more per
+    member for its CRDs' versions)."""
+    desired = builtin_apiservices().get(name) or crd_apiservice(cluster, name)
     if entry is None or desired is None or spec(entry.obj) != desired["spec"]:
         return False
     available = condition(status(entry.obj).get("conditions"), "Available")
     return available is not None and available.get("reason") == "Local" and available.get("status") == "True"
-
-
-def _as_wanted(cluster: Cluster, name: str, entry: Entry | None) -> bool:
-    """Whether a Local APIService (built-in, or of a CRD's version) is stored as wanted: it needs no look (a relist
-    of 1,000 clusters would queue 13,000 keys, and a restart 4 more per member for its CRDs' versions)."""
-    return _stored_as(entry, builtin_apiservices().get(name) or crd_apiservice(cluster, name))
 
 
 class BackedAPIServices:

@@ -2,7 +2,11 @@
 
 The loop is client-go's reflector: list (paged) to get a consistent snapshot and its
 resourceVersion, then watch from that version with bookmarks (so an idle watch still advances its
-version and a reconnect resumes cheaply). A broken stream reconnects from the last version seen; a
+version and a reconnect resumes cheaply). Against the embedded server in this process the snapshot
+comes as a watch-list instead, as client-go's reflector does with WatchListClient: one watch with
+`sendInitialEvents=true` whose first events are the snapshot, ended by a bookmark annotated
+`k8s.io/initial-events-end` (one request where a list and a watch were two; a server that refuses the
+option with a 400 gets list-then-watch from then on). A broken stream reconnects from the last version seen; a
 410 Expired (the server's history no longer reaches back that far) relists and diffs the new
 snapshot against the cache, so deletions missed while disconnected still reach the handlers.
 """
@@ -19,13 +23,14 @@ from typing import Any, Protocol
 
 from clusterset.api.resources import Resource
 from clusterset.client import ClusterClient
-from clusterset.client.errors import Gone
+from clusterset.client.errors import BadRequest, Gone
 from clusterset.runtime.cache import Cache, Obj, key_of
 from clusterset.runtime.logs import bind
 
 log = logging.getLogger(__name__)
 
 ADDED, MODIFIED, DELETED, RESYNC = "ADDED", "MODIFIED", "DELETED", "RESYNC"
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,10 @@ class Informer:
         watch_timeout: tuple[int, int] = (300, 600),
         max_backoff: float = 10.0,
         metrics: InformerMetrics | None = None,
+        watch_list: bool | None = None,
     ) -> None:
+        """`watch_list`: take snapshots by watch-list (default: when the server answers in this process, which
+        is the embedded server and so known to support it)."""
         self.client = client
         self.resource = resource
         self.namespace = namespace
@@ -78,10 +86,12 @@ class Informer:
         self.watch_timeout = watch_timeout
         self.max_backoff = max_backoff
         self.cache = Cache(resource)
+        self.watch_list = client.in_process is not None if watch_list is None else watch_list
         self._metrics = metrics
         self._handlers: list[Handler] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._lists = 0
+        self._need_snapshot = True  # until a list (or watch-list) has replaced the cache
         self._received = False
         self._log = bind(log, cluster=cluster, resource=str(resource), namespace=namespace,
                          selector=label_selector)
@@ -134,16 +144,16 @@ class Informer:
 
     # ------------------------------------------------------------------ the loop
     async def _run(self) -> None:
-        need_list = True
         paged = True
         failures = 0
         while True:
+            watch_list = self._need_snapshot and self.watch_list
             try:
-                if need_list:
+                if self._need_snapshot and not watch_list:
                     await self._list(paged)
-                    need_list, paged = False, True
+                    paged = True
                 opened = asyncio.get_running_loop().time()
-                await self._watch()
+                await self._watch(watch_list)
                 if not self._received and asyncio.get_running_loop().time() - opened < 1.0:
                     # as client-go's reflector: a server (or proxy) that ends every watch at once must not
                     # be hammered in a tight loop; back off as after an error
@@ -154,13 +164,17 @@ class Informer:
             except Gone:
                 # the watch's version (or a list's continue token) is older than the server's history
                 self._log.info("resourceVersion expired, relisting", resource_version=self.cache.resource_version)
-                paged = not need_list  # an expired continue token: relist in one piece
-                need_list = True
+                paged = not self._need_snapshot  # an expired continue token: relist in one piece
+                self._need_snapshot = True
                 self._restarted("expired")
                 continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if watch_list and isinstance(exc, BadRequest):
+                    self._log.info("watch-list refused, listing instead", error=str(exc))
+                    self.watch_list = False
+                    continue
                 if self._received:  # the stream worked for a while: start the backoff over
                     failures, self._received = 0, False
                 failures += 1
@@ -189,13 +203,14 @@ class Informer:
             cont = meta.get("continue") or None
             if not cont:
                 break
-        self._lists += 1
-        if self._lists > 1 and self._metrics is not None:
-            self._metrics.relisted()
         self._replace(items, resource_version)
 
     def _replace(self, items: list[Obj], resource_version: str) -> None:
-        """Makes the cache equal to a fresh list, then tells handlers what changed."""
+        """Makes the cache equal to a fresh snapshot, then tells handlers what changed."""
+        self._lists += 1
+        if self._lists > 1 and self._metrics is not None:
+            self._metrics.relisted()
+        self._need_snapshot = False
         events: list[Event] = []
         seen = set()
         for obj in items:
@@ -218,17 +233,31 @@ class Informer:
         for event in events:
             self._dispatch(event)
 
-    async def _watch(self) -> None:
+    async def _watch(self, watch_list: bool = False) -> None:
+        """Applies the events after the cache's version; with `watch_list`, first takes the server's current state,
+        gathering the initial events and replacing the cache with them at the bookmark that ends them."""
         timeout = random.randint(*self.watch_timeout)
         self._received = False
         stream = self.client.watch(
             self.resource, namespace=self.namespace, label_selector=self.label_selector,
-            field_selector=self.field_selector, resource_version=self.cache.resource_version,
-            allow_bookmarks=True, timeout_seconds=timeout,
+            field_selector=self.field_selector, resource_version=None if watch_list else self.cache.resource_version,
+            allow_bookmarks=True, timeout_seconds=timeout, send_initial_events=True if watch_list else None,
         )
+        snapshot: list[Obj] | None = [] if watch_list else None
         async with contextlib.aclosing(stream):
             async for raw in stream:
-                self._apply(raw)
+                if snapshot is None:
+                    self._apply(raw)
+                    continue
+                obj = raw.get("object") or {}
+                if raw.get("type") != "BOOKMARK":
+                    snapshot.append(obj)
+                elif ((obj.get("metadata") or {}).get("annotations") or {}).get(INITIAL_EVENTS_END) == "true":
+                    self._received = True
+                    self._replace(snapshot, _rv(obj))
+                    snapshot = None
+        if snapshot is not None:
+            raise ConnectionError("watch-list ended before its initial events did")
 
     def _apply(self, raw: dict[str, Any]) -> None:
         self._received = True

@@ -145,6 +145,8 @@ async def test_a_410_relists_and_reports_deletions_missed_while_disconnected() -
 class EndsEveryWatch:
     """A server (or proxy) that answers every watch with an empty stream."""
 
+    in_process = None  # over HTTP: list, then watch
+
     def __init__(self) -> None:
         self.watches = 0
 

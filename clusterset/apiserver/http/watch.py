@@ -21,6 +21,7 @@ from clusterset.apiserver.storage.encoding import go_json
 from clusterset.apiserver.storage.store import WAKE, ClusterStore, Event, TooOld
 
 DEFAULT_TIMEOUT = 1800.0  # seconds, without timeoutSeconds (upstream: a random 30 to 60 minutes)
+INITIAL_EVENTS_PER_CHUNK = 100  # a snapshot's or replay's events go out this many at a time
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,9 @@ async def watch_events(ctx: Ctx, opts: ListOptions, spec: WatchSpec, bookmark_in
             initial = replay
         yield b""
         last_rv = snapshot_rv
-        for ev in initial:
-            yield await _committed(store, _event_bytes(ctx, ev, answer))
+        for start in range(0, len(initial), INITIAL_EVENTS_PER_CHUNK):
+            chunk = initial[start:start + INITIAL_EVENTS_PER_CHUNK]
+            yield await _committed(store, b"".join(_event_bytes(ctx, ev, answer) for ev in chunk))
         if initial_snapshot:
             yield await _committed(store,
                 _bookmark(ctx, store.rv if not initial else max(snapshot_rv, store.rv), answer, initial_end=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import pytest
@@ -165,6 +166,40 @@ def test_compare_keyed_lists_by_key_not_index() -> None:
     diff = compare_objects(old, new, DEPLOY)
     assert diff.modified == {(*c, key_element({"name": "b"}), ("f", "image"))}
     assert not diff.added and not diff.removed
+
+
+def _mutated(obj: Any, rng: random.Random) -> Any:
+    """`obj` with random leaves changed, entries dropped or added, and list items reordered or dropped."""
+    if isinstance(obj, dict):
+        out = {k: _mutated(v, rng) for k, v in obj.items() if rng.random() > 0.15}
+        if rng.random() < 0.2:
+            out[rng.choice(["extra", "image", "name", "x"])] = rng.choice(["v", 1, None, {}, {"a": "b"}])
+        return out
+    if isinstance(obj, list):
+        items = [_mutated(v, rng) for v in obj if rng.random() > 0.15]
+        rng.shuffle(items)
+        return items
+    return rng.choice([obj, obj, "changed", 7, None])
+
+
+def test_a_comparison_within_some_paths_finds_of_them_what_the_whole_comparison_finds() -> None:
+    """An apply compares only within the fields other managers own: the same answer for those paths, randomly."""
+    rng = random.Random(13)
+    base = {"metadata": {"name": "d", "labels": {"a": "1", "b": "2"}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "1"}}, "template": {"spec": {"containers": [
+                {"name": "web", "image": "1", "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                 "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]},
+                {"name": "side", "image": "2", "args": ["x", "y"]}]}}},
+            "status": {"conditions": [{"type": "Available", "status": "True"}], "replicas": 2}}
+    for _ in range(300):
+        old, new = _mutated(base, rng), _mutated(base, rng)
+        everything = compare_objects(old, new, DEPLOY)
+        paths = sorted(to_field_set(old, DEPLOY) | to_field_set(new, DEPLOY))
+        within = set(rng.sample(paths, rng.randint(0, len(paths))))
+        part = compare_objects(old, new, DEPLOY, within=within)
+        for name in ("added", "modified", "removed"):
+            assert getattr(part, name) & within == getattr(everything, name) & within, (old, new, name)
+        assert not part.changed() - everything.changed() and not part.removed - everything.removed
 
 
 def _created(obj: dict[str, Any], group: str, kind: str, manager: str = "m") -> list[dict[str, Any]]:

@@ -455,7 +455,8 @@ def server_side_apply(
 
     final = _without_managed_fields(finalize(merged))
     if others:  # what changed matters only to the other managers (a create, a lone manager's apply: none)
-        diff = compare_objects(live_obj, final, types).filtered(lambda p: _tracked(p, subresource))
+        others_own = set().union(*(e.fields for e in others))
+        diff = compare_objects(live_obj, final, types, within=others_own).filtered(lambda p: _tracked(p, subresource))
         changed = diff.changed()
         conflicts = [(e, e.fields & changed) for e in others if e.fields & changed]
         if conflicts and not force:

@@ -48,8 +48,26 @@ class FieldPathError(ValueError):
 
 
 def canonical_json(value: Any) -> str:
-    """Compact JSON with sorted keys, as SMD writes `k:`/`v:` elements (integral floats as ints)."""
-    return json.dumps(_normalize_numbers(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON with sorted keys, as SMD writes `k:`/`v:` elements (integral floats as ints). orjson writes
+    what the standard encoder would (both leave non-ASCII alone and sort keys by code point) at C speed, but for
+    what only the standard encoder takes (integers beyond 64 bits) or writes its own way (floats' exponents)."""
+    value = _normalize_numbers(value)
+    if not _has_float(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        except (TypeError, orjson.JSONEncodeError):
+            pass
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _has_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_float(v) for v in value)
+    return False
 
 
 def _normalize_numbers(value: Any) -> Any:
@@ -459,11 +477,26 @@ def json_equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def compare_objects(lhs: dict[str, Any], rhs: dict[str, Any], types: FieldTypes) -> Comparison:
-    """Leaves added/modified/removed, plus non-leaf nodes (maps, lists, items) created or deleted."""
+Trie = dict[PathElement, "Trie"]
+
+
+def compare_objects(lhs: dict[str, Any], rhs: dict[str, Any], types: FieldTypes,
+                    within: Iterable[Path] | None = None) -> Comparison:
+    """Leaves added/modified/removed, plus non-leaf nodes (maps, lists, items) created or deleted. `within`: only
+    these paths matter to the caller, so only they and their ancestors are walked (what an apply's diff is for,
+    the fields other managers own, is often a small part of an object)."""
     result = Comparison()
-    _compare(lhs, rhs, (), (), None, types, result)
+    _compare(lhs, rhs, (), (), None, types, result, None if within is None else _trie(within))
     return result
+
+
+def _trie(paths: Iterable[Path]) -> Trie:
+    root: Trie = {}
+    for path in paths:
+        node = root
+        for pe in path:
+            node = node.setdefault(pe, {})
+    return root
 
 
 def _is_empty_container(value: Any) -> bool:
@@ -480,7 +513,7 @@ def _same_json(a: Any, b: Any) -> bool:
 
 
 def _compare(lhs: Any, rhs: Any, path: Path, tpath: tuple[str, ...], ft: FieldType | None,
-             types: FieldTypes, out: Comparison) -> None:
+             types: FieldTypes, out: Comparison, within: Trie | None = None) -> None:
     lkind = None if lhs is MISSING else node_kind(lhs, ft)
     rkind = None if rhs is MISSING else node_kind(rhs, ft)
     # null against a granular container behaves like an empty one of the same kind (SMD).
@@ -508,14 +541,21 @@ def _compare(lhs: Any, rhs: Any, path: Path, tpath: tuple[str, ...], ft: FieldTy
         left = lhs if isinstance(lhs, dict) else {}
         right = rhs if isinstance(rhs, dict) else {}
         for key in [*left, *(k for k in right if k not in left)]:
+            pe = field_element(key)
+            below = None if within is None else within.get(pe)
+            if within is not None and below is None:
+                continue
             child_tpath = (*tpath, key)
-            _compare(left.get(key, MISSING), right.get(key, MISSING), (*path, field_element(key)), child_tpath,
-                     lookup(types, child_tpath), types, out)
+            _compare(left.get(key, MISSING), right.get(key, MISSING), (*path, pe), child_tpath,
+                     lookup(types, child_tpath), types, out, below)
     else:
         assert ft is not None
         lorder, litems = index_items(lhs if isinstance(lhs, list) else [], ft, path, strict=False)
         rorder, ritems = index_items(rhs if isinstance(rhs, list) else [], ft, path, strict=False)
         for pe in [*lorder, *(p for p in rorder if p not in litems)]:
+            below = None if within is None else within.get(pe)
+            if within is not None and below is None:
+                continue
             item_path = (*path, pe)
             lvals, rvals = litems.get(pe), ritems.get(pe)
             if (lvals and len(lvals) > 1) or (rvals and len(rvals) > 1):
@@ -529,9 +569,9 @@ def _compare(lhs: Any, rhs: Any, path: Path, tpath: tuple[str, ...], ft: FieldTy
             lval = lvals[0] if lvals else MISSING
             rval = rvals[0] if rvals else MISSING
             if kind == "set":
-                _compare(lval, rval, item_path, tpath, None, types, out)
+                _compare(lval, rval, item_path, tpath, None, types, out, below)
             else:
-                _compare_item(lval, rval, item_path, tpath, types, out)
+                _compare_item(lval, rval, item_path, tpath, types, out, below)
     if path:
         if lhs is MISSING:
             out.added.add(path)
@@ -540,9 +580,9 @@ def _compare(lhs: Any, rhs: Any, path: Path, tpath: tuple[str, ...], ft: FieldTy
 
 
 def _compare_item(lhs: Any, rhs: Any, path: Path, tpath: tuple[str, ...], types: FieldTypes,
-                  out: Comparison) -> None:
+                  out: Comparison, within: Trie | None) -> None:
     """A keyed-list item is a granular struct; one that is not a map compares as a leaf."""
     if (lhs is MISSING or isinstance(lhs, dict)) and (rhs is MISSING or isinstance(rhs, dict)):
-        _compare(lhs, rhs, path, tpath, None, types, out)
+        _compare(lhs, rhs, path, tpath, None, types, out, within)
         return
     _compare(lhs, rhs, path, (), FieldType(), types, out)

@@ -11,6 +11,7 @@ structs are merged (SMP) and granular (SSA).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -144,9 +145,13 @@ class TableFieldTypes:
         return self.table.get(path)
 
 
+@functools.cache
 def builtin_field_types(group: str, kind: str) -> FieldTypes:
-    """Field types of a built-in kind; unknown kinds get only the ObjectMeta rules."""
+    """Field types of a built-in kind; unknown kinds get only the ObjectMeta rules (made once per kind)."""
     return TableFieldTypes({**_METADATA, **_BY_KIND.get((group, kind), {})})
+
+
+_MAX_REMEMBERED_PATHS = 4096
 
 
 @dataclass(frozen=True)
@@ -159,16 +164,27 @@ class SchemaFieldTypes:
     """
 
     schema: dict[str, Any]
+    # each path's answer (an apply looks up every field of its body, and of the object, several times); bounded, as
+    # a map's keys are paths too
+    _found: dict[tuple[str, ...], FieldType | None] = field(default_factory=dict, compare=False, repr=False)
 
     def lookup(self, path: tuple[str, ...]) -> FieldType | None:
         if path[:1] == ("metadata",):
             return _METADATA.get(path)
+        try:
+            return self._found[path]
+        except KeyError:
+            pass
         node: dict[str, Any] | None = self.schema
         for name in path:
             node = _child(node, name)
             if node is None:
-                return None
-        return _from_schema(node) if node is not None else None
+                break
+        found = _from_schema(node) if node is not None else None
+        if len(self._found) >= _MAX_REMEMBERED_PATHS:
+            self._found.clear()
+        self._found[path] = found
+        return found
 
 
 def _child(node: dict[str, Any] | None, name: str) -> dict[str, Any] | None:

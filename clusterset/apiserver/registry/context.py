@@ -37,6 +37,9 @@ class Ctx:
 def field_types(served: Served) -> FieldTypes:
     """Merge keys and list types of the resource's fields (strategic merge patch, managedFields)."""
     rt = served.rt
-    if rt.is_crd:
-        return SchemaFieldTypes(rt.schema or {})
-    return builtin_field_types(rt.group, rt.kind)
+    if not rt.is_crd:
+        return builtin_field_types(rt.group, rt.kind)
+    types: SchemaFieldTypes | None = rt.extra.get("field_types")
+    if types is None:  # one per served version, so that it remembers its lookups
+        types = rt.extra["field_types"] = SchemaFieldTypes(rt.schema or {})
+    return types

@@ -130,13 +130,16 @@ class TokenIssuer:
     # ---------------------------------------------------------------- JWTs
     def sign(self, claims: dict[str, Any]) -> str:
         key = self._load()
-        signing_input = f"{self._header}.{_b64(orjson.dumps(claims))}"
+        payload = orjson.dumps(claims)
+        signing_input = f"{self._header}.{_b64(payload)}"
         if isinstance(key, rsa.RSAPrivateKey):
             signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         else:
             r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
             signature = r.to_bytes(_ES256_HALF, "big") + s.to_bytes(_ES256_HALF, "big")
-        return f"{signing_input}.{_b64(signature)}"
+        token = f"{signing_input}.{_b64(signature)}"
+        self._remember(token, orjson.loads(payload))  # its first use needs no verification: this server signed it
+        return token
 
     def verify(self, token: str) -> dict[str, Any] | None:
         """The claims of a token this server signed, else None. Time and objects are not checked here."""
@@ -167,10 +170,13 @@ class TokenIssuer:
             return None
         if not isinstance(claims, dict):
             return None
+        self._remember(token, claims)
+        return claims
+
+    def _remember(self, token: str, claims: dict[str, Any]) -> None:
         if len(self._verified) >= _CACHE_SIZE:
             self._verified.clear()
         self._verified[token] = claims
-        return claims
 
     def mint(
         self,

@@ -11,7 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from clusterset.api.resources import CONFIG_MAPS, NAMESPACES, Resource
-from clusterset.client import ClusterClient
+from clusterset.apiserver import Apiserver, inprocess
+from clusterset.client import ClientConfig, ClusterClient, RetryPolicy
+from clusterset.client.errors import BadRequest
 from clusterset.runtime.cluster import Cluster
 from clusterset.runtime.informer import ADDED, DELETED, MODIFIED, Event, Informer
 from clusterset.runtime.metrics import Metrics
@@ -221,3 +223,68 @@ async def test_one_view_asked_for_in_several_spellings_is_one_informer(cluster: 
         await engaged.stop()
     with pytest.raises(RuntimeError, match="disengaged"):
         engaged.informer(CONFIG_MAPS, "default", "app=web")  # remembered views go with the rest
+
+
+async def test_an_informer_of_the_server_in_this_process_loads_by_watch_list() -> None:
+    """One watch with sendInitialEvents instead of a list and a watch: the snapshot, then the changes after it."""
+    server = Apiserver(None)
+    await server.add_cluster("one", controllers=False)
+    await server.start()
+    asked: list[tuple[str, dict[str, str]]] = []
+    real = inprocess.InProcess.request
+
+    async def counted(self: inprocess.InProcess, token: str | None, method: str, path: str, query: Any,
+                      *args: Any, **kwargs: Any) -> Any:
+        asked.append((method, dict(query)))
+        return await real(self, token, method, path, query, *args, **kwargs)
+
+    local = ClusterClient(ClientConfig(server="https://127.0.0.1:1/clusters/one", ca_data=server.ca_pem.encode(),
+                                       token=server.cluster_token("one"), retry=RetryPolicy(attempts=1)),
+                          in_process=server.in_process("one"))
+    informer = Informer(local, CONFIG_MAPS, namespace="default", label_selector=MINE)
+    events: list[Event] = []
+    informer.add_handler(events.append)
+    try:
+        for name in ("a", "b"):
+            await local.create(CONFIG_MAPS, cm(name, v="1"))
+        inprocess.InProcess.request = counted  # type: ignore[method-assign]
+        informer.start()
+        await informer.cache.wait_synced(10)
+        assert informer.watch_list
+        assert sorted(e.obj["metadata"]["name"] for e in events) == ["a", "b"]
+        assert [(m, q.get("watch"), q.get("sendInitialEvents")) for m, q in asked] == [("GET", "true", "true")]
+        await local.patch(CONFIG_MAPS, "a", {"data": {"v": "2"}}, namespace="default")
+        await eventually(lambda: len(events) == 3, message="the change after the snapshot")
+        assert events[-1].type == MODIFIED and events[-1].obj["data"] == {"v": "2"}
+        assert informer.cache.resource_version == events[-1].obj["metadata"]["resourceVersion"]
+    finally:
+        inprocess.InProcess.request = real  # type: ignore[method-assign]
+        await informer.stop()
+        await local.close()
+        await server.stop()
+
+
+async def test_a_server_that_refuses_watch_list_gets_a_list_and_a_watch(cluster: ClusterInfo,
+                                                                         client: ClusterClient) -> None:
+    """As client-go's reflector falls back: a 400 to sendInitialEvents and the informer lists from then on."""
+    await client.create(CONFIG_MAPS, cm("there", v="1"))
+    real_watch = client.watch
+    refused: list[bool] = []
+
+    def refusing(*args: Any, send_initial_events: bool | None = None, **kwargs: Any) -> Any:
+        if send_initial_events:
+            refused.append(True)
+            raise BadRequest(400, {"message": "sendInitialEvents: Forbidden"}, method="GET", path="/")
+        return real_watch(*args, **kwargs)
+
+    informer = Informer(client, CONFIG_MAPS, namespace="default", label_selector=MINE, watch_list=True)
+    client.watch = refusing  # type: ignore[method-assign]
+    informer.start()
+    try:
+        await informer.cache.wait_synced(10)
+        assert refused == [True] and not informer.watch_list
+        assert informer.cache.get(("default", "there")) is not None
+        await client.create(CONFIG_MAPS, cm("later", v="1"))
+        await eventually(lambda: informer.cache.get(("default", "later")) is not None, message="watched after a list")
+    finally:
+        await informer.stop()

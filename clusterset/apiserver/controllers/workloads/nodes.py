@@ -23,6 +23,7 @@ controller does for a dead node).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import ipaddress
 import math
@@ -80,14 +81,24 @@ def zones(cluster: Cluster) -> list[str]:
     return list(DEFAULT_ZONES)
 
 
+_NODE_RANGE = ipaddress.IPv4Address("172.16.0.0")
+_NODE_RANGE6 = ipaddress.IPv6Address("fd00:172:16::")
+
+
+@functools.lru_cache(maxsize=256)
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A setting's range, parsed once (every node of every cluster born with the same settings asks)."""
+    return ipaddress.ip_network(cidr)
+
+
 def node_ips(cluster: Cluster, i: int) -> list[str]:
     """InternalIPs of node i: a /22 of 172.16.0.0/12 per cluster (IPv6 too when dual-stack)."""
     slot = cluster.index % 1024
-    base = ipaddress.ip_network(cluster.settings.get("nodeCIDR") or
-                                ipaddress.ip_network((int(ipaddress.ip_address("172.16.0.0")) + slot * 1024, 22)))
-    ips = [str(base.network_address + 1 + i)]
+    given = cluster.settings.get("nodeCIDR")
+    first = _network(given).network_address if given else _NODE_RANGE + slot * 1024
+    ips = [str(first + 1 + i)]
     if cluster.settings.get("dualStack"):
-        ips.append(str(ipaddress.ip_address(f"fd00:172:16:{slot:x}::") + 1 + i))
+        ips.append(str(_NODE_RANGE6 + (slot << 64) + 1 + i))
     return ips
 
 
@@ -102,7 +113,7 @@ def node_pod_cidrs(cluster: Cluster, i: int) -> list[str]:
         cidr = cluster.settings.get(key)
         if not cidr:
             continue
-        network = ipaddress.ip_network(cidr)
+        network = _network(cidr)
         prefix = max(minimum, network.prefixlen + bits)
         if prefix > maximum or prefix - network.prefixlen >= 31 or (i - 1) >= 2 ** (prefix - network.prefixlen):
             continue

@@ -268,12 +268,24 @@ async def join(
                 "labels": {MEMBER_LABEL: cid},
                 "annotations": {MEMBER_UID_ANNOTATION: uid, MEMBER_SERVER_ANNOTATION: member.server},
             }}, field_manager=FIELD_MANAGER)
+            fresh = True
         except AlreadyExists:  # ours from an earlier join, or another cluster's joining with the same id just now
             _check_member_namespace(await get_or_none(hub, NAMESPACES, namespace), cid, uid)
+            fresh = False
+
+        async def put(res: Resource, obj: dict[str, Any]) -> None:
+            """Created in a namespace this join made (nothing can be there yet; a create costs half an apply),
+            else applied over what an earlier join left."""
+            if fresh:
+                with contextlib.suppress(AlreadyExists):
+                    await hub.create(res, obj, field_manager=FIELD_MANAGER)
+                    return
+            await hub.apply(res, obj, FIELD_MANAGER)
+
         await asyncio.gather(
             _create(hub, SERVICE_ACCOUNTS, {"metadata": {"name": AGENT_SERVICE_ACCOUNT, "namespace": namespace}}),
-            hub.apply(ROLES, agent_role(namespace), FIELD_MANAGER),
-            hub.apply(ROLE_BINDINGS, agent_role_binding(namespace), FIELD_MANAGER),
+            put(ROLES, agent_role(namespace)),
+            put(ROLE_BINDINGS, agent_role_binding(namespace)),
             hub.apply(ROLE_BINDINGS, merged_reader_binding(clusterset, cid), FIELD_MANAGER))
         return await request_token(hub, namespace, AGENT_SERVICE_ACCOUNT, token_seconds)
 

@@ -102,6 +102,7 @@ class EmbeddedFleet:
         self.admin_clients: dict[str, ClusterClient] = {}
         self._stale_clients: list[ClusterClient] = []
         self.resumed: list[str] = []
+        self._born: set[str] = set()  # members this start created, with the member CRDs (their join checks none)
         self._session: aiohttp.ClientSession | None = None  # one connection pool for every client
         self._joins: set[asyncio.Task[None]] = set()
         self.dns = MemberDns(options.host)
@@ -139,6 +140,7 @@ class EmbeddedFleet:
         missing = [n for n in names if n not in existing]
         if missing:
             self.progress(f"creating {len(missing)} cluster(s): {_short(missing)}")
+        self._born = set(missing)
         for name in missing:
             await self.server.add_cluster(name, **({} if name == HUB else {"crds": member_crds(),
                                                                             **opts.member_settings}))
@@ -242,7 +244,9 @@ class EmbeddedFleet:
         if hub_members is not None:
             membership = await resume(hub_members, hub, member, reads, clusterset=opts.clusterset, cluster_id=name)
         if membership is None:
-            membership = await join(hub, member, clusterset=opts.clusterset, cluster_id=name, hub_prepared=True)
+            membership = await join(hub, member, clusterset=opts.clusterset, cluster_id=name, hub_prepared=True,
+                                    member_prepared=name in self._born)
+        self._born.discard(name)
         token = membership.agent_kubeconfig["users"][0]["user"]["token"]
         # the agent's own token, checked in process as over HTTPS: it may write only its own hub namespace
         hub_as_agent = ClusterClient(ClientConfig(

@@ -217,14 +217,18 @@ async def join(
     cluster_id: str | None = None,
     hub_server: str | None = None,
     hub_prepared: bool = False,
+    member_prepared: bool = False,
     token_seconds: int = AGENT_TOKEN_SECONDS,
 ) -> Membership:
     """Register `member` in `clusterset` on `hub`. Idempotent for the same member; refuses a taken id.
 
     `hub_prepared`: the caller already ran `prepare_hub` (the embedded fleet joins many members).
+    `member_prepared`: the member has the member CRDs as `member_crd_manifests` says (the embedded fleet creates its
+    members with them), so they are not looked at.
     `token_seconds`: the agent token's lifetime (the agent renews it before it expires).
     Writes that do not depend on each other are sent together (a join is a dozen of them)."""
-    await ensure_member_crds(member)
+    if not member_prepared:
+        await ensure_member_crds(member)
     props, uid = await asyncio.gather(properties(member), cluster_uid(member))
     existing_id = props.get(CLUSTER_ID_PROPERTY)
     if existing_id is None and cluster_id is None:

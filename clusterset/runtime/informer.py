@@ -6,7 +6,7 @@ version and a reconnect resumes cheaply). Against the embedded server in this pr
 comes as a watch-list instead, as client-go's reflector does with WatchListClient: one watch with
 `sendInitialEvents=true` whose first events are the snapshot, ended by a bookmark annotated
 `k8s.io/initial-events-end` (one request where a list and a watch were two; a server that refuses the
-option with a 400 gets list-then-watch from then on). A broken stream reconnects from the last version seen; a
+option, 400 or 422, gets list-then-watch from then on). A broken stream reconnects from the last version seen; a
 410 Expired (the server's history no longer reaches back that far) relists and diffs the new
 snapshot against the cache, so deletions missed while disconnected still reach the handlers.
 """
@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from clusterset.api.resources import Resource
 from clusterset.client import ClusterClient
-from clusterset.client.errors import BadRequest, Gone
+from clusterset.client.errors import BadRequest, Gone, Invalid
 from clusterset.runtime.cache import Cache, Obj, key_of
 from clusterset.runtime.logs import bind
 
@@ -171,7 +171,7 @@ class Informer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if watch_list and isinstance(exc, BadRequest):
+                if watch_list and isinstance(exc, BadRequest | Invalid):  # 422: upstream without the WatchList gate
                     self._log.info("watch-list refused, listing instead", error=str(exc))
                     self.watch_list = False
                     continue

@@ -13,7 +13,7 @@ import pytest
 from clusterset.api.resources import CONFIG_MAPS, NAMESPACES, Resource
 from clusterset.apiserver import Apiserver, inprocess
 from clusterset.client import ClientConfig, ClusterClient, RetryPolicy
-from clusterset.client.errors import BadRequest
+from clusterset.client.errors import ApiError, BadRequest, Invalid
 from clusterset.runtime.cluster import Cluster
 from clusterset.runtime.informer import ADDED, DELETED, MODIFIED, Event, Informer
 from clusterset.runtime.metrics import Metrics
@@ -264,9 +264,11 @@ async def test_an_informer_of_the_server_in_this_process_loads_by_watch_list() -
         await server.stop()
 
 
-async def test_a_server_that_refuses_watch_list_gets_a_list_and_a_watch(cluster: ClusterInfo,
-                                                                         client: ClusterClient) -> None:
-    """As client-go's reflector falls back: a 400 to sendInitialEvents and the informer lists from then on."""
+@pytest.mark.parametrize("refusal", [BadRequest, Invalid])
+async def test_a_server_that_refuses_watch_list_gets_a_list_and_a_watch(cluster: ClusterInfo, client: ClusterClient,
+                                                                         refusal: type[ApiError]) -> None:
+    """As client-go's reflector falls back: a 400 (or upstream's 422 without the WatchList gate) to
+    sendInitialEvents, and the informer lists from then on."""
     await client.create(CONFIG_MAPS, cm("there", v="1"))
     real_watch = client.watch
     refused: list[bool] = []
@@ -274,7 +276,7 @@ async def test_a_server_that_refuses_watch_list_gets_a_list_and_a_watch(cluster:
     def refusing(*args: Any, send_initial_events: bool | None = None, **kwargs: Any) -> Any:
         if send_initial_events:
             refused.append(True)
-            raise BadRequest(400, {"message": "sendInitialEvents: Forbidden"}, method="GET", path="/")
+            raise refusal(400, {"message": "sendInitialEvents: Forbidden"}, method="GET", path="/")
         return real_watch(*args, **kwargs)
 
     informer = Informer(client, CONFIG_MAPS, namespace="default", label_selector=MINE, watch_list=True)

@@ -30,7 +30,9 @@ class WatchDecoder:
             if line.strip():
                 events.append(self._event(bytes(line)))
             start = search = end + 1
-        if start:
+        if start == len(self._buf):  # all of it consumed: a new buffer, as a bytearray keeps the room it once took
+            self._buf = bytearray()  # (a snapshot's chunk would stay allocated for the watch's life)
+        elif start:
             del self._buf[:start]
         self._scanned = len(self._buf)
         return events

@@ -17,7 +17,7 @@ from clusterset.apiserver.http.tables import to_table
 from clusterset.apiserver.meta import errors
 from clusterset.apiserver.registry.context import Ctx
 from clusterset.apiserver.registry.lists import ListOptions, raw_as, watch_filter
-from clusterset.apiserver.storage.encoding import go_json
+from clusterset.apiserver.storage.encoding import go_json, kept
 from clusterset.apiserver.storage.store import WAKE, ClusterStore, Event, TooOld
 
 DEFAULT_TIMEOUT = 1800.0  # seconds, without timeoutSeconds (upstream: a random 30 to 60 minutes)
@@ -123,9 +123,11 @@ async def watch_events(ctx: Ctx, opts: ListOptions, spec: WatchSpec, bookmark_in
         for start in range(0, len(initial), INITIAL_EVENTS_PER_CHUNK):
             chunk = initial[start:start + INITIAL_EVENTS_PER_CHUNK]
             yield await _committed(store, b"".join(_event_bytes(ctx, ev, answer) for ev in chunk))
+        sent, chunk = len(initial), []
+        initial.clear()  # a fresh list either way (the store's replay is made for this watch): not held for its life
         if initial_snapshot:
             yield await _committed(store,
-                _bookmark(ctx, store.rv if not initial else max(snapshot_rv, store.rv), answer, initial_end=True)
+                _bookmark(ctx, store.rv if not sent else max(snapshot_rv, store.rv), answer, initial_end=True)
             )
         deadline = loop.time() + timeout
         next_bookmark = loop.time() + bookmark_interval
@@ -194,4 +196,4 @@ def _bookmark(ctx: Ctx, rv: int, answer: AnswerAs | None, initial_end: bool = Fa
         obj = {"kind": METADATA, "apiVersion": answer.api_version, "metadata": meta}
     else:
         obj = {"kind": ctx.rt.kind, "apiVersion": ctx.rt.group_version, "metadata": meta}
-    return go_json({"type": "BOOKMARK", "object": obj}, ENCODED)
+    return kept(go_json({"type": "BOOKMARK", "object": obj}, ENCODED))  # an idle watch's last chunk: it lingers

@@ -121,10 +121,11 @@ async def watch_events(ctx: Ctx, opts: ListOptions, spec: WatchSpec, bookmark_in
         yield b""
         last_rv = snapshot_rv
         for start in range(0, len(initial), INITIAL_EVENTS_PER_CHUNK):
-            chunk = initial[start:start + INITIAL_EVENTS_PER_CHUNK]
-            yield await _committed(store, b"".join(_event_bytes(ctx, ev, answer) for ev in chunk))
-        sent, chunk = len(initial), []
-        initial.clear()  # a fresh list either way (the store's replay is made for this watch): not held for its life
+            events = initial[start:start + INITIAL_EVENTS_PER_CHUNK]
+            yield await _committed(store, b"".join(_event_bytes(ctx, ev, answer) for ev in events))
+        sent = len(initial)
+        initial.clear()  # not held for the watch's life (a list made for it either way, the store's replay too)
+        events = []
         if initial_snapshot:
             yield await _committed(store,
                 _bookmark(ctx, store.rv if not sent else max(snapshot_rv, store.rv), answer, initial_end=True)

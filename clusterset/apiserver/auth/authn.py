@@ -71,6 +71,18 @@ class Authenticator:
         user = self.service_account_token(token, cluster).user
         return (cluster, user) if user is not None else None
 
+    def cluster_of(self, token: str | None) -> str | None:
+        """The cluster a token was issued for (its admin token, or a ServiceAccount token's cluster claim), without
+        checking more than its signature: `authenticate` checks the rest."""
+        if not token:
+            return None
+        cluster = self._by_token.get(token)
+        if cluster is not None:
+            return cluster.name
+        claims = self.issuer.verify(token) if token.count(".") == 2 else None
+        name = claims.get(CLUSTER_CLAIM) if claims is not None else None
+        return name if isinstance(name, str) else None
+
     def token_review(self, token: str, cluster: Cluster, audiences: Iterable[str] | None = None) -> TokenResult:
         """What TokenReview says about a token in this cluster (admin tokens included)."""
         if self._by_token.get(token) is cluster:

@@ -86,12 +86,16 @@ class Handler:
         if path.startswith("/admin/"):
             authenticate_admin(self.services, request)
             return await admin_request(self.services, request, path[len("/admin/"):])
-        if not path.startswith("/clusters/"):
-            if bearer(request) is None:
+        if path.startswith("/clusters/"):
+            name, _, sub = path[len("/clusters/"):].partition("/")
+            sub_path = "/" + sub
+        else:
+            # a path without its cluster, as `kubectl get --raw /api/...` sends it (kubectl drops the server URL's
+            # path for a raw request): the cluster its token was issued for, whose own rules then apply
+            found = self.services.authenticator.cluster_of(bearer(request))
+            if found is None:
                 raise errors.unauthorized()
-            raise errors.path_not_found()
-        name, _, sub = path[len("/clusters/"):].partition("/")
-        sub_path = "/" + sub
+            name, sub_path = found, path
         if sub_path in HEALTH_PATHS:
             if name not in self.services.clusters:
                 raise errors.path_not_found()

@@ -99,8 +99,8 @@ def _time_requests() -> None:
     inprocess.InProcess.request = request  # type: ignore[method-assign]
 
 
-async def run(members: int, restart: bool) -> tuple[float, float]:
-    """(wall seconds, thread CPU seconds) of the start measured; the counters hold its steps."""
+async def run(members: int, restart: bool) -> tuple[float, float, dict[str, float], Counter[str]]:
+    """(wall seconds, thread CPU seconds, step seconds per kind, calls per kind) of the start measured."""
     asyncio.get_running_loop().set_task_factory(_task_factory)
     with tempfile.TemporaryDirectory() as tmp:
         port = 0
@@ -110,29 +110,24 @@ async def run(members: int, restart: bool) -> tuple[float, float]:
             await fleet.wait_healthy(600)
             port = fleet.server.port
             await fleet.stop()
-            STEP_SECONDS.clear()
-            CALLS.clear()
         fleet = EmbeddedFleet(FleetOptions(Path(tmp), members=members, port=port))
+        STEP_SECONDS.clear()
+        CALLS.clear()
         wall, cpu = time.monotonic(), time.thread_time()
         await fleet.start()
         await fleet.wait_healthy(600)
         wall, cpu = time.monotonic() - wall, time.thread_time() - cpu
         measured = dict(STEP_SECONDS), Counter(CALLS)
         await fleet.stop()
-    STEP_SECONDS.clear()
-    STEP_SECONDS.update(measured[0])
-    CALLS.clear()
-    CALLS.update(measured[1])
-    return wall, cpu
+    return wall, cpu, *measured
 
 
-def _rows(prefix: str, members: int, top: int) -> list[str]:
-    kinds = sorted((k for k in STEP_SECONDS if k.startswith(prefix)), key=lambda k: -STEP_SECONDS[k])[:top]
+def _rows(prefix: str, members: int, top: int, seconds: dict[str, float], calls: Counter[str]) -> list[str]:
+    kinds = sorted((k for k in seconds if k.startswith(prefix)), key=lambda k: -seconds[k])[:top]
     rows = [f"| {prefix.strip()} | ms per member | per member | µs each |", "|---|---|---|---|"]
     for kind in kinds:
-        seconds, calls = STEP_SECONDS[kind], CALLS[kind]
-        rows.append(f"| {kind[len(prefix):]} | {seconds / members * 1e3:.3f} | {calls / members:.2f} | "
-                    f"{seconds / calls * 1e6:.0f} |")
+        rows.append(f"| {kind[len(prefix):]} | {seconds[kind] / members * 1e3:.3f} | {calls[kind] / members:.2f} | "
+                    f"{seconds[kind] / calls[kind] * 1e6:.0f} |")
     return rows
 
 
@@ -144,17 +139,16 @@ def main() -> None:
     args = parser.parse_args()
     _time_requests()
     with asyncio.Runner(loop_factory=fast_loop()) as runner:
-        wall, cpu = runner.run(run(args.members, args.restart))
+        wall, cpu, seconds, calls = runner.run(run(args.members, args.restart))
     what = "restart" if args.restart else "cold start"
     print("machine:")
     print(machine.describe())
-    in_tasks = sum(v for k, v in STEP_SECONDS.items() if k.startswith("task "))
+    in_tasks = sum(v for k, v in seconds.items() if k.startswith("task "))
     print(f"\n{what} of {args.members} members to all healthy: {wall:.2f} s, loop thread CPU {cpu:.2f} s, "
           f"of which in tasks {in_tasks:.2f} s\n")
-    print("\n".join(_rows("task ", args.members, args.top)))
+    print("\n".join(_rows("task ", args.members, args.top, seconds, calls)))
     print()
-    print("\n".join(_rows("request ", args.members, args.top)))
-
+    print("\n".join(_rows("request ", args.members, args.top, seconds, calls)))
 
 if __name__ == "__main__":
     main()

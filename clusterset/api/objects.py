@@ -9,6 +9,9 @@ from typing import Any
 
 Obj = dict[str, Any]
 
+# on the bookmark that ends a watch's initial events (`sendInitialEvents`), as apimachinery's InitialEventsAnnotationKey
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}

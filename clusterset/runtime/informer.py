@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from clusterset.api.objects import INITIAL_EVENTS_END
 from clusterset.api.resources import Resource
 from clusterset.client import ClusterClient
 from clusterset.client.errors import BadRequest, Gone, Invalid
@@ -30,7 +31,6 @@ from clusterset.runtime.logs import bind
 log = logging.getLogger(__name__)
 
 ADDED, MODIFIED, DELETED, RESYNC = "ADDED", "MODIFIED", "DELETED", "RESYNC"
-INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
 
 @dataclass(frozen=True)

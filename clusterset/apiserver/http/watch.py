@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from clusterset.api.objects import INITIAL_EVENTS_END
 from clusterset.apiserver.http.codecs import ENCODED, JSON, METADATA, TABLE, AnswerAs, answer_as, truthy
 from clusterset.apiserver.http.partial import partial_object
 from clusterset.apiserver.http.routing import list_options_invalid, parse_rv
@@ -121,11 +122,10 @@ async def watch_events(ctx: Ctx, opts: ListOptions, spec: WatchSpec, bookmark_in
         yield b""
         last_rv = snapshot_rv
         for start in range(0, len(initial), INITIAL_EVENTS_PER_CHUNK):
-            events = initial[start:start + INITIAL_EVENTS_PER_CHUNK]
-            yield await _committed(store, b"".join(_event_bytes(ctx, ev, answer) for ev in events))
+            chunk = (_event_bytes(ctx, ev, answer) for ev in initial[start:start + INITIAL_EVENTS_PER_CHUNK])
+            yield await _committed(store, b"".join(chunk))
         sent = len(initial)
         initial.clear()  # not held for the watch's life (a list made for it either way, the store's replay too)
-        events = []
         if initial_snapshot:
             yield await _committed(store,
                 _bookmark(ctx, store.rv if not sent else max(snapshot_rv, store.rv), answer, initial_end=True)
@@ -192,7 +192,7 @@ def _event_bytes(ctx: Ctx, ev: Event, answer: AnswerAs | None) -> bytes:
 def _bookmark(ctx: Ctx, rv: int, answer: AnswerAs | None, initial_end: bool = False) -> bytes:
     meta: dict[str, Any] = {"resourceVersion": str(rv), "creationTimestamp": None}
     if initial_end:
-        meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        meta["annotations"] = {INITIAL_EVENTS_END: "true"}
     if answer is not None and answer.kind == METADATA:
         obj = {"kind": METADATA, "apiVersion": answer.api_version, "metadata": meta}
     else:
